@@ -1,0 +1,78 @@
+"""The Python API: ``kernelc.compile(spec)`` runs the whole pipeline and returns a
+:class:`CompiledKernel` holding every stage's result (typed graph, derivation, source, module).
+"""
+from __future__ import annotations
+
+import builtins
+import hashlib
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+from .codegen.emit import emit_module
+from .compiler.derive import Derivation, derive
+from .frontend.ast import Spec
+from .frontend.infer import TypedGraph, check
+
+
+@dataclass
+class CompiledKernel:
+    """A compiled spec: ``kernel_fn`` plus everything the compiler derived on the way."""
+
+    typed: TypedGraph
+    derivation: Derivation
+    source: str
+    module: types.ModuleType
+
+    @property
+    def spec(self) -> Spec:
+        return self.typed.spec
+
+    @property
+    def kernel_fn(self):
+        return self.module.kernel_fn
+
+    def __call__(self, x1, x2=None, get=("nngp", "ntk"), **kwargs):
+        return self.module.kernel_fn(x1, x2, get, **kwargs)
+
+    def formulas(self, style: str = "unicode") -> Dict[str, dict]:
+        """Per layer: the recursion formulas as text in ``style`` (unicode, latex, markdown)
+        and as sympy objects."""
+        from .explain import layer_formulas
+        return layer_formulas(self.derivation, style)
+
+    def explain(self, n: Optional[int] = None, style: str = "unicode", dtype: str = "float32",
+                max_memory=None) -> str:
+        from .explain import explain
+        return explain(self.derivation, n=n, style=style, dtype=dtype, max_memory=max_memory)
+
+    @property
+    def plan(self):
+        """The plan ops per node: [(node name, layout, [Op, ...]), ...]."""
+        return [(nd.name, nd.layout, nd.ops) for nd in self.derivation.nodes]
+
+
+def load_module(source: str, name: str) -> types.ModuleType:
+    """Execute generated source as a fresh module (it is our own output, never user text)."""
+    module = types.ModuleType(name)
+    module.__file__ = f"<kernelc:{name}>"
+    exec(builtins.compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def compile(spec: Union[str, Path, Spec], *, identities: Optional[Dict[str, bool]] = None,
+            source_name: Optional[str] = None) -> CompiledKernel:
+    """Compile a spec (a path to a ``.kc`` file, spec text, or a parsed Spec).
+
+    ``identities``: switch symmetry identities off for testing, e.g. ``{"R": False}``.
+    """
+    typed = check(spec)
+    der = derive(typed, identities)
+    if source_name is None:
+        fname = typed.spec.filename
+        source_name = Path(fname).name if fname != "<spec>" else "<spec text>"
+    source = emit_module(der, source_name)
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+    module = load_module(source, f"kernelc_generated_{typed.spec.name}_{digest}")
+    return CompiledKernel(typed, der, source, module)

@@ -1,0 +1,289 @@
+"""Print sympy kernel maps as guarded JAX source text.
+
+``jax_code(expr, names)`` turns a sympy expression into one Python expression over ``jnp``
+(``jax.numpy``), ``jsp`` (``jax.scipy.special``) and the helpers of :data:`PRELUDE`:
+
+* ``sqrt(a)``          -> ``_safe_sqrt(a)``   = sqrt(max(a, 0)), zero gradient at a <= 0;
+* ``a / b``            -> ``_safe_div(a, b)`` = a/b, and 0 where b == 0 (zero-variance inputs);
+* ``acos(c), asin(c)`` -> ``_safe_acos(c)``, ``_safe_asin(c)``: c clipped into [-1, 1], finite
+  gradient at |c| = 1; a ratio ``n/√q`` (a correlation) -> ``_acos_ratio(n, q)`` =
+  atan2(√(q − n²), n), which stays exact at correlation ±1;
+* ``erf`` -> ``jsp.erf``, ``pi`` -> ``jnp.pi``, ``Max`` -> ``jnp.maximum``, ``Piecewise`` ->
+  ``jnp.where`` ...
+
+Only names common to ``numpy``/``scipy.special`` and ``jax.numpy``/``jax.scipy.special`` are
+used, so the same text runs on either backend (the numpy float64 reference evaluates it with
+``jnp = numpy``). Unknown functions raise :class:`~kernelc.errors.SpecError`. The output is
+deterministic: sympy's canonical term order, nothing depending on hashing or memory addresses.
+"""
+from __future__ import annotations
+
+import sympy
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
+
+from kernelc.errors import SpecError
+
+# sympy function name -> array function with the same meaning on both backends.
+_PLAIN_FUNCTIONS = {
+    "exp": "jnp.exp", "log": "jnp.log", "sin": "jnp.sin", "cos": "jnp.cos", "tan": "jnp.tan",
+    "sinh": "jnp.sinh", "cosh": "jnp.cosh", "tanh": "jnp.tanh", "atan": "jnp.arctan",
+    "asinh": "jnp.arcsinh", "acosh": "jnp.arccosh", "atanh": "jnp.arctanh", "Abs": "jnp.abs",
+    "sign": "jnp.sign", "floor": "jnp.floor", "ceiling": "jnp.ceil", "erf": "jsp.erf",
+    "erfc": "jsp.erfc", "atan2": "jnp.arctan2",
+}
+# Functions whose domain is restricted get a guarded helper from PRELUDE instead.
+_GUARDED_FUNCTIONS = {"acos": "_safe_acos", "asin": "_safe_asin"}
+
+
+def _numer_denom(expr: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """Split a product into numerator and denominator without expanding or combining anything."""
+    numer, denom = [], []
+    for factor in sympy.Mul.make_args(expr):
+        if factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative:
+            denom.append(sympy.Pow(factor.base, -factor.exp))
+        elif factor.is_Rational and factor.q != 1:
+            numer.append(sympy.Integer(factor.p))
+            denom.append(sympy.Integer(factor.q))
+        else:
+            numer.append(factor)
+    return sympy.Mul(*numer), sympy.Mul(*denom)
+
+
+def _has_radical(expr: sympy.Expr) -> bool:
+    return any(not p.exp.is_Integer for p in expr.atoms(sympy.Pow))
+
+
+class JaxKernelPrinter(StrPrinter):
+    """StrPrinter that writes guarded ``jnp`` code; ``names`` maps each sympy Symbol to a variable."""
+
+    printmethod = "_kernelc_jax"
+    _default_settings = dict(StrPrinter._default_settings, names=None)
+
+    # -- atoms -------------------------------------------------------------------------------
+    def _print_Symbol(self, expr):
+        names = self._settings["names"] or {}
+        if expr not in names:
+            raise SpecError(f"no variable name given for symbol '{expr.name}' in generated code")
+        return names[expr]
+
+    def _print_Pi(self, expr):
+        return "jnp.pi"
+
+    def _print_Exp1(self, expr):
+        return "jnp.e"
+
+    def _print_Infinity(self, expr):
+        return "jnp.inf"
+
+    def _print_NegativeInfinity(self, expr):
+        return "-jnp.inf"
+
+    def _print_NaN(self, expr):
+        return "jnp.nan"
+
+    def _print_Float(self, expr):
+        # repr of the double: shortest round-tripping text, e.g. 0.1 rather than 0.100000000000000
+        return repr(float(expr))
+
+    def _print_BooleanTrue(self, expr):
+        return "True"
+
+    def _print_BooleanFalse(self, expr):
+        return "False"
+
+    def _print_ImaginaryUnit(self, expr):
+        raise SpecError("kernel maps must be real; cannot generate code for the imaginary unit")
+
+    # -- arithmetic --------------------------------------------------------------------------
+    def _print_Pow(self, expr, rational=False):
+        base, e = expr.as_base_exp()
+        if e.is_Rational and e.is_negative and base.free_symbols:
+            # a**-p = 1 / a**p, with the division guarded against a == 0
+            return f"_safe_div(1, {self._print(sympy.Pow(base, -e))})"
+        if e == sympy.S.Half:
+            return f"_safe_sqrt({self._print(base)})"
+        if e.is_Rational and e.q == 2:
+            root = f"_safe_sqrt({self._print(base)})"
+            return root if e.p == 1 else f"{root}**{e.p}"
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_Mul(self, expr):
+        num, den = _numer_denom(expr)
+        if not den.free_symbols:
+            # constant denominators (2*pi, ...) cannot vanish: plain division reads better
+            return super()._print_Mul(expr)
+        return f"_safe_div({self._print(num)}, {self._print(den)})"
+
+    # -- functions ---------------------------------------------------------------------------
+    def _print_Function(self, expr):
+        name = type(expr).__name__
+        args = ", ".join(self._print(a) for a in expr.args)
+        if name in _PLAIN_FUNCTIONS:
+            return f"{_PLAIN_FUNCTIONS[name]}({args})"
+        if name in _GUARDED_FUNCTIONS:
+            num, den = _numer_denom(expr.args[0])
+            q = den**2
+            if den.free_symbols and den.is_positive and not _has_radical(q):
+                # acos(n/√q) = atan2(√(q − n²), n): exact at ρ = ±1, where acos of the rounded
+                # ratio k12/√(k11 k22) loses half the digits (√eps error on the diagonal)
+                return f"_{name}_ratio({self._print(num)}, {self._print(q)})"
+            return f"{_GUARDED_FUNCTIONS[name]}({args})"
+        raise SpecError(f"no JAX translation for the function '{name}'",
+                        expected=sorted(_PLAIN_FUNCTIONS) + sorted(_GUARDED_FUNCTIONS) +
+                        ["Heaviside", "Max", "Min", "Piecewise", "sqrt"])
+
+    # sympy prints these through dedicated methods rather than _print_Function
+    _print_exp = _print_Function
+    _print_log = _print_Function
+    _print_Abs = _print_Function
+    _print_sign = _print_Function
+    _print_erf = _print_Function
+    _print_erfc = _print_Function
+
+    def _print_Heaviside(self, expr):
+        h0 = expr.args[1] if len(expr.args) > 1 else sympy.S.Half
+        return f"jnp.heaviside({self._print(expr.args[0])}, {self._print(h0)})"
+
+    def _print_MinMax(self, expr, fn):
+        # sympy orders Max/Min arguments canonically, so the nesting is deterministic
+        args = [self._print(a) for a in expr.args]
+        out = args[0]
+        for a in args[1:]:
+            out = f"{fn}({out}, {a})"
+        return out
+
+    def _print_Max(self, expr):
+        return self._print_MinMax(expr, "jnp.maximum")
+
+    def _print_Min(self, expr):
+        return self._print_MinMax(expr, "jnp.minimum")
+
+    def _print_Piecewise(self, expr):
+        pieces = list(expr.args)
+        if pieces[-1].cond != sympy.true:
+            raise SpecError("a Piecewise expression needs an 'otherwise' branch to become array code")
+        out = self._print(pieces[-1].expr)
+        for piece in reversed(pieces[:-1]):
+            out = f"jnp.where({self._print(piece.cond)}, {self._print(piece.expr)}, {out})"
+        return out
+
+    def _print_Relational(self, expr):
+        lhs = self.parenthesize(expr.lhs, PRECEDENCE["Relational"])
+        rhs = self.parenthesize(expr.rhs, PRECEDENCE["Relational"])
+        return f"({lhs} {expr.rel_op} {rhs})"
+
+    def _print_And(self, expr):
+        return self._print_MinMax(expr, "jnp.logical_and")
+
+    def _print_Or(self, expr):
+        return self._print_MinMax(expr, "jnp.logical_or")
+
+    def _print_Not(self, expr):
+        return f"jnp.logical_not({self._print(expr.args[0])})"
+
+
+def jax_code(expr: sympy.Expr, names: dict) -> str:
+    """Guarded JAX source text of ``expr``; ``names[symbol]`` is the variable each symbol reads."""
+    return JaxKernelPrinter({"names": dict(names)}).doprint(sympy.sympify(expr, strict=True))
+
+
+PRELUDE_IMPORTS = "import jax.numpy as jnp\nimport jax.scipy.special as jsp\n"
+
+# Helpers the generated expressions call. Written against ``jnp`` only (plus a local numpy import
+# for the Gauss-Hermite nodes, computed once per trace in float64), so that the same text also
+# runs with ``jnp = numpy`` for the float64 reference. The double-``where`` idiom keeps both the
+# value and the gradient finite at the guarded points (jnp.where differentiates both branches).
+PRELUDE_BODY = '''
+def _safe_sqrt(a):
+    """sqrt(max(a, 0)); gradient 0 (not inf/NaN) where a <= 0."""
+    pos = a > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, a, 1)), 0)
+
+
+def _safe_div(a, b):
+    """a / b, and 0 where b == 0 (a correlation of a zero-variance input counts as 0)."""
+    nonzero = b != 0
+    return jnp.where(nonzero, a / jnp.where(nonzero, b, 1), 0)
+
+
+def _clip_corr(c):
+    """Correlation clipped into [-1, 1] (round-off can push k12/sqrt(k11 k22) past 1)."""
+    return jnp.clip(c, -1, 1)
+
+
+def _safe_acos(c):
+    """arccos of c clipped into [-1, 1]; finite gradient at |c| >= 1; NaN passes through."""
+    inside = jnp.abs(c) < 1
+    edge = jnp.where(c >= 1, 0.0, jnp.where(c <= -1, jnp.pi, c))
+    return jnp.where(inside, jnp.arccos(jnp.where(inside, c, 0)), edge)
+
+
+def _safe_asin(c):
+    """arcsin of c clipped into [-1, 1]; finite gradient at |c| >= 1; NaN passes through."""
+    inside = jnp.abs(c) < 1
+    edge = jnp.where(c >= 1, jnp.pi / 2, jnp.where(c <= -1, -jnp.pi / 2, c))
+    return jnp.where(inside, jnp.arcsin(jnp.where(inside, c, 0)), edge)
+
+
+def _acos_ratio(n, q):
+    """arccos(n / sqrt(q)) as atan2(sqrt(q - n^2), n): exact at n^2 = q (correlation +-1),
+    implicitly clipped to [-1, 1]; q = n = 0 (zero variance) counts as correlation 0."""
+    s = _safe_sqrt(q - n * n)
+    degenerate = (s == 0) & (n == 0)
+    return jnp.where(degenerate, jnp.pi / 2, jnp.arctan2(s, jnp.where(degenerate, 1, n)))
+
+
+def _asin_ratio(n, q):
+    """arcsin(n / sqrt(q)) as atan2(n, sqrt(q - n^2)); same guards as _acos_ratio."""
+    s = _safe_sqrt(q - n * n)
+    degenerate = (s == 0) & (n == 0)
+    return jnp.where(degenerate, 0.0, jnp.arctan2(n, jnp.where(degenerate, 1, s)))
+
+
+def _broadcast(value, k11, k12, k22):
+    """value as a float array of the broadcast shape of (k11, k12, k22): constant maps keep shape."""
+    dtype = jnp.result_type(k11, k12, k22, 1.0)
+    shape = jnp.broadcast_shapes(jnp.shape(k11), jnp.shape(k12), jnp.shape(k22))
+    return jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
+
+
+def _gauss_hermite_2d(phi, k11, k12, k22, n):
+    """E[phi(u) phi(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), by n x n Gauss-Hermite.
+
+    Probabilists' nodes z_i, weights w_i / sqrt(2 pi); u = sqrt(k11) z1,
+    v = sqrt(k22) (rho z1 + sqrt(1 - rho^2) z2), rho = k12 / sqrt(k11 k22) clipped to [-1, 1].
+    The outer sum is a loop (lax.scan under JAX) so memory stays at n times the input size.
+    """
+    import numpy as _np
+    z, w = _np.polynomial.hermite_e.hermegauss(n)
+    w = w / _np.sqrt(2 * _np.pi)
+    dtype = jnp.result_type(k11, k12, k22, 1.0)
+    shape = jnp.broadcast_shapes(jnp.shape(k11), jnp.shape(k12), jnp.shape(k22))
+    s11 = _safe_sqrt(jnp.asarray(k11, dtype=dtype))
+    s22 = _safe_sqrt(jnp.asarray(k22, dtype=dtype))
+    rho = _clip_corr(_safe_div(jnp.asarray(k12, dtype=dtype), s11 * s22))
+    rho_c = _safe_sqrt(1 - rho * rho)
+    z_in = jnp.asarray(z, dtype=dtype)
+    w_in = jnp.asarray(w, dtype=dtype)
+    b22, b_rho, b_rho_c = s22[..., None], rho[..., None], rho_c[..., None]
+
+    def outer_term(z1, w1):  # w1 phi(u) sum_j w_j phi(v_j) at one outer node z1
+        inner = jnp.sum(phi(b22 * (b_rho * z1 + b_rho_c * z_in)) * w_in, axis=-1)
+        return w1 * phi(s11 * z1) * inner
+
+    total = jnp.zeros(shape, dtype=dtype)
+    if jnp.__name__.startswith("jax"):
+        # lax.scan traces the body once: compile time does not grow with n
+        import jax
+        step = lambda acc, zw: (acc + outer_term(zw[0], zw[1]), None)  # noqa: E731
+        return jax.lax.scan(step, total, (z_in, w_in))[0]
+    for z1, w1 in zip(z.tolist(), w.tolist()):  # numpy reference path
+        total = total + outer_term(z1, w1)
+    return total
+'''
+
+
+def prelude(imports: bool = True) -> str:
+    """Source of the helper functions generated kernel code calls; ``imports`` adds jnp/jsp."""
+    return (PRELUDE_IMPORTS if imports else "") + PRELUDE_BODY

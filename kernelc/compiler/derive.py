@@ -1,0 +1,175 @@
+"""Typed graph -> derivation (stage 4): per node, the recursion formulas, the identities used,
+the storage layout and the plan ops.
+
+The walk is a loop over the nodes in topological order; every step is a look-up in the layer
+rules table (:data:`kernelc.rules.layers.RULES`). Layouts follow from the identity decisions:
+(R) stores group kernels as K̃[t,t'](q), (D) keeps only site-diagonal entries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..errors import SpecError
+from ..frontend.infer import TypedGraph
+from ..rules.layers import RULES, Formulas
+from .identities import IdentityDecision, decide
+from .plan import Layout, Op, Value
+
+ALL_IDENTITIES = {"R": True, "D": True, "S": True}
+
+
+@dataclass
+class NodeDerivation:
+    node: str
+    name: str
+    kind: str
+    formulas: Optional[Formulas]
+    ops: List[Op]
+    value: Value
+
+    @property
+    def layout(self) -> Layout:
+        return self.value.layout
+
+
+@dataclass
+class Derivation:
+    typed: TypedGraph
+    decisions: Dict[str, IdentityDecision]
+    nodes: List[NodeDerivation]
+    output: Value
+    constants: Dict[str, str]
+    stats: List[Layout]
+    enabled: Dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def group(self):
+        return self.typed.group
+
+
+class Context:
+    """What a layer rule may ask while lowering a node."""
+
+    def __init__(self, typed: TypedGraph, decisions: Dict[str, IdentityDecision]):
+        self.typed = typed
+        self.group = typed.group
+        self.decisions = decisions
+        self.parameterization = typed.spec.parameterization
+        self.constants: Dict[str, str] = {}
+        self.stats: List[Layout] = []
+        self._stat_of: Dict[str, int] = {}
+        self.site_mask = self._site_mask()
+
+    # -- questions ------------------------------------------------------------------------
+    def hp(self, node: str) -> dict:
+        return self.typed.layers.node(node)["hp"]
+
+    def var(self, node: str) -> str:
+        return self.typed.layers.node(node)["name"]
+
+    def uses(self, key: str, node: str) -> bool:
+        dec = self.decisions.get(key)
+        if dec is None or not dec.applied:
+            return False
+        return not dec.nodes or node in dec.nodes
+
+    def out_layout(self, node: str) -> Layout:
+        t = self.typed.layers.node(node)["out"]
+        if t.domain == "vector":
+            return Layout("vector")
+        diag = self.uses("D", node)
+        if t.domain == "box":
+            return Layout("box_diag" if diag else "box_full", t.shape)
+        if self.decisions["R"].applied:
+            return Layout("group_diag" if diag else "group_reduced", t.shape, t.group_order)
+        return Layout("group_general", t.shape, t.group_order)
+
+    def fan_in(self, node: str) -> int:
+        """Input channels × support size: the fan-in of a weight layer (standard param.)."""
+        g = self.typed.layers
+        src = g.inputs(node)[0]
+        channels = g.node(src)["out"].channels
+        data = g.node(node)
+        if channels is None:
+            raise SpecError(f"the standard parameterization needs the width of the layer "
+                            f"feeding {data['name']}: add width=N to it", data["span"])
+        hp = data["hp"]
+        size = len(hp["support"]) if "support" in hp and hp["support"] is not None else 1
+        return channels * size * len(hp.get("rotations") or (0,))
+
+    def site_count(self, layout: Layout) -> int:
+        if self.site_mask is None or layout.box != self.typed.input_type.shape:
+            return layout.sites
+        return int(self.site_mask.sum())
+
+    # -- naming ---------------------------------------------------------------------------
+    def constant(self, node: str, label: str, source: str) -> str:
+        name = f"{self.var(node).upper()}_{label}"
+        self.constants[name] = source
+        return name
+
+    def stat_index(self, node: str, layout: Layout) -> int:
+        self._stat_of[node] = len(self.stats)
+        self.stats.append(layout)
+        return self._stat_of[node]
+
+    # -- hexagonal (masked) domains --------------------------------------------------------
+    def _site_mask(self):
+        shape = self.typed.input_type.shape
+        mask = np.asarray(self.group.domain_mask(shape), dtype=bool)
+        if mask.all():
+            return None
+        self.constants["SITE_MASK"] = "np.array(" + repr(mask.astype(int).tolist()) + \
+            ", dtype=np.float32)"
+        return mask
+
+    def mask_lines(self, var: str, layout: Layout) -> List[str]:
+        """Zero the kernel at sites outside a masked (hexagonal) domain."""
+        if self.site_mask is None or layout.kind == "vector" or \
+                layout.box != self.typed.input_type.shape:
+            return []
+        d = layout.d
+        if layout.kind in ("box_diag", "group_diag"):
+            return [f"{var} = {var} * SITE_MASK"]
+        outer = f"SITE_MASK.reshape(SITE_MASK.shape + (1,) * {d}) * SITE_MASK"
+        if layout.kind == "group_general":
+            outer = (f"SITE_MASK.reshape(SITE_MASK.shape + (1,) * {d + 1}) * "
+                     f"SITE_MASK")
+        return [f"{var} = {var} * ({outer})"]
+
+
+def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> Derivation:
+    enabled = dict(ALL_IDENTITIES)
+    if identities is not None:
+        enabled.update(identities)
+    decisions = decide(typed, enabled)
+    ctx = Context(typed, decisions)
+    g = typed.layers
+    values: Dict[str, Value] = {}
+    nodes: List[NodeDerivation] = []
+    input_t = g.node(g.input_node)["out"]
+    diag_input = ctx.uses("D", g.input_node)
+    in_layout = Layout("box_diag" if diag_input else "box_full", input_t.shape)
+    fn = "_input_diag(xa, xb)" if diag_input else f"_input_full(xa, xb, {len(input_t.shape)})"
+    formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag_input else
+               "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
+    values[g.input_node] = Value("k_input", None, in_layout)
+    input_op = Op("input", formula, [f"k_input = {fn}"], in_layout.entries,
+                  in_layout.entries * 2 * input_t.channels)
+    nodes.append(NodeDerivation(g.input_node, "input", "input", None, [input_op],
+                                values[g.input_node]))
+    for n in g.order():
+        if n == g.input_node:
+            continue
+        data = g.node(n)
+        rule = RULES[data["kind"]]
+        ins = [values[i] for i in g.inputs(n)]
+        ops, value = rule.lower(ctx, n, ins)
+        values[n] = value
+        nodes.append(NodeDerivation(n, data["name"], data["kind"], rule.formulas(ctx, n), ops,
+                                    value))
+    return Derivation(typed, decisions, nodes, values[g.output_node], ctx.constants, ctx.stats,
+                      enabled)

@@ -1,0 +1,100 @@
+"""Every error kernelc raises on purpose is a :class:`KernelcError`.
+
+Errors that come from a spec carry a :class:`SourceSpan`; ``str(error)`` then reads like a
+compiler diagnostic::
+
+    specs/bad.kc:4:3: error: unknown layer 'gcnov'
+        gcnov(size=3)
+        ^^^^^
+    expected one of: conv, dense, gconv, lift, ...
+    did you mean 'gconv'?
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+
+@dataclass(frozen=True)
+class SourceSpan:
+    """A position in a spec text: 1-based line and column, and the length of the offending text."""
+
+    line: int
+    column: int
+    length: int = 1
+    filename: str = "<spec>"
+    source_line: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}:{self.column}"
+
+
+class KernelcError(Exception):
+    """Base class of all errors kernelc reports to users."""
+
+    kind = "error"
+
+    def __init__(self, message: str, span: Optional[SourceSpan] = None, *,
+                 expected: Optional[Iterable[str]] = None, suggestion: Optional[str] = None):
+        self.message = message
+        self.span = span
+        self.expected = sorted(set(expected)) if expected else []
+        self.suggestion = suggestion
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = f"{self.span}: {self.kind}: {self.message}" if self.span else f"{self.kind}: {self.message}"
+        lines = [head]
+        if self.span and self.span.source_line:
+            text = self.span.source_line.rstrip("\n")
+            lines.append("    " + text)
+            lines.append("    " + " " * (self.span.column - 1) + "^" * max(1, self.span.length))
+        if self.expected:
+            shown = ", ".join(self.expected[:12]) + (", ..." if len(self.expected) > 12 else "")
+            lines.append(f"expected one of: {shown}")
+        if self.suggestion:
+            lines.append(self.suggestion)
+        return "\n".join(lines)
+
+
+class SpecSyntaxError(KernelcError):
+    """The spec text does not follow the grammar."""
+
+    kind = "syntax error"
+
+
+class SpecError(KernelcError):
+    """The spec parses but says something kernelc cannot accept (unknown name, bad value...)."""
+
+
+class ShapeError(SpecError):
+    """Type/shape inference failed: a layer gets a signal it cannot take."""
+
+    kind = "type error"
+
+
+class GroupError(KernelcError):
+    """A group declaration is invalid (non-integer, not invertible, too large...)."""
+
+    kind = "group error"
+
+
+class InputError(KernelcError):
+    """Arrays handed to a kernel function or a CLI command are unusable."""
+
+    kind = "input error"
+
+
+class MemoryBudgetError(KernelcError):
+    """A request would need more memory than the budget allows; raised before allocating."""
+
+    kind = "memory error"
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> Optional[str]:
+    """``"did you mean 'gconv'?"`` for the nearest valid names, or ``None`` when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

@@ -1,0 +1,142 @@
+"""AST -> layer graph (stage 2): a networkx DiGraph of layer nodes.
+
+``repeat`` blocks are unrolled (each copy has its own weights); ``residual``/``concat`` blocks
+become a ``fanout`` node, one chain per branch, and a ``sum``/``concat`` fan-in node whose
+``inputs`` attribute keeps the branch order. An empty branch is an ``identity`` node, so the
+graph never needs parallel edges. Node ids are ``n000, n001, ...`` in source order, which makes
+every later stage deterministic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List
+
+import networkx as nx
+
+from ..errors import KernelcError, SpecError, did_you_mean
+from .ast import Branches, Layer, Repeat, Spec
+from .layers import LAYER_KINDS, resolve_hyperparameters
+
+
+@dataclass
+class LayerGraph:
+    """The layer graph of a spec; node attributes: kind, name, hp, span (and ``out`` once typed)."""
+
+    spec: Spec
+    graph: nx.DiGraph
+    input_node: str
+    output_node: str
+
+    def order(self) -> List[str]:
+        """Nodes in a deterministic topological order (source order breaks ties)."""
+        return list(nx.lexicographical_topological_sort(self.graph))
+
+    def node(self, n: str) -> Dict[str, Any]:
+        return self.graph.nodes[n]
+
+    def inputs(self, n: str) -> List[str]:
+        data = self.graph.nodes[n]
+        return list(data["inputs"]) if "inputs" in data else sorted(self.graph.predecessors(n))
+
+    def successors(self, n: str) -> List[str]:
+        return sorted(self.graph.successors(n))
+
+
+def layer_names() -> List[str]:
+    """Every name a layer statement may use: the layer table plus the nonlinearity table."""
+    from ..rules.nonlinearities import NONLINEARITIES
+    return sorted(set(LAYER_KINDS) | set(NONLINEARITIES))
+
+
+def build_graph(spec: Spec) -> LayerGraph:
+    g = nx.DiGraph()
+    counter = [0]
+    names: Dict[str, int] = {}
+
+    def add(kind: str, span, hp=None, label=None, **extra) -> str:
+        nid = f"n{counter[0]:03d}"
+        counter[0] += 1
+        base = label or kind
+        names[base] = names.get(base, 0) + 1
+        g.add_node(nid, kind=kind, name=f"{base}{names[base]}" if kind != "input" else "input",
+                   hp=hp or {}, span=span, **extra)
+        return nid
+
+    def sequence(statements, prev: str) -> str:
+        for st in statements:
+            if isinstance(st, Layer):
+                nid = layer_node(st)
+                g.add_edge(prev, nid)
+                prev = nid
+            elif isinstance(st, Repeat):
+                for _ in range(st.count):
+                    prev = sequence(st.body, prev)
+            elif isinstance(st, Branches):
+                fan = add("fanout", st.span)
+                g.add_edge(prev, fan)
+                ends = []
+                for body in st.branches:
+                    start = fan
+                    if not body:
+                        start = add("identity", st.span)
+                        g.add_edge(fan, start)
+                    ends.append(sequence(body, start) if body else start)
+                join = add(st.combine, st.span, inputs=tuple(ends))
+                for e in ends:
+                    g.add_edge(e, join)
+                prev = join
+            else:  # pragma: no cover - the parser only makes these three
+                raise SpecError(f"unknown statement {st!r}")
+        return prev
+
+    def layer_node(layer: Layer) -> str:
+        kind = LAYER_KINDS.get(layer.kind)
+        if kind is not None:
+            return add(layer.kind, layer.span, resolve_hyperparameters(layer, kind))
+        from ..rules.nonlinearities import NONLINEARITIES
+        if layer.kind in NONLINEARITIES or layer.kind == "phi":
+            return add("nonlinearity", layer.span, nonlinearity_hp(layer), label=layer.kind)
+        valid = layer_names()
+        raise SpecError(f"unknown layer '{layer.kind}'", layer.span, expected=valid,
+                        suggestion=did_you_mean(layer.kind, valid))
+
+    inp = add("input", spec.input.span)
+    out = sequence(spec.body, inp)
+    if not nx.is_directed_acyclic_graph(g):  # impossible by construction; checked anyway
+        raise KernelcError("internal error: the layer graph has a cycle")
+    return LayerGraph(spec, g, inp, out)
+
+
+def nonlinearity_hp(layer: Layer) -> Dict[str, Any]:
+    """Resolve an elementwise layer to its kernel map (rules table lookup, checked here)."""
+    from ..rules.nonlinearities import kernel_map
+    import sympy
+    positional = tuple(a.value for a in layer.args if a.name is None)
+    named = {a.name: a for a in layer.args if a.name is not None}
+    unknown = set(named) - {"degree"}
+    if unknown:
+        bad = named[sorted(unknown)[0]]
+        raise SpecError(f"'{layer.kind}' has no hyperparameter '{bad.name}'", bad.span,
+                        expected=["degree"], suggestion=did_you_mean(bad.name, ["degree"]))
+    degree = named["degree"].value if "degree" in named else 32
+    if not isinstance(degree, int) or not 2 <= degree <= 200:
+        raise SpecError("'degree' (Gauss–Hermite points per axis) must be an integer in 2..200",
+                        named["degree"].span)
+    expr = None
+    if layer.kind == "phi":
+        if len(positional) != 1 or not isinstance(positional[0], (sympy.Expr, int, float)):
+            raise SpecError("phi takes one expression in x, e.g. phi(x * sigmoid(x))", layer.span)
+        expr = sympy.sympify(positional[0]) if isinstance(positional[0], (int, float)) \
+            else positional[0]  # a number or a tree we built ourselves, never user text
+        positional = ()
+    elif any(isinstance(v, sympy.Expr) for v in positional):
+        raise SpecError(f"'{layer.kind}' takes numbers; use phi(...) for an expression in x",
+                        layer.span)
+    try:
+        kmap = kernel_map(layer.kind, positional, expr=expr, quad_degree=degree)
+    except KernelcError as exc:
+        if exc.span is not None:
+            raise
+        raise SpecError(exc.message, layer.span, expected=exc.expected,
+                        suggestion=exc.suggestion) from None
+    return {"map": kmap, "degree": degree}

@@ -1,0 +1,155 @@
+"""Layer graph -> typed graph (stage 3): every node gets the :class:`SignalType` of its output.
+
+The walk is a loop over nodes in topological order with a table look-up per node kind; the
+typing rules of the layer kinds live in :mod:`kernelc.frontend.layers`, the structural ones
+(input, fan-out, fan-in, elementwise) in :data:`STRUCTURAL` below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Union
+from pathlib import Path
+
+from ..errors import KernelcError, ShapeError, SpecError
+from ..groups import LatticeGroup, get_group
+from .ast import GroupDecl, Spec
+from .graph import LayerGraph, build_graph
+from .layers import LAYER_KINDS
+from .parser import load_spec
+from .types import SignalType
+
+
+@dataclass
+class TypedGraph:
+    """A layer graph whose nodes carry ``out`` (their output type), plus the resolved group."""
+
+    layers: LayerGraph
+    group: LatticeGroup
+
+    @property
+    def spec(self) -> Spec:
+        return self.layers.spec
+
+    @property
+    def output_type(self) -> SignalType:
+        return self.layers.node(self.layers.output_node)["out"]
+
+    @property
+    def input_type(self) -> SignalType:
+        return self.layers.node(self.layers.input_node)["out"]
+
+    def summary(self) -> str:
+        spec, group = self.spec, self.group
+        n_layers = sum(1 for n in self.layers.order()
+                       if self.layers.node(n)["kind"] not in ("input", "fanout", "identity"))
+        box = "×".join(map(str, spec.input.shape))
+        return (f"{spec.name}: group {group.name} (|H|={group.order}), input {box}×"
+                f"{spec.input.channels}, {n_layers} layers, output {self.output_type}, "
+                f"{spec.parameterization} parameterization")
+
+
+def resolve_group(decl: GroupDecl) -> LatticeGroup:
+    if decl.generators is None:
+        return get_group(decl.name, span=decl.span)
+    try:
+        return LatticeGroup.from_generators(decl.name, decl.dim, decl.generators,
+                                            lattice=decl.lattice)
+    except KernelcError as exc:
+        raise type(exc)(exc.message, decl.span, suggestion=exc.suggestion) from None
+
+
+def _input(tg, node, ins):
+    spec, group = tg.spec, tg.group
+    shape = spec.input.shape
+    if group.dim != len(shape):
+        raise ShapeError(f"group {group.name} acts on Z^{group.dim}, but the input box has "
+                         f"{len(shape)} axes", spec.input.span)
+    try:
+        group.domain_mask(shape)
+        group.site_permutation(shape)
+    except KernelcError as exc:
+        raise ShapeError(exc.message, spec.input.span, suggestion=exc.suggestion) from None
+    return SignalType("box", shape, spec.input.channels, 1)
+
+
+def _same_as_input(tg, node, ins):
+    return ins[0]
+
+
+def _elementwise(tg, node, ins):
+    t = ins[0]
+    return SignalType(t.domain, t.shape, t.channels, t.group_order)
+
+
+def _fan_in(tg, node, ins):
+    data = tg.layers.node(node)
+    first = ins[0]
+    for other in ins[1:]:
+        if (other.domain, other.shape) != (first.domain, first.shape):
+            raise ShapeError(f"the branches of this {data['kind']} block disagree: "
+                             f"{first} vs {other}", data["span"])
+    if data["kind"] == "sum":
+        _check_independent_branches(tg, node)
+        return SignalType(first.domain, first.shape, first.channels, first.group_order)
+    widths = [t.channels for t in ins]
+    total = sum(widths) if all(w is not None for w in widths) else None
+    return SignalType(first.domain, first.shape, total, first.group_order)
+
+
+def _check_independent_branches(tg, node):
+    """A sum's kernel is the sum of branch kernels only if branch outputs are uncorrelated,
+    which holds when all but at most one branch end in a layer with fresh zero-mean weights."""
+    g = tg.layers
+    not_parametric = [i for i in g.inputs(node)
+                      if not LAYER_KINDS.get(g.node(i)["kind"], None)
+                      or not LAYER_KINDS[g.node(i)["kind"]].parametric]
+    if len(not_parametric) > 1:
+        raise ShapeError("at most one branch of a residual block may end without a weight "
+                         "layer (lift/gconv/conv/dense); otherwise the branches are correlated "
+                         "and the kernel is not the sum of branch kernels",
+                         g.node(node)["span"])
+
+
+STRUCTURAL: Dict[str, Callable] = {
+    "input": _input,
+    "fanout": _same_as_input,
+    "identity": _same_as_input,
+    "nonlinearity": _elementwise,
+    "sum": _fan_in,
+    "concat": _fan_in,
+}
+
+
+def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
+    tg = TypedGraph(layers, group)
+    for node in layers.order():
+        data = layers.node(node)
+        ins = [layers.node(i)["out"] for i in layers.inputs(node)]
+        rule = STRUCTURAL.get(data["kind"])
+        if rule is not None:
+            data["out"] = rule(tg, node, ins)
+        else:
+            kind = LAYER_KINDS[data["kind"]]
+            data["out"] = kind.infer(ins[0], data["hp"], group, _LayerView(data))
+    return tg
+
+
+class _LayerView:
+    """What a typing rule sees of a node: its kind and span (the AST Layer interface)."""
+
+    def __init__(self, data):
+        self.kind = data["kind"]
+        self.span = data["span"]
+
+
+def check(spec_or_path: Union[str, Path, Spec]) -> TypedGraph:
+    """Parse (if needed), build the layer graph and infer types: the front end in one call."""
+    spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
+    group = resolve_group(spec.group)
+    if spec.group.generators is None and group.dim != len(spec.input.shape):
+        raise ShapeError(f"group {group.name} acts on Z^{group.dim}, but the input box has "
+                         f"{len(spec.input.shape)} axes", spec.input.span)
+    return infer_types(build_graph(spec), group)
+
+
+__all__ = ["TypedGraph", "check", "infer_types", "resolve_group", "SpecError"]

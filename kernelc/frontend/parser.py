@@ -1,0 +1,319 @@
+"""Spec text -> :class:`~kernelc.frontend.ast.Spec` (stage 1 of the pipeline).
+
+lark parses the text with the grammar in ``grammars/kernelc.lark`` (LALR, contextual lexer); a
+transformer turns the parse tree into AST dataclasses with source spans. Expressions are walked
+into sympy trees by a whitelist table of operators and functions, so user text is never handed
+to ``eval``/``sympify``. Constant expressions are folded to numbers here; only the argument of
+``phi(...)`` keeps the free variable ``x``.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import lark
+import sympy
+
+from ..errors import SourceSpan, SpecError, SpecSyntaxError, did_you_mean
+from .ast import Argument, Branches, GroupDecl, InputDecl, Layer, Repeat, Spec, Word
+
+#: The variable of nonlinearity expressions (shared with the rules table).
+X = sympy.Symbol("x", real=True)
+
+#: Functions allowed inside expressions: name -> sympy constructor.
+FUNCTIONS: Dict[str, Any] = {
+    "sqrt": sympy.sqrt, "exp": sympy.exp, "log": sympy.log, "sin": sympy.sin,
+    "cos": sympy.cos, "tan": sympy.tan, "tanh": sympy.tanh, "sinh": sympy.sinh,
+    "cosh": sympy.cosh, "erf": sympy.erf, "abs": sympy.Abs, "atan": sympy.atan,
+    "sigmoid": lambda a: 1 / (1 + sympy.exp(-a)),
+    "softplus": lambda a: sympy.log(1 + sympy.exp(a)),
+    "max": sympy.Max, "min": sympy.Min,
+}
+CONSTANTS: Dict[str, sympy.Expr] = {"pi": sympy.pi, "e": sympy.E}
+
+_TOKEN_NAMES = {
+    "NAME": "a name", "NUMBER": "a number", "INT": "an integer", "SIGNED_INT": "an integer",
+    "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['",
+    "RSQB": "']'", "COMMA": "','", "EQUAL": "'='", "SEMICOLON": "';'", "_SEP": "';'",
+    "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "LATTICE": "square|hexagonal",
+    "$END": "end of file", "__ANON_0": "'**'", "CIRCUMFLEX": "'^'",
+}
+
+
+def grammar_text() -> str:
+    """The grammar source: packaged as ``kernelc.grammars`` (mapped from ``grammars/``)."""
+    try:
+        return resources.files("kernelc.grammars").joinpath("kernelc.lark").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):  # running from a source checkout
+        return (Path(__file__).resolve().parents[2] / "grammars" / "kernelc.lark").read_text()
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> lark.Lark:
+    return lark.Lark(grammar_text(), parser="lalr", propagate_positions=True,
+                     maybe_placeholders=True)
+
+
+def parse_spec(text: str, filename: str = "<spec>") -> Spec:
+    """Parse a spec text into an AST; raise :class:`SpecSyntaxError`/:class:`SpecError`."""
+    if not isinstance(text, str):
+        raise SpecError(f"a spec must be text, got {type(text).__name__}")
+    lines = text.splitlines()
+    try:
+        tree = _lark().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise _syntax_error(exc, text, lines, filename) from None
+    builder = _Builder(lines, filename)
+    return builder.spec(tree, text)
+
+
+def load_spec(path_or_text: Union[str, Path]) -> Spec:
+    """A spec from a file path (``*.kc``) or from spec text itself."""
+    if isinstance(path_or_text, Path) or (
+            isinstance(path_or_text, str) and "\n" not in path_or_text
+            and path_or_text.strip().endswith(".kc")):
+        path = Path(path_or_text)
+        if not path.is_file():
+            raise SpecError(f"spec file not found: {path}")
+        return parse_spec(path.read_text(), filename=str(path))
+    return parse_spec(str(path_or_text))
+
+
+def _span(lines, filename, line, column, length=1) -> SourceSpan:
+    src = lines[line - 1] if 0 < line <= len(lines) else ""
+    return SourceSpan(line, column, max(1, length), filename, src)
+
+
+def _syntax_error(exc, text, lines, filename) -> SpecSyntaxError:
+    line = getattr(exc, "line", -1) or -1
+    column = getattr(exc, "column", -1) or -1
+    if line < 1:  # unexpected end of input
+        line = max(1, len(lines))
+        column = len(lines[-1]) + 1 if lines else 1
+    expected = set()
+    for name in sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ()):
+        expected.add(_TOKEN_NAMES.get(name, _pretty_terminal(name)))
+    hint = None
+    if isinstance(exc, lark.exceptions.UnexpectedToken):
+        token = exc.token
+        what = "end of file" if token.type == "$END" else f"'{token}'"
+        length = len(str(token)) if token.type != "$END" else 1
+        message = f"unexpected {what}"
+        if token.type == "$END":  # point just past the last non-blank character
+            line = max((i + 1 for i, ln in enumerate(lines) if ln.strip()), default=1)
+            column = len(lines[line - 1].rstrip()) + 1 if lines else 1
+        keywords = [e.strip("'") for e in expected if e.startswith("'") and e[1:-1].isalpha()]
+        hint = did_you_mean(str(token), keywords) if token.type != "$END" else None
+    elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        message, length = f"unexpected character '{char}'", 1
+    else:
+        message, length = "unexpected end of file", 1
+    if "'}'" in expected and "end of file" in message:
+        hint = "a '{' block is not closed"
+    return SpecSyntaxError(message, _span(lines, filename, line, column, length),
+                           expected=expected, suggestion=hint)
+
+
+def _pretty_terminal(name: str) -> str:
+    # lark names anonymous keyword terminals after their text (e.g. 'CHANNELS' -> "channels").
+    return f"'{name.lower()}'" if name.isupper() and name.isalpha() else name
+
+
+class _Builder:
+    """Walks the lark tree into AST nodes, resolving constants and folding expressions."""
+
+    def __init__(self, lines, filename):
+        self.lines, self.filename = lines, filename
+        self.constants: Dict[str, sympy.Expr] = {}
+
+    def span_of(self, node) -> SourceSpan:
+        if isinstance(node, lark.Token):
+            return _span(self.lines, self.filename, node.line, node.column, len(str(node)))
+        meta = node.meta
+        if getattr(meta, "empty", True):
+            return _span(self.lines, self.filename, 1, 1)
+        length = meta.end_column - meta.column if meta.end_line == meta.line else \
+            len(self.lines[meta.line - 1]) - meta.column + 1
+        return _span(self.lines, self.filename, meta.line, meta.column, length)
+
+    # -- header ------------------------------------------------------------------
+    def spec(self, tree: lark.Tree, text: str) -> Spec:
+        name, group, inp, param = None, None, None, None
+        body = []
+        seen: Dict[str, SourceSpan] = {}
+        for child in tree.children:
+            kind = child.data
+            if kind in ("network", "group_builtin", "group_defined", "group_trivial",
+                        "input_box", "parameterization"):
+                key = "group" if kind.startswith("group") else kind
+                if key in seen:
+                    raise SpecError(f"'{key}' is declared twice (first at line {seen[key].line})",
+                                    self.span_of(child))
+                seen[key] = self.span_of(child)
+            if kind == "network":
+                name = str(child.children[0])
+            elif kind.startswith("group"):
+                group = self.group(child)
+            elif kind == "input_box":
+                inp = self.input_box(child)
+            elif kind == "parameterization":
+                param = self.parameterization(child)
+            elif kind == "constant":
+                cname, value = child.children
+                if str(cname) in self.constants or str(cname) in CONSTANTS:
+                    raise SpecError(f"constant '{cname}' is defined twice", self.span_of(cname))
+                folded = self.value(value)
+                if not isinstance(folded, (int, float)):
+                    raise SpecError(f"constant '{cname}' must be a number", self.span_of(value))
+                self.constants[str(cname)] = sympy.nsimplify(folded) if isinstance(folded, int) \
+                    else sympy.Float(folded, 17)
+            else:
+                body.append(self.statement(child))
+        end = _span(self.lines, self.filename, 1, 1)
+        if group is None:
+            raise SpecError("the spec declares no group (add e.g. 'group p4' or 'group Z2')", end,
+                            suggestion="every spec starts with: network NAME / group G / input H x W channels C")
+        if inp is None:
+            raise SpecError("the spec declares no input (add e.g. 'input 32 x 32 channels 3')", end)
+        if not body:
+            raise SpecError("the spec has no layers", end)
+        return Spec(name=name or Path(self.filename).stem.replace("<spec>", "network"),
+                    group=group, input=inp, parameterization=param or "ntk",
+                    constants=tuple((k, float(v)) for k, v in self.constants.items()),
+                    body=tuple(body), source=text, filename=self.filename,
+                    span=self.span_of(tree))
+
+    def group(self, node) -> GroupDecl:
+        span = self.span_of(node)
+        if node.data == "group_builtin":
+            return GroupDecl(str(node.children[0]), None, "square", span)
+        if node.data == "group_trivial":
+            dim = int(node.children[1])
+            if not 1 <= dim <= 4:
+                raise SpecError(f"a trivial group needs dimension 1..4, got {dim}", span)
+            return GroupDecl(str(node.children[0]), (), "square", span, dim)
+        name, *rest = node.children
+        lattice = "square"
+        if rest and isinstance(rest[0], lark.Token) and rest[0].type == "LATTICE":
+            lattice = str(rest[0])
+            rest = rest[1:]
+        gens = []
+        for matrix in rest:
+            rows = tuple(tuple(int(str(c.children[0])) for c in row.children)
+                         for row in matrix.children)
+            gens.append(rows)
+        return GroupDecl(str(name), tuple(gens), lattice, span, len(gens[0]))
+
+    def input_box(self, node) -> InputDecl:
+        *dims, channels = [int(str(t)) for t in node.children]
+        span = self.span_of(node)
+        if any(d < 1 for d in dims) or channels < 1:
+            raise SpecError("input sizes and channels must be positive", span)
+        if len(dims) > 4:
+            raise SpecError(f"inputs of {len(dims)} spatial axes are not supported (1..4)", span)
+        return InputDecl(tuple(dims), channels, span)
+
+    def parameterization(self, node) -> str:
+        word = str(node.children[0])
+        if word not in ("ntk", "standard"):
+            raise SpecError(f"unknown parameterization '{word}'", self.span_of(node.children[0]),
+                            expected=["ntk", "standard"],
+                            suggestion=did_you_mean(word, ["ntk", "standard"]))
+        return word
+
+    # -- statements --------------------------------------------------------------
+    def statement(self, node):
+        span = self.span_of(node)
+        kind = node.data
+        if kind == "layer":
+            name, *args = [c for c in node.children if c is not None]
+            return Layer(str(name), tuple(self.argument(a) for a in args), span)
+        if kind == "repeat":
+            count, *body = node.children
+            if int(str(count)) < 1:
+                raise SpecError("repeat needs a count of at least 1", self.span_of(count))
+            return Repeat(int(str(count)), tuple(self.statement(c) for c in body), span)
+        if kind == "residual_body":
+            return Branches("sum", (tuple(self.statement(c) for c in node.children), ()), span)
+        if kind in ("residual_branches", "concat"):
+            branches = tuple(tuple(self.statement(c) for c in b.children) for b in node.children)
+            if kind == "concat" and len(branches) < 2:
+                raise SpecError("concat needs at least two branches", span)
+            return Branches("sum" if kind.startswith("residual") else "concat", branches, span)
+        raise SpecError(f"unexpected statement '{kind}'", span)  # pragma: no cover
+
+    def argument(self, node) -> Argument:
+        span = self.span_of(node)
+        if node.data == "named_argument":
+            key, value = node.children
+            return Argument(str(key), self.value(value, allow_x=False), span)
+        (value,) = node.children
+        return Argument(None, self.value(value, allow_x=True), span)
+
+    # -- values ------------------------------------------------------------------
+    def value(self, node, allow_x: bool = False):
+        if isinstance(node, lark.Tree) and node.data in ("list", "tuple"):
+            return tuple(self.value(c, allow_x) for c in node.children if c is not None)
+        if isinstance(node, lark.Tree) and node.data == "name":
+            word = str(node.children[0])
+            if word not in self.constants and word not in CONSTANTS and word != "x":
+                return Word(word)
+        expr = self.expr(node, allow_x)
+        if expr.free_symbols:
+            return expr
+        if expr.is_Integer:
+            return int(expr)
+        try:
+            number = complex(expr.evalf())
+        except (TypeError, ValueError):
+            raise SpecError("expression does not evaluate to a number", self.span_of(node)) from None
+        if abs(number.imag) > 0 or number.real != number.real or abs(number.real) == float("inf"):
+            raise SpecError("expression does not evaluate to a finite real number",
+                            self.span_of(node))
+        return float(number.real)
+
+    def expr(self, node, allow_x: bool) -> sympy.Expr:
+        kind = node.data
+        ch = node.children
+        if kind == "number":
+            text = str(ch[0])
+            return sympy.Integer(int(text)) if text.isdigit() else sympy.Float(text, 17)
+        if kind == "name":
+            word = str(ch[0])
+            if word in self.constants:
+                return self.constants[word]
+            if word in CONSTANTS:
+                return CONSTANTS[word]
+            if word == "x" and allow_x:
+                return X
+            known = list(self.constants) + list(CONSTANTS) + (["x"] if allow_x else [])
+            raise SpecError(f"unknown name '{word}' in an expression", self.span_of(ch[0]),
+                            suggestion=did_you_mean(word, known)
+                            or ("'x' is only allowed inside phi(...)" if word == "x" else None))
+        if kind == "call":
+            fname, *args = ch
+            args = [a for a in args if a is not None]
+            fn = FUNCTIONS.get(str(fname))
+            if fn is None:
+                raise SpecError(f"unknown function '{fname}'", self.span_of(fname),
+                                expected=FUNCTIONS, suggestion=did_you_mean(str(fname), FUNCTIONS))
+            try:
+                return fn(*[self.expr(a, allow_x) for a in args])
+            except TypeError:
+                raise SpecError(f"wrong number of arguments to '{fname}'", self.span_of(node)) from None
+        binary = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b,
+                  "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+                  "pow": lambda a, b: a ** b}
+        if kind in binary:
+            a, b = (self.expr(c, allow_x) for c in ch)
+            if kind == "div" and b == 0:
+                raise SpecError("division by zero", self.span_of(node))
+            return binary[kind](a, b)
+        if kind == "neg":
+            return -self.expr(ch[0], allow_x)
+        if kind in ("unary", "power", "atom", "expr", "sum", "product"):  # pragma: no cover
+            return self.expr(ch[-1], allow_x)
+        raise SpecError(f"expected a number or an expression, found a {kind}", self.span_of(node))

@@ -1,0 +1,44 @@
+"""What flows along an edge of the layer graph: the type of a signal.
+
+Three domains, as in DESIGN §2:
+
+* ``box``    -- a signal on a finite box of Z^d (the input image, or a plain CNN's features);
+* ``group``  -- a signal on G = H ⋉ Z^d restricted to the box: one value per (site, h ∈ H);
+* ``vector`` -- an invariant vector (after group pooling, flatten or a dense layer).
+
+``channels`` is the finite channel count where the spec fixes one (the input, ``width=``), or
+``None`` for the infinite-width hidden layers the kernels describe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+DOMAINS = ("box", "group", "vector")
+
+
+@dataclass(frozen=True)
+class SignalType:
+    domain: str
+    shape: Tuple[int, ...] = ()
+    channels: Optional[int] = None
+    group_order: int = 1
+
+    @property
+    def sites(self) -> int:
+        """Number of spatial sites P of the box (1 for vectors)."""
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    def describe(self) -> str:
+        width = "∞" if self.channels is None else str(self.channels)
+        if self.domain == "vector":
+            return f"vector[{width}]"
+        box = "×".join(map(str, self.shape))
+        if self.domain == "box":
+            return f"Z^{len(self.shape)} box {box} ×{width}"
+        return f"G (|H|={self.group_order}) on box {box} ×{width}"
+
+    def __str__(self) -> str:
+        return self.describe()

@@ -1,0 +1,130 @@
+"""Loading data sets from .npz archives and shaping images for the kernels.
+
+Kept general (any .npz, any image size, channels first or last) so that a user with other image
+data (e.g. the histology sets of the paper) runs the same pipeline as on the shared MNIST subset.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Dict, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from ..errors import InputError, did_you_mean
+
+MNIST_FILE = "mnist_test10k.npz"
+# kernelc/methods/data.py -> the checkout root is two levels above the package directory.
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _read_npz(path) -> Dict[str, np.ndarray]:
+    """All arrays of an .npz archive (no pickles), with errors a user can act on."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"data file not found: {p}" + (" (it is a directory)" if p.is_dir() else ""))
+    # Look at the magic bytes first: np.load's own errors for a wrong format talk about pickles.
+    with open(p, "rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise InputError(f"{p} is a single .npy array, expected an .npz archive of named arrays")
+    if not magic.startswith(b"PK"):
+        raise InputError(f"{p} is not an .npz archive (no zip header)")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as exc:  # object arrays need pickle, which we refuse for safety
+        raise InputError(f"{p} cannot be read without pickle (object arrays?): {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{p} is not a readable .npz archive: {exc}") from None
+
+
+def _check_finite(path, key: str, arr: np.ndarray) -> None:
+    if np.issubdtype(arr.dtype, np.inexact):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise InputError(f"array '{key}' in {path} contains {int(bad.sum())} NaN/inf value(s)")
+
+
+def _pick(path, arrays: Dict[str, np.ndarray], key: str, param: str) -> np.ndarray:
+    if key not in arrays:
+        hint = did_you_mean(key, arrays)
+        raise InputError(f"no array '{key}' in {path}; available: {', '.join(sorted(arrays)) or '(none)'}"
+                         + (f"; {hint}" if hint else f"; pass {param}= to choose one"))
+    _check_finite(path, key, arrays[key])
+    return arrays[key]
+
+
+def load_arrays(path, x_key: Optional[str] = None, y_key: Optional[str] = None
+                ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """``(x, y)`` from an .npz archive.
+
+    ``x_key`` defaults to ``'x'``; ``y_key`` defaults to ``'y'`` when the archive has it, else
+    ``y`` is ``None`` (unlabelled data). A missing file or key, a non-.npz file, pickled content,
+    or NaN/inf in a floating array raises :class:`InputError`.
+    """
+    arrays = _read_npz(path)
+    x = _pick(path, arrays, x_key or "x", "x_key")
+    if y_key is None and "y" not in arrays:
+        return x, None
+    y = _pick(path, arrays, y_key or "y", "y_key")
+    if y.shape[:1] != x.shape[:1]:
+        raise InputError(f"{path}: x has {x.shape[0]} samples but y has {y.shape[0] if y.ndim else 'no axis'}")
+    return x, y
+
+
+def as_images(x, channels_last: bool = True, dtype=np.float64) -> np.ndarray:
+    """Images as (N, H, W, C) (or (N, C, H, W) with ``channels_last=False``) floats.
+
+    A (N, H, W) stack gets a channel axis of size 1. uint8 pixels are scaled by 1/255 into
+    [0, 1] (the idx/PNG convention); any other dtype is converted without rescaling, since its
+    range is not known.
+    """
+    arr = np.asarray(x)
+    if arr.ndim not in (3, 4):
+        raise InputError(f"images must be (N, H, W) or 4-D with a channel axis, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InputError("no images (N = 0)")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InputError(f"images must be numeric, got dtype {arr.dtype}")
+    out = arr.astype(dtype) / 255.0 if arr.dtype == np.uint8 else arr.astype(dtype)
+    if not np.isfinite(out).all():
+        raise InputError(f"images contain {int((~np.isfinite(out)).sum())} NaN/inf value(s)")
+    if out.ndim == 3:
+        out = out[..., None] if channels_last else out[:, None]
+    return out
+
+
+class Dataset(NamedTuple):
+    """A train/test split: images as :func:`as_images` returns them, labels as int64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _mnist_candidates():
+    """Where :func:`load_mnist` looks, in order: $KERNELC_DATA (a file, or a folder holding
+    mnist_test10k.npz), then ../shared/data/ next to the checkout."""
+    env = os.environ.get("KERNELC_DATA")
+    if env:
+        p = Path(env).expanduser()
+        yield p if p.suffix == ".npz" else p / MNIST_FILE
+    yield _REPO_ROOT.parent / "shared" / "data" / MNIST_FILE
+
+
+def load_mnist(path=None, channels_last: bool = True) -> Dataset:
+    """The shared MNIST subset (keys x_train, y_train, x_test, y_test; see shared/data/README.md)
+    as a :class:`Dataset` with images in [0, 1] of shape (N, 28, 28, 1)."""
+    if path is None:
+        tried = list(_mnist_candidates())
+        path = next((p for p in tried if p.is_file()), None)
+        if path is None:
+            raise InputError(f"MNIST data not found; looked in: {', '.join(map(str, tried))}. "
+                             "Set KERNELC_DATA to the file or its folder, or pass path=")
+    arrays = _read_npz(path)
+    parts = {k: _pick(path, arrays, k, "path") for k in Dataset._fields}
+    return Dataset(as_images(parts["x_train"], channels_last), parts["y_train"].astype(np.int64),
+                   as_images(parts["x_test"], channels_last), parts["y_test"].astype(np.int64))

@@ -1,0 +1,282 @@
+"""Predictions of infinitely wide networks from precomputed Gram matrices.
+
+Nothing here knows about the compiler: the inputs are plain arrays (``Θ`` = NTK, ``K`` = NNGP)
+and training targets. All linear algebra is float64.
+
+Conventions
+-----------
+* Training is gradient flow (learning rate 1) on the *unnormalised* loss
+  ``L = ½ Σ_i ‖f(x_i) − y_i‖²``, so on the training set ``df/dt = −Θ (f − y)``. With the initial
+  mean output zero, the mean prediction at a test point x* is::
+
+      f_t(x*) = Θ*ᵀ Θ⁻¹ (I − e^{−Θ t}) y        (Θ* = Θ(X, x*), i.e. k_test_train row)
+
+  ``t = ∞`` is kernel regression ``Θ*ᵀ Θ⁻¹ y``; ``t = 0`` gives zeros. neural-tangents'
+  ``gradient_descent_mse`` normalises the loss by ``y_train.size`` instead: its time ``t_nt`` at
+  learning rate ``η`` equals our ``t = η · t_nt / y_train.size``.
+* ``diag_reg`` adds ``diag_reg · mean(diag Θ) · I`` to the training kernel (neural-tangents'
+  ``diag_reg_absolute_scale=False``), so the regulariser is relative to the kernel's scale;
+  ``diag_reg_absolute_scale=True`` adds ``diag_reg · I`` instead. The same rule is applied to the
+  NNGP training kernel with its own mean diagonal.
+* Eigen-cutoff: Θ + reg = V diag(λ) Vᵀ is computed once (``numpy.linalg.eigh``). Directions with
+  ``λ ≤ rcond · λ_max`` (default ``rcond = n · eps`` of the input dtype, the
+  ``numpy.linalg.matrix_rank`` rule) are dropped at *every* t, i.e. Θ⁻¹ is a pseudo-inverse.
+  For a genuine Gram pair a null vector v of Θ has Θ* v = 0, so these directions carry only
+  round-off; keeping them would make ``(1 − e^{−λt})/λ`` explode for noisy negative λ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+import scipy.linalg  # a dependency of jax, so always present
+
+from ..errors import InputError
+
+# An eigenvalue below -_NEG_TOL · λ_max cannot be round-off of a positive semi-definite kernel.
+_NEG_TOL = 1e-3
+# Jitter tried (relative to mean(diag K)) when the NNGP Cholesky fails, smallest first.
+_JITTERS = (1e-10, 1e-8, 1e-6)
+
+
+# --------------------------------------------------------------------------- validation
+def _as_array(name: str, a, ndims) -> np.ndarray:
+    """``a`` as a finite float64 array with ``a.ndim in ndims``, else InputError."""
+    if a is None:
+        raise InputError(f"{name} is missing")
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} is not a numeric array ({exc})") from None
+    if arr.ndim not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise InputError(f"{name} must be {want}, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        kind = "NaN" if np.isnan(arr[where]) else "inf"
+        raise InputError(f"{name} contains {int(bad.sum())} NaN/inf value(s); first is {kind} at index {where}")
+    return arr
+
+
+def _eps_of(a) -> float:
+    """Machine epsilon of the dtype ``a`` came in (float32 kernels carry float32 round-off)."""
+    dt = getattr(a, "dtype", None)
+    return float(np.finfo(dt).eps) if dt is not None and np.issubdtype(dt, np.floating) else float(np.finfo(np.float64).eps)
+
+
+def _train_kernel(name: str, a) -> np.ndarray:
+    """Validate a square, symmetric training Gram matrix with n >= 2 and symmetrise it exactly."""
+    k = _as_array(name, a, (2,))
+    if k.shape[0] != k.shape[1]:
+        raise InputError(f"{name} must be square (n, n), got shape {k.shape}")
+    if k.shape[0] < 2:
+        raise InputError(f"{name} has {k.shape[0]} training point(s); at least 2 are needed")
+    # Tolerance sqrt(eps) of the input dtype: loose enough for kernels summed in float32 in
+    # another order, tight enough to catch a test-train block passed by mistake.
+    tol = np.sqrt(_eps_of(a)) * max(np.abs(k).max(), np.finfo(np.float64).tiny)
+    asym = np.abs(k - k.T).max()
+    if asym > tol:
+        i, j = np.unravel_index(np.argmax(np.abs(k - k.T)), k.shape)
+        raise InputError(f"{name} is not symmetric: |K[{i},{j}] - K[{j},{i}]| = {asym:.3g} > tolerance {tol:.3g}")
+    return 0.5 * (k + k.T)
+
+
+def _check_reg(diag_reg) -> float:
+    try:
+        r = float(diag_reg)
+    except (TypeError, ValueError):
+        raise InputError(f"diag_reg must be a number, got {diag_reg!r}") from None
+    if not np.isfinite(r) or r < 0:
+        raise InputError(f"diag_reg must be finite and >= 0, got {diag_reg!r}")
+    return r
+
+
+def _regularise(k: np.ndarray, diag_reg: float, absolute: bool) -> np.ndarray:
+    """K + diag_reg · s · I with s = 1 (absolute) or mean(diag K) (relative, the default)."""
+    if diag_reg == 0.0:
+        return k
+    scale = 1.0 if absolute else float(np.mean(np.diag(k)))
+    return k + diag_reg * scale * np.eye(k.shape[0])
+
+
+def _check_times(t):
+    """(times as 1-D float64 array, whether t was a scalar). Allowed: t >= 0, including +inf."""
+    try:
+        arr = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"t must be a number or a 1-D array of numbers, got {t!r}") from None
+    if arr.ndim > 1:
+        raise InputError(f"t must be a scalar or 1-D array of times, got shape {arr.shape}")
+    if np.isnan(arr).any():
+        raise InputError("t contains NaN")
+    if (arr < 0).any():
+        raise InputError(f"training time t must be >= 0, got {arr[arr < 0][0]:g}")
+    return np.atleast_1d(arr), arr.ndim == 0
+
+
+def _test_block(name: str, a, n: int) -> np.ndarray:
+    k = _as_array(name, a, (1, 2))
+    if k.ndim == 1 or k.shape[1] != n:
+        hint = "; for a single test point use reshape(1, -1)" if k.shape == (n,) else ""
+        raise InputError(f"{name} must be 2-D with shape (m, {n}) to match the {n} training points, "
+                         f"got {k.shape}{hint}")
+    return k
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class GaussianPosterior:
+    """An NNGP posterior: ``mean`` (m,) or (m, k); ``var`` (m,) or ``cov`` (m, m) — the
+    covariance is the same for every output column. ``jitter`` is the absolute value added to the
+    diagonal to make the Cholesky succeed (0.0 when none was needed); ``warnings`` says so."""
+
+    mean: np.ndarray
+    var: Optional[np.ndarray] = None
+    cov: Optional[np.ndarray] = None
+    jitter: float = 0.0
+    warnings: List[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- predictor
+class GradientFlowPredictor:
+    """Mean prediction of an infinitely wide network trained by MSE gradient flow, and the NNGP
+    posterior. See the module docstring for the loss, ``diag_reg`` and eigen-cutoff conventions.
+
+    ``k_train_train`` is the NTK Θ (n, n); ``y_train`` is (n,) or (n, k); the optional
+    ``nngp_train_train`` K (n, n) is needed only for :meth:`nngp_posterior`.
+    """
+
+    def __init__(self, k_train_train, y_train, *, nngp_train_train=None, diag_reg: float = 0.0,
+                 diag_reg_absolute_scale: bool = False, rcond: Optional[float] = None):
+        theta = _train_kernel("k_train_train", k_train_train)
+        n = theta.shape[0]
+        y = _as_array("y_train", y_train, (1, 2))
+        if y.shape[0] != n:
+            raise InputError(f"y_train has {y.shape[0]} rows but k_train_train has {n} training points")
+        self.n = n
+        self.y_train = y
+        self.diag_reg = _check_reg(diag_reg)
+        self.absolute = bool(diag_reg_absolute_scale)
+        self._nngp = None if nngp_train_train is None else _train_kernel("nngp_train_train", nngp_train_train)
+        if self._nngp is not None and self._nngp.shape[0] != n:
+            raise InputError(f"nngp_train_train has shape {self._nngp.shape}, expected ({n}, {n})")
+        self._chol = None  # NNGP Cholesky factor and jitter, computed on first use
+
+        evals, evecs = np.linalg.eigh(_regularise(theta, self.diag_reg, self.absolute))
+        lam_max = evals[-1]
+        if lam_max <= 0:
+            raise InputError("k_train_train has no positive eigenvalue; it is not a valid NTK Gram matrix")
+        if evals[0] < -_NEG_TOL * lam_max:
+            raise InputError(f"k_train_train is not positive semi-definite: smallest eigenvalue {evals[0]:.3g} "
+                             f"vs largest {lam_max:.3g}; check the kernel or increase diag_reg")
+        if rcond is None:
+            rcond = n * _eps_of(k_train_train)
+        elif not (np.isfinite(rcond) and 0 <= rcond < 1):
+            raise InputError(f"rcond must be in [0, 1), got {rcond!r}")
+        keep = evals > rcond * lam_max
+        self.rcond = float(rcond)
+        self.eigenvalues = evals            # all of them, for diagnostics
+        self.n_dropped = int((~keep).sum())  # directions treated as the kernel's null space
+        self._lam = evals[keep]
+        self._vecs = evecs[:, keep]
+        # y in the kept eigenbasis, (r, k); reused for every time and test set.
+        self._coef = self._vecs.T @ (y if y.ndim == 2 else y[:, None])
+
+    # ---- gradient flow mean
+    def mean(self, k_test_train, t=np.inf) -> np.ndarray:
+        """``f_t(x*) = Θ*ᵀ V diag(g(λ, t)) Vᵀ y`` with ``g = −expm1(−λt)/λ`` (→ 1/λ at t = ∞).
+
+        ``k_test_train`` is (m, n). Returns (m,) or (m, k) following ``y_train``, with a leading
+        (len(t),) axis when ``t`` is an array. expm1 keeps ``g ≈ t`` accurate when λt is tiny.
+        """
+        times, scalar = _check_times(t)
+        kx = _test_block("k_test_train", k_test_train, self.n)
+        with np.errstate(over="ignore"):  # λ·inf = inf is intended: expm1(-inf) = -1
+            g = -np.expm1(-np.outer(times, self._lam)) / self._lam   # (T, r)
+        out = np.einsum("mr,tr,rk->tmk", kx @ self._vecs, g, self._coef)
+        if self.y_train.ndim == 1:
+            out = out[..., 0]
+        return out[0] if scalar else out
+
+    def ntk_gp_covariance(self, k_test_train, nngp_test_train, nngp_test_test) -> np.ndarray:
+        """Covariance over random initialisations of the network trained to ``t = ∞``
+        (Lee et al. 2019, the NTK-GP), with ``A = Θ*ᵀ Θ⁻¹`` (same pseudo-inverse as :meth:`mean`)::
+
+            Σ = K** + A K Aᵀ − A K*ᵀ − K* Aᵀ
+
+        K is the *unregularised* NNGP training kernel (the prior covariance of f_0; ``diag_reg``
+        enters only through Θ⁻¹). ``nngp_test_test`` (m,) → the diagonal of Σ
+        (round-off negatives clipped to 0); (m, m) → all of Σ.
+        """
+        if self._nngp is None:
+            raise InputError("ntk_gp_covariance needs the NNGP training kernel: pass nngp_train_train= "
+                             "when constructing GradientFlowPredictor")
+        kx = _test_block("k_test_train", k_test_train, self.n)
+        ks = _test_block("nngp_test_train", nngp_test_train, self.n)
+        m = kx.shape[0]
+        if ks.shape[0] != m:
+            raise InputError(f"nngp_test_train has {ks.shape[0]} test rows but k_test_train has {m}")
+        kss = _as_array("nngp_test_test", nngp_test_test, (1, 2))
+        if kss.shape not in ((m,), (m, m)):
+            raise InputError(f"nngp_test_test must be ({m},) or ({m}, {m}), got {kss.shape}")
+        a = ((kx @ self._vecs) / self._lam) @ self._vecs.T      # (m, n)
+        ak = a @ self._nngp
+        if kss.ndim == 1:
+            return np.maximum(kss + np.sum(ak * a, axis=1) - 2.0 * np.sum(a * ks, axis=1), 0.0)
+        cross = a @ ks.T
+        cov = kss + ak @ a.T - cross - cross.T
+        return 0.5 * (cov + cov.T)
+
+    # ---- NNGP posterior
+    def _cholesky(self):
+        """Cholesky of K + reg, retrying with relative jitter from _JITTERS before giving up."""
+        if self._chol is None:
+            if self._nngp is None:
+                raise InputError("nngp_posterior needs the NNGP training kernel: pass nngp_train_train= "
+                                 "when constructing GradientFlowPredictor")
+            k = _regularise(self._nngp, self.diag_reg, self.absolute)
+            scale = float(np.mean(np.diag(k)))
+            for jitter in (0.0,) + tuple(j * scale for j in _JITTERS):
+                try:
+                    factor = scipy.linalg.cho_factor(k + jitter * np.eye(self.n), lower=True)
+                except np.linalg.LinAlgError:
+                    continue
+                self._chol = (factor, jitter)
+                break
+            else:
+                raise InputError("nngp_train_train (+ diag_reg) is not positive definite even with jitter "
+                                 f"{_JITTERS[-1]:g}·mean(diag); pass diag_reg > 0 (e.g. 1e-4)")
+        return self._chol
+
+    def nngp_posterior(self, nngp_test_train, nngp_test_test) -> GaussianPosterior:
+        """Exact GP posterior with prior covariance K (the Bayesian infinite network)::
+
+            mean = K*ᵀ (K + reg)⁻¹ y,   cov = K** − K*ᵀ (K + reg)⁻¹ K*
+
+        ``nngp_test_test`` is the (m,) diagonal (→ ``var``) or the full (m, m) matrix (→ ``cov``).
+        Variances below zero by round-off are clipped to 0.
+        """
+        (factor, jitter) = self._cholesky()
+        ks = _test_block("nngp_test_train", nngp_test_train, self.n)
+        m = ks.shape[0]
+        kss = _as_array("nngp_test_test", nngp_test_test, (1, 2))
+        if kss.shape not in ((m,), (m, m)):
+            raise InputError(f"nngp_test_test must be the diagonal ({m},) or the full ({m}, {m}) matrix "
+                             f"for {m} test points, got {kss.shape}")
+        mean = ks @ scipy.linalg.cho_solve(factor, self.y_train)
+        v = scipy.linalg.solve_triangular(factor[0], ks.T, lower=True)   # L⁻¹ K*ᵀ, (n, m)
+        notes = [f"NNGP train kernel not positive definite; added jitter {jitter:.3g} to its diagonal"] if jitter else []
+        if kss.ndim == 1:
+            return GaussianPosterior(mean, var=np.maximum(kss - np.sum(v * v, axis=0), 0.0),
+                                     jitter=jitter, warnings=notes)
+        cov = kss - v.T @ v
+        cov = 0.5 * (cov + cov.T)
+        return GaussianPosterior(mean, cov=cov, jitter=jitter, warnings=notes)
+
+
+def predict(k_train_train, k_test_train, y_train, t=np.inf, diag_reg: float = 0.0) -> np.ndarray:
+    """One-shot gradient-flow mean prediction ``Θ*ᵀ Θ⁻¹ (I − e^{−Θt}) y`` (kernel regression at
+    the default ``t = ∞``). Build a :class:`GradientFlowPredictor` to reuse the eigendecomposition."""
+    return GradientFlowPredictor(k_train_train, y_train, diag_reg=diag_reg).mean(k_test_train, t)

@@ -1,0 +1,450 @@
+"""The layer rules table: for each layer kind its NNGP/NTK recursion (sympy, for ``explain``)
+and its lowering to plan ops (for the code generator).
+
+A rule is registered next to its definition with :func:`rule`; the compiler's walk looks rules
+up by node kind. ``lower(ctx, node, ins)`` returns the plan ops and the output
+:class:`~kernelc.compiler.plan.Value`; ``ctx`` (a :class:`~kernelc.compiler.derive.Context`)
+knows the group, which identities hold at this node, and names constants and variables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import sympy
+
+from ..compiler.plan import Layout, Op, Value, pad_widths, pairs_literal
+from .formulas import (K, K0, KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
+                       gp, size)
+
+
+@dataclass
+class Formulas:
+    """What explain prints for a layer: general form, and the reduced form actually used."""
+
+    nngp: Optional[sympy.Eq] = None
+    ntk: Optional[sympy.Eq] = None
+    reduced: List[sympy.Eq] = field(default_factory=list)
+    values: Dict[str, float] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    kind: str
+    formulas: Callable
+    lower: Callable
+
+
+RULES: Dict[str, LayerRule] = {}
+
+
+def rule(kind: str):
+    """Register ``formulas`` and ``lower`` (methods of the decorated class) for ``kind``."""
+    def register(cls):
+        RULES[kind] = LayerRule(kind, cls.formulas, cls.lower)
+        return cls
+    return register
+
+
+# -- helpers shared by the weight layers ----------------------------------------------------
+def _affine_lines(ctx, node, lin: str, out: str) -> List[str]:
+    hp = ctx.hp(node)
+    w2, b2 = hp["W_std"] ** 2, hp["b_std"] ** 2
+    line = f"{out} = {w2!r} * {lin}" + (f" + {b2!r}" if b2 else "")
+    return [line]
+
+
+def _ntk_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str, out_t: str) -> List[str]:
+    """Θ⁺ = σ_w² (stencil of Θ) + K⁺ (ntk) or + fan_in · K_lin + [bias] (standard)."""
+    hp = ctx.hp(node)
+    w2 = hp["W_std"] ** 2
+    if ctx.parameterization == "ntk":
+        rest = out_k
+    else:
+        fan_in = ctx.fan_in(node)
+        rest = f"{float(fan_in)!r} * {lin}" + (" + 1.0" if hp["b_std"] > 0 else "")
+    if ntk_lin is None:
+        return [f"{out_t} = {rest}"]
+    return [f"{out_t} = {w2!r} * {ntk_lin} + {rest}"]
+
+
+def _weight_values(ctx, node, domain_size: int, label: str) -> Dict[str, float]:
+    hp = ctx.hp(node)
+    return {"σ_w²": hp["W_std"] ** 2, "σ_b²": hp["b_std"] ** 2, f"|{label}|": domain_size}
+
+
+def _ntk_eq(new_k_term, theta_sum, standard: bool):
+    if standard:
+        return sympy.Eq(THETA_NEW[g, gp], SW2 * theta_sum + S("n_in") * (new_k_term) + S("[b]"))
+    return sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta_sum)
+
+
+def _stencil_call(ctx, node, src: str, terms: str, nslots: int, out_box) -> str:
+    hp = ctx.hp(node)
+    return (f"_stencil({src}, {terms}, {nslots}, {pad_widths(hp['support'])!r}, "
+            f"{tuple(out_box)!r}, {hp['padding']!r})")
+
+
+def _offset_terms(ctx, node, pairing: str):
+    """Offset tables of the node's support S, as source text, for each storage layout:
+
+    ``diag``: (y,) for y ∈ S; ``full``: (y, y); ``reduced``: per q, (y, ρ(q)y);
+    ``general``: per (r, r'), (ρ(r)y, ρ(r')y).
+    """
+    support = ctx.hp(node)["support"]
+    elements = ctx.group.elements
+    if pairing == "diag":
+        return pairs_literal([(y,) for y in support])
+    if pairing == "full":
+        return pairs_literal([(y, y) for y in support])
+    if pairing == "reduced":
+        return "(" + ", ".join(pairs_literal([(y, elements[q] @ y) for y in support])
+                               for q in range(len(elements))) + ",)"
+    rows = []
+    for r in elements:
+        rows.append("(" + ", ".join(pairs_literal([(r @ y, rp @ y) for y in support])
+                                    for rp in elements) + ",)")
+    return "(" + ", ".join(rows) + ",)"
+
+
+def _linear_op(ctx, node, ins, out_layout, lin_src_k, lin_src_t, formula) -> Tuple[List[Op], Value]:
+    """Common tail of lift/gconv/conv: stencil (given), affine, NTK, mask."""
+    src = ins[0]
+    name = ctx.var(node)
+    k, t, lin = f"k_{name}", f"t_{name}", f"lin_{name}"
+    n_terms = len(ctx.hp(node)["support"])
+    lines = [f"{lin} = {lin_src_k(src.nngp)}"] + _affine_lines(ctx, node, lin, k)
+    ntk_lines = []
+    if src.ntk is not None:
+        ntk_lines.append(f"{t}_lin = {lin_src_t(src.ntk)}")
+    ntk_lines += _ntk_lines(ctx, node, lin, f"{t}_lin" if src.ntk is not None else None, k, t)
+    lines += ctx.mask_lines(k, out_layout)
+    ntk_lines += ctx.mask_lines(t, out_layout)
+    op = Op("stencil", formula, lines, out_layout.entries,
+            out_layout.entries * (n_terms + 2), ntk_lines)
+    return [op], Value(k, t, out_layout)
+
+
+@rule("lift")
+class Lift:
+    """K[g,g'] = σ_w²/|S| Σ_{y∈S} K0[g·y, g'·y] + σ_b²;  Θ = K + σ_w²/|S| Σ_y Θ0[...] (= K)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        y = S("y")
+        body = SumOver(K0[S("g·y"), S("g'·y")], y, S("S"))
+        f = Formulas(sympy.Eq(K_NEW[g, gp], SW2 / size("S") * body + SB2),
+                     _ntk_eq(body / size("S"), SumOver(THETA[S("g·y"), S("g'·y")], y, S("S"))
+                             / size("S"), ctx.parameterization == "standard"),
+                     values=_weight_values(ctx, node, len(ctx.hp(node)["support"]), "S"))
+        if ctx.uses("R", node):
+            f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("t"), S("t'"), S("q")),
+                                      SW2 / size("S") * SumOver(K0[S("t+y"), S("t'+ρ(q)y")], y,
+                                                                S("S")) + SB2))
+        f.notes.append("the input NTK is zero, so Θ = K for the first layer (not 2K − σ_b²)")
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        out = ctx.out_layout(node)
+        terms = ctx.constant(node, "TERMS", _offset_terms(
+            ctx, node, {"group_reduced": "reduced", "group_diag": "diag",
+                        "group_general": "general"}[out.kind]))
+        if out.kind == "group_reduced":
+            fn = lambda a: (f"jnp.stack([{_stencil_call(ctx, node, a, terms + '[q]', 2, out.box)} "
+                            f"for q in range({out.order})], axis=1)")
+            formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)"
+        elif out.kind == "group_diag":
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
+            formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K0[t+y, t+y] + σ_b²   (R)+(D)"
+        else:
+            fn = lambda a: (f"_stack_general([[{_stencil_call(ctx, node, a, terms + '[r][rp]', 2, out.box)}"
+                            f" for rp in range({out.order})] for r in range({out.order})], {out.d})")
+            formula = "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²   (general)"
+        return _linear_op(ctx, node, ins, out, fn, fn, formula)
+
+
+@rule("conv")
+class Conv:
+    """K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²;  Θ⁺ = K⁺ + σ_w²/|S| Σ_y Θ[t+y, t'+y]."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        y, t, tp = S("y"), S("t"), S("t'")
+        body = SumOver(K[S("t+y"), S("t'+y")], y, S("S"))
+        return Formulas(sympy.Eq(K_NEW[t, tp], SW2 / size("S") * body + SB2),
+                        _ntk_eq(body / size("S"), SumOver(THETA[S("t+y"), S("t'+y")], y, S("S"))
+                                / size("S"), ctx.parameterization == "standard"),
+                        values=_weight_values(ctx, node, len(ctx.hp(node)["support"]), "S"))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        out = ctx.out_layout(node)
+        diag = out.kind == "box_diag"
+        terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag" if diag else "full"))
+        fn = lambda a: _stencil_call(ctx, node, a, terms, 1 if diag else 2, out.box)
+        formula = ("K⁺[t,t] = σ_w²/|S| Σ_{y∈S} K[t+y, t+y] + σ_b²   (D)" if diag else
+                   "K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²")
+        return _linear_op(ctx, node, ins, out, fn, fn, formula)
+
+
+@rule("gconv")
+class GroupConv:
+    """K⁺[g,g'] = σ_w²/|S_G| Σ_{h∈S_G} K[gh, g'h] + σ_b²,  S_G = {(y, s): y ∈ S, s ∈ R}."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        h = S("h")
+        body = SumOver(K[S("gh"), S("g'h")], h, S("S_G"))
+        hp = ctx.hp(node)
+        f = Formulas(sympy.Eq(K_NEW[g, gp], SW2 / size("S_G") * body + SB2),
+                     _ntk_eq(body / size("S_G"), SumOver(THETA[S("gh"), S("g'h")], h, S("S_G"))
+                             / size("S_G"), ctx.parameterization == "standard"),
+                     values=_weight_values(ctx, node, len(hp["support"]) * len(hp["rotations"]),
+                                           "S_G"))
+        if ctx.uses("R", node):
+            f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("t"), S("t'"), S("q")),
+                                      SW2 / size("S") * SumOver(
+                                          sympy.Function("K̃")(S("t+y"), S("t'+ρ(q)y"), S("q")),
+                                          S("y"), S("S")) + SB2))
+            f.notes.append(f"the rotational support R ({len(hp['rotations'])} of "
+                           f"{ctx.group.order} elements) drops out under (R)")
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        out = ctx.out_layout(node)
+        if out.kind == "group_reduced":
+            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "reduced"))
+            fn = lambda a: (f"jnp.stack([{_stencil_call(ctx, node, a + '[:, q]', terms + '[q]', 2, out.box)}"
+                            f" for q in range({out.order})], axis=1)")
+            formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)"
+        elif out.kind == "group_diag":
+            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag"))
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
+            formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t+y](e) + σ_b²   (R)+(D)"
+        else:
+            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "general"))
+            right = ctx.constant(node, "RIGHT_MULT", repr(tuple(
+                tuple(int(ctx.group.cayley[r, s]) for r in range(ctx.group.order))
+                for s in ctx.hp(node)["rotations"])))
+            d = out.d
+
+            def fn(a):
+                mixed = (f"sum(jnp.take(jnp.take({a}, jnp.array(m), axis=1), jnp.array(m), "
+                         f"axis={2 + d}) for m in {right}) / {len(ctx.hp(node)['rotations'])}")
+                block = f"_mixed[(slice(None), r) + (slice(None),) * {d} + (rp,)]"
+                return (f"(lambda _mixed: _stack_general([[{_stencil_call(ctx, node, block, terms + '[r][rp]', 2, out.box)}"
+                        f" for rp in range({out.order})] for r in range({out.order})], {d}))({mixed})")
+            formula = ("K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)]"
+                       " + σ_b²   (general)")
+        return _linear_op(ctx, node, ins, out, fn, fn, formula)
+
+
+@rule("dense")
+class Dense:
+    """K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺ (ntk)  or  σ_w² Θ + n_in K + [b] (standard)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        f = Formulas(sympy.Eq(S("K⁺"), SW2 * S("K") + SB2),
+                     sympy.Eq(S("Θ⁺"), SW2 * S("Θ") + (S("K⁺") if ctx.parameterization == "ntk"
+                                                        else S("n_in") * S("K") + S("[b]"))),
+                     values=_weight_values(ctx, node, 1, "1"))
+        f.values.pop("|1|")
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        out = ctx.out_layout(node)
+        src = ins[0]
+        name = ctx.var(node)
+        k, t = f"k_{name}", f"t_{name}"
+        lines = _affine_lines(ctx, node, src.nngp, k)
+        ntk_lines = _ntk_lines(ctx, node, src.nngp, src.ntk, k, t)
+        return [Op("affine", "K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺", lines, 1, 2, ntk_lines)], \
+            Value(k, t, out)
+
+
+@rule("nonlinearity")
+class Nonlinearity:
+    """K⁺ = E[φ(u)φ(v)], K̇ = E[φ'(u)φ'(v)] = ∂K⁺/∂k12 (Price), Θ⁺ = K̇ ⊙ Θ, (u,v) ~ N(0, Λ)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        kmap = ctx.hp(node)["map"]
+        k_text, kdot_text = kmap.pretty()
+        f = Formulas(sympy.Eq(K_NEW[g, gp], sympy.Function("E_Λ")(S("φ(u)φ(v)"))),
+                     sympy.Eq(THETA_NEW[g, gp], KDOT[g, gp] * THETA[g, gp]))
+        f.notes.append(f"φ = {kmap.phi}, maps by {kmap.method}")
+        f.notes.append("K⁺ = " + " ".join(k_text.split()) if "\n" not in k_text else "K⁺: see LaTeX")
+        f.notes.append("K̇ = ∂K⁺/∂k12 = " + " ".join(kdot_text.split()))
+        f.reduced.append(kmap)
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        src = ins[0]
+        lay = src.layout
+        kmap = ctx.hp(node)["map"]
+        name = ctx.var(node)
+        k, t = f"k_{name}", f"t_{name}"
+        i = ctx.stat_index(node, lay)
+        nngp_expr, kdot_expr = kmap.emit_jax("k11", src.nngp, "k22")
+        lines = [
+            f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
+            f"(_self_diagonal({lay.kind!r}, {lay.d}, {src.nngp}),) * 2",
+            "stats.append(v_a)",
+            f"k11, k22 = _variances({lay.kind!r}, {lay.d}, v_a, v_b)",
+            f"{k} = {nngp_expr}",
+        ]
+        ntk_lines = []
+        if src.ntk is not None:
+            ntk_lines = [f"{t} = ({kdot_expr}) * {src.ntk}"]
+        lines += ctx.mask_lines(k, lay)
+        flops = lay.entries * 40
+        return [Op("elementwise", f"K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = {kmap.name}", lines,
+                   lay.entries, flops, ntk_lines)], Value(k, t if src.ntk else None, lay)
+
+
+def _pool(ctx, node, ins, reduce_k: Callable[[str], str], formula: str):
+    src = ins[0]
+    out = ctx.out_layout(node)
+    name = ctx.var(node)
+    k, t = f"k_{name}", f"t_{name}"
+    lines = [f"{k} = {reduce_k(src.nngp)}"]
+    ntk_lines = [f"{t} = {reduce_k(src.ntk)}"] if src.ntk is not None else []
+    return [Op("mean", formula, lines, out.entries, src.layout.entries, ntk_lines)], \
+        Value(k, t if src.ntk else None, out)
+
+
+@rule("group_pool")
+class GroupPool:
+    """K⁺ = mean_{g,g'} K[g,g'] (and Θ likewise)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        return Formulas(sympy.Eq(S("K⁺"), MeanOver(K[g, gp], S("g,g'"), S("G"))),
+                        sympy.Eq(S("Θ⁺"), MeanOver(THETA[g, gp], S("g,g'"), S("G"))))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        lay = ins[0].layout
+        n = ctx.site_count(lay)
+        denom = float(n * n * (lay.order if lay.kind == "group_reduced" else lay.order ** 2))
+        fn = lambda a: f"jnp.sum({a}, axis=tuple(range(1, {a}.ndim))) / {denom!r}"
+        formula = ("K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)" if lay.kind == "group_reduced"
+                   else "K⁺ = mean_{g,g'} K[g,g']")
+        return _pool(ctx, node, ins, fn, formula)
+
+
+@rule("avg_pool")
+class AvgPool:
+    """K⁺[h,h'] = mean_{t,t'} K[(t,h),(t',h')]: a global mean over translations."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        return Formulas(sympy.Eq(S("K⁺[h,h']"), MeanOver(K[S("(t,h)"), S("(t',h')")], S("t,t'"),
+                                                         S("X"))),
+                        sympy.Eq(S("Θ⁺[h,h']"), MeanOver(THETA[S("(t,h)"), S("(t',h')")],
+                                                         S("t,t'"), S("X"))))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        lay = ins[0].layout
+        d = lay.d
+        n = ctx.site_count(lay)
+        axes = {"box_full": tuple(range(1, 1 + 2 * d)),
+                "group_reduced": tuple(range(2, 2 + 2 * d)),
+                "group_general": tuple(range(2, 2 + d)) + tuple(range(3 + d, 3 + 2 * d))}[lay.kind]
+        fn = lambda a: f"jnp.sum({a}, axis={axes!r}, keepdims=True) / {float(n * n)!r}"
+        return _pool(ctx, node, ins, fn, "K⁺ = mean_{t,t'} K[t,t'] (per group index)")
+
+
+@rule("flatten")
+class Flatten:
+    """K⁺ = mean_g K[g,g]: a dense layer on flattened features sees only same-position pairs."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        return Formulas(sympy.Eq(S("K⁺"), sympy.Function("mean_g")(K[g, g])),
+                        sympy.Eq(S("Θ⁺"), sympy.Function("mean_g")(THETA[g, g])))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        lay = ins[0].layout
+        n = ctx.site_count(lay)
+        denom = float(n * (lay.order if lay.kind == "group_general" else 1))
+        if lay.kind in ("box_diag", "group_diag"):
+            fn = lambda a: f"jnp.sum({a}, axis=tuple(range(1, {a}.ndim))) / {denom!r}"
+        else:
+            fn = lambda a: (f"jnp.sum(_self_diagonal({lay.kind!r}, {lay.d}, {a}).reshape("
+                            f"{a}.shape[0], -1), axis=1) / {denom!r}")
+        return _pool(ctx, node, ins, fn, "K⁺ = mean_g K[g,g]")
+
+
+def _combine(ctx, node, ins, weights, formula):
+    out = ctx.out_layout(node)
+    name = ctx.var(node)
+    k, t = f"k_{name}", f"t_{name}"
+    def total(vals):
+        return " + ".join(f"{w!r} * {v}" if w != 1.0 else v for w, v in zip(weights, vals))
+    lines = [f"{k} = {total([v.nngp for v in ins])}"]
+    with_ntk = [(w, v.ntk) for w, v in zip(weights, ins) if v.ntk is not None]
+    ntk_lines = [f"{t} = " + " + ".join(f"{w!r} * {n}" if w != 1.0 else n for w, n in with_ntk)] \
+        if with_ntk else []
+    return [Op("combine", formula, lines, out.entries, out.entries * len(ins), ntk_lines)], \
+        Value(k, t if with_ntk else None, out)
+
+
+@rule("sum")
+class Sum:
+    """K = Σ_b K_b, Θ = Σ_b Θ_b: branch outputs are independent (checked by the type checker)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        b = S("b")
+        return Formulas(sympy.Eq(S("K⁺"), SumOver(S("K_b"), b, S("branches"))),
+                        sympy.Eq(S("Θ⁺"), SumOver(S("Θ_b"), b, S("branches"))))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        return _combine(ctx, node, ins, [1.0] * len(ins), "K = Σ_b K_b,  Θ = Σ_b Θ_b")
+
+
+@rule("concat")
+class Concat:
+    """Channel concatenation: K = Σ_b (n_b/n) K_b (equal weights when widths are not given)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        b = S("b")
+        return Formulas(sympy.Eq(S("K⁺"), SumOver(S("n_b") / S("n") * S("K_b"), b, S("branches"))),
+                        sympy.Eq(S("Θ⁺"), SumOver(S("n_b") / S("n") * S("Θ_b"), b, S("branches"))))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        widths = [ctx.typed.layers.node(i)["out"].channels for i in ctx.typed.layers.inputs(node)]
+        if all(w is not None for w in widths):
+            weights = [w / sum(widths) for w in widths]
+        else:
+            weights = [1.0 / len(ins)] * len(ins)
+        return _combine(ctx, node, ins, weights, "K = Σ_b (n_b/n) K_b")
+
+
+@rule("fanout")
+class FanOut:
+    """Copies its input to every branch."""
+
+    formulas = staticmethod(lambda ctx, node: None)
+    lower = staticmethod(lambda ctx, node, ins: ([], ins[0]))
+
+
+@rule("identity")
+class Identity:
+    """An empty branch: K⁺ = K, Θ⁺ = Θ."""
+
+    formulas = staticmethod(lambda ctx, node: None)
+    lower = staticmethod(lambda ctx, node, ins: ([], ins[0]))

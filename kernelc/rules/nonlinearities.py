@@ -1,0 +1,351 @@
+"""The nonlinearity rules table: elementwise φ -> (NNGP map, NTK map) as sympy expressions.
+
+With Λ = [[k11, k12], [k12, k22]] the pre-activation covariance of one pair of positions,
+
+    K⁺ = E_{(u,v)~N(0,Λ)}[φ(u) φ(v)],   K̇ = E[φ'(u) φ'(v)],   Θ⁺ = K̇ ⊙ Θ.
+
+By Price's theorem K̇ = ∂K⁺/∂k12, so every closed-form entry states K⁺ only; its K̇ is
+``simplify(diff(K⁺, k12))`` (see :func:`_price`). Polynomials get an exact K⁺ from Gaussian
+moments (:mod:`kernelc.rules.gaussian`); any other φ(x) gets φ' from sympy and both maps by 2-d
+Gauss–Hermite quadrature. ``ρ = k12/√(k11 k22)`` throughout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Optional
+
+import numpy as np
+import sympy
+
+from kernelc.codegen.jax_printer import jax_code, prelude
+from kernelc.errors import SpecError, did_you_mean
+from kernelc.rules.gaussian import polynomial_kernel
+
+__all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "kernel_map", "prelude"]
+
+k11, k22 = sympy.symbols("k11 k22", positive=True)  # variances (the zero case is guarded in code)
+k12 = sympy.Symbol("k12", real=True)                # covariance, |k12| <= sqrt(k11 k22)
+x = sympy.Symbol("x", real=True)                    # the argument of φ in user expressions
+
+_SYMBOLS = (k11, k12, k22)
+_MAX_QUAD_DEGREE = 256
+
+
+@dataclass(frozen=True)
+class KernelMap:
+    """K⁺ and K̇ of one nonlinearity; ``nngp``/``ntk_dot`` are None for the quadrature method."""
+
+    name: str
+    phi: sympy.Expr
+    method: str
+    nngp: Optional[sympy.Expr]
+    ntk_dot: Optional[sympy.Expr]
+    quad_degree: int = 0
+
+    @property
+    def phi_prime(self) -> sympy.Expr:
+        return sympy.diff(self.phi, x)
+
+    def latex(self) -> tuple[str, str]:
+        """LaTeX of K⁺ and K̇ (for quadrature: the Gaussian expectation with φ written out)."""
+        if self.nngp is not None:
+            return sympy.latex(self.nngp), sympy.latex(self.ntk_dot)
+
+        def expectation(f: sympy.Expr) -> str:
+            u, v = sympy.symbols("u v", real=True)
+            return (r"\mathbb{E}_{(u,v)\sim\mathcal{N}(0,\Lambda)}\left[\left("
+                    + sympy.latex(f.subs(x, u)) + r"\right)\left(" + sympy.latex(f.subs(x, v))
+                    + r"\right)\right]")
+        return expectation(self.phi), expectation(self.phi_prime)
+
+    def pretty(self) -> tuple[str, str]:
+        """Unicode rendering (sympy.pretty) of K⁺ and K̇."""
+        if self.nngp is not None:
+            return (sympy.pretty(self.nngp, use_unicode=True),
+                    sympy.pretty(self.ntk_dot, use_unicode=True))
+        u, v = sympy.symbols("u v", real=True)
+        E = sympy.Function("E")  # displayed E(φ(u)⋅φ(v)), (u, v) ~ N(0, Λ)
+
+        def expectation(f: sympy.Expr) -> str:
+            body = sympy.Mul(f.subs(x, u), f.subs(x, v), evaluate=False)
+            return sympy.pretty(E(body), use_unicode=True)
+        return expectation(self.phi), expectation(self.phi_prime)
+
+    def emit_jax(self, k11: str, k12: str, k22: str) -> tuple[str, str]:
+        """JAX source expressions of K⁺ and K̇ over the given variable names (and prelude())."""
+        variables = f"{k11}, {k12}, {k22}"
+        if self.nngp is None:
+            # the lambda's own parameter 'x' only shadows inside the lambda body
+            return tuple(f"_gauss_hermite_2d(lambda x: {jax_code(f, {x: 'x'})}, {variables}, "
+                         f"{self.quad_degree})" for f in (self.phi, self.phi_prime))
+        names = dict(zip(_SYMBOLS, (k11, k12, k22)))
+        out = []
+        for expr in (self.nngp, self.ntk_dot):
+            code = jax_code(expr, names)
+            if not set(_SYMBOLS) <= expr.free_symbols:
+                code = f"_broadcast({code}, {variables})"  # e.g. K̇ = 1: keep the array shape
+            out.append(code)
+        return tuple(out)
+
+    def evaluate(self, k11, k12, k22) -> tuple[np.ndarray, np.ndarray]:
+        """numpy float64 values of (K⁺, K̇), running the emitted code with jnp = numpy."""
+        nngp_fn, ntk_fn = _numpy_functions(*self.emit_jax("k11", "k12", "k22"))
+        args = [np.asarray(a, dtype=np.float64) for a in (k11, k12, k22)]
+        # np.where evaluates both branches: the masked-out ones may warn, never leak
+        with np.errstate(all="ignore"):
+            return (np.asarray(nngp_fn(*args), dtype=np.float64),
+                    np.asarray(ntk_fn(*args), dtype=np.float64))
+
+
+def _special_namespace():
+    """scipy.special when installed; otherwise erf/erfc vectorised from math (float64)."""
+    try:
+        import scipy.special
+        return scipy.special
+    except ImportError:  # scipy is not a kernelc dependency
+        return types.SimpleNamespace(erf=np.vectorize(math.erf, otypes=[np.float64]),
+                                     erfc=np.vectorize(math.erfc, otypes=[np.float64]))
+
+
+@lru_cache(maxsize=256)
+def _numpy_functions(nngp_code: str, ntk_code: str):
+    # The source is our printer's output (whitelisted functions, our own variable names and
+    # numbers), never user text.
+    namespace = {"jnp": np, "jsp": _special_namespace()}
+    exec(prelude(imports=False), namespace)  # noqa: S102
+    exec(f"def _nngp(k11, k12, k22):\n    return {nngp_code}\n"  # noqa: S102
+         f"def _ntk(k11, k12, k22):\n    return {ntk_code}\n", namespace)
+    return namespace["_nngp"], namespace["_ntk"]
+
+
+# -- Price's theorem ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _price(nngp: sympy.Expr, polynomial: bool = False) -> sympy.Expr:
+    """K̇ = ∂K⁺/∂k12 (Price's theorem), simplified (expanded for polynomial maps).
+
+    After ``simplify`` the result is also tried collected over its asin/acos terms with each
+    coefficient simplified on its own (simplify tends to put everything over one denominator);
+    the shorter form wins, so e.g. GELU reads asin(...)/(2π) + rational part.
+    """
+    d = sympy.diff(nngp, k12)
+    if polynomial:
+        return sympy.expand(d)
+    best = sympy.simplify(d)
+    trig = sorted(best.atoms(sympy.asin, sympy.acos), key=sympy.default_sort_key)
+    if trig:
+        parts = sympy.collect(sympy.expand(best), trig, evaluate=False)
+        alt = sympy.Add(*[sympy.simplify(coeff) * atom for atom, coeff in parts.items()])
+        if sympy.count_ops(alt) < sympy.count_ops(best):
+            best = alt
+    return best
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+Builder = Callable[[tuple, Optional[sympy.Expr], int], KernelMap]
+NONLINEARITIES: dict[str, Builder] = {}
+
+
+def rule(name: str):
+    """Register ``builder(args, expr, quad_degree) -> KernelMap`` under ``name``."""
+    def register(builder: Builder) -> Builder:
+        NONLINEARITIES[name] = builder
+        return builder
+    return register
+
+
+def closed_form(name: str):
+    """Register a no-argument entry whose function returns (φ, K⁺) or (φ, K⁺, coords); K̇ comes
+    from Price. ``coords`` maps auxiliary positive symbols in K⁺ (e.g. a = 1 + k11, which do not
+    depend on k12) to their values: differentiating and simplifying in those coordinates keeps
+    sympy from expanding the radicals, and they are substituted back afterwards."""
+    def register(fn: Callable[[], tuple]):
+        @rule(name)
+        def builder(args, expr, quad_degree):
+            if args or expr is not None:
+                raise SpecError(f"'{name}' takes no arguments")
+            phi, nngp, *coords = fn()
+            ntk_dot = _price(nngp)
+            if coords:
+                nngp, ntk_dot = nngp.subs(coords[0]), ntk_dot.subs(coords[0])
+            return KernelMap(name, phi, "closed form", nngp, ntk_dot)
+        builder.__doc__ = fn.__doc__
+        return fn
+    return register
+
+
+def _rho() -> sympy.Expr:
+    return k12 / sympy.sqrt(k11 * k22)
+
+
+def _relu_nngp() -> sympy.Expr:
+    """Arc-cosine kernel of degree 1 (Cho & Saul): √(k11k22)/(2π) (sin θ + (π−θ) cos θ), θ = acos ρ,
+    written as (√(k11 k22 − k12²) + (π − acos ρ) k12) / (2π)."""
+    return (sympy.sqrt(k11 * k22 - k12**2) + (sympy.pi - sympy.acos(_rho())) * k12) / (2 * sympy.pi)
+
+
+@closed_form("identity")
+def identity():
+    """φ = x: K⁺ = k12, K̇ = 1."""
+    return x, k12
+
+
+@closed_form("relu")
+def relu():
+    """φ = max(0, x): K⁺ = (√(k11k22 − k12²) + (π − acos ρ) k12)/(2π), K̇ = (π − acos ρ)/(2π)."""
+    return sympy.Max(0, x), _relu_nngp()
+
+
+@closed_form("abs")
+def abs_():
+    """φ = |x| = 2 relu(x) − x: K⁺ = 4 K_relu − 2·2·(k12/2) + k12 = 4 K_relu − k12
+    (E[u relu(v)] = k12/2 by the symmetry (u, v) -> (−u, −v))."""
+    return sympy.Abs(x), 4 * _relu_nngp() - k12
+
+
+@closed_form("erf")
+def erf():
+    """φ = erf(x): K⁺ = (2/π) asin(2k12 / √((1 + 2k11)(1 + 2k22))) (Williams 1997)."""
+    return sympy.erf(x), 2 / sympy.pi * sympy.asin(
+        2 * k12 / sympy.sqrt((1 + 2 * k11) * (1 + 2 * k22)))
+
+
+@closed_form("sin")
+def sin():
+    """φ = sin x: K⁺ = e^{−(k11+k22)/2} sinh(k12) (from E[e^{i(u±v)}])."""
+    return sympy.sin(x), sympy.exp(-(k11 + k22) / 2) * sympy.sinh(k12)
+
+
+@closed_form("cos")
+def cos():
+    """φ = cos x: K⁺ = e^{−(k11+k22)/2} cosh(k12)."""
+    return sympy.cos(x), sympy.exp(-(k11 + k22) / 2) * sympy.cosh(k12)
+
+
+@closed_form("gelu")
+def gelu():
+    """φ = x Φ(x) (exact GELU). With a = 1 + k11, b = 1 + k22, D = ab − k12²:
+
+        K⁺ = k12/4 + k12/(2π) · asin(k12/√(ab)) + (k11 k22 D + k12²) / (2π ab √D).
+
+    Derived by writing Φ(u) = P(Z1 ≤ u), X = u − Z1, Y = v − Z2, regressing u, v on (X, Y) and
+    using the bivariate-normal orthant moments E[X^i Y^j; X>0, Y>0] (i + j ≤ 2); agrees with
+    Tsuchida et al. (2021) and is checked against 2-d numerical integration in the tests.
+    D ≥ 1 + k11 + k22 > 0, so the map is smooth everywhere.
+    """
+    a, b = sympy.symbols("a b", positive=True)  # a = 1 + k11, b = 1 + k22 (see closed_form)
+    d = a * b - k12**2
+    nngp = (k12 / 4 + k12 / (2 * sympy.pi) * sympy.asin(k12 / sympy.sqrt(a * b))
+            + ((a - 1) * (b - 1) * d + k12**2) / (2 * sympy.pi * a * b * sympy.sqrt(d)))
+    phi = x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2
+    return phi, nngp, {a: 1 + k11, b: 1 + k22}
+
+
+# -- entries with arguments --------------------------------------------------------------------
+
+def _number(owner: str, value, position: int) -> sympy.Expr:
+    """A finite real number argument as an exact sympy number (0.1 -> 1/10, as written)."""
+    if isinstance(value, np.generic) and not isinstance(value, np.bool_):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, sympy.Number)):
+        raise SpecError(f"{owner}: argument {position} must be a number, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SpecError(f"{owner}: argument {position} must be finite, got {value!r}")
+        return sympy.Rational(repr(value))
+    number = sympy.Integer(value) if isinstance(value, int) else value
+    if not (number.is_real and number.is_finite):
+        raise SpecError(f"{owner}: argument {position} must be a finite real number, got {value!r}")
+    return number
+
+
+def _fmt(value) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value) \
+        if not isinstance(value, sympy.Basic) else sympy.sstr(value)
+
+
+@rule("leaky_relu")
+def leaky_relu(args, expr, quad_degree):
+    """φ = max(x, a x) = m x + c relu(x) with (m, c) = (a, 1 − a) for a ≤ 1, (1, a − 1) for a > 1:
+
+        K⁺ = (m² + m c) k12 + c² K_relu      (E[u relu(v)] = E[relu(u) v] = k12/2).
+    """
+    if expr is not None or len(args) != 1:
+        raise SpecError(f"leaky_relu takes exactly one numeric argument (the negative slope), "
+                        f"got {len(args)}", suggestion="e.g. leaky_relu(0.1)")
+    a = _number("leaky_relu", args[0], 1)
+    m, c = (a, 1 - a) if a <= 1 else (sympy.Integer(1), a - 1)
+    nngp = (m**2 + m * c) * k12 + c**2 * _relu_nngp()
+    return KernelMap(f"leaky_relu({_fmt(args[0])})", sympy.Max(x, a * x), "closed form",
+                     nngp, _price(nngp))
+
+
+def _polynomial_map(name: str, coeffs: list) -> KernelMap:
+    phi = sum((c * x**i for i, c in enumerate(coeffs)), sympy.Integer(0))
+    nngp = polynomial_kernel(coeffs, k11, k12, k22)
+    return KernelMap(name, phi, "gaussian moments", nngp, _price(nngp, polynomial=True))
+
+
+@rule("poly")
+def poly(args, expr, quad_degree):
+    """φ = c0 + c1 x + ... + cn x^n: exact K⁺ by Isserlis (kernelc.rules.gaussian)."""
+    if expr is not None or not args:
+        raise SpecError("poly needs at least one numeric coefficient c0, c1, ..., cn",
+                        suggestion="e.g. poly(0, 1, 0.5) for x + x**2/2")
+    coeffs = [_number("poly", a, i + 1) for i, a in enumerate(args)]
+    return _polynomial_map("poly(" + ", ".join(_fmt(a) for a in args) + ")", coeffs)
+
+
+def _as_phi(expr) -> sympy.Expr:
+    """Check a user φ: a real sympy expression in x only (any Symbol named 'x' is ours)."""
+    if not isinstance(expr, sympy.Expr):
+        raise SpecError(f"phi needs a sympy expression in x, got {type(expr).__name__}")
+    expr = expr.xreplace({s: x for s in expr.free_symbols if getattr(s, "name", None) == "x"})
+    others = sorted(s.name for s in expr.free_symbols if s != x)
+    if others:
+        raise SpecError(f"phi(...) may only use the variable x, found {', '.join(others)}")
+    return expr
+
+
+@rule("phi")
+def phi_rule(args, expr, quad_degree):
+    """φ given as an expression in x. A table φ (e.g. Max(0, x)) reuses its closed form; a
+    polynomial gets exact moments; anything else 2-d Gauss–Hermite quadrature of degree n for
+    E[φ(u)φ(v)] and E[φ'(u)φ'(v)], φ' = sympy.diff(φ, x)."""
+    if args:
+        raise SpecError("phi takes one expression in x, e.g. phi(x*sigmoid(x))")
+    if expr is None:
+        raise SpecError("phi needs an expression in x, e.g. phi(x*sigmoid(x))")
+    expr = _as_phi(expr)
+    name = f"phi({sympy.sstr(expr)})"
+    for entry in ("identity", "relu", "abs", "erf", "sin", "cos", "gelu"):
+        known = NONLINEARITIES[entry]((), None, quad_degree)
+        if known.phi == expr:
+            return dataclasses.replace(known, name=name)
+    if expr.is_polynomial(x):
+        coeffs = sympy.Poly(expr, x).all_coeffs()[::-1]
+        return _polynomial_map(name, coeffs)
+    kmap = KernelMap(name, expr, f"gauss-hermite(n={quad_degree})", None, None, quad_degree)
+    kmap.emit_jax("k11", "k12", "k22")  # an untranslatable φ or φ' fails here, not at run time
+    return kmap
+
+
+def kernel_map(name: str, args: tuple = (), expr: Optional[sympy.Expr] = None,
+               quad_degree: int = 32) -> KernelMap:
+    """The (K⁺, K̇) rule of nonlinearity ``name``; SpecError for unknown names or bad args."""
+    if not isinstance(args, (tuple, list)):
+        raise SpecError(f"arguments of '{name}' must be a tuple, got {type(args).__name__}")
+    builder = NONLINEARITIES.get(name)
+    if builder is None:
+        raise SpecError(f"unknown nonlinearity '{name}'", expected=NONLINEARITIES,
+                        suggestion=did_you_mean(name, NONLINEARITIES))
+    if isinstance(quad_degree, bool) or not isinstance(quad_degree, (int, np.integer)) \
+            or not 1 <= quad_degree <= _MAX_QUAD_DEGREE:
+        raise SpecError(f"quadrature degree must be an integer in 1..{_MAX_QUAD_DEGREE}, "
+                        f"got {quad_degree!r}")
+    return builder(tuple(args), expr, int(quad_degree))

@@ -1,0 +1,106 @@
+"""The guarded JAX printer and its prelude helpers."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy
+
+from kernelc.codegen.jax_printer import jax_code, prelude
+from kernelc.errors import SpecError
+
+a, b = sympy.symbols("a b", positive=True)
+c = sympy.Symbol("c", real=True)
+NAMES = {a: "A", b: "B", c: "C"}
+
+
+def code(expr):
+    return jax_code(expr, NAMES)
+
+
+def test_function_mapping():
+    assert code(sympy.sqrt(a)) == "_safe_sqrt(A)"
+    assert code(sympy.erf(c)) == "jsp.erf(C)"
+    assert code(sympy.pi * c) == "jnp.pi*C"
+    assert code(sympy.exp(c) + sympy.cosh(c)) == "jnp.exp(C) + jnp.cosh(C)"
+    assert code(sympy.acos(c)) == "_safe_acos(C)"
+    assert code(sympy.asin(c)) == "_safe_asin(C)"
+    assert code(sympy.Abs(c)) == "jnp.abs(C)"
+    assert code(sympy.Max(c, 0)) == "jnp.maximum(0, C)"
+    assert code(sympy.Heaviside(c)) == "jnp.heaviside(C, 1/2)"
+    assert code(sympy.Float(0.1) * c) == "0.1*C"
+
+
+def test_correlation_acos_becomes_atan2_ratio():
+    assert code(sympy.acos(c / sympy.sqrt(a * b))) == "_acos_ratio(C, A*B)"
+    assert code(sympy.asin(2 * c / sympy.sqrt((1 + a) * (1 + b)))) == "_asin_ratio(2*C, (A + 1)*(B + 1))"
+
+
+def test_division_guards():
+    assert code(c / a) == "_safe_div(C, A)"
+    assert code(1 / sympy.sqrt(a)) == "_safe_div(1, _safe_sqrt(A))"
+    assert code(-c / (2 * a)) == "_safe_div(-C, 2*A)"
+    assert code(c / (2 * sympy.pi)) == "C/(2*jnp.pi)"  # constant denominators stay plain
+    assert code(a ** sympy.Rational(3, 2)) == "_safe_sqrt(A)**3"
+
+
+def test_piecewise_and_relations():
+    pw = sympy.Piecewise((c, c > 0), (0, True))
+    assert code(pw) == "jnp.where((C > 0), C, 0)"
+
+
+def test_errors():
+    with pytest.raises(SpecError, match="no JAX translation for the function 'gamma'"):
+        code(sympy.gamma(c))
+    with pytest.raises(SpecError, match="no variable name given for symbol 'z'"):
+        code(sympy.Symbol("z"))
+
+
+def test_deterministic():
+    expr = (sympy.sqrt(a * b - c**2) + (sympy.pi - sympy.acos(c / sympy.sqrt(a * b))) * c) / (2 * sympy.pi)
+    assert code(expr) == code(expr)
+    assert prelude() == prelude()
+    assert prelude().startswith("import jax.numpy as jnp")
+
+
+def _helpers(backend):
+    ns = {}
+    if backend == "numpy":
+        import scipy.special
+        ns = {"jnp": np, "jsp": scipy.special}
+        exec(prelude(imports=False), ns)
+    else:
+        exec(prelude(), ns)
+    return ns
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_helper_values(backend):
+    h = _helpers(backend)
+    assert float(h["_safe_sqrt"](-1.0)) == 0.0
+    assert float(h["_safe_div"](1.0, 0.0)) == 0.0
+    assert float(h["_safe_acos"](1.0000001)) == 0.0
+    assert float(h["_safe_acos"](-2.0)) == pytest.approx(np.pi)
+    assert np.isnan(float(h["_safe_acos"](float("nan"))))
+    assert float(h["_acos_ratio"](2.0, 4.0)) == 0.0       # rho = 1 exactly
+    assert float(h["_acos_ratio"](0.0, 0.0)) == pytest.approx(np.pi / 2)  # zero variance
+    assert float(h["_asin_ratio"](-3.0, 9.0)) == pytest.approx(-np.pi / 2)
+    assert float(h["_asin_ratio"](1.0, 4.0)) == pytest.approx(np.arcsin(0.5))
+    assert float(h["_clip_corr"](1.5)) == 1.0
+    assert h["_broadcast"](1, np.ones((2, 1)), np.ones((1, 3)), 1.0).shape == (2, 3)
+
+
+def test_helper_gradients_finite_at_guards():
+    h = _helpers("jax")
+    for fn, arg in [("_safe_sqrt", 0.0), ("_safe_acos", 1.0), ("_safe_asin", -1.0)]:
+        assert np.isfinite(float(jax.grad(h[fn])(arg)))
+    assert np.isfinite(float(jax.grad(h["_safe_div"], argnums=1)(1.0, 0.0)))
+    g = jax.grad(h["_acos_ratio"], argnums=(0, 1))
+    for n, q in [(2.0, 4.0), (0.0, 0.0), (-1.0, 1.0)]:
+        assert all(np.isfinite(float(v)) for v in g(n, q))
+
+
+def test_gauss_hermite_helper_under_jit():
+    h = _helpers("jax")
+    f = jax.jit(lambda k11, k12, k22: h["_gauss_hermite_2d"](lambda t: t * t, k11, k12, k22, 8))
+    out = f(jnp.ones((2, 3)), jnp.full((2, 3), 0.5), jnp.ones((1, 3)) * 2.0)
+    np.testing.assert_allclose(np.asarray(out), 1 * 2 + 2 * 0.25, rtol=1e-5)
