@@ -45,7 +45,8 @@ class CompiledKernel:
     def explain(self, n: Optional[int] = None, style: str = "unicode", dtype: str = "float32",
                 max_memory=None) -> str:
         from .explain import explain
-        return explain(self.derivation, n=n, style=style, dtype=dtype, max_memory=max_memory)
+        return explain(self.derivation, n=n, style=style, dtype=dtype, max_memory=max_memory,
+                       plan_memory=self.module.plan_memory)
 
     @property
     def plan(self):

@@ -1,0 +1,20 @@
+"""The finite-width networks the kernels describe, and their empirical kernels.
+
+>>> import kernelc
+>>> net = kernelc.compile("specs/p4_histology.kc")
+>>> init_fn, apply_fn = kernelc.network.build(net.typed)
+>>> params = init_fn(jax.random.PRNGKey(0), (32, 32, 3), width=64)
+>>> out = apply_fn(params, x)                                     # (N, 9)
+>>> ntk = kernelc.network.empirical_ntk(apply_fn, params, x)      # (N, N)
+
+Layouts (channels last): box signals (N, *box, C), group signals (N, *box, |H|, C) with the
+group axis indexing ``group.elements``, vectors (N, C). See :mod:`kernelc.network.layers` for
+the layer conventions (DESIGN §2, NTK parameterisation).
+"""
+from .build import FiniteNetwork, build, network
+from .empirical import (empirical_nngp, empirical_ntk, monte_carlo, output_product,
+                        stderr_progress)
+from .layers import FINITE_LAYERS, finite_layer
+
+__all__ = ["FiniteNetwork", "build", "network", "empirical_ntk", "empirical_nngp",
+           "monte_carlo", "output_product", "stderr_progress", "FINITE_LAYERS", "finite_layer"]

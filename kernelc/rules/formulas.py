@@ -61,9 +61,11 @@ def size(domain: str) -> sympy.Symbol:
 
 
 def to_text(expr, style: str = "unicode") -> str:
-    """A formula as unicode text, LaTeX, or Markdown (LaTeX between dollars)."""
+    """A formula as one line of unicode text, LaTeX, or Markdown (LaTeX between dollars)."""
+    if isinstance(expr, sympy.Equality):
+        return f"{to_text(expr.lhs, style)} = {to_text(expr.rhs, style)}".replace("$ = $", " = ")
     if style == "latex":
         return sympy.latex(expr)
     if style == "markdown":
         return f"${sympy.latex(expr)}$"
-    return sympy.sstr(expr).replace("**", "^")
+    return sympy.sstr(expr).replace("**", "^").replace("*", "·")

@@ -49,10 +49,15 @@ def rule(kind: str):
 
 
 # -- helpers shared by the weight layers ----------------------------------------------------
+def num(value: float) -> str:
+    """A constant as short source text: 15 significant digits (sqrt(2)**2 prints as 2.0)."""
+    return repr(float(f"{value:.15g}"))
+
+
 def _affine_lines(ctx, node, lin: str, out: str) -> List[str]:
     hp = ctx.hp(node)
     w2, b2 = hp["W_std"] ** 2, hp["b_std"] ** 2
-    line = f"{out} = {w2!r} * {lin}" + (f" + {b2!r}" if b2 else "")
+    line = f"{out} = {num(w2)} * {lin}" + (f" + {num(b2)}" if b2 else "")
     return [line]
 
 
@@ -67,7 +72,7 @@ def _ntk_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str, out_t: s
         rest = f"{float(fan_in)!r} * {lin}" + (" + 1.0" if hp["b_std"] > 0 else "")
     if ntk_lin is None:
         return [f"{out_t} = {rest}"]
-    return [f"{out_t} = {w2!r} * {ntk_lin} + {rest}"]
+    return [f"{out_t} = {num(w2)} * {ntk_lin} + {rest}"]
 
 
 def _weight_values(ctx, node, domain_size: int, label: str) -> Dict[str, float]:
@@ -99,14 +104,14 @@ def _offset_terms(ctx, node, pairing: str):
         return pairs_literal([(y,) for y in support])
     if pairing == "full":
         return pairs_literal([(y, y) for y in support])
-    if pairing == "reduced":
-        return "(" + ", ".join(pairs_literal([(y, elements[q] @ y) for y in support])
-                               for q in range(len(elements))) + ",)"
+    if pairing == "reduced":  # one line per q
+        return "(\n    " + ",\n    ".join(pairs_literal([(y, elements[q] @ y) for y in support])
+                                       for q in range(len(elements))) + ",\n)"
     rows = []
-    for r in elements:
-        rows.append("(" + ", ".join(pairs_literal([(r @ y, rp @ y) for y in support])
-                                    for rp in elements) + ",)")
-    return "(" + ", ".join(rows) + ",)"
+    for r in elements:  # one line per (r, r')
+        rows.append("(\n        " + ",\n        ".join(
+            pairs_literal([(r @ y, rp @ y) for y in support]) for rp in elements) + ",\n    )")
+    return "(\n    " + ",\n    ".join(rows) + ",\n)"
 
 
 def _linear_op(ctx, node, ins, out_layout, lin_src_k, lin_src_t, formula) -> Tuple[List[Op], Value]:
@@ -275,12 +280,9 @@ class Nonlinearity:
     @staticmethod
     def formulas(ctx, node):
         kmap = ctx.hp(node)["map"]
-        k_text, kdot_text = kmap.pretty()
         f = Formulas(sympy.Eq(K_NEW[g, gp], sympy.Function("E_Λ")(S("φ(u)φ(v)"))),
                      sympy.Eq(THETA_NEW[g, gp], KDOT[g, gp] * THETA[g, gp]))
-        f.notes.append(f"φ = {kmap.phi}, maps by {kmap.method}")
-        f.notes.append("K⁺ = " + " ".join(k_text.split()) if "\n" not in k_text else "K⁺: see LaTeX")
-        f.notes.append("K̇ = ∂K⁺/∂k12 = " + " ".join(kdot_text.split()))
+        f.notes.append(f"φ(x) = {kmap.phi}; maps by {kmap.method}; K̇ = ∂K⁺/∂k12 (Price)")
         f.reduced.append(kmap)
         return f
 

@@ -1,0 +1,207 @@
+"""The ``kernelc`` command line: one subcommand per user task (DESIGN §1).
+
+Subcommands are entries of :data:`COMMANDS` (name -> (add_parser, run)); modules that own a
+task register theirs in :func:`_load_plugins`. Every :class:`KernelcError` is printed as a
+diagnostic with exit status 2 — never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+from .errors import KernelcError
+
+COMMANDS: Dict[str, Tuple[Callable, Callable]] = {}
+
+
+def command(name: str, help: str):
+    """Register ``add_arguments(parser)`` and its ``run(args)`` as subcommand ``name``."""
+    def register(add_arguments):
+        def wrap(run):
+            COMMANDS[name] = (lambda sub: add_arguments(sub.add_parser(name, help=help,
+                                                                      description=help)), run)
+            return run
+        return wrap
+    return register
+
+
+# -- check / graph / groups ---------------------------------------------------------------
+def _spec_arg(p):
+    p.add_argument("spec", help="a spec file (.kc)")
+
+
+@command("check", "parse and type-check a spec; print a one-line summary or the errors")(_spec_arg)
+def _check(args) -> int:
+    from .frontend import check
+    tg = check(args.spec)
+    print(f"OK  {tg.summary()}")
+    return 0
+
+
+def _graph_args(p):
+    _spec_arg(p)
+    p.add_argument("--format", choices=("text", "dot"), default="text")
+
+
+@command("graph", "show the typed layer graph (text, or Graphviz dot)")(_graph_args)
+def _graph(args) -> int:
+    from .frontend import check
+    from .render import graph_dot, graph_text
+    tg = check(args.spec)
+    print(graph_dot(tg) if args.format == "dot" else graph_text(tg))
+    return 0
+
+
+def _groups_args(p):
+    p.add_argument("name", nargs="?", help="show one group's elements in detail")
+
+
+@command("groups", "list the built-in groups (name, order, generators)")(_groups_args)
+def _groups(args) -> int:
+    from .render import groups_text
+    print(groups_text(args.name))
+    return 0
+
+
+# -- explain / compile / kernel -------------------------------------------------------------
+def _explain_args(p):
+    _spec_arg(p)
+    style = p.add_mutually_exclusive_group()
+    style.add_argument("--latex", action="store_true", help="formulas as LaTeX")
+    style.add_argument("--markdown", action="store_true", help="a Markdown report")
+    p.add_argument("--n", type=int, help="predict memory and FLOPs for an N×N Gram matrix")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--max-memory", help="memory budget for tiles, e.g. 4GB")
+    p.add_argument("--no-identities", action="store_true",
+                   help="derive without the symmetry identities (general path)")
+
+
+@command("explain", "show the derived NNGP/NTK recursion, identities, and cost")(_explain_args)
+def _explain(args) -> int:
+    from .api import compile
+    ids = {"R": False, "D": False, "S": False} if args.no_identities else None
+    net = compile(args.spec, identities=ids)
+    style = "latex" if args.latex else "markdown" if args.markdown else "unicode"
+    print(net.explain(n=args.n, style=style, dtype=args.dtype, max_memory=args.max_memory))
+    return 0
+
+
+def _compile_args(p):
+    _spec_arg(p)
+    p.add_argument("-o", "--output", help="where to write the module "
+                   "(default: generated/<spec name>.py)")
+    p.add_argument("--no-identities", action="store_true")
+
+
+@command("compile", "write the generated JAX module for a spec")(_compile_args)
+def _compile(args) -> int:
+    from .api import compile
+    ids = {"R": False, "D": False, "S": False} if args.no_identities else None
+    net = compile(args.spec, identities=ids)
+    out = Path(args.output or Path("generated") / (Path(args.spec).stem + ".py"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(net.source)
+    print(f"wrote {out} ({len(net.source.splitlines())} lines): {net.typed.summary()}")
+    return 0
+
+
+def _kernel_args(p):
+    _spec_arg(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help=".npz file holding the inputs")
+    src.add_argument("--random", type=int, metavar="N", help="use N random inputs (demo)")
+    p.add_argument("--x", default=None, help="array key of the inputs in --data (default: x)")
+    p.add_argument("--x2", default=None, help="array key of a second input set (cross Gram)")
+    p.add_argument("--limit", type=int, help="use only the first N inputs")
+    p.add_argument("--get", default="nngp,ntk", help="nngp, ntk or nngp,ntk")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--max-memory", help="memory budget, e.g. 4GB")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the Gram matrices to this .npz")
+
+
+@command("kernel", "compute NNGP/NTK Gram matrices of a spec on data")(_kernel_args)
+def _kernel(args) -> int:
+    import numpy as np
+    from .api import compile
+    from .errors import InputError
+    net = compile(args.spec)
+    shape = net.typed.spec.input.shape + (net.typed.spec.input.channels,)
+    x2 = None
+    if args.random is not None:
+        if args.random < 1:
+            raise InputError("--random needs at least one input")
+        x1 = np.random.default_rng(args.seed).normal(size=(args.random,) + shape)
+    else:
+        from .methods.data import load_arrays
+        x1, _ = load_arrays(args.data, x_key=args.x or "x", y_key=None)
+        if args.x2:
+            x2, _ = load_arrays(args.data, x_key=args.x2, y_key=None)
+        if x1.dtype == np.uint8:
+            x1 = x1 / 255.0
+            x2 = None if x2 is None else x2 / 255.0
+    if args.limit:
+        x1 = x1[:args.limit]
+        x2 = None if x2 is None else x2[:args.limit]
+    get = tuple(g.strip() for g in args.get.split(",") if g.strip())
+    grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory)
+    np.set_printoptions(precision=5, suppress=True, linewidth=120)
+    for name, gram in grams.items():
+        print(f"{name} ({gram.shape[0]}×{gram.shape[1]}):")
+        print(gram if gram.size <= 64 else gram[:6, :6])
+    if args.out:
+        np.savez(args.out, **grams)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _load_plugins():
+    """Subcommands owned by other modules (verify, fit, predict, augment)."""
+    for module, names in (("verify", ("add_verify_parser",)),
+                          ("methods.commands", ("add_fit_parser", "add_predict_parser",
+                                                "add_augment_parser"))):
+        try:
+            mod = __import__(f"kernelc.{module}", fromlist=list(names))
+        except ImportError:
+            continue
+        for name in names:
+            hook = getattr(mod, name, None)
+            if hook is not None:
+                hook(COMMANDS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_plugins()
+    parser = argparse.ArgumentParser(
+        prog="kernelc", description="Compile group-equivariant CNN specs into exact "
+        "infinite-width NNGP/NTK kernels.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"kernelc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        COMMANDS[name][0](sub)
+    return parser
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 1
+    try:
+        return COMMANDS[args.command][1](args) or 0
+    except KernelcError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # pragma: no cover - output piped into head
+        return 0
+    except KeyboardInterrupt:  # pragma: no cover
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

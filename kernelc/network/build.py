@@ -1,0 +1,269 @@
+"""Typed graph -> the finite-width network the kernels describe: ``init_fn`` and ``apply_fn``.
+
+The walk is the same as the kernel compiler's: nodes in topological order, one table look-up
+per node kind (:data:`kernelc.network.layers.FINITE_LAYERS`). Everything static (filter
+expansion indices, masks, φ) is prepared once here in numpy; ``apply_fn`` is pure JAX and
+jit-friendly.
+
+Widths. The kernels assume every hidden layer is infinitely wide. ``init_fn(key, input_shape,
+width)`` gives every hidden weight layer (lift, gconv, conv, dense) ``width`` output channels;
+a weight layer with no weight layer after it (the readout) keeps its declared count (``dense(n)``
+its n, a final lift/gconv/conv its ``width=`` if the spec sets one). With ``width=None`` the
+spec's own ``width=`` values are used (an error names the first hidden layer without one).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import networkx as nx
+import numpy as np
+
+from ..errors import InputError, KernelcError, ShapeError
+from .filters import FilterExpansion, expansion_index
+from .layers import FINITE_LAYERS, check_table
+
+WEIGHT_KINDS = ("lift", "gconv", "conv", "dense")
+
+
+def _typed(obj):
+    """A TypedGraph from a TypedGraph, a CompiledKernel, a Spec, a path or spec text."""
+    if hasattr(obj, "layers") and hasattr(obj, "group"):
+        return obj
+    if hasattr(obj, "typed"):
+        return obj.typed
+    from ..frontend.infer import check
+    return check(obj)
+
+
+@dataclass
+class FiniteNetwork:
+    """The finite-width network of a typed graph. ``init``/``apply`` are ``init_fn``/``apply_fn``."""
+
+    typed: Any
+    _expansions: Dict[str, FilterExpansion] = field(default_factory=dict, repr=False)
+    _phis: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        g = self.typed.layers
+        check_table(g.node(n)["kind"] for n in g.order())
+        self.group = self.typed.group
+        self.dim = self.group.dim
+        self.order: List[str] = g.order()
+        self.parameterization = self.typed.spec.parameterization
+        self.input_box = tuple(self.typed.input_type.shape)
+        self.input_channels = int(self.typed.input_type.channels)
+        mask = np.asarray(self.group.domain_mask(self.input_box), dtype=bool)
+        self._mask = None if mask.all() else mask
+        for n in self.order:
+            kind = g.node(n)["kind"]
+            if kind in ("lift", "gconv", "conv"):
+                self._expansions[n] = self._make_expansion(n, kind)
+            elif kind == "nonlinearity":
+                self._phis[n] = _phi_function(g.node(n)["hp"]["map"].phi)
+        self.final = self._final_weight_layers()
+
+    # -- static structure ---------------------------------------------------------------------
+    def hp(self, node: str) -> dict:
+        return self.typed.layers.node(node)["hp"]
+
+    def name(self, node: str) -> str:
+        return self.typed.layers.node(node)["name"]
+
+    def out_type(self, node: str):
+        return self.typed.layers.node(node)["out"]
+
+    def expansion(self, node: str) -> FilterExpansion:
+        return self._expansions[node]
+
+    def phi(self, node: str):
+        return self._phis[node]
+
+    def _make_expansion(self, node, kind) -> FilterExpansion:
+        hp, H = self.hp(node), self.group.order
+        if kind == "lift":
+            return expansion_index(self.group, hp["support"], range(H), 1)
+        if kind == "gconv":
+            return expansion_index(self.group, hp["support"], range(H), H, hp["rotations"])
+        return expansion_index(self.group, hp["support"], (0,), 1)
+
+    def _final_weight_layers(self) -> set:
+        g = self.typed.layers
+        weights = {n for n in self.order if g.node(n)["kind"] in WEIGHT_KINDS}
+        return {n for n in weights if not (nx.descendants(g.graph, n) & weights)}
+
+    # -- hexagonal domains ----------------------------------------------------------------------
+    def _masked(self, box) -> bool:
+        return self._mask is not None and tuple(box) == self.input_box
+
+    def site_count(self, box) -> int:
+        """Sites of the domain inside ``box`` (the hexagon's for a masked input-sized box)."""
+        return int(self._mask.sum()) if self._masked(box) else int(np.prod(box))
+
+    def site_index(self, box) -> Optional[np.ndarray]:
+        """Flat indices of the domain's sites in ``box``, or None when it is the whole box."""
+        return np.flatnonzero(self._mask.reshape(-1)) if self._masked(box) else None
+
+    def mask(self, y, box, group_axis: bool):
+        """Zero a box/group signal outside a masked (hexagonal) domain, as the kernel does."""
+        if not self._masked(box):
+            return y
+        m = self._mask.reshape(self._mask.shape + (1,) * (2 if group_axis else 1))
+        return y * m.astype(np.float32)
+
+    # -- widths ---------------------------------------------------------------------------------
+    def channels(self, width: Optional[int] = None, input_channels: Optional[int] = None
+                 ) -> Dict[str, int]:
+        """Output channel count of every node for the given hidden ``width``."""
+        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, np.integer))
+                                  or width < 1):
+            raise InputError(f"width must be a positive integer, got {width!r}")
+        g = self.typed.layers
+        out: Dict[str, int] = {}
+        for n in self.order:
+            data = g.node(n)
+            kind = data["kind"]
+            ins = [out[i] for i in g.inputs(n)]
+            if kind == "input":
+                out[n] = self.input_channels if input_channels is None else int(input_channels)
+            elif kind in WEIGHT_KINDS:
+                out[n] = self._layer_width(n, kind, width)
+            elif kind == "flatten":
+                t_in = g.node(g.inputs(n)[0])["out"]
+                h = t_in.group_order if t_in.domain == "group" else 1
+                out[n] = ins[0] * self.site_count(t_in.shape) * h
+            elif kind == "sum":
+                if len(set(ins)) != 1:
+                    names = [g.node(i)["name"] for i in g.inputs(n)]
+                    raise ShapeError(f"the branches of {data['name']} have different channel "
+                                     f"counts {dict(zip(names, ins))}; a residual sum needs equal "
+                                     "widths", data["span"])
+                out[n] = ins[0]
+            elif kind == "concat":
+                out[n] = sum(ins)
+            else:
+                out[n] = ins[0]
+        return out
+
+    def _layer_width(self, node, kind, width) -> int:
+        hp = self.hp(node)
+        declared = hp.get("width")  # dense: its output count (always set); others: width= or None
+        if node in self.final and declared is not None:
+            return int(declared)    # the readout keeps its declared size
+        if width is not None:
+            return int(width)
+        if declared is not None:
+            return int(declared)
+        data = self.typed.layers.node(node)
+        raise KernelcError(f"layer {data['name']} has no width= in the spec; pass a width to "
+                           "init_fn (it applies to every hidden weight layer)", data["span"])
+
+    # -- init / apply ---------------------------------------------------------------------------
+    def _check_input_shape(self, input_shape) -> int:
+        if input_shape is None:
+            return self.input_channels
+        shape = tuple(int(s) for s in input_shape)
+        d = self.dim
+        if len(shape) == d + 2:
+            shape = shape[1:]  # a leading batch axis is allowed (and ignored)
+        if len(shape) == d and self.input_channels == 1:
+            shape = shape + (1,)
+        if len(shape) != d + 1 or shape[:d] != self.input_box:
+            raise InputError(f"input_shape must be ({', '.join(map(str, self.input_box))}, C) "
+                             f"(optionally with a leading batch axis), got {tuple(input_shape)}")
+        if shape[-1] != self.input_channels:
+            raise InputError(f"the spec declares {self.input_channels} input channel(s), "
+                             f"input_shape has {shape[-1]}")
+        return shape[-1]
+
+    def init(self, key, input_shape=None, width: Optional[int] = None, dtype="float32"):
+        """Parameters ``{layer name: {"W": ..., "b": ...}}`` of the network with hidden ``width``.
+
+        ``key``: a jax PRNG key; ``input_shape``: (*box, C) or (N, *box, C), checked against the
+        spec (default: the spec's); ``dtype``: parameter dtype (float64 needs an x64 context).
+        Each layer's key is ``fold_in(key, position)``, so layers are independent and the draw
+        of one layer does not depend on the others' widths.
+        """
+        import jax
+        import jax.numpy as jnp
+        c_in = self._check_input_shape(input_shape)
+        chans = self.channels(width, c_in)
+        dtype = jnp.dtype(dtype)
+        g = self.typed.layers
+        params: Dict[str, Dict[str, Any]] = {}
+        for pos, n in enumerate(self.order):
+            kind = g.node(n)["kind"]
+            layer = FINITE_LAYERS.get(kind)
+            if layer is None or layer.init is None:
+                continue
+            src = g.inputs(n)[0]
+            params[self.name(n)] = layer.init(self, n, jax.random.fold_in(key, pos), chans[src],
+                                              chans[n], dtype)
+        return params
+
+    def apply(self, params, x):
+        """The network's output for inputs ``x`` of shape (N, *box, C) (channels last; single-
+        channel inputs may omit the channel axis). Output layouts: (N, D) vectors, (N, *box,
+        |H|, D) group signals, (N, *box, D) box signals."""
+        import jax.numpy as jnp
+        x = jnp.asarray(x)
+        d = self.dim
+        if x.ndim == d + 1 and self.input_channels == 1 and tuple(x.shape[1:]) == self.input_box:
+            x = x[..., None]
+        if x.ndim != d + 2 or tuple(x.shape[1:1 + d]) != self.input_box:
+            raise InputError(f"x must have shape (N, {', '.join(map(str, self.input_box))}, C), "
+                             f"got {tuple(x.shape)}")
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.float32)
+        g = self.typed.layers
+        values: Dict[str, Any] = {}
+        for n in self.order:
+            kind = g.node(n)["kind"]
+            if kind == "input":
+                values[n] = x
+                continue
+            ins = [values[i] for i in g.inputs(n)]
+            values[n] = FINITE_LAYERS[kind].apply(self, n, params.get(self.name(n)), ins)
+        return values[g.output_node]
+
+    def output_shape(self, n: int = 1, width: Optional[int] = None) -> Tuple[int, ...]:
+        t = self.typed.output_type
+        c = self.channels(width)[self.typed.layers.output_node]
+        if t.domain == "vector":
+            return (n, c)
+        if t.domain == "group":
+            return (n,) + tuple(t.shape) + (t.group_order, c)
+        return (n,) + tuple(t.shape) + (c,)
+
+
+def _phi_function(phi):
+    """φ as a jnp function: kernelc's guarded JAX printer on the rule's sympy φ (our own tree,
+    never user text), evaluated over the printer's helper prelude."""
+    from ..codegen.jax_printer import jax_code, prelude
+    from ..rules.nonlinearities import x as X
+    namespace: Dict[str, Any] = {}
+    source = prelude() + f"\n\ndef _phi(x):\n    return {jax_code(phi, {X: 'x'})}\n"
+    exec(compile(source, "<kernelc:phi>", "exec"), namespace)  # noqa: S102 - generated code
+    fn = namespace["_phi"]
+
+    def apply(x):
+        import jax.numpy as jnp
+        y = fn(x)
+        return jnp.broadcast_to(jnp.asarray(y, x.dtype), x.shape)
+    return apply
+
+
+def network(obj) -> FiniteNetwork:
+    """The :class:`FiniteNetwork` of a TypedGraph, CompiledKernel, Spec, spec path or text."""
+    return FiniteNetwork(_typed(obj))
+
+
+def build(obj):
+    """``(init_fn, apply_fn)`` of the finite-width network of ``obj`` (a TypedGraph, or anything
+    :func:`network` accepts). ``init_fn(key, input_shape=None, width=None, dtype="float32")`` ->
+    params; ``apply_fn(params, x)`` -> outputs."""
+    net = network(obj)
+    return net.init, net.apply

@@ -1,0 +1,83 @@
+"""Text renderings of front-end results: the typed layer graph (text and Graphviz dot) and the
+group registry. Pure functions of their inputs, deterministic."""
+from __future__ import annotations
+
+from typing import Optional
+
+from .frontend.infer import TypedGraph
+from .groups import builtin_groups, get_group
+
+
+def _hp_text(data) -> str:
+    hp = data["hp"]
+    if data["kind"] == "nonlinearity":
+        return hp["map"].name
+    parts = []
+    for key, value in hp.items():
+        if value is None:
+            continue
+        if key == "support":
+            parts.append(f"|S|={len(value)}")
+        elif key == "rotations":
+            parts.append(f"|R|={len(value)}")
+        elif isinstance(value, float):
+            parts.append(f"{key}={value:g}")
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def graph_text(tg: TypedGraph) -> str:
+    g = tg.layers
+    lines = [tg.summary(), ""]
+    width = max(len(g.node(n)["name"]) for n in g.order())
+    for n in g.order():
+        data = g.node(n)
+        preds = g.inputs(n)
+        src = "" if not preds or (len(preds) == 1 and preds[0] == _prev(g, n)) else \
+            "  <- " + ", ".join(g.node(p)["name"] for p in preds)
+        line = data["span"].line if data.get("span") else "-"
+        hp = _hp_text(data)
+        lines.append(f"{n}  {data['name']:<{width}}  line {line:<3}  -> {data['out']}"
+                     f"{'  [' + hp + ']' if hp else ''}{src}")
+    return "\n".join(lines)
+
+
+def _prev(g, n):
+    order = g.order()
+    i = order.index(n)
+    return order[i - 1] if i else None
+
+
+def graph_dot(tg: TypedGraph) -> str:
+    g = tg.layers
+    lines = [f'digraph "{tg.spec.name}" {{', "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
+    for n in g.order():
+        data = g.node(n)
+        hp = _hp_text(data)
+        label = f"{data['name']}\\n{data['out']}" + (f"\\n{hp}" if hp else "")
+        lines.append(f'  {n} [label="{label}"];')
+    for a, b in sorted(g.graph.edges()):
+        lines.append(f"  {a} -> {b};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def groups_text(name: Optional[str] = None) -> str:
+    if name is not None:
+        group = get_group(name)
+        lines = [group.describe(), "", "elements (index: matrix, inverse, order-class):"]
+        cls = {e: i for i, c in enumerate(group.conjugacy_classes) for e in c}
+        for i, label in enumerate(group.element_labels):
+            lines.append(f"  {i:>3}: {label:<28} inverse {int(group.inverse[i]):>3}   class {cls[i]}")
+        lines.append(f"abelian: {group.is_abelian}; conjugacy classes: "
+                     f"{[len(c) for c in group.conjugacy_classes]}")
+        return "\n".join(lines)
+    rows = [("name", "|H|", "dim", "lattice", "generators")]
+    for gname, group in builtin_groups().items():
+        gens = "; ".join(str([list(r) for r in m]).replace(" ", "") for m in group.generators) \
+            or "none"
+        rows.append((gname, str(group.order), str(group.dim), group.lattice, gens))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]
+                     for r in rows)
