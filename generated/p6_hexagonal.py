@@ -199,6 +199,7 @@ class _Progress:
         self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
         self.start = time.perf_counter()
         self.shown = False
+        self.after = after if enabled is None else 0.0  # asked for explicitly: show at once
 
     def update(self, done):
         if not self.enabled:

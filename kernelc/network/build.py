@@ -179,29 +179,43 @@ class FiniteNetwork:
                              f"input_shape has {shape[-1]}")
         return shape[-1]
 
+    def param_shapes(self, width: Optional[int] = None, input_channels: Optional[int] = None
+                     ) -> Dict[str, Dict[str, Tuple[Tuple[int, ...], float]]]:
+        """{layer name: {"W"/"b": (shape, standard deviation)}} for hidden ``width``."""
+        chans = self.channels(width, input_channels)
+        g = self.typed.layers
+        out = {}
+        for n in self.order:
+            layer = FINITE_LAYERS.get(g.node(n)["kind"])
+            if layer is not None and layer.init is not None:
+                out[self.name(n)] = layer.init(self, n, chans[g.inputs(n)[0]], chans[n])
+        return out
+
     def init(self, key, input_shape=None, width: Optional[int] = None, dtype="float32"):
         """Parameters ``{layer name: {"W": ..., "b": ...}}`` of the network with hidden ``width``.
 
-        ``key``: a jax PRNG key; ``input_shape``: (*box, C) or (N, *box, C), checked against the
-        spec (default: the spec's); ``dtype``: parameter dtype (float64 needs an x64 context).
-        Each layer's key is ``fold_in(key, position)``, so layers are independent and the draw
-        of one layer does not depend on the others' widths.
+        ``key``: a jax PRNG key (any implementation; ``jax.random.key(s, impl="rbg")`` compiles
+        fastest); ``input_shape``: (*box, C) or (N, *box, C), checked against the spec (default:
+        the spec's); ``dtype``: parameter dtype (float64 needs an x64 context). All parameters
+        come from one ``jax.random.normal`` draw (one RNG kernel to compile, not one per layer),
+        split in layer order and scaled by their standard deviations.
         """
         import jax
         import jax.numpy as jnp
         c_in = self._check_input_shape(input_shape)
-        chans = self.channels(width, c_in)
+        shapes = self.param_shapes(width, c_in)
         dtype = jnp.dtype(dtype)
-        g = self.typed.layers
+        sizes = [int(np.prod(shape)) for layer in shapes.values() for shape, _ in layer.values()]
+        flat = jax.random.normal(key, (max(1, sum(sizes)),), dtype)
         params: Dict[str, Dict[str, Any]] = {}
-        for pos, n in enumerate(self.order):
-            kind = g.node(n)["kind"]
-            layer = FINITE_LAYERS.get(kind)
-            if layer is None or layer.init is None:
-                continue
-            src = g.inputs(n)[0]
-            params[self.name(n)] = layer.init(self, n, jax.random.fold_in(key, pos), chans[src],
-                                              chans[n], dtype)
+        offset = 0
+        for name, layer in shapes.items():
+            params[name] = {}
+            for pname, (shape, std) in layer.items():
+                size = int(np.prod(shape))
+                value = flat[offset:offset + size].reshape(shape)
+                params[name][pname] = value * std if std != 1.0 else value
+                offset += size
         return params
 
     def apply(self, params, x):

@@ -31,7 +31,7 @@ from .filters import expand
 @dataclass(frozen=True)
 class FiniteLayer:
     kind: str
-    init: Optional[Callable]   # (net, node, key, in_channels, out_channels, dtype) -> params
+    init: Optional[Callable]   # (net, node, c_in, c_out) -> {param: (shape, std)}
     apply: Callable            # (net, node, params, inputs) -> output
 
 
@@ -47,20 +47,14 @@ def finite_layer(kind: str):
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _normal(key, shape, dtype, std=1.0):
-    import jax
-    return jax.random.normal(key, shape, dtype) * std
-
-
-def _weight_params(net, node, key, shape, fan_in, dtype):
-    """{"W": ..., "b": ...}: N(0,1) (ntk) or N(0, σ_w²/fan_in), N(0, σ_b²) (standard)."""
-    import jax
+def _weight_params(net, node, shape, fan_in):
+    """{"W": (shape, std), "b": ((D,), std)}: N(0,1) (ntk) or N(0, σ_w²/fan_in) and N(0, σ_b²)
+    (standard); no "b" when σ_b = 0. The network draws all of them in one go."""
     hp = net.hp(node)
-    kw, kb = jax.random.split(key)
     standard = net.parameterization == "standard"
-    params = {"W": _normal(kw, shape, dtype, hp["W_std"] / math.sqrt(fan_in) if standard else 1.0)}
+    params = {"W": (tuple(shape), hp["W_std"] / math.sqrt(fan_in) if standard else 1.0)}
     if hp["b_std"] > 0:
-        params["b"] = _normal(kb, shape[-1:], dtype, hp["b_std"] if standard else 1.0)
+        params["b"] = ((shape[-1],), hp["b_std"] if standard else 1.0)
     return params
 
 
@@ -119,9 +113,9 @@ class Lift:
     group (N,*box,|H|,D). Weights ω: (|S|, C, D)."""
 
     @staticmethod
-    def init(net, node, key, c_in, c_out, dtype):
+    def init(net, node, c_in, c_out):
         m = len(net.hp(node)["support"])
-        return _weight_params(net, node, key, (m, c_in, c_out), c_in * m, dtype)
+        return _weight_params(net, node, (m, c_in, c_out), c_in * m)
 
     @staticmethod
     def apply(net, node, params, ins):
@@ -134,10 +128,10 @@ class GroupConv:
     group signals (N,*box,|H|,C). Weights ω: (|S|, |R|, C, D), R in the spec's order."""
 
     @staticmethod
-    def init(net, node, key, c_in, c_out, dtype):
+    def init(net, node, c_in, c_out):
         hp = net.hp(node)
         m, nr = len(hp["support"]), len(hp["rotations"])
-        return _weight_params(net, node, key, (m, nr, c_in, c_out), c_in * m * nr, dtype)
+        return _weight_params(net, node, (m, nr, c_in, c_out), c_in * m * nr)
 
     @staticmethod
     def apply(net, node, params, ins):
@@ -151,9 +145,9 @@ class Conv:
     kernel is, in distribution.) Weights ω: (|S|, C, D)."""
 
     @staticmethod
-    def init(net, node, key, c_in, c_out, dtype):
+    def init(net, node, c_in, c_out):
         m = len(net.hp(node)["support"])
-        return _weight_params(net, node, key, (m, c_in, c_out), c_in * m, dtype)
+        return _weight_params(net, node, (m, c_in, c_out), c_in * m)
 
     @staticmethod
     def apply(net, node, params, ins):
@@ -165,8 +159,8 @@ class Dense:
     """z = σ_w/√n Σ_i ω_i x_i + σ_b β on vectors (N, n). Weights ω: (n, D)."""
 
     @staticmethod
-    def init(net, node, key, c_in, c_out, dtype):
-        return _weight_params(net, node, key, (c_in, c_out), c_in, dtype)
+    def init(net, node, c_in, c_out):
+        return _weight_params(net, node, (c_in, c_out), c_in)
 
     @staticmethod
     def apply(net, node, params, ins):

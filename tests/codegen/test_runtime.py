@@ -1,0 +1,108 @@
+"""The generated module's runtime: input validation, memory budget, tiling, dtype, get=."""
+import numpy as np
+import pytest
+
+import kernelc
+from kernelc.errors import InputError, KernelcError, MemoryBudgetError
+
+SPEC = """network tiny
+group p4
+input 5 x 5 channels 2
+lift(size=3, W_std=1.3, b_std=0.1)
+relu
+gconv(size=3, W_std=1.2)
+relu
+group_pool
+dense(1)
+"""
+
+
+@pytest.fixture(scope="module")
+def net():
+    return kernelc.compile(SPEC)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(0).normal(size=(5, 5, 5, 2))
+
+
+def test_gram_is_symmetric_and_matches_cross_call(net, x):
+    full = net.kernel_fn(x, dtype="float64")
+    cross = net.kernel_fn(x, x, dtype="float64")
+    for name in ("nngp", "ntk"):
+        np.testing.assert_allclose(full[name], full[name].T, rtol=1e-12)
+        np.testing.assert_allclose(full[name], cross[name], rtol=1e-10)
+
+
+def test_tiling_does_not_change_the_result(net, x):
+    whole = net.kernel_fn(x, dtype="float64")
+    tiny_budget = net.module.plan_memory(5, None, "float64")["bytes_per_pair"] * 3 + 10_000
+    tiled = net.kernel_fn(x, dtype="float64", max_memory=tiny_budget)
+    for name in whole:
+        np.testing.assert_allclose(tiled[name], whole[name], rtol=1e-12)
+
+
+def test_request_that_cannot_fit_is_refused_with_estimate(net, x):
+    with pytest.raises(MemoryBudgetError, match=r"needs at least .* more than the budget of"):
+        net.kernel_fn(x, max_memory=1000)
+
+
+def test_memory_budget_text_is_parsed(net):
+    plan = net.module.plan_memory(10, None, "float32", "1GB")
+    assert plan["budget"] == 1 << 30
+    with pytest.raises(InputError, match="cannot read the memory budget"):
+        net.module.plan_memory(10, None, "float32", "lots")
+
+
+def test_float32_default_and_float64_option(net, x):
+    g32 = net.kernel_fn(x, get="nngp")
+    g64 = net.kernel_fn(x, get="nngp", dtype="float64")
+    assert g32.dtype == np.float32 and g64.dtype == np.float64
+    np.testing.assert_allclose(g32, g64, rtol=1e-4)
+    import jax.numpy as jnp
+    assert jnp.ones(1).dtype == jnp.float32  # no global x64 flag was flipped
+
+
+def test_single_channel_inputs_may_omit_the_channel_axis():
+    net = kernelc.compile("group p2\ninput 4 x 4 channels 1\nlift(3)\nrelu\ngroup_pool\ndense(1)")
+    x = np.random.default_rng(1).normal(size=(3, 4, 4))
+    a = net.kernel_fn(x, get="nngp")
+    b = net.kernel_fn(x[..., None], get="nngp")
+    np.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((2, 4, 4, 2)), r"x1 must have shape \(N, 5, 5, 2\)"),
+    (np.zeros((0, 5, 5, 2)), "holds no inputs"),
+    (np.full((2, 5, 5, 2), np.nan), "contains 100 NaN or infinite values"),
+    (np.array([["a"]]), "must hold real numbers"),
+])
+def test_bad_inputs_get_clear_errors(net, bad, message):
+    with pytest.raises(InputError, match=message):
+        net.kernel_fn(bad)
+
+
+def test_bad_get_and_dtype(net, x):
+    with pytest.raises(InputError, match="get must name 'nngp' and/or 'ntk'"):
+        net.kernel_fn(x, get=("nngp", "ntkk"))
+    with pytest.raises(InputError, match="dtype must be float32 or float64"):
+        net.kernel_fn(x, dtype="int8")
+
+
+def test_errors_are_kernelc_errors(net):
+    with pytest.raises(KernelcError):
+        net.kernel_fn(np.zeros((1, 2)))
+
+
+def test_get_only_nngp_skips_ntk(net, x):
+    out = net.kernel_fn(x, get=("nngp",))
+    assert set(out) == {"nngp"}
+
+
+def test_progress_bar_is_written_when_asked(net, x, capsys):
+    budget = net.module.plan_memory(5, None, "float32")["bytes_per_pair"] * 2 + 10_000
+    net.kernel_fn(x, max_memory=budget, progress=True)
+    err = capsys.readouterr().err
+    # 10 pairs i < j, 2 pairs per tile under this budget: 5 tiles
+    assert "kernelc: Gram tiles" in err and "5/5" in err

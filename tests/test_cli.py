@@ -1,0 +1,102 @@
+"""The command line: every subcommand of the front end and compiler, with its outputs and errors."""
+import numpy as np
+import pytest
+
+from kernelc.cli import main
+
+SPEC = "specs/p2_small.kc"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_check_prints_one_line_summary(capsys):
+    code, out, _ = run(capsys, "check", SPEC)
+    assert code == 0
+    assert out.startswith("OK  p2_small: group p2 (|H|=2), input 12×12×2, 6 layers")
+
+
+def test_check_reports_errors_with_position(capsys, tmp_path):
+    bad = tmp_path / "bad.kc"
+    bad.write_text("group p4\ninput 8 x 8 channels 1\ngcnov(size=3)\n")
+    code, _, err = run(capsys, "check", str(bad))
+    assert code == 2
+    assert f"{bad}:3:1: error: unknown layer 'gcnov'" in err
+    assert "did you mean 'gconv'" in err
+    assert "Traceback" not in err
+
+
+def test_missing_spec_file(capsys):
+    code, _, err = run(capsys, "check", "no/such/file.kc")
+    assert code == 2 and "spec file not found: no/such/file.kc" in err
+
+
+def test_graph_text_and_dot(capsys):
+    code, out, _ = run(capsys, "graph", SPEC)
+    assert code == 0 and "lift1" in out and "group_pool1" in out and "vector[1]" in out
+    code, out, _ = run(capsys, "graph", SPEC, "--format", "dot")
+    assert out.startswith('digraph "p2_small"') and "n000 -> n001;" in out
+
+
+def test_groups_lists_builtins_and_details(capsys):
+    code, out, _ = run(capsys, "groups")
+    assert code == 0
+    for name, order in (("p4m", "8"), ("O", "24"), ("p6", "6")):
+        assert any(line.split()[:2] == [name, order] for line in out.splitlines())
+    code, out, _ = run(capsys, "groups", "p4")
+    assert "order 4" in out and "abelian: True" in out
+
+
+def test_groups_unknown_name_suggests(capsys):
+    code, _, err = run(capsys, "groups", "p4n")
+    assert code == 2 and "unknown group 'p4n'" in err and "p4" in err
+
+
+def test_explain_shows_formulas_identities_and_cost(capsys):
+    code, out, _ = run(capsys, "explain", SPEC, "--n", "100")
+    assert code == 0
+    assert "(R) right invariance: applied" in out
+    assert "K̃⁺(t, t', q)" in out
+    assert "Cost for an N = 100 Gram matrix" in out and "tile:" in out
+    code, out, _ = run(capsys, "explain", SPEC, "--latex")
+    assert "\\sum_{y \\in S}" in out
+    code, out, _ = run(capsys, "explain", SPEC, "--markdown")
+    assert out.startswith("# kernelc explain") and "$" in out
+    code, out, _ = run(capsys, "explain", SPEC, "--no-identities")
+    assert "(R) right invariance: declined — switched off" in out
+
+
+def test_compile_writes_module(capsys, tmp_path):
+    target = tmp_path / "m.py"
+    code, out, _ = run(capsys, "compile", SPEC, "-o", str(target))
+    assert code == 0 and target.read_text().startswith('"""Exact infinite-width')
+
+
+def test_kernel_random_and_npz(capsys, tmp_path):
+    out_file = tmp_path / "k.npz"
+    code, out, _ = run(capsys, "kernel", SPEC, "--random", "3", "--out", str(out_file))
+    assert code == 0 and "nngp (3×3)" in out
+    grams = np.load(out_file)
+    assert grams["ntk"].shape == (3, 3)
+    data = tmp_path / "x.npz"
+    np.savez(data, images=np.random.default_rng(0).normal(size=(2, 12, 12, 2)))
+    code, out, _ = run(capsys, "kernel", SPEC, "--data", str(data), "--x", "images",
+                       "--get", "nngp")
+    assert code == 0 and "nngp (2×2)" in out
+
+
+def test_kernel_bad_key_and_shape(capsys, tmp_path):
+    data = tmp_path / "x.npz"
+    np.savez(data, images=np.zeros((2, 5, 5, 2)))
+    code, _, err = run(capsys, "kernel", SPEC, "--data", str(data), "--x", "imgs")
+    assert code == 2 and "imgs" in err and "images" in err
+    code, _, err = run(capsys, "kernel", SPEC, "--data", str(data), "--x", "images")
+    assert code == 2 and "must have shape (N, 12, 12, 2)" in err
+
+
+def test_kernel_memory_refusal(capsys):
+    code, _, err = run(capsys, "kernel", SPEC, "--random", "4", "--max-memory", "1kB")
+    assert code == 2 and "more than the budget" in err
