@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import types
 from dataclasses import dataclass
@@ -47,6 +48,20 @@ class CompiledKernel:
         from .explain import explain
         return explain(self.derivation, n=n, style=style, dtype=dtype, max_memory=max_memory,
                        plan_memory=self.module.plan_memory)
+
+    @functools.cached_property
+    def matching_cnn(self) -> "CompiledKernel":
+        """The plain CNN with the same filters (lift/gconv -> conv, group_pool -> global mean)."""
+        from .compiler.orbit import matching_cnn_spec, require_orbit
+        require_orbit(self.typed)
+        return compile(matching_cnn_spec(self.spec, self.typed.group.dim))
+
+    def orbit_kernel_fn(self, x1, x2=None, get=("nngp", "ntk"), **kwargs):
+        """The same kernels by the orbit-average identity (O): mean_h k(x1, ρ(h) x2) with k
+        the matching plain-CNN kernel. Raises SpecError where (O) does not apply."""
+        from .compiler.orbit import orbit_average
+        return orbit_average(self.matching_cnn.kernel_fn, self.typed.group, x1, x2, get,
+                             **kwargs)
 
     @property
     def plan(self):

@@ -114,10 +114,17 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
                      f"{cost['peak_entries']:,} entries")
         lines.append(pre + f"whole Gram matrix: {_fmt_count(total)}FLOP")
         if plan_memory is not None:
-            plan = plan_memory(n, None, dtype, max_memory, sym)
+            from .errors import MemoryBudgetError
+            try:
+                plan = plan_memory(n, None, dtype, max_memory, sym)
+            except MemoryBudgetError as exc:
+                lines.append(pre + f"would be refused: {exc.message}")
+                return "\n".join(lines)
+            tiles = -(-max(pairs, 1) // plan["tile_pairs"])
             lines.append(pre + f"memory per pair (peak): {_fmt_bytes(plan['bytes_per_pair'])}; "
                          f"results: {_fmt_bytes(plan['result_bytes'])}")
             lines.append(pre + f"tile: {plan['tile_pairs']:,} pairs = "
-                         f"{_fmt_bytes(plan['tile_bytes'])} under a budget of "
-                         f"{_fmt_bytes(plan['budget'])}")
+                         f"{_fmt_bytes(plan['tile_bytes'])}, "
+                         f"{_fmt_count(plan['tile_pairs'] * cost['flops'])}FLOP; {tiles} tile(s) "
+                         f"under a budget of {_fmt_bytes(plan['budget'])}")
     return "\n".join(lines)

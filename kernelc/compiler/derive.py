@@ -157,8 +157,9 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
     formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag_input else
                "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
     values[g.input_node] = Value("k_input", None, in_layout)
-    input_op = Op("input", formula, [f"k_input = {fn}"], in_layout.entries,
-                  in_layout.entries * 2 * input_t.channels)
+    # on a masked (hexagonal) domain, input values outside the domain are not part of the signal
+    input_op = Op("input", formula, [f"k_input = {fn}"] + ctx.mask_lines("k_input", in_layout),
+                  in_layout.entries, in_layout.entries * 2 * input_t.channels)
     nodes.append(NodeDerivation(g.input_node, "input", "input", None, [input_op],
                                 values[g.input_node]))
     for n in g.order():
