@@ -56,6 +56,39 @@ def _stencil(k, terms, nslots, pads, out_box, mode):
     return acc / len(terms)
 
 
+def _reduced_stencil(k, terms, pads, out_box, mode):
+    """K̃⁺[t,t'](q) = mean_y k[t+y, t'+ρ(q)y] for each q: ``terms[q]`` pairs (y, ρ(q)y).
+
+    ``k`` is either a box kernel (p, *box, *box) (the lift) or a reduced group kernel
+    (p, H, *box, *box) whose slice q is used for output q (the group convolution).
+    """
+    grouped = k.ndim == 2 + 2 * len(pads)
+    return jnp.stack([_stencil(k[:, q] if grouped else k, terms[q], 2, pads, out_box, mode)
+                      for q in range(len(terms))], axis=1)
+
+
+def _general_stencil(k, terms, pads, out_box, mode):
+    """K⁺[(t,r),(t',r')] = mean_y k[(t+ρ(r)y, r), (t'+ρ(r')y, r')]: ``terms[r][r']`` pairs
+    (ρ(r)y, ρ(r')y). ``k`` is a box kernel (the lift) or a general group kernel."""
+    d = len(pads)
+    grouped = k.ndim == 3 + 2 * d
+    order = len(terms)
+    blocks = [[_stencil(k[(slice(None), r) + (slice(None),) * d + (rp,)] if grouped else k,
+                        terms[r][rp], 2, pads, out_box, mode) for rp in range(order)]
+              for r in range(order)]
+    return _stack_general(blocks, d)
+
+
+def _right_mix(k, perms, d):
+    """mean_{s∈R} K[(t, rs), (t', r's)]: both group axes permuted by right multiplication."""
+    acc = None
+    for perm in perms:
+        idx = np.asarray(perm)
+        part = jnp.take(jnp.take(k, idx, axis=1), idx, axis=2 + d)
+        acc = part if acc is None else acc + part
+    return acc / len(perms)
+
+
 def _input_full(xa, xb, d):
     """K0[t, t'] = (1/C) Σ_c f_c(t) f'_c(t') for each pair (xa[p], xb[p])."""
     s1, s2 = _LETTERS[:d], _LETTERS[d:2 * d]

@@ -56,6 +56,39 @@ def _stencil(k, terms, nslots, pads, out_box, mode):
     return acc / len(terms)
 
 
+def _reduced_stencil(k, terms, pads, out_box, mode):
+    """K̃⁺[t,t'](q) = mean_y k[t+y, t'+ρ(q)y] for each q: ``terms[q]`` pairs (y, ρ(q)y).
+
+    ``k`` is either a box kernel (p, *box, *box) (the lift) or a reduced group kernel
+    (p, H, *box, *box) whose slice q is used for output q (the group convolution).
+    """
+    grouped = k.ndim == 2 + 2 * len(pads)
+    return jnp.stack([_stencil(k[:, q] if grouped else k, terms[q], 2, pads, out_box, mode)
+                      for q in range(len(terms))], axis=1)
+
+
+def _general_stencil(k, terms, pads, out_box, mode):
+    """K⁺[(t,r),(t',r')] = mean_y k[(t+ρ(r)y, r), (t'+ρ(r')y, r')]: ``terms[r][r']`` pairs
+    (ρ(r)y, ρ(r')y). ``k`` is a box kernel (the lift) or a general group kernel."""
+    d = len(pads)
+    grouped = k.ndim == 3 + 2 * d
+    order = len(terms)
+    blocks = [[_stencil(k[(slice(None), r) + (slice(None),) * d + (rp,)] if grouped else k,
+                        terms[r][rp], 2, pads, out_box, mode) for rp in range(order)]
+              for r in range(order)]
+    return _stack_general(blocks, d)
+
+
+def _right_mix(k, perms, d):
+    """mean_{s∈R} K[(t, rs), (t', r's)]: both group axes permuted by right multiplication."""
+    acc = None
+    for perm in perms:
+        idx = np.asarray(perm)
+        part = jnp.take(jnp.take(k, idx, axis=1), idx, axis=2 + d)
+        acc = part if acc is None else acc + part
+    return acc / len(perms)
+
+
 def _input_full(xa, xb, d):
     """K0[t, t'] = (1/C) Σ_c f_c(t) f'_c(t') for each pair (xa[p], xb[p])."""
     s1, s2 = _LETTERS[:d], _LETTERS[d:2 * d]
@@ -369,7 +402,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k_input = _input_full(xa, xb, 2)
     # -- lift1 (line 6): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)
     #    layout group_reduced (2×12×12×12×12 per pair)
-    lin_lift1 = jnp.stack([_stencil(k_input, LIFT1_TERMS[q], 2, ((1, 1), (1, 1)), (12, 12), 'circular') for q in range(2)], axis=1)
+    lin_lift1 = _reduced_stencil(k_input, LIFT1_TERMS, ((1, 1), (1, 1)), (12, 12), 'circular')
     k_lift1 = 1.44 * lin_lift1 + 0.01
     if want_ntk:
         t_lift1 = k_lift1
@@ -383,10 +416,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_erf1 = (_safe_div(4, jnp.pi*_safe_sqrt(-4*k_lift1**2 + (2*k11 + 1)*(2*k22 + 1)))) * t_lift1
     # -- gconv1 (line 8): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (2×12×12×12×12 per pair)
-    lin_gconv1 = jnp.stack([_stencil(k_erf1[:, q], GCONV1_TERMS[q], 2, ((1, 1), (1, 1)), (12, 12), 'circular') for q in range(2)], axis=1)
+    lin_gconv1 = _reduced_stencil(k_erf1, GCONV1_TERMS, ((1, 1), (1, 1)), (12, 12), 'circular')
     k_gconv1 = 1.44 * lin_gconv1 + 0.01
     if want_ntk:
-        t_gconv1_lin = jnp.stack([_stencil(t_erf1[:, q], GCONV1_TERMS[q], 2, ((1, 1), (1, 1)), (12, 12), 'circular') for q in range(2)], axis=1)
+        t_gconv1_lin = _reduced_stencil(t_erf1, GCONV1_TERMS, ((1, 1), (1, 1)), (12, 12), 'circular')
         t_gconv1 = 1.44 * t_gconv1_lin + k_gconv1
     # -- erf2 (line 9): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = erf
     #    layout group_reduced (2×12×12×12×12 per pair)

@@ -56,6 +56,39 @@ def _stencil(k, terms, nslots, pads, out_box, mode):
     return acc / len(terms)
 
 
+def _reduced_stencil(k, terms, pads, out_box, mode):
+    """K̃⁺[t,t'](q) = mean_y k[t+y, t'+ρ(q)y] for each q: ``terms[q]`` pairs (y, ρ(q)y).
+
+    ``k`` is either a box kernel (p, *box, *box) (the lift) or a reduced group kernel
+    (p, H, *box, *box) whose slice q is used for output q (the group convolution).
+    """
+    grouped = k.ndim == 2 + 2 * len(pads)
+    return jnp.stack([_stencil(k[:, q] if grouped else k, terms[q], 2, pads, out_box, mode)
+                      for q in range(len(terms))], axis=1)
+
+
+def _general_stencil(k, terms, pads, out_box, mode):
+    """K⁺[(t,r),(t',r')] = mean_y k[(t+ρ(r)y, r), (t'+ρ(r')y, r')]: ``terms[r][r']`` pairs
+    (ρ(r)y, ρ(r')y). ``k`` is a box kernel (the lift) or a general group kernel."""
+    d = len(pads)
+    grouped = k.ndim == 3 + 2 * d
+    order = len(terms)
+    blocks = [[_stencil(k[(slice(None), r) + (slice(None),) * d + (rp,)] if grouped else k,
+                        terms[r][rp], 2, pads, out_box, mode) for rp in range(order)]
+              for r in range(order)]
+    return _stack_general(blocks, d)
+
+
+def _right_mix(k, perms, d):
+    """mean_{s∈R} K[(t, rs), (t', r's)]: both group axes permuted by right multiplication."""
+    acc = None
+    for perm in perms:
+        idx = np.asarray(perm)
+        part = jnp.take(jnp.take(k, idx, axis=1), idx, axis=2 + d)
+        acc = part if acc is None else acc + part
+    return acc / len(perms)
+
+
 def _input_full(xa, xb, d):
     """K0[t, t'] = (1/C) Σ_c f_c(t) f'_c(t') for each pair (xa[p], xb[p])."""
     s1, s2 = _LETTERS[:d], _LETTERS[d:2 * d]
@@ -376,9 +409,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- input: K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0
     #    layout box_full (9×9×9×9 per pair)
     k_input = _input_full(xa, xb, 2)
+    k_input = k_input * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     # -- lift1 (line 7): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)
     #    layout group_reduced (6×9×9×9×9 per pair)
-    lin_lift1 = jnp.stack([_stencil(k_input, LIFT1_TERMS[q], 2, ((1, 1), (1, 1)), (9, 9), 'same') for q in range(6)], axis=1)
+    lin_lift1 = _reduced_stencil(k_input, LIFT1_TERMS, ((1, 1), (1, 1)), (9, 9), 'same')
     k_lift1 = 1.96 * lin_lift1 + 0.01
     k_lift1 = k_lift1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     if want_ntk:
@@ -395,11 +429,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_relu1 = ((jnp.pi - _acos_ratio(k_lift1, k11*k22))/(2*jnp.pi)) * t_lift1
     # -- gconv1 (line 9): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (6×9×9×9×9 per pair)
-    lin_gconv1 = jnp.stack([_stencil(k_relu1[:, q], GCONV1_TERMS[q], 2, ((1, 1), (1, 1)), (9, 9), 'same') for q in range(6)], axis=1)
+    lin_gconv1 = _reduced_stencil(k_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (9, 9), 'same')
     k_gconv1 = 1.96 * lin_gconv1
     k_gconv1 = k_gconv1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     if want_ntk:
-        t_gconv1_lin = jnp.stack([_stencil(t_relu1[:, q], GCONV1_TERMS[q], 2, ((1, 1), (1, 1)), (9, 9), 'same') for q in range(6)], axis=1)
+        t_gconv1_lin = _reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (9, 9), 'same')
         t_gconv1 = 1.96 * t_gconv1_lin + k_gconv1
         t_gconv1 = t_gconv1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     # -- relu2 (line 10): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu

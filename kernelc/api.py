@@ -8,6 +8,7 @@ import functools
 import hashlib
 import types
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Dict, Optional, Union
 
@@ -33,6 +34,23 @@ class CompiledKernel:
     @property
     def kernel_fn(self):
         return self.module.kernel_fn
+
+    @cached_property
+    def network(self):
+        """The finite-width network of this spec (:class:`kernelc.network.FiniteNetwork`)."""
+        from .network import network
+        return network(self.typed)
+
+    @property
+    def init_fn(self):
+        """``init_fn(key, input_shape=None, width=None, dtype="float32")`` -> params of the
+        finite network the kernels describe (see :mod:`kernelc.network`)."""
+        return self.network.init
+
+    @property
+    def apply_fn(self):
+        """``apply_fn(params, x)`` -> outputs of the finite network (see :mod:`kernelc.network`)."""
+        return self.network.apply
 
     def __call__(self, x1, x2=None, get=("nngp", "ntk"), **kwargs):
         return self.module.kernel_fn(x1, x2, get, **kwargs)

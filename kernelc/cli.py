@@ -159,9 +159,10 @@ def _kernel(args) -> int:
 
 def _load_plugins():
     """Subcommands owned by other modules (verify, fit, predict, augment)."""
-    for module, names in (("verify", ("add_verify_parser",)),
-                          ("methods.commands", ("add_fit_parser", "add_predict_parser",
-                                                "add_augment_parser"))):
+    from .verify import add_verify_parser, verify_command
+    COMMANDS["verify"] = (add_verify_parser, verify_command)
+    for module, names in (("methods.commands", ("add_fit_parser", "add_predict_parser",
+                                                "add_augment_parser")),):
         try:
             mod = __import__(f"kernelc.{module}", fromlist=list(names))
         except ImportError:

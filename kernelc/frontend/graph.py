@@ -17,6 +17,12 @@ from ..errors import KernelcError, SpecError, did_you_mean
 from .ast import Branches, Layer, Repeat, Spec
 from .layers import LAYER_KINDS, resolve_hyperparameters
 
+#: Most nodes an unrolled layer graph may have (``repeat 99999999 {...}`` would never finish).
+MAX_NODES = 10_000
+#: Highest polynomial degree of a phi(...) / poly(...) nonlinearity: the exact Gaussian moments
+#: grow steeply with the degree (a dense degree-64 polynomial takes minutes).
+MAX_POLY_DEGREE = 16
+
 
 @dataclass
 class LayerGraph:
@@ -69,6 +75,9 @@ def build_graph(spec: Spec) -> LayerGraph:
                 g.add_edge(prev, nid)
                 prev = nid
             elif isinstance(st, Repeat):
+                if counter[0] + st.count * _unrolled_size(st.body) > MAX_NODES:
+                    raise SpecError(f"this repeat unrolls to more than {MAX_NODES} layers",
+                                    st.span)
                 for _ in range(st.count):
                     prev = sequence(st.body, prev)
             elif isinstance(st, Branches):
@@ -107,6 +116,30 @@ def build_graph(spec: Spec) -> LayerGraph:
     return LayerGraph(spec, g, inp, out)
 
 
+def _unrolled_size(statements) -> int:
+    """Number of graph nodes ``statements`` unroll to (at least 1, counted without building)."""
+    total = 0
+    for st in statements:
+        if isinstance(st, Repeat):
+            total += st.count * _unrolled_size(st.body)
+        elif isinstance(st, Branches):
+            total += 2 + sum(_unrolled_size(b) for b in st.branches)
+        else:
+            total += 1
+    return max(total, 1)
+
+
+def _degree_bound(expr, x) -> int:
+    """An upper bound on the degree in ``x`` of a polynomial expression, without expanding it."""
+    if expr == x:
+        return 1
+    if expr.is_Pow and expr.exp.is_Integer:
+        return _degree_bound(expr.base, x) * abs(int(expr.exp))
+    if expr.is_Mul:
+        return sum(_degree_bound(a, x) for a in expr.args)
+    return max((_degree_bound(a, x) for a in expr.args), default=0)
+
+
 def nonlinearity_hp(layer: Layer) -> Dict[str, Any]:
     """Resolve an elementwise layer to its kernel map (rules table lookup, checked here)."""
     from ..rules.nonlinearities import kernel_map
@@ -129,6 +162,13 @@ def nonlinearity_hp(layer: Layer) -> Dict[str, Any]:
         expr = sympy.sympify(positional[0]) if isinstance(positional[0], (int, float)) \
             else positional[0]  # a number or a tree we built ourselves, never user text
         positional = ()
+        if expr.is_polynomial(*expr.free_symbols) and \
+                _degree_bound(expr, next(iter(expr.free_symbols), None)) > MAX_POLY_DEGREE:
+            raise SpecError(f"phi(...) is a polynomial of degree above {MAX_POLY_DEGREE}; "
+                            "its exact kernel would take too long", layer.span)
+    elif layer.kind == "poly" and len(positional) > MAX_POLY_DEGREE + 1:
+        raise SpecError(f"poly(...) takes at most {MAX_POLY_DEGREE + 1} coefficients "
+                        f"(degree {MAX_POLY_DEGREE})", layer.span)
     elif any(isinstance(v, sympy.Expr) for v in positional):
         raise SpecError(f"'{layer.kind}' takes numbers; use phi(...) for an expression in x",
                         layer.span)

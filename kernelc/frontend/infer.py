@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Union
 from pathlib import Path
 
-from ..errors import KernelcError, ShapeError, SpecError
+from ..errors import GroupError, KernelcError, ShapeError, SpecError
 from ..groups import LatticeGroup, get_group
 from .ast import GroupDecl, Spec
 from .graph import LayerGraph, build_graph
@@ -56,6 +56,8 @@ def resolve_group(decl: GroupDecl) -> LatticeGroup:
                                             lattice=decl.lattice)
     except KernelcError as exc:
         raise type(exc)(exc.message, decl.span, suggestion=exc.suggestion) from None
+    except OverflowError:  # entries beyond int64
+        raise GroupError(f"group '{decl.name}': generator entries are too large", decl.span) from None
 
 
 def _input(tg, node, ins):
@@ -149,7 +151,11 @@ def check(spec_or_path: Union[str, Path, Spec]) -> TypedGraph:
     if spec.group.generators is None and group.dim != len(spec.input.shape):
         raise ShapeError(f"group {group.name} acts on Z^{group.dim}, but the input box has "
                          f"{len(spec.input.shape)} axes", spec.input.span)
-    return infer_types(build_graph(spec), group)
+    try:
+        return infer_types(build_graph(spec), group)
+    except RecursionError:  # deeply nested blocks, or a deeply nested phi(...) in sympy
+        raise SpecError("the spec is nested too deeply (blocks or expressions)",
+                        spec.span) from None
 
 
 __all__ = ["TypedGraph", "check", "infer_types", "resolve_group", "SpecError"]

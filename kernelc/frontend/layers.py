@@ -17,6 +17,9 @@ from .ast import Layer, Word
 from .types import SignalType
 
 PADDINGS = ("same", "valid", "circular")
+#: Most offsets a filter support may have (size=k gives k^d), and the largest offset coordinate.
+MAX_SUPPORT = 10_000
+MAX_OFFSET = 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,18 @@ def _nonneg_float(v):
     return float(v)
 
 
+class BadValue(ValueError):
+    """A rejected hyperparameter value, with the valid choices and a suggestion when known."""
+
+    def __init__(self, reason, expected=None, suggestion=None):
+        super().__init__(reason)
+        self.expected, self.suggestion = expected, suggestion
+
+
 def _padding(v):
     if not isinstance(v, Word) or v.name not in PADDINGS:
         hint = did_you_mean(str(v), PADDINGS) if isinstance(v, Word) else None
-        raise ValueError("expected same, valid or circular" + (f" ({hint})" if hint else ""))
+        raise BadValue("expected same, valid or circular", PADDINGS, hint)
     return v.name
 
 
@@ -89,6 +100,8 @@ def _offsets(v):
         raise ValueError("all offsets need the same number of coordinates")
     if len(set(rows)) != len(rows):
         raise ValueError("the support lists an offset twice")
+    if any(abs(c) > MAX_OFFSET for r in rows for c in r):
+        raise ValueError(f"offsets must lie within ±{MAX_OFFSET}")
     return np.array(rows, dtype=np.int64)
 
 
@@ -103,7 +116,8 @@ def _rotations(v):
         if len(set(v)) != len(v):
             raise ValueError("an element is listed twice")
         return tuple(sorted(v))
-    raise ValueError("expected 'all', 'identity' or a list of element indices (see `kernelc groups`)")
+    raise BadValue("expected 'all', 'identity' or a list of element indices (see `kernelc groups`)",
+                   suggestion=did_you_mean(v.name, ["all", "identity"]) if isinstance(v, Word) else None)
 
 
 def _any(v):
@@ -128,6 +142,10 @@ def resolve_support(hp, group, span, dim) -> np.ndarray:
                 raise ShapeError(f"support offsets have {support.shape[1]} coordinates, "
                                  f"the domain has {dim}", span)
         else:
+            if hp["size"] ** dim > MAX_SUPPORT:
+                raise ShapeError(f"a filter of size={hp['size']} has {hp['size']}^{dim} offsets; "
+                                 f"at most {MAX_SUPPORT} are supported", span,
+                                 suggestion="filters wider than the input box add nothing")
             support = group.default_support(hp["size"])
         if not group.is_invariant(support):
             raise ShapeError(f"the filter support is not invariant under the point group of "
@@ -277,7 +295,8 @@ def resolve_hyperparameters(layer: Layer, kind: LayerKind) -> Dict[str, Any]:
             hp[param.name] = param.check(arg.value)
         except ValueError as exc:
             raise SpecError(f"bad value for '{param.name}' of '{layer.kind}': {exc}",
-                            arg.span) from None
+                            arg.span, expected=getattr(exc, "expected", None),
+                            suggestion=getattr(exc, "suggestion", None)) from None
     for p in kind.params:
         hp.setdefault(p.name, p.default)
     return hp

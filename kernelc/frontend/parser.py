@@ -9,6 +9,7 @@ to ``eval``/``sympify``. Constant expressions are folded to numbers here; only t
 from __future__ import annotations
 
 import functools
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -16,7 +17,7 @@ from typing import Any, Dict, Optional, Union
 import lark
 import sympy
 
-from ..errors import SourceSpan, SpecError, SpecSyntaxError, did_you_mean
+from ..errors import GroupError, SourceSpan, SpecError, SpecSyntaxError, did_you_mean
 from .ast import Argument, Branches, GroupDecl, InputDecl, Layer, Repeat, Spec, Word
 
 #: The variable of nonlinearity expressions (shared with the rules table).
@@ -24,14 +25,20 @@ X = sympy.Symbol("x", real=True)
 
 #: Functions allowed inside expressions: name -> sympy constructor.
 FUNCTIONS: Dict[str, Any] = {
-    "sqrt": sympy.sqrt, "exp": sympy.exp, "log": sympy.log, "sin": sympy.sin,
+    "sqrt": lambda a: sympy.sqrt(a), "exp": sympy.exp, "log": sympy.log, "sin": sympy.sin,
     "cos": sympy.cos, "tan": sympy.tan, "tanh": sympy.tanh, "sinh": sympy.sinh,
     "cosh": sympy.cosh, "erf": sympy.erf, "abs": sympy.Abs, "atan": sympy.atan,
     "sigmoid": lambda a: 1 / (1 + sympy.exp(-a)),
     "softplus": lambda a: sympy.log(1 + sympy.exp(a)),
-    "max": sympy.Max, "min": sympy.Min,
+    # wrapped: sympy.sqrt(a, b) takes b as its 'evaluate' flag, Max()/Min() are -oo/oo
+    "max": lambda a, *rest: sympy.Max(a, *rest), "min": lambda a, *rest: sympy.Min(a, *rest),
 }
 CONSTANTS: Dict[str, sympy.Expr] = {"pi": sympy.pi, "e": sympy.E}
+
+#: Largest input box (number of sites) a spec may declare.
+MAX_SITES = 2 ** 18
+#: Largest magnitude (in bits) of a power of two numbers; 9**9**9 would take forever exactly.
+MAX_POWER_BITS = 4096
 
 _TOKEN_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "INT": "an integer", "SIGNED_INT": "an integer",
@@ -60,13 +67,21 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     """Parse a spec text into an AST; raise :class:`SpecSyntaxError`/:class:`SpecError`."""
     if not isinstance(text, str):
         raise SpecError(f"a spec must be text, got {type(text).__name__}")
-    lines = text.splitlines()
+    # lark counts lines at '\n' only; str.splitlines() also breaks at '\f', '\x1c', '\u2028'...,
+    # which would make error spans show the wrong source line.
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
     try:
         tree = _lark().parse(text)
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(exc, text, lines, filename) from None
     builder = _Builder(lines, filename)
-    return builder.spec(tree, text)
+    try:
+        return builder.spec(tree, text)
+    except RecursionError:
+        raise SpecError("the spec is nested too deeply (blocks, lists or expressions)",
+                        _span(lines, filename, 1, 1)) from None
 
 
 def load_spec(path_or_text: Union[str, Path]) -> Spec:
@@ -75,9 +90,13 @@ def load_spec(path_or_text: Union[str, Path]) -> Spec:
             isinstance(path_or_text, str) and "\n" not in path_or_text
             and path_or_text.strip().endswith(".kc")):
         path = Path(path_or_text)
-        if not path.is_file():
-            raise SpecError(f"spec file not found: {path}")
-        return parse_spec(path.read_text(), filename=str(path))
+        try:
+            if not path.is_file():
+                raise SpecError(f"spec file not found: {path}")
+            text = path.read_text()
+        except (OSError, ValueError) as exc:  # name too long, unreadable, not UTF-8...
+            raise SpecError(f"cannot read spec file {path}: {exc}") from None
+        return parse_spec(text, filename=str(path))
     return parse_spec(str(path_or_text))
 
 
@@ -115,6 +134,19 @@ def _syntax_error(exc, text, lines, filename) -> SpecSyntaxError:
         hint = "a '{' block is not closed"
     return SpecSyntaxError(message, _span(lines, filename, line, column, length),
                            expected=expected, suggestion=hint)
+
+
+def _power_too_large(a: sympy.Expr, b: sympy.Expr) -> bool:
+    """Whether a**b of two numbers exceeds 2**MAX_POWER_BITS (estimated, never computed)."""
+    if a.free_symbols or b.free_symbols:
+        return False
+    try:
+        base, exponent = abs(sympy.N(a, 15)), abs(sympy.N(b, 15))
+        if base == 0 or exponent == 0:
+            return False
+        return bool(exponent * abs(sympy.log(base, 2)) > MAX_POWER_BITS)
+    except (TypeError, ValueError):  # zoo, nan: left to the finiteness checks
+        return False
 
 
 def _pretty_terminal(name: str) -> str:
@@ -202,10 +234,17 @@ class _Builder:
             rest = rest[1:]
         gens = []
         for matrix in rest:
-            rows = tuple(tuple(int(str(c.children[0])) for c in row.children)
+            rows = tuple(tuple(self.matrix_entry(name, c.children[0]) for c in row.children)
                          for row in matrix.children)
             gens.append(rows)
         return GroupDecl(str(name), tuple(gens), lattice, span, len(gens[0]))
+
+    def matrix_entry(self, name, token) -> int:
+        text = str(token)
+        if token.type != "SIGNED_INT":
+            raise GroupError(f"group '{name}': generator entries must be integers, got {text}; "
+                             "point-group matrices act on Z^d", self.span_of(token))
+        return int(text)
 
     def input_box(self, node) -> InputDecl:
         *dims, channels = [int(str(t)) for t in node.children]
@@ -214,6 +253,9 @@ class _Builder:
             raise SpecError("input sizes and channels must be positive", span)
         if len(dims) > 4:
             raise SpecError(f"inputs of {len(dims)} spatial axes are not supported (1..4)", span)
+        if math.prod(dims) > MAX_SITES:
+            raise SpecError(f"the input box has {math.prod(dims)} sites; at most {MAX_SITES} are "
+                            "supported", span)
         return InputDecl(tuple(dims), channels, span)
 
     def parameterization(self, node) -> str:
@@ -263,12 +305,15 @@ class _Builder:
                 return Word(word)
         expr = self.expr(node, allow_x)
         if expr.free_symbols:
+            if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I):
+                raise SpecError("the expression contains an infinite, undefined or complex "
+                                "number", self.span_of(node))
             return expr
         if expr.is_Integer:
             return int(expr)
         try:
             number = complex(expr.evalf())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise SpecError("expression does not evaluate to a number", self.span_of(node)) from None
         if abs(number.imag) > 0 or number.real != number.real or abs(number.real) == float("inf"):
             raise SpecError("expression does not evaluate to a finite real number",
@@ -280,7 +325,9 @@ class _Builder:
         ch = node.children
         if kind == "number":
             text = str(ch[0])
-            return sympy.Integer(int(text)) if text.isdigit() else sympy.Float(text, 17)
+            # float(text) first: the literal is the nearest double, as in Python (Float(text, 17)
+            # rounded twice and gave e.g. 550841.5774251081 for 550841.577425108)
+            return sympy.Integer(int(text)) if text.isdigit() else sympy.Float(float(text), 17)
         if kind == "name":
             word = str(ch[0])
             if word in self.constants:
@@ -300,10 +347,13 @@ class _Builder:
             if fn is None:
                 raise SpecError(f"unknown function '{fname}'", self.span_of(fname),
                                 expected=FUNCTIONS, suggestion=did_you_mean(str(fname), FUNCTIONS))
+            values = [self.expr(a, allow_x) for a in args]
             try:
-                return fn(*[self.expr(a, allow_x) for a in args])
+                return fn(*values)
             except TypeError:
                 raise SpecError(f"wrong number of arguments to '{fname}'", self.span_of(node)) from None
+            except ValueError as exc:  # e.g. max(1, sqrt(-1)): "not comparable"
+                raise SpecError(f"invalid arguments to '{fname}': {exc}", self.span_of(node)) from None
         binary = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b,
                   "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
                   "pow": lambda a, b: a ** b}
@@ -311,6 +361,9 @@ class _Builder:
             a, b = (self.expr(c, allow_x) for c in ch)
             if kind == "div" and b == 0:
                 raise SpecError("division by zero", self.span_of(node))
+            if kind == "pow" and _power_too_large(a, b):
+                raise SpecError(f"the number is too large (more than {MAX_POWER_BITS} bits)",
+                                self.span_of(node))
             return binary[kind](a, b)
         if kind == "neg":
             return -self.expr(ch[0], allow_x)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import nullcontext
+from functools import lru_cache
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
@@ -85,26 +86,33 @@ def _ntk_jacobian(apply_fn, params, x1, x2, reduce, batch_size):
     return jnp.concatenate(rows, axis=0)
 
 
+@lru_cache(maxsize=32)
+def _ntvp_column(apply_fn):
+    """jit(column): Θ̂ column (j, unit) = J(x1) · (∂f_unit(x2_j)/∂θ), one vjp and one jvp."""
+    import jax
+    import jax.numpy as jnp
+
+    def column(params, x1, x2, j, unit):
+        f2, vjp2 = jax.vjp(lambda p: _flat(apply_fn, p, x2), params)
+        cot = jnp.zeros(f2.shape, f2.dtype).at[j, unit].set(1)
+        (tangent,) = vjp2(cot)
+        _, jv = jax.jvp(lambda p: _flat(apply_fn, p, x1), (params,), (tangent,))
+        return jv[:, unit]
+    return jax.jit(column)
+
+
 def _ntk_ntvp(apply_fn, params, x1, x2, reduce):
-    """Θ̂[:, j, k] = J_k(x1) · (∂f_k(x2_j)/∂θ): one vjp + one jvp per column, via lax.map."""
+    """Θ̂ without a Jacobian: a Python loop over the N2·n_out columns (unrolled under an outer
+    jit; each column one jitted vjp + jvp otherwise). A loop, not lax.map: XLA:CPU runs
+    convolutions inside while-loops an order of magnitude slower."""
     import jax
     import jax.numpy as jnp
     x2 = x1 if x2 is None else x2
-    f2, vjp2 = jax.vjp(lambda p: _flat(apply_fn, p, x2), params)
-    n2, k = f2.shape
-
-    def column(flat_index):
-        j, unit = flat_index // k, flat_index % k
-        cot = jnp.zeros((n2, k), f2.dtype).at[j, unit].set(1)
-        (tangent,) = vjp2(cot)
-        _, jv = jax.jvp(lambda p: _flat(apply_fn, p, x1), (params,), (tangent,))
-        return jv  # (N1, k): row i, unit k' = Σ_θ ∂f_k'(x1_i) ∂f_unit(x2_j)
-
-    cols = jax.lax.map(column, jnp.arange(n2 * k))            # (n2·k, N1, k)
-    cols = cols.reshape(n2, k, -1, k)                           # (j, unit, i, k')
-    diag = jnp.diagonal(cols, axis1=1, axis2=3)                 # (j, i, unit)
-    diag = jnp.transpose(diag, (1, 0, 2))                       # (i, j, unit)
-    return jnp.mean(diag, axis=-1) if reduce == "mean" else diag
+    k = int(np.prod(jax.eval_shape(apply_fn, params, x2[:1]).shape[1:]))
+    col = _ntvp_column(apply_fn)
+    cols = [[col(params, x1, x2, j, unit) for unit in range(k)] for j in range(x2.shape[0])]
+    out = jnp.stack([jnp.stack(c, axis=-1) for c in cols], axis=1)   # (N1, N2, n_out)
+    return jnp.mean(out, axis=-1) if reduce == "mean" else out
 
 
 def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, method: str = "auto",
@@ -172,14 +180,14 @@ def _x64(dtype):
 def monte_carlo(init_fn: Callable, apply_fn: Callable, x1, x2=None, *, width: int,
                 samples: int = 64, seed: int = 0, get: Sequence[str] = ("nngp", "ntk"),
                 dtype: str = "float32", method: str = "auto", chunk: Optional[int] = None,
-                max_memory: int = DEFAULT_MAX_MEMORY, key_impl: str = "rbg",
+                max_memory: int = DEFAULT_MAX_MEMORY, key_impl: str = "threefry2x32",
                 progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, np.ndarray]:
     """Per-sample empirical kernels of ``samples`` random networks of hidden width ``width``.
 
     Returns {"nngp": (S, N1, N2), "ntk": (S, N1, N2)} as float64 numpy arrays: sample s is the
     network drawn with ``fold_in(jax.random.key(seed, impl=key_impl), s)`` (so sample s is the
-    same network whatever ``samples`` or ``chunk`` is; "rbg" keys compile several times faster
-    than threefry). The per-sample NNGP is (1/n_out) f(x1)·f(x2)ᵀ, the NTK the
+    same network whatever ``samples`` or ``chunk`` is; "rbg" keys compile faster, but their
+    draws differ under vmap, so with them a sample depends on ``chunk``). The per-sample NNGP is (1/n_out) f(x1)·f(x2)ᵀ, the NTK the
     unit-averaged empirical NTK. ``chunk`` samples are vmapped per jit call (default: as many as
     keep a call's Jacobians near 64 MB). ``dtype``: "float32" or "float64" (the latter inside a
     local x64 context). ``progress(done, total)`` is called after each chunk.

@@ -86,9 +86,11 @@ def _ntk_eq(new_k_term, theta_sum, standard: bool):
     return sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta_sum)
 
 
-def _stencil_call(ctx, node, src: str, terms: str, nslots: int, out_box) -> str:
+def _stencil_call(ctx, node, src: str, terms: str, nslots: int, out_box, helper="_stencil") -> str:
+    """Source of a stencil helper call on array ``src`` with the node's pads and padding."""
     hp = ctx.hp(node)
-    return (f"_stencil({src}, {terms}, {nslots}, {pad_widths(hp['support'])!r}, "
+    slots = f"{nslots}, " if helper == "_stencil" else ""
+    return (f"{helper}({src}, {terms}, {slots}{pad_widths(hp['support'])!r}, "
             f"{tuple(out_box)!r}, {hp['padding']!r})")
 
 
@@ -158,15 +160,13 @@ class Lift:
             ctx, node, {"group_reduced": "reduced", "group_diag": "diag",
                         "group_general": "general"}[out.kind]))
         if out.kind == "group_reduced":
-            fn = lambda a: (f"jnp.stack([{_stencil_call(ctx, node, a, terms + '[q]', 2, out.box)} "
-                            f"for q in range({out.order})], axis=1)")
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "_reduced_stencil")
             formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)"
         elif out.kind == "group_diag":
             fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
             formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K0[t+y, t+y] + σ_b²   (R)+(D)"
         else:
-            fn = lambda a: (f"_stack_general([[{_stencil_call(ctx, node, a, terms + '[r][rp]', 2, out.box)}"
-                            f" for rp in range({out.order})] for r in range({out.order})], {out.d})")
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "_general_stencil")
             formula = "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²   (general)"
         return _linear_op(ctx, node, ins, out, fn, fn, formula)
 
@@ -223,8 +223,7 @@ class GroupConv:
         out = ctx.out_layout(node)
         if out.kind == "group_reduced":
             terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "reduced"))
-            fn = lambda a: (f"jnp.stack([{_stencil_call(ctx, node, a + '[:, q]', terms + '[q]', 2, out.box)}"
-                            f" for q in range({out.order})], axis=1)")
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "_reduced_stencil")
             formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)"
         elif out.kind == "group_diag":
             terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag"))
@@ -235,14 +234,8 @@ class GroupConv:
             right = ctx.constant(node, "RIGHT_MULT", repr(tuple(
                 tuple(int(ctx.group.cayley[r, s]) for r in range(ctx.group.order))
                 for s in ctx.hp(node)["rotations"])))
-            d = out.d
-
-            def fn(a):
-                mixed = (f"sum(jnp.take(jnp.take({a}, jnp.array(m), axis=1), jnp.array(m), "
-                         f"axis={2 + d}) for m in {right}) / {len(ctx.hp(node)['rotations'])}")
-                block = f"_mixed[(slice(None), r) + (slice(None),) * {d} + (rp,)]"
-                return (f"(lambda _mixed: _stack_general([[{_stencil_call(ctx, node, block, terms + '[r][rp]', 2, out.box)}"
-                        f" for rp in range({out.order})] for r in range({out.order})], {d}))({mixed})")
+            fn = lambda a: _stencil_call(ctx, node, f"_right_mix({a}, {right}, {out.d})", terms, 2,
+                                         out.box, "_general_stencil")
             formula = ("K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)]"
                        " + σ_b²   (general)")
         return _linear_op(ctx, node, ins, out, fn, fn, formula)

@@ -174,13 +174,19 @@ class _State:
 
 
 # ----------------------------------------------------------------------------- weight layers
-def _gather(K, idx):
-    """K[n, idx[i], m, idx[j]] with idx = −1 meaning a zero entry."""
+def _padded(K):
+    """K with one extra zero point appended on both domain axes (the target of index −1)."""
     N, D = K.shape[0], K.shape[1]
     Kp = np.zeros((N, D + 1, N, D + 1))
     Kp[:, :D, :, :D] = K
-    idx = np.where(np.asarray(idx) < 0, D, idx)
-    return Kp[:, idx][:, :, :, idx]
+    return Kp
+
+
+def _gather(Kp, idx):
+    """K[n, idx[i], m, idx[j]] from a padded kernel; idx = −1 gives a zero entry."""
+    idx = np.asarray(idx)
+    idx = np.where(idx < 0, Kp.shape[1] - 1, idx)
+    return Kp.take(idx, axis=1).take(idx, axis=3)
 
 
 def _support_of(layer, dim, lattice):
@@ -225,6 +231,8 @@ def _lift(state, layer, elements, parameterization, on_group_out=True):
     out, shift = _out_space(src, support, padding, elements, on_group_out)
     K_lin = np.zeros((state.K.shape[0], out.size, state.K.shape[0], out.size))
     T_lin = None if state.T is None else np.zeros_like(K_lin)
+    Kp = _padded(state.K)
+    Tp = None if state.T is None else _padded(state.T)
     for y in support:  # explicit loop over the filter offsets
         idx = np.empty(out.size, dtype=np.int64)
         for ti, t in enumerate(out.sites):
@@ -232,9 +240,9 @@ def _lift(state, layer, elements, parameterization, on_group_out=True):
                 ry = r @ np.array(y)
                 coord = tuple(t[a] + shift[a] + ry[a] for a in range(d))
                 idx[out.flat(ti, ri)] = src.locate(coord, padding)  # input has one element
-        K_lin += _gather(state.K, idx)
+        K_lin += _gather(Kp, idx)
         if T_lin is not None:
-            T_lin += _gather(state.T, idx)
+            T_lin += _gather(Tp, idx)
     K_lin /= len(support)
     if T_lin is not None:
         T_lin /= len(support)
@@ -283,6 +291,8 @@ def _gconv(state, layer, parameterization, direct=None):
         return idx
 
     if direct:
+        Kp = _padded(state.K)
+        Tp = None if state.T is None else _padded(state.T)
         for y in support:  # explicit loops over h = (y, s) ∈ S_G
             sidx = site_idx(y)
             for s in R:
@@ -291,17 +301,18 @@ def _gconv(state, layer, parameterization, direct=None):
                     for ri in range(len(elements)):
                         si = sidx[ti, ri]
                         idx[out.flat(ti, ri)] = -1 if si < 0 else src.flat(si, prod[ri][s])
-                K_lin += _gather(state.K, idx)
+                K_lin += _gather(Kp, idx)
                 if T_lin is not None:
-                    T_lin += _gather(state.T, idx)
+                    T_lin += _gather(Tp, idx)
     else:
         def mix(K):  # B[(u,r),(u',r')] = Σ_{s∈R} K[(u, rs), (u', r's)] on the input domain
             B = np.zeros_like(K)
+            Kp = _padded(K)
             for s in R:
                 idx = np.array([src.flat(ui, prod[ri][s]) for ui in range(len(src.sites))
                                 for ri in range(len(elements))])
-                B += _gather(K, idx)
-            return B
+                B += _gather(Kp, idx)
+            return _padded(B)
         B = mix(state.K)
         TB = None if state.T is None else mix(state.T)
         for y in support:
@@ -377,8 +388,11 @@ def _identity_maps(k11, k12, k22):
     return np.array(k12, dtype=np.float64), np.ones_like(k12, dtype=np.float64)
 
 
-def _erf_scalar(v):
-    return np.vectorize(math.erf, otypes=[np.float64])(v)
+try:  # scipy's vectorised erf when it is installed (it is not a kernelc dependency)
+    from scipy.special import erf as _erf_scalar
+except ImportError:  # pragma: no cover
+    def _erf_scalar(v):
+        return np.vectorize(math.erf, otypes=[np.float64])(v)
 
 
 def _sigmoid(v):
@@ -457,20 +471,23 @@ def nonlinearity_maps(layer):
 
 
 def _nonlinearity(state, layer):
-    """K⁺ = E[φ(u)φ(v)], Θ⁺ = E[φ'(u)φ'(v)] Θ, Λ from K[g,g](f,f), K[g',g'](f',f'), K[g,g'](f,f')."""
+    """K⁺ = E[φ(u)φ(v)], Θ⁺ = E[φ'(u)φ'(v)] Θ, Λ from K[g,g](f,f), K[g',g'](f',f'), K[g,g'](f,f').
+
+    The joint kernel is symmetric under swapping its two (input, point) indices, so the maps are
+    evaluated on the upper triangle and mirrored."""
     maps = nonlinearity_maps(layer)
     K = state.K
-    if state.space is None:
-        var = np.diagonal(K).copy()  # (N,)
-        k11, k22 = var[:, None], var[None, :]
-    else:
-        N, D = K.shape[:2]
-        var = np.einsum("nini->ni", K).copy()  # K[(n,g),(n,g)]
-        k11, k22 = var[:, :, None, None], var[None, None, :, :]
-    k11, k22 = np.broadcast_to(k11, K.shape), np.broadcast_to(k22, K.shape)
-    K_new, Kd = maps(k11, K, k22)
-    T_new = None if state.T is None else Kd * state.T
-    return _State(state.space, np.asarray(K_new, dtype=np.float64), T_new, state.channels)
+    shape = K.shape
+    M = K.reshape(int(np.prod(shape[:len(shape) // 2])), -1)
+    var = np.diagonal(M).copy()  # K[(n,g),(n,g)]
+    i, j = np.triu_indices(M.shape[0])
+    k_up, kd_up = maps(var[i], M[i, j], var[j])
+    K_new = np.empty_like(M)
+    Kd = np.empty_like(M)
+    K_new[i, j], K_new[j, i] = k_up, k_up
+    Kd[i, j], Kd[j, i] = kd_up, kd_up
+    T_new = None if state.T is None else Kd.reshape(shape) * state.T
+    return _State(state.space, K_new.reshape(shape), T_new, state.channels)
 
 
 # ------------------------------------------------------------------------------- pooling

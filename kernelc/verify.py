@@ -1,0 +1,352 @@
+"""Monte Carlo verification: finite networks built from the spec vs the analytic kernels.
+
+For each width n, ``samples`` networks with every hidden layer n channels wide are drawn at
+random (:mod:`kernelc.network`); their empirical kernels are compared with the exact
+infinite-width Gram matrices (``compiled.kernel_fn(x, dtype="float64")``):
+
+* NNGP: the Monte Carlo mean over networks of (1/n_out) f(x)·f(x')ᵀ (output covariance);
+* NTK:  the Monte Carlo mean over networks of the empirical NTK (Jacobian contraction);
+* NTK (one net): the error of a single network's NTK, averaged over networks.
+
+The error measure is the paper's (Fig. 1): the relative error |K̂_ij − K_ij| / |K_ij| averaged
+over the Gram entries (i ≤ j for a symmetric Gram matrix; denominators are floored at 1e-3 of
+the largest |K_ij| so a vanishing entry cannot dominate). Intervals are bootstrap 95%
+percentile intervals over the networks. The slope of log error against log width is fitted by
+least squares: a single network's NTK deviates like n^(-1/2); the Monte Carlo means deviate by
+a bias O(1/n) plus noise O(1/sqrt(n·samples)) for the NTK, while the NNGP estimate's noise does
+not fall with width (one output covariance is a product of two O(1) Gaussians), so its error
+levels off at about sqrt(2 / (samples·n_out)).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import InputError, KernelcError
+
+FLOOR = 1e-3
+BOOTSTRAP = 1000
+
+
+@dataclass
+class WidthResult:
+    """Errors at one width (relative errors averaged over Gram entries; CIs are 95%)."""
+
+    width: int
+    samples: int
+    nngp_error: float
+    nngp_ci: Tuple[float, float]
+    ntk_error: Optional[float]
+    ntk_ci: Optional[Tuple[float, float]]
+    ntk_single_error: Optional[float]
+    ntk_single_ci: Optional[Tuple[float, float]]
+    nngp_max_z: float          # max over entries |mean − exact| / standard error
+    ntk_max_z: Optional[float]
+    seconds: float
+
+
+@dataclass
+class VerifyReport:
+    spec: str
+    group: str
+    group_order: int
+    n_inputs: int
+    samples: int
+    seed: int
+    dtype: str
+    results: List[WidthResult]
+    slopes: Dict[str, Optional[float]]
+    analytic: Dict[str, list]
+    notes: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def widths(self) -> List[int]:
+        return [r.width for r in self.results]
+
+    def table(self) -> str:
+        """A plain-text table: one row per width, then the fitted slopes."""
+        head = (f"kernelc verify: {self.spec} ({self.group}, |H|={self.group_order}), "
+                f"{self.n_inputs} inputs, {self.samples} networks per width, {self.dtype} "
+                f"networks vs float64 kernels, seed {self.seed}")
+        cols = (f"{'width':>6}  {'NNGP rel.err [95% CI]':<26} {'NTK rel.err [95% CI]':<26} "
+                f"{'NTK 1-net err [95% CI]':<26} {'max|z| K/Θ':>11} {'time':>7}")
+        lines = [head, "", cols, "-" * len(cols)]
+
+        def cell(v, ci):
+            if v is None:
+                return f"{'-':<26}"
+            return f"{v:<8.4f} [{ci[0]:.4f}, {ci[1]:.4f}]".ljust(26)
+        for r in self.results:
+            z = f"{r.nngp_max_z:.1f}/" + ("-" if r.ntk_max_z is None else f"{r.ntk_max_z:.1f}")
+            lines.append(f"{r.width:>6}  {cell(r.nngp_error, r.nngp_ci)} "
+                         f"{cell(r.ntk_error, r.ntk_ci)} "
+                         f"{cell(r.ntk_single_error, r.ntk_single_ci)} {z:>11} {r.seconds:6.1f}s")
+
+        def slope(k):
+            v = self.slopes.get(k)
+            return "n/a" if v is None else f"{v:+.3f}"
+        lines += ["", f"log-log slope of error vs width: NNGP {slope('nngp')}, NTK {slope('ntk')}, "
+                      f"NTK 1-net {slope('ntk_single')} (theory: −1/2 for the NTK)"]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["widths"] = self.widths
+        return out
+
+    def to_json(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def plot(self, path, title: Optional[str] = None) -> None:
+        """Log-log plot of the errors against width (bands: 95% bootstrap intervals) with a
+        width^(-1/2) reference line, written as PNG to ``path``."""
+        plot_reports([self], path, [title] if title else None)
+
+
+def plot_reports(reports: Sequence[VerifyReport], path, titles=None) -> None:
+    """One panel per report (see :meth:`VerifyReport.plot`). Needs matplotlib; uses its Agg
+    canvas directly, so no global pyplot state or backend is touched."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise KernelcError("plotting needs matplotlib: pip install matplotlib "
+                           "(or pip install 'kernelc[plot]')") from None
+    fig = Figure(figsize=(5.2 * len(reports), 4.2))
+    FigureCanvasAgg(fig)
+    for i, rep in enumerate(reports):
+        ax = fig.add_subplot(1, len(reports), i + 1)
+        w = np.array(rep.widths, dtype=float)
+        series = [("NNGP (MC mean)", "nngp_error", "nngp_ci", "tab:blue", "o"),
+                  ("NTK (MC mean)", "ntk_error", "ntk_ci", "tab:red", "s"),
+                  ("NTK (one network)", "ntk_single_error", "ntk_single_ci", "tab:green", "^")]
+        for label, key, ci_key, color, marker in series:
+            vals = [getattr(r, key) for r in rep.results]
+            if any(v is None for v in vals):
+                continue
+            ci = np.array([getattr(r, ci_key) for r in rep.results])
+            slope = rep.slopes.get({"nngp_error": "nngp", "ntk_error": "ntk",
+                                    "ntk_single_error": "ntk_single"}[key])
+            text = f"{label}, slope {slope:+.2f}" if slope is not None else label
+            ax.plot(w, vals, marker=marker, color=color, label=text)
+            ax.fill_between(w, ci[:, 0], ci[:, 1], color=color, alpha=0.2, linewidth=0)
+        single = [r.ntk_single_error for r in rep.results]
+        if all(v is not None for v in single):
+            ref = single[0] * (w / w[0]) ** -0.5
+            ax.plot(w, ref, "k--", linewidth=1, label="∝ width$^{-1/2}$")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("width (channels of every hidden layer)")
+        ax.set_ylabel("mean relative error")
+        ax.set_title(titles[i] if titles and titles[i] else
+                     f"{rep.spec} ({rep.group}), {rep.samples} networks/width")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(str(path), dpi=110)
+
+
+# -- statistics ---------------------------------------------------------------------------------
+def _entries(k: np.ndarray, symmetric: bool) -> np.ndarray:
+    """Gram entries used by the error: (..., E), upper triangle when symmetric."""
+    if symmetric:
+        i, j = np.triu_indices(k.shape[-1])
+        return k[..., i, j]
+    return k.reshape(k.shape[:-2] + (-1,))
+
+
+def relative_error(est: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of |est − exact| / max(|exact|, 1e-3·max|exact|)."""
+    denom = np.maximum(np.abs(exact), FLOOR * np.max(np.abs(exact)))
+    return np.mean(np.abs(est - exact) / denom, axis=-1)
+
+
+def _bootstrap_mean_error(per_sample: np.ndarray, exact: np.ndarray, rng, n_boot: int):
+    """(error of the mean, 95% CI) with networks resampled (multinomial counts: memory B×E)."""
+    s = per_sample.shape[0]
+    err = float(relative_error(per_sample.mean(axis=0), exact))
+    counts = rng.multinomial(s, np.full(s, 1.0 / s), size=n_boot).astype(np.float64)
+    boot = relative_error(counts @ per_sample / s, exact)
+    return err, (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+
+
+def _bootstrap_mean(values: np.ndarray, rng, n_boot: int):
+    s = values.shape[0]
+    counts = rng.multinomial(s, np.full(s, 1.0 / s), size=n_boot).astype(np.float64)
+    boot = counts @ values / s
+    return float(values.mean()), (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+
+
+def _max_z(per_sample: np.ndarray, exact: np.ndarray) -> float:
+    s = per_sample.shape[0]
+    se = per_sample.std(axis=0, ddof=1) / math.sqrt(s) if s > 1 else np.full(exact.shape, np.inf)
+    z = np.abs(per_sample.mean(axis=0) - exact) / np.maximum(se, 1e-300)
+    return float(np.max(z))
+
+
+def fit_slope(widths, errors) -> Optional[float]:
+    """Least-squares slope of log(error) against log(width); None with < 2 usable points."""
+    w = np.asarray(widths, dtype=float)
+    e = np.asarray([np.nan if v is None else v for v in errors], dtype=float)
+    ok = np.isfinite(e) & (e > 0)
+    if ok.sum() < 2:
+        return None
+    return float(np.polyfit(np.log(w[ok]), np.log(e[ok]), 1)[0])
+
+
+# -- the check ----------------------------------------------------------------------------------
+def verify(compiled, x, widths: Sequence[int] = (8, 32, 128, 512), samples: int = 64,
+           seed: int = 0, progress: bool = True, *, dtype: str = "float32",
+           method: str = "auto", bootstrap: int = BOOTSTRAP) -> VerifyReport:
+    """Compare Monte Carlo kernels of finite networks with the analytic ones, per width.
+
+    ``compiled``: a CompiledKernel (or a spec path/text, compiled here); ``x``: (N, *box, C)
+    inputs; ``widths``: hidden widths to test; ``samples``: networks per width (networks are
+    ``fold_in(key(seed), s)``, so a width's first networks do not depend on ``samples``);
+    ``dtype``: of the networks ("float32" or "float64"); ``method``: empirical NTK method
+    (see :func:`kernelc.network.empirical_ntk`). Progress goes to stderr. Returns a
+    :class:`VerifyReport` (``.table()``, ``.plot(path)``, ``.to_json(path)``).
+    """
+    from . import network as kn
+    from .api import CompiledKernel, compile as kc_compile
+    start = time.perf_counter()
+    if not isinstance(compiled, CompiledKernel):
+        compiled = kc_compile(compiled)
+    widths = [int(w) for w in widths]
+    if not widths or any(w < 1 for w in widths):
+        raise InputError(f"widths must be positive integers, got {widths!r}")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise InputError(f"samples must be an integer ≥ 2 (errors need a spread), got {samples!r}")
+    typed = compiled.typed
+    out_t = typed.output_type
+    if out_t.domain != "vector":
+        raise KernelcError(f"verify compares Gram matrices of vector outputs, but {typed.spec.name} "
+                           f"ends with a signal on {out_t}; end it with group_pool (or flatten) "
+                           "and dense")
+    notes: List[str] = []
+    with_ntk = typed.spec.parameterization == "ntk"
+    if not with_ntk:
+        notes.append("standard parameterisation: its NTK depends on the spec's finite widths, "
+                     "so only the NNGP is compared across widths")
+    get = ("nngp", "ntk") if with_ntk else ("nngp",)
+    x = np.asarray(x)
+    if progress:
+        sys.stderr.write(f"kernelc verify: analytic kernels of {x.shape[0]} inputs (float64)\n")
+    exact = compiled.kernel_fn(x, dtype="float64", get=get)
+    net = kn.network(typed)
+    exact_e = {k: _entries(np.asarray(v), True) for k, v in exact.items()}
+    rng = np.random.default_rng(seed)
+    results: List[WidthResult] = []
+    for w in widths:
+        t0 = time.perf_counter()
+        cb = kn.stderr_progress(f"kernelc verify: width {w}") if progress else None
+        mc = kn.monte_carlo(net.init, net.apply, x, width=w, samples=samples, seed=seed,
+                            get=get, dtype=dtype, method=method, progress=cb)
+        per = {k: _entries(v, True) for k, v in mc.items()}
+        nngp_err, nngp_ci = _bootstrap_mean_error(per["nngp"], exact_e["nngp"], rng, bootstrap)
+        ntk_err = ntk_ci = single = single_ci = ntk_z = None
+        if with_ntk:
+            ntk_err, ntk_ci = _bootstrap_mean_error(per["ntk"], exact_e["ntk"], rng, bootstrap)
+            single, single_ci = _bootstrap_mean(relative_error(per["ntk"], exact_e["ntk"]), rng,
+                                                bootstrap)
+            ntk_z = _max_z(per["ntk"], exact_e["ntk"])
+        results.append(WidthResult(w, samples, nngp_err, nngp_ci, ntk_err, ntk_ci, single,
+                                   single_ci, _max_z(per["nngp"], exact_e["nngp"]), ntk_z,
+                                   time.perf_counter() - t0))
+        if progress:
+            r = results[-1]
+            sys.stderr.write(f"kernelc verify: width {w}: NNGP error {r.nngp_error:.4f}"
+                             + ("" if ntk_err is None else
+                                f", NTK error {ntk_err:.4f}, one-net NTK error {single:.4f}")
+                             + f" ({r.seconds:.1f}s)\n")
+    slopes = {"nngp": fit_slope(widths, [r.nngp_error for r in results]),
+              "ntk": fit_slope(widths, [r.ntk_error for r in results]),
+              "ntk_single": fit_slope(widths, [r.ntk_single_error for r in results])}
+    group = typed.group
+    return VerifyReport(typed.spec.name, group.name, group.order, int(x.shape[0]), samples, seed,
+                        str(np.dtype(dtype)), results, slopes,
+                        {k: np.asarray(v).tolist() for k, v in exact.items()}, notes,
+                        time.perf_counter() - start)
+
+
+# -- command line -------------------------------------------------------------------------------
+def parse_widths(text) -> List[int]:
+    if isinstance(text, (list, tuple)):
+        return [int(w) for w in text]
+    try:
+        widths = [int(part) for part in str(text).replace(" ", "").split(",") if part]
+    except ValueError:
+        raise InputError(f"--widths takes comma-separated integers like 8,32,128, got {text!r}") \
+            from None
+    if not widths or any(w < 1 for w in widths):
+        raise InputError(f"--widths takes positive integers, got {text!r}")
+    return widths
+
+
+def _load_inputs(args, compiled) -> np.ndarray:
+    data = getattr(args, "data", None)
+    if data:
+        try:
+            with np.load(data) as f:
+                if "x" not in f:
+                    raise InputError(f"{data} has no array 'x' (found: {', '.join(f.files)})")
+                return np.asarray(f["x"])
+        except OSError as exc:
+            raise InputError(f"cannot read {data}: {exc}") from None
+    n = getattr(args, "random", None) or 2
+    shape = tuple(compiled.spec.input.shape) + (compiled.spec.input.channels,)
+    return np.random.default_rng(getattr(args, "seed", 0) or 0).normal(size=(int(n),) + shape)
+
+
+def verify_command(args) -> int:
+    """``kernelc verify SPEC [--widths 8,32] [--samples 64] [--data x.npz | --random N]
+    [--seed 0] [--plot out.png] [--json out.json]``: prints the table, returns 0."""
+    from .api import compile as kc_compile
+    compiled = kc_compile(args.spec)
+    x = _load_inputs(args, compiled)
+    report = verify(compiled, x, widths=parse_widths(getattr(args, "widths", "8,32,128,512")),
+                    samples=int(getattr(args, "samples", 64)), seed=int(getattr(args, "seed", 0) or 0),
+                    progress=not getattr(args, "quiet", False))
+    print(report.table())
+    if getattr(args, "plot", None):
+        report.plot(args.plot)
+        print(f"plot written to {args.plot}")
+    if getattr(args, "json", None):
+        report.to_json(args.json)
+        print(f"report written to {args.json}")
+    return 0
+
+
+def add_verify_parser(subparsers):
+    """Register ``verify`` on an argparse subparsers object (sets ``func=verify_command``)."""
+    p = subparsers.add_parser(
+        "verify", help="Monte Carlo check: finite networks from the spec vs the analytic kernels",
+        description="Draw random finite-width networks built from the spec, average their "
+                    "empirical NNGP/NTK and compare with the exact kernels, width by width.")
+    p.add_argument("spec", help="the .kc spec file")
+    p.add_argument("--widths", default="8,32,128,512",
+                   help="comma-separated hidden widths (default 8,32,128,512)")
+    p.add_argument("--samples", type=int, default=64, help="networks per width (default 64)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="inputs from an .npz file (array 'x', shape (N, *box, C))")
+    src.add_argument("--random", type=int, default=None,
+                     help="N random standard-normal inputs (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of networks and random inputs")
+    p.add_argument("--plot", help="write a log-log PNG of error vs width here")
+    p.add_argument("--json", help="write the report as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=verify_command)
+    return p
+
+
+__all__ = ["verify", "VerifyReport", "WidthResult", "verify_command", "add_verify_parser",
+           "plot_reports", "relative_error", "fit_slope", "parse_widths"]

@@ -1,0 +1,101 @@
+"""Data augmentation ⇔ GCNN: the orbit-averaged CNN kernel equals the GCNN kernel, exactly.
+
+Tiny 6×6 inputs, 4 training images, float64. Relative tolerance 1e-10 for the kernels (the ReLU
+NTK itself carries ~1e-12 round-off: its arccos is ill-conditioned at correlation 1); the mean
+predictions are held to 1e-10 × cond(training kernel), their first-order perturbation bound, and
+for erf (no such round-off) to 1e-10 outright.
+"""
+import numpy as np
+import pytest
+
+import kernelc
+from kernelc.cli import main
+from kernelc.errors import SpecError
+from kernelc.methods.augment import augmented_kernel, check_augmentation
+
+
+def gcnn_spec(group, act, w=1.5):
+    return f"""network g_{group}_{act}
+group {group}
+input 6 x 6 channels 1
+lift(size=3, W_std={w}, b_std=0.1)
+{act}
+gconv(size=3, W_std={w}, b_std=0.1)
+{act}
+group_pool
+dense(2)
+"""
+
+
+def cnn_spec(act, w=1.5, name="c"):
+    return f"""network {name}_{act}
+group Z2
+input 6 x 6 channels 1
+conv(size=3, W_std={w}, b_std=0.1)
+{act}
+conv(size=3, W_std={w}, b_std=0.1)
+{act}
+avg_pool
+flatten
+dense(2)
+"""
+
+
+def _x(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 6, 6, 1)) + rng.normal(size=(n, 1, 1, 1))
+
+
+@pytest.mark.parametrize("group,act", [("p4", "erf"), ("p4m", "relu"), ("p4m", "erf")])
+def test_check_passes_exactly(group, act):
+    cnn, gcnn = kernelc.compile(cnn_spec(act)), kernelc.compile(gcnn_spec(group, act))
+    rep = check_augmentation(cnn, gcnn, group, _x(), tol=1e-10)
+    assert rep.passed, str(rep)
+    assert rep.kernel_max <= 1e-10
+    assert set(rep.kernel_diffs) == {"nngp", "ntk"}
+    assert any("t=inf" in k for k in rep.prediction_diffs) and len(rep.times) >= 3
+    assert rep.n_test == 2 + 4  # noise inputs off the data manifold + transformed training inputs
+    if act == "erf":
+        assert rep.prediction_max <= 1e-10
+    else:
+        assert rep.prediction_max <= 1e-10 * rep.condition
+    assert "AGREE" in str(rep)
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_cli_check_p4_relu_passes(tmp_path, capsys):
+    c = _write(tmp_path, "c.kc", cnn_spec("relu"))
+    g = _write(tmp_path, "g.kc", gcnn_spec("p4", "relu"))
+    rc = main(["augment", c, "--group", "p4", "--check", g, "--random", "4", "--tol", "1e-10"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "AGREE" in out and "NTK   kernel" in out and "t=inf" in out
+
+
+def test_cli_check_fails_loudly_when_specs_do_not_correspond(tmp_path, capsys):
+    c = _write(tmp_path, "c.kc", cnn_spec("relu", w=1.4, name="c14"))
+    g = _write(tmp_path, "g.kc", gcnn_spec("p4", "relu", w=1.5))
+    rc = main(["augment", c, "--group", "p4", "--check", g, "--random", "3"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert "AUGMENTATION CHECK FAILED" in cap.err and "DO NOT AGREE" in cap.err
+    assert "does not correspond" in cap.out and "W_std=1.4" in cap.out and "W_std=1.5" in cap.out
+    assert "AGREE:" not in cap.out
+
+
+def test_augmented_kernel_refuses_non_cnn_and_asymmetric_support():
+    x = _x(2)
+    with pytest.raises(SpecError, match="already has the group p4"):
+        augmented_kernel(kernelc.compile(gcnn_spec("p4", "relu")), "p4", x)
+    lopsided = cnn_spec("relu").replace("conv(size=3, W_std=1.5, b_std=0.1)\nrelu\nconv",
+                                        "conv(support=[[0, 0], [0, 1]], W_std=1.5)\nrelu\nconv", 1)
+    with pytest.raises(SpecError, match="not invariant under"):
+        augmented_kernel(kernelc.compile(lopsided), "p4", x)
+    spatial = "network s\ngroup Z2\ninput 6 x 6 channels 1\nconv(size=3)\nrelu\nconv(size=3)\n"
+    with pytest.raises(SpecError, match="spatial output"):
+        augmented_kernel(kernelc.compile(spatial), "p4", x)

@@ -1,0 +1,176 @@
+"""The predict / fit CLI: gradient-flow predictions through the whole path, and user errors."""
+import json
+
+import numpy as np
+import pytest
+
+import kernelc
+from kernelc.cli import main
+from kernelc.errors import InputError
+from kernelc.methods.commands import (infer_task, learning_curve, parse_sizes, parse_times,
+                                      prepare_inputs)
+
+SPEC = """network tiny_{name}
+group {group}
+input 5 x 5 channels 1
+{first}(size=3, W_std=1.4, b_std=0.1)
+relu
+{pool}
+dense(3)
+"""
+CNN = SPEC.format(name="cnn", group="Z2", first="conv", pool="avg_pool\nflatten")
+P4 = SPEC.format(name="p4", group="p4", first="lift", pool="group_pool")
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.random((14, 5, 5)) * 255).astype(np.uint8)
+    y = rng.integers(0, 3, 14).astype(np.uint8)
+    paths = {"cnn": tmp_path / "cnn.kc", "p4": tmp_path / "p4.kc", "data": tmp_path / "d.npz",
+             "dir": tmp_path}
+    paths["cnn"].write_text(CNN)
+    paths["p4"].write_text(P4)
+    np.savez(paths["data"], x_train=x[:10], y_train=y[:10], x_test=x[10:], y_test=y[10:])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _err(capsys, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    return err
+
+
+def test_predict_t0_zero_and_large_t_is_kernel_regression(files, capsys, tmp_path):
+    out = str(tmp_path / "pred.npz")
+    rc = main(["predict", files["cnn"], "--train", files["data"], "--t", "0,1e9,inf",
+               "--reg", "0", "--dtype", "float64", "--out", out, "--save-kernels"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "classification" in text and "accuracy=" in text and "t=     inf" in text
+    p = np.load(out)
+    f = p["ntk_mean"]
+    assert f.shape == (3, 4, 3) and p["t"].tolist() == [0.0, 1e9, np.inf]
+    assert np.array_equal(f[0], np.zeros((4, 3)))                 # t = 0: the zero-mean prior
+    assert np.allclose(f[1], f[2], rtol=0, atol=1e-8)              # t -> inf approaches ...
+    d = np.load(files["data"])                                     # ... kernel regression
+    k, ks = p["ntk_train_train"], p["ntk_test_train"]
+    assert k.shape == (10, 10) and ks.shape == (4, 10) and k.dtype == np.float64
+    assert np.linalg.eigvalsh(k)[0] > 1e-8 * np.linalg.eigvalsh(k)[-1]  # a well-posed solve
+    y = np.full((10, 3), -1 / 3)
+    y[np.arange(10), d["y_train"]] += 1
+    assert np.allclose(f[2], ks @ np.linalg.solve(k, y), rtol=0, atol=1e-8)
+    assert p["ntk_class"].shape == (3, 4) and p["y_test"].tolist() == d["y_test"].tolist()
+
+
+def test_fit_two_specs_json_and_plot(files, capsys, tmp_path):
+    js, png = tmp_path / "r.json", tmp_path / "r.png"
+    rc = main(["fit", files["cnn"], files["p4"], "--train", files["data"], "--test", files["data"],
+               "--sizes", "4,10", "--t", "1,inf", "--limit-test", "3", "--json", str(js),
+               "--plot", str(png)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    res = json.loads(js.read_text())
+    assert png.stat().st_size > 1000
+    assert res["task"] == "classification" and res["sizes"] == [4, 10] and res["n_test"] == {"test": 3}
+    assert set(res["specs"]) == {"tiny_cnn", "tiny_p4"}
+    recs = res["results"]
+    assert len(recs) == 2 * 2 * 3  # specs × sizes × (NTK t=1, NTK t=inf, NNGP)
+    assert {(r["kernel"], r["t"]) for r in recs} == {("ntk", "1"), ("ntk", "inf"), ("nngp", "posterior")}
+    assert all(0 <= r["accuracy"] <= 1 for r in recs)
+    assert "tiny_p4 — test set 'test'" in text
+
+
+def test_cli_wrong_keys(files, capsys, tmp_path):
+    err = _err(capsys, ["fit", files["cnn"], "--train", files["data"], "--x", "images"])
+    assert "no array 'images'" in err and "available: x_test, x_train, y_test, y_train" in err
+    err = _err(capsys, ["predict", files["cnn"], "--train", files["data"], "--y", "y_trian"])
+    assert "did you mean 'y_train'" in err
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros((4, 5, 5)), b=np.arange(4))
+    err = _err(capsys, ["fit", files["cnn"], "--train", str(other), "--test", str(other)])
+    assert "no train inputs" in err and "'x' or 'x_train'" in err and "pass --x KEY" in err
+    nolab = tmp_path / "nolab.npz"
+    np.savez(nolab, x=np.zeros((4, 5, 5)))
+    err = _err(capsys, ["predict", files["cnn"], "--train", str(nolab), "--test", str(nolab)])
+    assert "no train targets" in err
+
+
+def test_cli_mismatched_shapes(files, capsys, tmp_path):
+    big = tmp_path / "big.npz"
+    np.savez(big, x_train=np.zeros((6, 28, 28), np.uint8), y_train=np.arange(6) % 2,
+             x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.arange(2))
+    err = _err(capsys, ["fit", files["cnn"], files["p4"], "--train", str(big)])
+    assert "have shape (28, 28) per sample, but spec 'tiny_cnn' takes 5×5 with 1 channel(s)" in err
+    assert "resize/crop" in err
+    chw = tmp_path / "chw.npz"
+    np.savez(chw, x=np.zeros((6, 3, 5, 5)), y=np.arange(6) % 2)
+    spec3 = tmp_path / "rgb.kc"
+    spec3.write_text(CNN.replace("channels 1", "channels 3"))
+    err = _err(capsys, ["predict", str(spec3), "--train", str(chw), "--test", str(chw)])
+    assert "channel axis looks first" in err
+    odd = tmp_path / "odd.npz"
+    np.savez(odd, x_train=np.zeros((6, 5, 5)), y_train=np.arange(6) % 2,
+             x_test=np.zeros((2, 4, 4)), y_test=np.arange(2))
+    err = _err(capsys, ["predict", files["cnn"], "--train", str(odd)])
+    assert "have shape (5, 5) per sample but test inputs" in err
+    lab = tmp_path / "lab.npz"
+    np.savez(lab, x=np.zeros((6, 5, 5)), y=np.arange(5))
+    err = _err(capsys, ["predict", files["cnn"], "--train", str(lab), "--test", str(lab)])
+    assert "'x' has 6 samples but 'y' has 5" in err
+
+
+def test_cli_nans(files, capsys, tmp_path):
+    bad = tmp_path / "nan.npz"
+    x = np.zeros((6, 5, 5))
+    x[2, 1, 1] = np.nan
+    np.savez(bad, x_train=x, y_train=np.arange(6) % 2, x_test=np.zeros((2, 5, 5)), y_test=np.arange(2))
+    err = _err(capsys, ["fit", files["cnn"], "--train", str(bad)])
+    assert "array 'x_train'" in err and "1 NaN/inf" in err
+    ybad = tmp_path / "ynan.npz"
+    np.savez(ybad, x=np.zeros((3, 5, 5)), y=np.array([1.0, np.nan, 0.0]))
+    err = _err(capsys, ["predict", files["cnn"], "--train", str(ybad), "--test", str(ybad)])
+    assert "array 'y'" in err and "NaN" in err
+
+
+def test_cli_too_small_training_sets(files, capsys, tmp_path):
+    err = _err(capsys, ["fit", files["cnn"], "--train", files["data"], "--sizes", "1,4"])
+    assert "training-set size 1 is too small" in err and "at least 2" in err
+    err = _err(capsys, ["fit", files["cnn"], "--train", files["data"], "--sizes", "4,50"])
+    assert "training-set size 50 is larger than the 10 training examples available" in err
+    one = tmp_path / "one.npz"
+    np.savez(one, x=np.zeros((1, 5, 5)), y=np.array([1]))
+    err = _err(capsys, ["predict", files["cnn"], "--train", str(one), "--test", files["data"]])
+    assert "has 1 example(s); at least 2 are needed" in err
+    err = _err(capsys, ["fit", files["cnn"], "--train", files["data"], "--t", "-1"])
+    assert "t must be >= 0" in err
+    err = _err(capsys, ["fit", files["cnn"], "--train", files["data"], "--limit-test", "0"])
+    assert "--limit-test must be >= 1" in err
+
+
+def test_helpers():
+    assert parse_times("0, 1e3,inf") == [0.0, 1000.0, np.inf]
+    assert parse_sizes("8,4,8", 10) == [4, 8]
+    assert parse_sizes(None, 8000) == [125, 250, 500, 1000]
+    with pytest.raises(InputError, match="at least 2 are needed"):
+        parse_sizes(None, 1)
+    assert infer_task(np.array([0, 2, 1])) == "classification"
+    assert infer_task(np.array([0.5, 2.0])) == "regression"
+    assert infer_task(np.array([0.0, 1.0]), "classification") == "classification"
+    net = kernelc.compile(CNN)
+    x = prepare_inputs(np.full((2, 5, 5), 255, np.uint8), net)
+    assert x.shape == (2, 5, 5, 1) and x.max() == 1.0
+
+
+def test_learning_curve_regression_on_given_grams():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(9, 20))
+    k = f @ f.T / 20 + 0.1
+    y = f[:, 0]
+    grams = {"train": {"ntk": k[:6, :6], "nngp": k[:6, :6]}, "test": {"ntk": k[6:, :6], "nngp": k[6:, :6]}}
+    recs = learning_curve(grams, infer_task(y), y[:6], {"test": y[6:]}, [3, 6], [0.0, np.inf], reg=0.0)
+    assert {r["size"] for r in recs} == {3, 6}
+    zero = [r for r in recs if r["t"] == "0"][0]
+    assert zero["mae"] == pytest.approx(np.mean(np.abs(y[6:])))   # t = 0 predicts zeros
+    assert all(set(r) >= {"mae", "rmse"} for r in recs)

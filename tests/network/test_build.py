@@ -1,0 +1,106 @@
+"""Building finite networks: widths, parameter shapes, input checks, the CompiledKernel API."""
+import jax
+import numpy as np
+import pytest
+
+import kernelc
+from kernelc.errors import InputError, KernelcError, ShapeError
+from kernelc.network import build, network
+
+P4 = """network small
+group p4
+input 4 x 4 channels 3
+lift(size=3, W_std=1.4, b_std=0.1)
+relu
+gconv(size=3, W_std=1.4, rotations=[0, 2])
+relu
+group_pool
+dense(7, W_std=1.2, b_std=0.1)
+relu
+dense(5)
+"""
+
+
+def test_param_shapes_and_widths():
+    net = network(kernelc.check(P4))
+    params = net.init(jax.random.PRNGKey(0), (4, 4, 3), width=6)
+    shapes = jax.tree_util.tree_map(lambda a: a.shape, params)
+    assert shapes == {"lift1": {"W": (9, 3, 6), "b": (6,)}, "gconv1": {"W": (9, 2, 6, 6)},
+                      "dense1": {"W": (6, 6), "b": (6,)}, "dense2": {"W": (6, 5)}}
+    # width=None keeps the declared sizes where there are any, and needs them elsewhere
+    with pytest.raises(KernelcError, match="lift1 has no width="):
+        net.init(jax.random.PRNGKey(0), (4, 4, 3))
+    assert net.output_shape(2, 6) == (2, 5)
+
+
+def test_spec_widths_are_used_without_a_width_argument():
+    text = P4.replace("lift(size=3,", "lift(size=3, width=4,").replace(
+        "gconv(size=3,", "gconv(size=3, width=2,")
+    net = network(kernelc.check(text))
+    params = net.init(jax.random.PRNGKey(0))
+    assert params["gconv1"]["W"].shape == (9, 2, 4, 2) and params["dense1"]["W"].shape == (2, 7)
+    # an explicit width overrides every hidden layer, the readout keeps its 5 outputs
+    params = net.init(jax.random.PRNGKey(0), None, 3)
+    assert params["dense1"]["W"].shape == (3, 3) and params["dense2"]["W"].shape == (3, 5)
+
+
+def test_layers_are_independent_and_seeded():
+    net = network(kernelc.check(P4))
+    a = net.init(jax.random.PRNGKey(1), None, 4)
+    b = net.init(jax.random.PRNGKey(1), None, 4)
+    c = net.init(jax.random.PRNGKey(2), None, 4)
+    np.testing.assert_array_equal(a["lift1"]["W"], b["lift1"]["W"])
+    assert not np.allclose(a["lift1"]["W"], c["lift1"]["W"])
+    w = np.asarray(net.init(jax.random.PRNGKey(3), None, 64)["gconv1"]["W"])
+    assert abs(w.mean()) < 0.02 and abs(w.std() - 1) < 0.02  # N(0, 1) in the NTK param.
+
+
+def test_input_checks():
+    init, apply = build(kernelc.check(P4))
+    params = init(jax.random.PRNGKey(0), (1, 4, 4, 3), 2)  # a batch axis is accepted
+    with pytest.raises(InputError, match="input_shape"):
+        init(jax.random.PRNGKey(0), (5, 5, 3), 2)
+    with pytest.raises(InputError, match="input channel"):
+        init(jax.random.PRNGKey(0), (4, 4, 2), 2)
+    with pytest.raises(InputError, match="width must be a positive integer"):
+        init(jax.random.PRNGKey(0), None, 0)
+    with pytest.raises(InputError, match="x must have shape"):
+        apply(params, np.zeros((2, 5, 5, 3)))
+    one = network(kernelc.check(P4.replace("channels 3", "channels 1")))
+    p1 = one.init(jax.random.PRNGKey(0), (4, 4), 2)
+    assert one.apply(p1, np.ones((2, 4, 4))).shape == (2, 5)  # channel axis may be omitted
+
+
+def test_residual_with_mismatched_channels_is_refused():
+    text = """network bad
+group p4
+input 4 x 4 channels 3
+lift(size=3, width=4)
+residual { gconv(size=3, width=5) }
+group_pool
+dense(1)
+"""
+    net = network(kernelc.check(text))
+    with pytest.raises(ShapeError, match="different channel counts"):
+        net.init(jax.random.PRNGKey(0))
+    net.init(jax.random.PRNGKey(0), None, 4)  # one width for all hidden layers is fine
+
+
+def test_compiled_kernel_exposes_init_and_apply():
+    compiled = kernelc.compile("specs/p2_small.kc")
+    assert compiled.network is compiled.network  # cached
+    params = compiled.init_fn(jax.random.PRNGKey(0), width=3)
+    out = compiled.apply_fn(params, np.ones((2, 12, 12, 2)))
+    assert out.shape == (2, 1) and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("path", ["specs/p4_residual.kc", "specs/cnn_histology.kc",
+                                  "specs/c2v_custom.kc", "specs/p6_hexagonal.kc",
+                                  "specs/o3d_volume.kc", "specs/p4m_mnist.kc"])
+def test_every_shipped_spec_builds(path):
+    typed = kernelc.check(path)
+    net = network(typed)
+    params = net.init(jax.random.PRNGKey(0), None, 2)
+    x = np.ones((1,) + tuple(typed.spec.input.shape) + (typed.spec.input.channels,))
+    out = jax.eval_shape(net.apply, params, x)  # shapes only: cheap
+    assert out.shape == net.output_shape(1, 2)
