@@ -12,7 +12,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..errors import SpecError
 from ..frontend.infer import TypedGraph
 from ..rules.layers import RULES, Formulas
 from .identities import IdentityDecision, decide
@@ -91,12 +90,8 @@ class Context:
         """Input channels × support size: the fan-in of a weight layer (standard param.)."""
         g = self.typed.layers
         src = g.inputs(node)[0]
-        channels = g.node(src)["out"].channels
-        data = g.node(node)
-        if channels is None:
-            raise SpecError(f"the standard parameterization needs the width of the layer "
-                            f"feeding {data['name']}: add width=N to it", data["span"])
-        hp = data["hp"]
+        channels = g.node(src)["out"].channels  # known: the type checker requires it
+        hp = g.node(node)["hp"]
         size = len(hp["support"]) if "support" in hp and hp["support"] is not None else 1
         return channels * size * len(hp.get("rotations") or (0,))
 

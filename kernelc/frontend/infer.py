@@ -132,6 +132,10 @@ def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
             data["out"] = rule(tg, node, ins)
         else:
             kind = LAYER_KINDS[data["kind"]]
+            if kind.parametric and layers.spec.parameterization == "standard" \
+                    and ins[0].channels is None:
+                raise ShapeError(f"the standard parameterization needs the width of the layer "
+                                 f"feeding {data['name']}: add width=N to it", data["span"])
             data["out"] = kind.infer(ins[0], data["hp"], group, _LayerView(data))
     return tg
 

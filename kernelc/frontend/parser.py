@@ -313,7 +313,7 @@ class _Builder:
             return int(expr)
         try:
             number = complex(expr.evalf())
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError, RecursionError):  # sympy's evalf limits
             raise SpecError("expression does not evaluate to a number", self.span_of(node)) from None
         if abs(number.imag) > 0 or number.real != number.real or abs(number.real) == float("inf"):
             raise SpecError("expression does not evaluate to a finite real number",

@@ -221,7 +221,9 @@ class FiniteNetwork:
     def apply(self, params, x):
         """The network's output for inputs ``x`` of shape (N, *box, C) (channels last; single-
         channel inputs may omit the channel axis). Output layouts: (N, D) vectors, (N, *box,
-        |H|, D) group signals, (N, *box, D) box signals."""
+        |H|, D) group signals, (N, *box, D) box signals. On a masked (hexagonal) domain inputs
+        are zeroed outside it first, and every box/group signal on the input box after each
+        layer, exactly as the kernels treat them."""
         import jax.numpy as jnp
         x = jnp.asarray(x)
         d = self.dim
@@ -237,7 +239,8 @@ class FiniteNetwork:
         for n in self.order:
             kind = g.node(n)["kind"]
             if kind == "input":
-                values[n] = x
+                # signals vanish outside the domain (the hexagon of p6), as in the kernels
+                values[n] = self.mask(x, self.input_box, False)
                 continue
             ins = [values[i] for i in g.inputs(n)]
             values[n] = FINITE_LAYERS[kind].apply(self, n, params.get(self.name(n)), ins)

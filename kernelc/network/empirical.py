@@ -65,6 +65,19 @@ def _contract(ja, jb, reduce):
     return jnp.mean(out, axis=-1) if reduce == "mean" else out
 
 
+@lru_cache(maxsize=32)
+def _jacobian_block(apply_fn, reduce, same):
+    """jit(block): the NTK block of two input batches by Jacobian contraction (``same``: one
+    batch with itself, one Jacobian). Jitted per apply_fn: op-by-op autodiff is very slow."""
+    import jax
+
+    def block(params, xa, xb):
+        ja = _jacobian(apply_fn, params, xa)
+        jb = ja if same else _jacobian(apply_fn, params, xb)
+        return _contract(ja, jb, reduce)
+    return jax.jit(block)
+
+
 def _ntk_jacobian(apply_fn, params, x1, x2, reduce, batch_size):
     import jax.numpy as jnp
     same = x2 is None
@@ -72,16 +85,16 @@ def _ntk_jacobian(apply_fn, params, x1, x2, reduce, batch_size):
     n1, n2 = x1.shape[0], x2.shape[0]
     b = max(1, int(batch_size or max(n1, n2)))
     if b >= n1 and b >= n2:
-        ja = _jacobian(apply_fn, params, x1)
-        jb = ja if same else _jacobian(apply_fn, params, x2)
-        return _contract(ja, jb, reduce)
+        return _jacobian_block(apply_fn, reduce, same)(params, x1, None if same else x2)
     rows = []
     for i in range(0, n1, b):
-        ja = _jacobian(apply_fn, params, x1[i:i + b])
         cols = []
         for j in range(0, n2, b):
-            jb = ja if (same and i == j) else _jacobian(apply_fn, params, x2[j:j + b])
-            cols.append(_contract(ja, jb, reduce))
+            if same and i == j:
+                cols.append(_jacobian_block(apply_fn, reduce, True)(params, x1[i:i + b], None))
+            else:
+                cols.append(_jacobian_block(apply_fn, reduce, False)(params, x1[i:i + b],
+                                                                     x2[j:j + b]))
         rows.append(jnp.concatenate(cols, axis=1))
     return jnp.concatenate(rows, axis=0)
 

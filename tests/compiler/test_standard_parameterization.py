@@ -46,6 +46,8 @@ def test_standard_needs_widths():
     spec = "group p4\ninput 4 x 4 channels 1\nparameterization standard\nlift(3)\nrelu\ngconv(3)\n"\
            "relu\ngroup_pool\ndense(1)"
     with pytest.raises(SpecError, match="needs the width of the layer feeding gconv1: add width=N"):
+        kernelc.check(spec)
+    with pytest.raises(SpecError, match="needs the width"):
         kernelc.compile(spec)
     ok = spec.replace("lift(3)", "lift(3, width=16)").replace("gconv(3)", "gconv(3, width=16)")
     assert kernelc.compile(ok).typed.output_type.domain == "vector"

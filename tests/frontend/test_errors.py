@@ -203,6 +203,8 @@ def test_expression_errors():
     assert_error(H + "lift(W_std=max())\n", SpecError, "wrong number of arguments to 'max'", 4, 12)
     assert_error(H + "lift(W_std=max(1, sqrt(-1)))\n", SpecError,
                  "invalid arguments to 'max': The argument 'I' is not comparable.", 4, 12)
+    assert_error(H + "lift(W_std=exp(-exp(10**300)))\n", SpecError,  # sympy's evalf gives up
+                 "expression does not evaluate to a number", 4, 12)
     assert_error(H + "let a = [1, 2]\nlift\n", SpecError, "constant 'a' must be a number", 4, 9)
     assert_error(H + "let a = 1\nlet a = 2\nlift\n", SpecError,
                  "constant 'a' is defined twice", 5, 5)

@@ -116,16 +116,17 @@ def mutated_specs(draw):
 
 
 # Well-formed specs with random layers and arguments reach graph building and type inference.
-VALUES = st.one_of(
-    st.sampled_from(["0", "1", "2", "3", "4", "5", "-1", "0.5", "1e3", "2**70", "sqrt(2)", "x",
-                     "same", "valid", "circular", "all", "identity", "sam", "x*sigmoid(x)",
-                     "[(0,0)]", "[(0,0),(1,0)]", "[(0,0),(1,0),(0,1),(-1,0),(0,-1)]", "[0, 1]",
-                     "[]", "(1, 2)", "[(0,0,0)]", "ws", "log(0)", "max(x, 0)", "x**3"]),
-    st.integers(-3, 40).map(str))
-ARG = st.one_of(VALUES, st.tuples(st.sampled_from(
-    ["size", "W_std", "b_std", "padding", "support", "rotations", "width", "degree", "W_sdt"]),
-    VALUES).map("=".join))
-LAYER = st.tuples(st.sampled_from(LAYERS[:15]), st.lists(ARG, max_size=3)).map(
+_WORDS = ["0", "1", "2", "3", "4", "5", "-1", "0.5", "1e3", "2**70", "sqrt(2)", "ws", "log(0)",
+          "same", "valid", "circular", "all", "identity", "sam", "[0, 1]", "[]", "(1, 2)",
+          "[(0,0)]", "[(0,0),(1,0)]", "[(0,0),(1,0),(0,1),(-1,0),(0,-1)]", "[(0,0,0)]"]
+VALUES = st.one_of(st.sampled_from(_WORDS), st.integers(-3, 40).map(str))
+X_VALUES = st.sampled_from(["x", "x*sigmoid(x)", "max(x, 0)", "x**3", "(x+1)**20", "0.2"])
+ARG = st.one_of(
+    VALUES, X_VALUES,
+    st.tuples(st.sampled_from(["size", "W_std", "b_std", "padding", "support", "rotations",
+                               "width", "degree", "W_sdt"]), VALUES).map("=".join))
+LAYER = st.tuples(st.sampled_from(LAYERS[:15]),
+                  st.one_of(st.just([]), st.lists(ARG, max_size=2))).map(
     lambda t: t[0] + ("(" + ", ".join(t[1]) + ")" if t[1] else ""))
 
 
