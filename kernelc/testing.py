@@ -15,7 +15,7 @@ channels, indexing ``group.elements``).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 

@@ -5,6 +5,10 @@ random (:mod:`kernelc.network`); their empirical kernels are compared with the e
 infinite-width Gram matrices (``compiled.kernel_fn(x, dtype="float64")``):
 
 * NNGP: the Monte Carlo mean over networks of (1/n_out) f(x)·f(x')ᵀ (output covariance);
+* NNGP readout-avg: the same with the readout layer's weights averaged out analytically,
+  σ_w²/n h(x)·h(x')ᵀ + σ_b² for the features h entering a dense output layer (a
+  Rao–Blackwellised estimate of the same expectation);
+* NNGP (one net): the error of a single network's readout-averaged NNGP, averaged over networks;
 * NTK:  the Monte Carlo mean over networks of the empirical NTK (Jacobian contraction);
 * NTK (one net): the error of a single network's NTK, averaged over networks.
 
@@ -12,10 +16,11 @@ The error measure is the paper's (Fig. 1): the relative error |K̂_ij − K_ij| 
 over the Gram entries (i ≤ j for a symmetric Gram matrix; denominators are floored at 1e-3 of
 the largest |K_ij| so a vanishing entry cannot dominate). Intervals are bootstrap 95%
 percentile intervals over the networks. The slope of log error against log width is fitted by
-least squares: a single network's NTK deviates like n^(-1/2); the Monte Carlo means deviate by
-a bias O(1/n) plus noise O(1/sqrt(n·samples)) for the NTK, while the NNGP estimate's noise does
-not fall with width (one output covariance is a product of two O(1) Gaussians), so its error
-levels off at about sqrt(2 / (samples·n_out)).
+least squares: a single network's NTK (and readout-averaged NNGP) deviates like n^(-1/2); the
+Monte Carlo means deviate by a bias O(1/n) plus noise O(1/sqrt(n·samples)) for the NTK and the
+readout-averaged NNGP, while the raw NNGP estimate's noise does not fall with width (one output
+covariance is a product of two O(1) Gaussians), so its error levels off at about
+sqrt(2 / (samples·n_out)).
 """
 from __future__ import annotations
 
@@ -43,6 +48,10 @@ class WidthResult:
     samples: int
     nngp_error: float
     nngp_ci: Tuple[float, float]
+    nngp_readout_error: Optional[float]
+    nngp_readout_ci: Optional[Tuple[float, float]]
+    nngp_single_error: Optional[float]       # one network's readout-averaged NNGP
+    nngp_single_ci: Optional[Tuple[float, float]]
     ntk_error: Optional[float]
     ntk_ci: Optional[Tuple[float, float]]
     ntk_single_error: Optional[float]
@@ -76,25 +85,31 @@ class VerifyReport:
         head = (f"kernelc verify: {self.spec} ({self.group}, |H|={self.group_order}), "
                 f"{self.n_inputs} inputs, {self.samples} networks per width, {self.dtype} "
                 f"networks vs float64 kernels, seed {self.seed}")
-        cols = (f"{'width':>6}  {'NNGP rel.err [95% CI]':<26} {'NTK rel.err [95% CI]':<26} "
-                f"{'NTK 1-net err [95% CI]':<26} {'max|z| K/Θ':>11} {'time':>7}")
+        names = [("NNGP", "nngp_error", "nngp_ci"),
+                 ("NNGP readout-avg", "nngp_readout_error", "nngp_readout_ci"),
+                 ("NNGP 1-net", "nngp_single_error", "nngp_single_ci"),
+                 ("NTK", "ntk_error", "ntk_ci"), ("NTK 1-net", "ntk_single_error", "ntk_single_ci")]
+        cols = (f"{'width':>6}  " + " ".join(f"{n + ' [95% CI]':<25}" for n, _, _ in names)
+                + f" {'max|z| K/Θ':>11} {'time':>7}")
         lines = [head, "", cols, "-" * len(cols)]
 
         def cell(v, ci):
             if v is None:
-                return f"{'-':<26}"
-            return f"{v:<8.4f} [{ci[0]:.4f}, {ci[1]:.4f}]".ljust(26)
+                return f"{'-':<25}"
+            return f"{v:<7.4f} [{ci[0]:.4f}, {ci[1]:.4f}]".ljust(25)
         for r in self.results:
             z = f"{r.nngp_max_z:.1f}/" + ("-" if r.ntk_max_z is None else f"{r.ntk_max_z:.1f}")
-            lines.append(f"{r.width:>6}  {cell(r.nngp_error, r.nngp_ci)} "
-                         f"{cell(r.ntk_error, r.ntk_ci)} "
-                         f"{cell(r.ntk_single_error, r.ntk_single_ci)} {z:>11} {r.seconds:6.1f}s")
+            lines.append(f"{r.width:>6}  " + " ".join(cell(getattr(r, a), getattr(r, b))
+                                                       for _, a, b in names)
+                         + f" {z:>11} {r.seconds:6.1f}s")
 
         def slope(k):
             v = self.slopes.get(k)
             return "n/a" if v is None else f"{v:+.3f}"
-        lines += ["", f"log-log slope of error vs width: NNGP {slope('nngp')}, NTK {slope('ntk')}, "
-                      f"NTK 1-net {slope('ntk_single')} (theory: −1/2 for the NTK)"]
+        lines += ["", f"log-log slope of error vs width: NNGP {slope('nngp')}, NNGP readout-avg "
+                      f"{slope('nngp_readout')}, NNGP 1-net {slope('nngp_single')}, NTK "
+                      f"{slope('ntk')}, NTK 1-net {slope('ntk_single')} (theory: −1/2 for one "
+                      "network; MC means: noise ∝ n^-1/2 plus bias ∝ 1/n)"]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -105,6 +120,21 @@ class VerifyReport:
 
     def to_json(self, path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "VerifyReport":
+        """The inverse of :meth:`to_dict` (e.g. to re-plot a saved ``--json`` report)."""
+        data = dict(data)
+        data.pop("widths", None)
+        rows = []
+        for r in data.pop("results"):
+            r = {k: tuple(v) if isinstance(v, list) else v for k, v in r.items()}
+            rows.append(WidthResult(**r))
+        return cls(results=rows, **data)
+
+    @classmethod
+    def from_json(cls, path) -> "VerifyReport":
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
     def plot(self, path, title: Optional[str] = None) -> None:
         """Log-log plot of the errors against width (bands: 95% bootstrap intervals) with a
@@ -121,12 +151,16 @@ def plot_reports(reports: Sequence[VerifyReport], path, titles=None) -> None:
     except ImportError:
         raise KernelcError("plotting needs matplotlib: pip install matplotlib "
                            "(or pip install 'kernelc[plot]')") from None
-    fig = Figure(figsize=(5.2 * len(reports), 4.2))
+    fig = Figure(figsize=(7.5 * len(reports), 5.2))
     FigureCanvasAgg(fig)
     for i, rep in enumerate(reports):
         ax = fig.add_subplot(1, len(reports), i + 1)
         w = np.array(rep.widths, dtype=float)
         series = [("NNGP (MC mean)", "nngp_error", "nngp_ci", "tab:blue", "o"),
+                  ("NNGP readout-avg (MC mean)", "nngp_readout_error", "nngp_readout_ci",
+                   "tab:purple", "D"),
+                  ("NNGP readout-avg (one network)", "nngp_single_error", "nngp_single_ci",
+                   "tab:orange", "v"),
                   ("NTK (MC mean)", "ntk_error", "ntk_ci", "tab:red", "s"),
                   ("NTK (one network)", "ntk_single_error", "ntk_single_ci", "tab:green", "^")]
         for label, key, ci_key, color, marker in series:
@@ -134,8 +168,7 @@ def plot_reports(reports: Sequence[VerifyReport], path, titles=None) -> None:
             if any(v is None for v in vals):
                 continue
             ci = np.array([getattr(r, ci_key) for r in rep.results])
-            slope = rep.slopes.get({"nngp_error": "nngp", "ntk_error": "ntk",
-                                    "ntk_single_error": "ntk_single"}[key])
+            slope = rep.slopes.get(key[:-len("_error")])
             text = f"{label}, slope {slope:+.2f}" if slope is not None else label
             ax.plot(w, vals, marker=marker, color=color, label=text)
             ax.fill_between(w, ci[:, 0], ci[:, 1], color=color, alpha=0.2, linewidth=0)
@@ -150,7 +183,7 @@ def plot_reports(reports: Sequence[VerifyReport], path, titles=None) -> None:
         ax.set_title(titles[i] if titles and titles[i] else
                      f"{rep.spec} ({rep.group}), {rep.samples} networks/width")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower left", framealpha=0.85)
     fig.tight_layout()
     fig.savefig(str(path), dpi=110)
 
@@ -229,9 +262,9 @@ def verify(compiled, x, widths: Sequence[int] = (8, 32, 128, 512), samples: int 
     typed = compiled.typed
     out_t = typed.output_type
     if out_t.domain != "vector":
-        raise KernelcError(f"verify compares Gram matrices of vector outputs, but {typed.spec.name} "
-                           f"ends with a signal on {out_t}; end it with group_pool (or flatten) "
-                           "and dense")
+        raise KernelcError(f"verify compares Gram matrices of vector outputs, but "
+                           f"{typed.spec.name} ends with a signal on {out_t}; end it with "
+                           "group_pool (or flatten) and dense")
     notes: List[str] = []
     with_ntk = typed.spec.parameterization == "ntk"
     if not with_ntk:
@@ -239,10 +272,11 @@ def verify(compiled, x, widths: Sequence[int] = (8, 32, 128, 512), samples: int 
                      "so only the NNGP is compared across widths")
     get = ("nngp", "ntk") if with_ntk else ("nngp",)
     x = np.asarray(x)
+    net = kn.network(typed)
+    mc_get = get + (("nngp_readout",) if net.readout_node is not None else ())
     if progress:
         sys.stderr.write(f"kernelc verify: analytic kernels of {x.shape[0]} inputs (float64)\n")
     exact = compiled.kernel_fn(x, dtype="float64", get=get)
-    net = kn.network(typed)
     exact_e = {k: _entries(np.asarray(v), True) for k, v in exact.items()}
     rng = np.random.default_rng(seed)
     results: List[WidthResult] = []
@@ -250,25 +284,36 @@ def verify(compiled, x, widths: Sequence[int] = (8, 32, 128, 512), samples: int 
         t0 = time.perf_counter()
         cb = kn.stderr_progress(f"kernelc verify: width {w}") if progress else None
         mc = kn.monte_carlo(net.init, net.apply, x, width=w, samples=samples, seed=seed,
-                            get=get, dtype=dtype, method=method, progress=cb)
+                            get=mc_get, dtype=dtype, method=method, progress=cb,
+                            readout_fn=net.readout_nngp)
         per = {k: _entries(v, True) for k, v in mc.items()}
         nngp_err, nngp_ci = _bootstrap_mean_error(per["nngp"], exact_e["nngp"], rng, bootstrap)
+        ro_err = ro_ci = ro_single = ro_single_ci = None
+        if "nngp_readout" in per:
+            ro_err, ro_ci = _bootstrap_mean_error(per["nngp_readout"], exact_e["nngp"], rng,
+                                                  bootstrap)
+            ro_single, ro_single_ci = _bootstrap_mean(
+                relative_error(per["nngp_readout"], exact_e["nngp"]), rng, bootstrap)
         ntk_err = ntk_ci = single = single_ci = ntk_z = None
         if with_ntk:
             ntk_err, ntk_ci = _bootstrap_mean_error(per["ntk"], exact_e["ntk"], rng, bootstrap)
             single, single_ci = _bootstrap_mean(relative_error(per["ntk"], exact_e["ntk"]), rng,
                                                 bootstrap)
             ntk_z = _max_z(per["ntk"], exact_e["ntk"])
-        results.append(WidthResult(w, samples, nngp_err, nngp_ci, ntk_err, ntk_ci, single,
+        results.append(WidthResult(w, samples, nngp_err, nngp_ci, ro_err, ro_ci, ro_single,
+                                   ro_single_ci, ntk_err, ntk_ci, single,
                                    single_ci, _max_z(per["nngp"], exact_e["nngp"]), ntk_z,
                                    time.perf_counter() - t0))
         if progress:
             r = results[-1]
             sys.stderr.write(f"kernelc verify: width {w}: NNGP error {r.nngp_error:.4f}"
+                             + ("" if ro_err is None else f" (readout-avg {ro_err:.4f})")
                              + ("" if ntk_err is None else
                                 f", NTK error {ntk_err:.4f}, one-net NTK error {single:.4f}")
                              + f" ({r.seconds:.1f}s)\n")
     slopes = {"nngp": fit_slope(widths, [r.nngp_error for r in results]),
+              "nngp_readout": fit_slope(widths, [r.nngp_readout_error for r in results]),
+              "nngp_single": fit_slope(widths, [r.nngp_single_error for r in results]),
               "ntk": fit_slope(widths, [r.ntk_error for r in results]),
               "ntk_single": fit_slope(widths, [r.ntk_single_error for r in results])}
     group = typed.group
@@ -314,7 +359,8 @@ def verify_command(args) -> int:
     compiled = kc_compile(args.spec)
     x = _load_inputs(args, compiled)
     report = verify(compiled, x, widths=parse_widths(getattr(args, "widths", "8,32,128,512")),
-                    samples=int(getattr(args, "samples", 64)), seed=int(getattr(args, "seed", 0) or 0),
+                    samples=int(getattr(args, "samples", 64)),
+                    seed=int(getattr(args, "seed", 0) or 0),
                     progress=not getattr(args, "quiet", False))
     print(report.table())
     if getattr(args, "plot", None):

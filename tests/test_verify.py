@@ -38,10 +38,12 @@ def test_report_contents(report):
         assert 0 <= r.nngp_error and r.nngp_ci[0] <= r.nngp_ci[1]
         assert r.ntk_ci[0] <= r.ntk_ci[1] and r.ntk_single_ci[0] <= r.ntk_single_ci[1]
         assert r.ntk_single_error >= r.ntk_error * 0.5  # one network is no better than 8
-    assert set(report.slopes) == {"nngp", "ntk", "ntk_single"}
+        assert r.nngp_readout_ci[0] <= r.nngp_readout_ci[1]
+    assert set(report.slopes) == {"nngp", "nngp_readout", "nngp_single", "ntk", "ntk_single"}
     assert np.asarray(report.analytic["ntk"]).shape == (2, 2)
     text = report.table()
-    assert "width" in text and "NTK 1-net" in text and "slope" in text
+    assert "width" in text and "NTK 1-net" in text and "NNGP readout-avg" in text
+    assert "slope" in text
     assert text.count("\n") >= 6
 
 
@@ -52,6 +54,8 @@ def test_plot_and_json(report, tmp_path):
     report.to_json(tmp_path / "v.json")
     data = json.loads((tmp_path / "v.json").read_text())
     assert data["widths"] == [4, 16] and len(data["results"]) == 2
+    again = type(report).from_json(tmp_path / "v.json")
+    assert again.table() == report.table() and again.results[0] == report.results[0]
 
 
 def test_plot_without_matplotlib(report, tmp_path, monkeypatch):
@@ -103,4 +107,5 @@ def test_ntk_error_falls_with_width():
     x = np.random.default_rng(0).normal(size=(2, 4, 4, 2))
     rep = verify(compiled, x, widths=(8, 32, 128, 512), samples=16, progress=False)
     assert -0.8 < rep.slopes["ntk_single"] < -0.3
+    assert -0.8 < rep.slopes["nngp_single"] < -0.3
     assert rep.results[-1].ntk_error < rep.results[0].ntk_error

@@ -23,7 +23,7 @@ several times (including t = ∞), and reports the largest relative differences.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -389,7 +389,7 @@ def _diagnose(cnn, gcnn, group, xs, g, dtype, tol, max_memory) -> List[str]:
         return [f"the GCNN '{gcnn.typed.spec.name}' has no plain-CNN counterpart: {reason}"]
     try:
         own = kc_compile(matching_cnn_spec(gcnn.typed.spec, gcnn.typed.group.dim))
-        own_a = augmented_kernel(own, gcnn.typed.group, xs, None, GET, dtype=dtype, max_memory=max_memory)
+        own_a = augmented_kernel(own, gcnn.typed.group, xs, xs, GET, dtype=dtype, max_memory=max_memory)
     except KernelcError as exc:
         return [f"could not build the GCNN's matching CNN: {exc.message}"]
     own_diff = max(_rel(own_a[k], g[k]) for k in GET)

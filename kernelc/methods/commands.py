@@ -317,12 +317,13 @@ def plot_curves(records: List[dict], path, task: str, title: str = "") -> None:
         for ci, (kern, t) in enumerate(curves):
             for ti, test in enumerate(tests):
                 pts = sorted((r["size"], r[metric]) for r in records
-                             if r["spec"] == spec and r["test_set"] == test and r["kernel"] == kern and r["t"] == t)
+                             if (r["spec"], r["test_set"], r["kernel"], r["t"]) == (spec, test, kern, t))
                 if not pts:
                     continue
                 lab = spec
                 if len(curves) > 1:
-                    lab += f" {kern.upper()}" + (f" t={t}" if kern == "ntk" and sum(c[0] == 'ntk' for c in curves) > 1 else "")
+                    several_t = sum(c[0] == "ntk" for c in curves) > 1
+                    lab += f" {kern.upper()}" + (f" t={t}" if kern == "ntk" and several_t else "")
                 if len(tests) > 1:
                     lab += f" ({test})"
                 ax.plot(*zip(*pts), color=colors[si % len(colors)], ls=styles[ci % len(styles)],

@@ -13,11 +13,8 @@ spec's own ``width=`` values are used (an error names the first hidden layer wit
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import networkx as nx
 import numpy as np
@@ -39,9 +36,9 @@ def _typed(obj):
     return check(obj)
 
 
-@dataclass
+@dataclass(eq=False)
 class FiniteNetwork:
-    """The finite-width network of a typed graph. ``init``/``apply`` are ``init_fn``/``apply_fn``."""
+    """The finite-width network of a typed graph; ``init``/``apply`` are init_fn/apply_fn."""
 
     typed: Any
     _expansions: Dict[str, FilterExpansion] = field(default_factory=dict, repr=False)
@@ -118,8 +115,8 @@ class FiniteNetwork:
     def channels(self, width: Optional[int] = None, input_channels: Optional[int] = None
                  ) -> Dict[str, int]:
         """Output channel count of every node for the given hidden ``width``."""
-        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, np.integer))
-                                  or width < 1):
+        bad = isinstance(width, bool) or not isinstance(width, (int, np.integer))
+        if width is not None and (bad or width < 1):
             raise InputError(f"width must be a positive integer, got {width!r}")
         g = self.typed.layers
         out: Dict[str, int] = {}
@@ -224,6 +221,10 @@ class FiniteNetwork:
         |H|, D) group signals, (N, *box, D) box signals. On a masked (hexagonal) domain inputs
         are zeroed outside it first, and every box/group signal on the input box after each
         layer, exactly as the kernels treat them."""
+        return self.features(params, x, self.typed.layers.output_node)
+
+    def features(self, params, x, node: str):
+        """The signal at ``node`` (a node id of the layer graph) for inputs ``x``."""
         import jax.numpy as jnp
         x = jnp.asarray(x)
         d = self.dim
@@ -235,8 +236,11 @@ class FiniteNetwork:
         if not jnp.issubdtype(x.dtype, jnp.floating):
             x = x.astype(jnp.float32)
         g = self.typed.layers
+        needed = nx.ancestors(g.graph, node) | {node}
         values: Dict[str, Any] = {}
         for n in self.order:
+            if n not in needed:
+                continue
             kind = g.node(n)["kind"]
             if kind == "input":
                 # signals vanish outside the domain (the hexagon of p6), as in the kernels
@@ -244,7 +248,28 @@ class FiniteNetwork:
                 continue
             ins = [values[i] for i in g.inputs(n)]
             values[n] = FINITE_LAYERS[kind].apply(self, n, params.get(self.name(n)), ins)
-        return values[g.output_node]
+        return values[node]
+
+    @property
+    def readout_node(self) -> Optional[str]:
+        """The output node when it is a dense layer (the readout), else None."""
+        out = self.typed.layers.output_node
+        return out if self.typed.layers.node(out)["kind"] == "dense" else None
+
+    def readout_nngp(self, params, x1, x2=None):
+        """E over the readout layer's weights of (1/n_out) f(x1)·f(x2)ᵀ, all other weights
+        fixed: σ_w²/n h(x1)·h(x2)ᵀ + σ_b² with h the n features entering the readout (the same
+        in both parameterisations). A Monte Carlo NNGP estimate whose spread falls like
+        n^(-1/2), unlike the raw output covariance. Needs a dense output layer."""
+        import jax.numpy as jnp
+        out = self.readout_node
+        if out is None:
+            raise KernelcError("readout_nngp needs a network whose output layer is dense")
+        src = self.typed.layers.inputs(out)[0]
+        h1 = self.features(params, x1, src)
+        h2 = h1 if x2 is None else self.features(params, x2, src)
+        hp = self.hp(out)
+        return hp["W_std"] ** 2 * (h1 @ h2.T) / h1.shape[-1] + hp["b_std"] ** 2
 
     def output_shape(self, n: int = 1, width: Optional[int] = None) -> Tuple[int, ...]:
         t = self.typed.output_type

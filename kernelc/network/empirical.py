@@ -194,22 +194,27 @@ def monte_carlo(init_fn: Callable, apply_fn: Callable, x1, x2=None, *, width: in
                 samples: int = 64, seed: int = 0, get: Sequence[str] = ("nngp", "ntk"),
                 dtype: str = "float32", method: str = "auto", chunk: Optional[int] = None,
                 max_memory: int = DEFAULT_MAX_MEMORY, key_impl: str = "threefry2x32",
+                readout_fn: Optional[Callable] = None,
                 progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, np.ndarray]:
     """Per-sample empirical kernels of ``samples`` random networks of hidden width ``width``.
 
     Returns {"nngp": (S, N1, N2), "ntk": (S, N1, N2)} as float64 numpy arrays: sample s is the
     network drawn with ``fold_in(jax.random.key(seed, impl=key_impl), s)`` (so sample s is the
     same network whatever ``samples`` or ``chunk`` is; "rbg" keys compile faster, but their
-    draws differ under vmap, so with them a sample depends on ``chunk``). The per-sample NNGP is (1/n_out) f(x1)·f(x2)ᵀ, the NTK the
-    unit-averaged empirical NTK. ``chunk`` samples are vmapped per jit call (default: as many as
+    draws differ under vmap, so with them a sample depends on ``chunk``). The per-sample NNGP
+    is (1/n_out) f(x1)·f(x2)ᵀ, the NTK the unit-averaged empirical NTK. ``chunk`` samples are vmapped per jit call (default: as many as
     keep a call's Jacobians near 64 MB). ``dtype``: "float32" or "float64" (the latter inside a
-    local x64 context). ``progress(done, total)`` is called after each chunk.
+    local x64 context). ``progress(done, total)`` is called after each chunk. With
+    ``readout_fn(params, x1, x2)`` (e.g. :meth:`FiniteNetwork.readout_nngp`) ``get`` may also
+    name "nngp_readout": the NNGP averaged analytically over the readout weights.
     """
     import jax
     import jax.numpy as jnp
     get = tuple(get)
-    if not set(get) <= {"nngp", "ntk"} or not get:
-        raise InputError(f"get must name 'nngp' and/or 'ntk', got {get!r}")
+    if not set(get) <= {"nngp", "ntk", "nngp_readout"} or not get:
+        raise InputError(f"get must name 'nngp', 'ntk' and/or 'nngp_readout', got {get!r}")
+    if "nngp_readout" in get and readout_fn is None:
+        raise InputError("get='nngp_readout' needs a readout_fn")
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise InputError(f"samples must be a positive integer, got {samples!r}")
     with _x64(dtype):
@@ -217,7 +222,7 @@ def monte_carlo(init_fn: Callable, apply_fn: Callable, x1, x2=None, *, width: in
         xb = None if x2 is None else jnp.asarray(np.asarray(x2), dtype)
         base = jax.random.key(seed, impl=key_impl)
         shape = tuple(xa.shape[1:])
-        probe = init_fn(base, shape, width, dtype)
+        probe = jax.eval_shape(lambda k: init_fn(k, shape, width, dtype), base)  # no compile
         n_par = _n_params(probe)
         n_out = int(np.prod(jax.eval_shape(apply_fn, probe, xa[:1]).shape[1:]))
         n_in = xa.shape[0] + (0 if xb is None else xb.shape[0])
@@ -236,6 +241,8 @@ def monte_carlo(init_fn: Callable, apply_fn: Callable, x1, x2=None, *, width: in
             out = {}
             if "nngp" in get:
                 out["nngp"] = output_product(apply_fn, params, xa, xb)
+            if "nngp_readout" in get:
+                out["nngp_readout"] = readout_fn(params, xa, xb)
             if "ntk" in get:
                 out["ntk"] = empirical_ntk(apply_fn, params, xa, xb, method=ntk_method,
                                            batch_size=batch)

@@ -24,7 +24,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from ..errors import KernelcError, ShapeError
+from ..errors import KernelcError
 from .filters import expand
 
 
@@ -58,7 +58,7 @@ def _weight_params(net, node, shape, fan_in):
     return params
 
 
-def _affine(net, node, params, lin, fan_in, group_axis: bool):
+def _affine(net, node, params, lin, fan_in):
     """σ_w/√fan_in · lin + σ_b β (ntk) or lin + β (standard); β broadcast over sites/elements."""
     hp = net.hp(node)
     if net.parameterization == "standard":
@@ -102,7 +102,7 @@ def _conv_apply(net, node, params, x, exp, group_in: bool, group_out: bool):
     if group_out:
         y = y.reshape((n,) + tuple(out_box) + (exp.h_out, c_out))
     fan_in = c_in * exp.m * exp.n_rot
-    y = _affine(net, node, params, y, fan_in, group_out)
+    y = _affine(net, node, params, y, fan_in)
     return net.mask(y, out_box, group_out)
 
 
@@ -169,7 +169,7 @@ class Dense:
         x = ins[0]
         W = params["W"].astype(x.dtype)
         lin = jnp.matmul(x, W, precision=lax.Precision.HIGHEST)
-        return _affine(net, node, params, lin, W.shape[0], False)
+        return _affine(net, node, params, lin, W.shape[0])
 
 
 # -- parameter-free layers ----------------------------------------------------------------------
@@ -272,4 +272,4 @@ def check_table(kinds) -> None:
         raise KernelcError(f"no finite-width network for layer kind(s): {', '.join(missing)}")
 
 
-__all__ = ["FINITE_LAYERS", "FiniteLayer", "finite_layer", "check_table", "ShapeError"]
+__all__ = ["FINITE_LAYERS", "FiniteLayer", "finite_layer", "check_table"]

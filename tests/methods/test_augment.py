@@ -80,7 +80,7 @@ def test_cli_check_p4_relu_passes(tmp_path, capsys):
 def test_cli_check_fails_loudly_when_specs_do_not_correspond(tmp_path, capsys):
     c = _write(tmp_path, "c.kc", cnn_spec("relu", w=1.4, name="c14"))
     g = _write(tmp_path, "g.kc", gcnn_spec("p4", "relu", w=1.5))
-    rc = main(["augment", c, "--group", "p4", "--check", g, "--random", "3"])
+    rc = main(["augment", c, "--group", "p4", "--check", g, "--random", "4"])
     cap = capsys.readouterr()
     assert rc == 1
     assert "AUGMENTATION CHECK FAILED" in cap.err and "DO NOT AGREE" in cap.err

@@ -59,6 +59,11 @@ def test_nngp_estimates(net, data):
                                np.mean(prods, axis=0), rtol=1e-5, atol=1e-7)
     out = np.asarray(net.apply(ps[0], data))
     np.testing.assert_allclose(prods[0], out @ out.T / 3, rtol=1e-5, atol=1e-7)
+    # the readout-averaged estimate: σ_w²/n h·hᵀ + σ_b² of the features entering dense(3)
+    pool = net.typed.layers.inputs(net.readout_node)[0]
+    h = np.asarray(net.features(ps[0], data, pool), np.float64)
+    np.testing.assert_allclose(np.asarray(net.readout_nngp(ps[0], data)),
+                               h @ h.T / h.shape[1] + 0.1 ** 2, rtol=1e-5)
 
 
 def test_monte_carlo_samples_do_not_depend_on_chunking(net, data):

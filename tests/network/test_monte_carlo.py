@@ -55,11 +55,13 @@ def _z_scores(compiled, x, width, samples, seed, dtype="float32"):
     exact = compiled.kernel_fn(x, dtype="float64")
     net = network(compiled.typed)
     mc = monte_carlo(net.init, net.apply, x, width=width, samples=samples, seed=seed,
-                     dtype=dtype)
+                     dtype=dtype, get=("nngp", "ntk", "nngp_readout"),
+                     readout_fn=net.readout_nngp)
     out = {}
-    for k, v in exact.items():
-        se = mc[k].std(axis=0, ddof=1) / np.sqrt(samples)
-        out[k] = (mc[k].mean(axis=0) - v) / se
+    for k, v in mc.items():
+        ref = exact["nngp" if k == "nngp_readout" else k]
+        se = v.std(axis=0, ddof=1) / np.sqrt(samples)
+        out[k] = (v.mean(axis=0) - ref) / se
     return out, exact, mc
 
 
@@ -73,7 +75,7 @@ def _inputs(compiled, n=2, seed=0):
 def test_linear_networks_match_exactly_in_expectation(name):
     compiled = kernelc.compile(LINEAR[name])
     z, exact, _ = _z_scores(compiled, _inputs(compiled), width=3, samples=256, seed=1)
-    for k in ("nngp", "ntk"):
+    for k in ("nngp", "nngp_readout", "ntk"):
         assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact[k])
 
 
@@ -106,7 +108,7 @@ dense(4, W_std=1.0, b_std=0.1)
 """
     compiled = kernelc.compile(text)
     z, exact, mc = _z_scores(compiled, _inputs(compiled), width=32, samples=64, seed=3)
-    for k in ("nngp", "ntk"):
+    for k in ("nngp", "nngp_readout", "ntk"):
         assert np.all(np.abs(z[k]) < 4.0), (k, z[k])
     # and the one-network NTK is already close at this width (its spread shrinks like n^-1/2)
     rel = np.abs(mc["ntk"] - exact["ntk"]) / exact["ntk"]
