@@ -166,6 +166,9 @@ def conv_output_shape(shape, support, padding, group, span) -> Tuple[int, ...]:
         return tuple(shape)
     if group.lattice == "hexagonal":
         raise ShapeError("valid padding is not supported on hexagonal domains; use same", span)
+    if (support.min(axis=0) > 0).any() or (support.max(axis=0) < 0).any():
+        raise ShapeError("valid padding needs a support whose bounding box contains the offset "
+                         "0 on every axis (output site t reads t + y)", span)
     extent = support.max(axis=0) - support.min(axis=0)
     out = tuple(int(n - e) for n, e in zip(shape, extent))
     if min(out) < 1:

@@ -449,3 +449,13 @@ def test_render_without_span_or_source():
                      suggestion="did you mean 'a'?")
     assert err.expected == ["a", "b"]
     assert str(err) == "f.kc:2:3: type error: bad\nexpected one of: a, b\ndid you mean 'a'?"
+
+
+def test_valid_padding_with_off_centre_support_is_refused():
+    from kernelc.errors import ShapeError
+    from kernelc.frontend import check
+    spec = "group Z2\ninput 5 x 5 channels 1\nconv(support=[(1,0),(1,1)], padding=valid)\nflatten\ndense(1)"
+    with pytest.raises(ShapeError, match="valid padding needs a support whose bounding box "
+                                         "contains the offset 0") as info:
+        check(spec)
+    assert info.value.span.line == 3
