@@ -147,13 +147,8 @@ def _kernel(args) -> int:
         x2 = None if x2 is None else x2[:args.limit]
     get = tuple(g.strip() for g in args.get.split(",") if g.strip())
     grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory)
-    np.set_printoptions(precision=5, suppress=True, linewidth=120)
-    for name, gram in grams.items():
-        print(f"{name} ({gram.shape[0]}×{gram.shape[1]}):")
-        print(gram if gram.size <= 64 else gram[:6, :6])
-    if args.out:
-        np.savez(args.out, **grams)
-        print(f"wrote {args.out}")
+    from .render import print_grams
+    print_grams(grams, args.out)
     return 0
 
 

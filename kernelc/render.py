@@ -81,3 +81,15 @@ def groups_text(name: Optional[str] = None) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]
                      for r in rows)
+
+
+def print_grams(grams, out=None, labelled_shape=True) -> None:
+    """Print Gram matrices (the top-left 6×6 corner when large) and save them to ``out``."""
+    import numpy as np
+    np.set_printoptions(precision=5, suppress=True, linewidth=120)
+    for name, gram in grams.items():
+        print(f"{name} ({gram.shape[0]}×{gram.shape[1]}):" if labelled_shape else f"{name}:")
+        print(gram if gram.size <= 64 else gram[:6, :6])
+    if out:
+        np.savez(out, **grams)
+        print(f"wrote {out}")

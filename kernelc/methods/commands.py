@@ -583,13 +583,8 @@ def run_augment(args) -> int:
         grams = augmented_kernel(cnn, group, x, None, dtype=args.dtype, max_memory=args.max_memory)
         print(f"{cnn.typed.summary()}\nkernel of the ensemble trained with full {group.name} "
               f"augmentation (orbit average over {group.order} elements), {len(x)} inputs:")
-        np.set_printoptions(precision=5, suppress=True, linewidth=120)
-        for name, g in grams.items():
-            print(f"{name}:")
-            print(g if g.size <= 64 else g[:6, :6])
-        if args.out:
-            np.savez(args.out, **grams)
-            print(f"wrote {args.out}")
+        from ..render import print_grams
+        print_grams(grams, args.out, labelled_shape=False)
         return 0
     gcnn = kc_compile(args.check)
     times = None if args.t is None else parse_times(args.t)

@@ -142,12 +142,9 @@ class GroupConv:
 class Conv:
     """z(t) = σ_w/√(C|S|) Σ_{c, y∈S} ω_c(y) f_c(t + y) + σ_b β on box signals (N,*box,C).
     (With a non-trivial H a plain convolution is not equivariant at finite width; only its
-    kernel is, in distribution.) Weights ω: (|S|, C, D)."""
+    kernel is, in distribution.) Weights ω: (|S|, C, D), as for the lift."""
 
-    @staticmethod
-    def init(net, node, c_in, c_out):
-        m = len(net.hp(node)["support"])
-        return _weight_params(net, node, (m, c_in, c_out), c_in * m)
+    init = Lift.init
 
     @staticmethod
     def apply(net, node, params, ins):
