@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import kernelc  # noqa: E402
 from kernelc.groups import get_group  # noqa: E402
-from kernelc.methods.commands import (compute_grams, learning_curve, plot_curves,  # noqa: E402
+from kernelc.methods.tasks import (compute_grams, learning_curve, plot_curves,  # noqa: E402
                                       print_table)
 from kernelc.methods.data import load_mnist  # noqa: E402
 

@@ -11,7 +11,6 @@ Identities (DESIGN §4):
 Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 (N, 28, 28, 1).
 """
-import math
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ import time
 import numpy as np
 import jax
 import jax.numpy as jnp
-import jax.scipy.special as jsp
+import jax.scipy.special as jsp  # noqa: F401 - emitted nonlinearity maps may call jsp.erf
 
 try:  # kernelc's own error types when it is installed; plain ones otherwise
     from kernelc.errors import InputError, MemoryBudgetError

@@ -4,7 +4,6 @@ This file is a real module so that it can be linted and unit-tested; the code ge
 the text after ``# --- prelude ---`` so generated modules depend on jax and numpy only.
 """
 # --- prelude ---
-import math
 import os
 import sys
 import time
@@ -12,7 +11,7 @@ import time
 import numpy as np
 import jax
 import jax.numpy as jnp
-import jax.scipy.special as jsp
+import jax.scipy.special as jsp  # noqa: F401 - emitted nonlinearity maps may call jsp.erf
 
 try:  # kernelc's own error types when it is installed; plain ones otherwise
     from kernelc.errors import InputError, MemoryBudgetError

@@ -7,9 +7,8 @@ decisions; ``explain`` prints them; tests switch each one off and compare with t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, List, Tuple
+from typing import Callable, Dict, FrozenSet, List
 
-import numpy as np
 
 from ..frontend.infer import TypedGraph
 

@@ -20,7 +20,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import InputError, SpecError
-from ..frontend.ast import Argument, Branches, GroupDecl, Layer, Repeat, Spec
+from ..frontend.ast import Branches, GroupDecl, Layer, Repeat, Spec
 from ..frontend.infer import TypedGraph
 
 

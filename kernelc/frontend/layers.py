@@ -8,7 +8,7 @@ nonlinearity rules table (:mod:`kernelc.rules.nonlinearities`) is an elementwise
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 

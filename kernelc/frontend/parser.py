@@ -12,7 +12,7 @@ import functools
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Union
 
 import lark
 import sympy

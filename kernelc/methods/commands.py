@@ -1,348 +1,41 @@
-"""The ``predict``, ``fit`` and ``augment`` subcommands, and the Python functions behind them.
+"""The ``predict``, ``fit`` and ``augment`` subcommands.
 
 ``kernelc.cli`` calls :func:`add_fit_parser`, :func:`add_predict_parser` and
 :func:`add_augment_parser` with its ``COMMANDS`` table. Each ``run_*`` returns an exit code and
-raises :class:`KernelcError` (printed by the CLI, status 2) for user errors.
-
-The reusable pieces (:func:`load_split`, :func:`prepare_inputs`, :func:`compute_grams`,
-:func:`learning_curve`, :func:`plot_curves`) are what the benchmark scripts build on.
-
-Data conventions
-----------------
-* Inputs and targets come from .npz archives. Keys: ``--x``/``--y`` if given; otherwise ``x``/``y``
-  when the archive has them, else ``x_train``/``y_train`` (training file) or ``x_test``/``y_test``
-  (test file), so one archive with all four (like the shared MNIST file) serves as both.
-* uint8 images are scaled to [0, 1]; single-channel (N, *box) stacks get a channel axis.
-* Task: integer labels -> classification (centred one-hot targets, accuracy); floating targets ->
-  regression (MAE, RMSE). ``--task`` overrides.
-* Kernels are computed in float32 by default (``--dtype``); the solves are float64
-  (:class:`~kernelc.methods.predict.GradientFlowPredictor`). ``--reg`` is relative to the mean
-  diagonal of the training kernel.
+raises :class:`KernelcError` (printed by the CLI, status 2) for user errors. The reusable pieces
+(:func:`load_split`, :func:`compute_grams`, :func:`learning_curve`, ...) live in :mod:`.tasks`.
 """
 from __future__ import annotations
 
 import json
 import math
 import sys
-import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Sequence
 
 import numpy as np
 
-from ..errors import InputError, KernelcError
-
-DEFAULT_REG = 1e-4
-DEFAULT_MEMORY = "2GB"
-MAX_DEFAULT_TRAIN = 1000
-
-
-# =========================================================================== data
-def _keys(path) -> Dict[str, np.ndarray]:
-    from .data import _read_npz
-    return _read_npz(path)
-
-
-def load_split(path, role: str, x_key: Optional[str] = None, y_key: Optional[str] = None,
-               need_y: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray], str, Optional[str]]:
-    """``(x, y, x_key_used, y_key_used)`` of the ``role`` ('train' or 'test') split in ``path``.
-
-    Without explicit keys: ``x``/``y`` if present, else ``x_<role>``/``y_<role>``. Raises
-    InputError naming the file, the keys looked for and the keys available.
-    """
-    from .data import _pick
-    from ..errors import did_you_mean
-    arrays = _keys(path)
-    avail = ", ".join(sorted(arrays)) or "(none)"
-
-    def get(key, flag):
-        if key not in arrays:
-            hint = did_you_mean(key, arrays)
-            raise InputError(f"no array '{key}' in {path}; available: {avail}"
-                             + (f"; {hint}" if hint else f"; pass {flag} KEY to choose one"))
-        return _pick(path, arrays, key, flag)  # also rejects NaN/inf
-    if x_key is None:
-        cands = [k for k in ("x", f"x_{role}") if k in arrays]
-        if not cands:
-            raise InputError(f"no {role} inputs in {path}: looked for array 'x' or 'x_{role}'; "
-                             f"available: {avail}; pass --x KEY")
-        x_key = cands[0]
-    x = get(x_key, "--x")
-    y = None
-    if y_key is None:
-        pair = {"x": "y", f"x_{role}": f"y_{role}"}.get(x_key)
-        cands = [k for k in (pair, "y", f"y_{role}") if k and k in arrays]
-        y_key = cands[0] if cands else None
-        if y_key is None and need_y:
-            raise InputError(f"no {role} targets in {path}: looked for array "
-                             f"'{pair or 'y'}'; available: {avail}; pass --y KEY")
-    if y_key is not None:
-        y = get(y_key, "--y")
-        if y.ndim == 0 or y.shape[0] != x.shape[0]:
-            raise InputError(f"{path}: '{x_key}' has {x.shape[0]} samples but '{y_key}' has "
-                             f"{y.shape[0] if y.ndim else 'no sample axis'}")
-    return x, y, x_key, y_key
-
-
-def input_shape(net) -> Tuple[int, ...]:
-    spec = net.typed.spec
-    return tuple(spec.input.shape) + (spec.input.channels,)
-
-
-def prepare_inputs(x, net, source: str = "inputs") -> np.ndarray:
-    """x as float64 (N, *box, C) for the spec of ``net``: uint8 scaled to [0, 1], a channel axis
-    added to single-channel stacks; a clear InputError when the shape does not fit the spec."""
-    arr = np.asarray(x)
-    spec = net.typed.spec
-    box, c = tuple(spec.input.shape), spec.input.channels
-    want = box + (c,)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
-        raise InputError(f"{source} must be real numbers, got dtype {arr.dtype}")
-    if arr.ndim == 0 or arr.shape[0] == 0:
-        raise InputError(f"{source} holds no samples (shape {arr.shape})")
-    per = tuple(arr.shape[1:])
-    if c == 1 and per == box:
-        arr = arr[..., None]
-    elif per != want:
-        expect = "×".join(map(str, box)) + f" with {c} channel(s), i.e. (N, {', '.join(map(str, want))})"
-        hint = ""
-        if per == (c,) + box:
-            hint = "; the channel axis looks first: move it last (np.moveaxis(x, 1, -1))"
-        elif len(per) >= len(box) and per[:len(box)] != box:
-            hint = (f"; resize/crop the inputs to {'×'.join(map(str, box))} or use a spec with "
-                    f"'input {' x '.join(map(str, per[:len(box)]))} channels "
-                    f"{per[len(box)] if len(per) > len(box) else 1}'")
-        raise InputError(f"{source} have shape {per} per sample, but spec '{spec.name}' takes "
-                         f"{expect}{hint}")
-    out = arr.astype(np.float64) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
-    if not np.all(np.isfinite(out)):
-        raise InputError(f"{source} contain {int(np.sum(~np.isfinite(out)))} NaN/inf value(s)")
-    return out
-
-
-def infer_task(y_train, task: Optional[str] = "auto") -> str:
-    """'classification' for integer labels, 'regression' otherwise (unless ``task`` says)."""
-    if task in ("classification", "regression"):
-        return task
-    if task not in (None, "auto"):
-        raise InputError(f"task must be auto, classification or regression, got {task!r}")
-    y = np.asarray(y_train)
-    return "classification" if (np.issubdtype(y.dtype, np.integer) or y.dtype == bool) and y.ndim == 1 \
-        else "regression"
-
-
-def make_targets(task: str, y_train, y_tests: Sequence = ()) -> Tuple[np.ndarray, Optional[int]]:
-    """Training targets: centred one-hot (classification, k = max label + 1 over all splits)
-    or the float targets themselves (regression)."""
-    from .metrics import _labels, one_hot
-    if task == "classification":
-        labs = [_labels("training labels", y_train)] + [_labels("test labels", y) for y in y_tests
-                                                         if y is not None]
-        k = max(2, max(int(lab.max()) for lab in labs) + 1)
-        return one_hot(labs[0], k), k
-    y = np.asarray(y_train)
-    if not np.issubdtype(y.dtype, np.number):
-        raise InputError(f"regression targets must be numeric, got dtype {y.dtype}")
-    if y.ndim not in (1, 2):
-        raise InputError(f"regression targets must be (N,) or (N, k), got shape {y.shape}")
-    return y.astype(np.float64), None
-
-
-def score(task: str, pred, y_true) -> Dict[str, float]:
-    from .metrics import accuracy, mae, rmse
-    if task == "classification":
-        return {"accuracy": accuracy(pred, np.asarray(y_true).astype(np.int64))}
-    y = np.asarray(y_true, np.float64)
-    p = np.asarray(pred, np.float64).reshape(y.shape)
-    return {"mae": mae(p, y), "rmse": rmse(p, y)}
-
-
-def parse_times(text) -> List[float]:
-    """'inf' or '0,1,10,inf' -> [floats]; each t >= 0."""
-    if isinstance(text, (int, float)):
-        text = str(text)
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            t = float(part)
-        except ValueError:
-            raise InputError(f"--t must be numbers or 'inf' separated by commas, got {part!r}") from None
-        if math.isnan(t) or t < 0:
-            raise InputError(f"training time t must be >= 0 (or inf), got {part!r}")
-        out.append(t)
-    if not out:
-        raise InputError("--t is empty")
-    return out
-
-
-def parse_sizes(text, available: int) -> List[int]:
-    """'100,200' -> sorted unique ints with 2 <= size <= available. Default (None): a ladder of
-    four sizes doubling up to min(available, MAX_DEFAULT_TRAIN)."""
-    if available < 2:
-        raise InputError(f"the training set has {available} example(s); at least 2 are needed")
-    if text is None or (isinstance(text, str) and not text.strip()):
-        top = min(available, MAX_DEFAULT_TRAIN)
-        return sorted({max(2, top >> k) for k in (3, 2, 1, 0)})
-    if isinstance(text, str):
-        try:
-            sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
-        except ValueError:
-            raise InputError(f"--sizes must be integers separated by commas, got {text!r}") from None
-    else:
-        sizes = [int(s) for s in text]
-    if not sizes:
-        raise InputError("--sizes is empty")
-    for s in sizes:
-        if s < 2:
-            raise InputError(f"training-set size {s} is too small: kernel regression needs at least 2 "
-                             "training examples")
-        if s > available:
-            raise InputError(f"training-set size {s} is larger than the {available} training examples "
-                             "available")
-    return sorted(set(sizes))
-
-
-def _fmt_t(t: float) -> str:
-    return "inf" if math.isinf(t) else f"{t:g}"
-
-
-# =========================================================================== kernels
-def compute_grams(net, x_train, x_tests: Dict[str, np.ndarray], *, dtype: str = "float32",
-                  max_memory=DEFAULT_MEMORY, progress=None) -> Tuple[Dict[str, Dict[str, np.ndarray]], float]:
-    """NNGP and NTK Gram matrices: ``{"train": {"nngp": (n, n), "ntk": ...}, name: {... (m, n)}}``
-    for each test set in ``x_tests`` (all test sets go through one cross call), and the seconds
-    it took. The train×train block uses the symmetric path (pairs i < j only)."""
-    t0 = time.perf_counter()
-    out = {"train": net.kernel_fn(x_train, None, ("nngp", "ntk"), dtype=dtype,
-                                  max_memory=max_memory, progress=progress)}
-    names = [k for k, v in x_tests.items() if v is not None and len(v)]
-    if names:
-        stacked = np.concatenate([x_tests[k] for k in names])
-        cross = net.kernel_fn(stacked, x_train, ("nngp", "ntk"), dtype=dtype,
-                              max_memory=max_memory, progress=progress, symmetric=False)
-        start = 0
-        for k in names:
-            m = len(x_tests[k])
-            out[k] = {g: np.asarray(v[start:start + m]) for g, v in cross.items()}
-            start += m
-    return out, time.perf_counter() - t0
-
-
-def learning_curve(grams, task: str, y_train, y_tests: Dict[str, np.ndarray], sizes: Sequence[int],
-                   times: Sequence[float], reg: float = DEFAULT_REG, spec: str = "",
-                   n_classes: Optional[int] = None) -> List[dict]:
-    """Metrics per training-set size (nested prefixes of the training set) for the NTK (gradient
-    flow at each t) and the NNGP (posterior mean). One flat record per (test set, kernel, t, size).
-    """
-    from .predict import GradientFlowPredictor
-    targets, k = make_targets(task, y_train, list(y_tests.values()))
-    if task == "classification" and n_classes is not None and n_classes != k:
-        from .metrics import one_hot
-        targets = one_hot(np.asarray(y_train).astype(np.int64), n_classes)
-    records = []
-    for n in sizes:
-        kt, kk = grams["train"]["ntk"][:n, :n], grams["train"]["nngp"][:n, :n]
-        pred = GradientFlowPredictor(solve_dtype(kt, reg), targets[:n],
-                                     nngp_train_train=solve_dtype(kk, reg), diag_reg=reg)
-        for name, y in y_tests.items():
-            g = grams[name]
-            f_ntk = pred.mean(g["ntk"][:, :n], np.asarray(times, dtype=np.float64))
-            for t, f in zip(times, f_ntk):
-                records.append(dict(spec=spec, test_set=name, kernel="ntk", t=_fmt_t(t), size=int(n),
-                                    **score(task, f, y)))
-            diag = np.ones(len(y))  # the posterior mean does not depend on the test variances
-            post = pred.nngp_posterior(g["nngp"][:, :n], diag)
-            records.append(dict(spec=spec, test_set=name, kernel="nngp", t="posterior", size=int(n),
-                                **score(task, post.mean, y)))
-    return records
-
-
-def solve_dtype(k, reg: float) -> np.ndarray:
-    """The training kernel as the solver should see it.
-
-    With a ridge (reg > 0) the kernel goes to the solver as float64: the ridge, reg × mean
-    diagonal (1e-4 by default), dominates the ~1e-7 relative round-off of float32 kernels, and
-    the solver's eigen-cutoff is then the float64 one (n·eps64·λ_max). Without a ridge the
-    kernel keeps its dtype, so a float32 kernel gets the float32 cutoff n·eps32·λ_max, which
-    guards against its round-off. (Measured on MNIST 7×7, p4 NTK, n = 200: the float32 cutoff
-    drops the informative directions of these nearly-constant GAP kernels, λ_min/λ_max ≈ 1e-6,
-    and accuracy falls from 0.86 — the float64-kernel value, reproduced by float32 kernels
-    solved this way — to 0.62.)"""
-    return np.asarray(k, np.float64) if reg > 0 else k
-
-
-def metric_names(task: str) -> List[str]:
-    return ["accuracy"] if task == "classification" else ["mae", "rmse"]
-
-
-def print_table(records: List[dict], task: str, file=None) -> None:
-    """One block per (spec, test set): rows = sizes, columns = kernel/t and metric."""
-    file = file or sys.stdout
-    metrics = metric_names(task)
-    keyed: Dict[tuple, Dict[tuple, dict]] = {}
-    for r in records:
-        keyed.setdefault((r["spec"], r["test_set"]), {})[(r["size"], r["kernel"], r["t"])] = r
-    for (spec, test), rows in keyed.items():
-        cols = sorted({(k, t) for (_, k, t) in rows}, key=lambda c: (c[0] != "ntk", c[1]))
-        sizes = sorted({s for (s, _, _) in rows})
-        head = [f"{k.upper()} {('t=' + t) if k == 'ntk' else 'mean'} {m}" for k, t in cols for m in metrics]
-        print(f"{spec} — test set '{test}'", file=file)
-        print("  " + f"{'n_train':>8s}  " + "  ".join(f"{h:>20s}" for h in head), file=file)
-        for s in sizes:
-            vals = [rows[(s, k, t)][m] for k, t in cols for m in metrics]
-            print("  " + f"{s:8d}  " + "  ".join(f"{v:20.4f}" for v in vals), file=file)
-
-
-def plot_curves(records: List[dict], path, task: str, title: str = "") -> None:
-    """Learning curves: metric vs training-set size (log scale); colour = spec, line style =
-    kernel/t, marker = test set."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - matplotlib is an optional dependency
-        raise KernelcError("--plot needs matplotlib (pip install matplotlib)") from None
-    metric = metric_names(task)[0]
-    specs = list(dict.fromkeys(r["spec"] for r in records))
-    tests = list(dict.fromkeys(r["test_set"] for r in records))
-    curves = list(dict.fromkeys((r["kernel"], r["t"]) for r in records))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = ["-", "--", ":", "-."]
-    markers = ["o", "s", "^", "D", "v"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for si, spec in enumerate(specs):
-        for ci, (kern, t) in enumerate(curves):
-            for ti, test in enumerate(tests):
-                pts = sorted((r["size"], r[metric]) for r in records
-                             if (r["spec"], r["test_set"], r["kernel"], r["t"]) == (spec, test, kern, t))
-                if not pts:
-                    continue
-                lab = spec
-                if len(curves) > 1:
-                    several_t = sum(c[0] == "ntk" for c in curves) > 1
-                    lab += f" {kern.upper()}" + (f" t={t}" if kern == "ntk" and several_t else "")
-                if len(tests) > 1:
-                    lab += f" ({test})"
-                ax.plot(*zip(*pts), color=colors[si % len(colors)], ls=styles[ci % len(styles)],
-                        marker=markers[ti % len(markers)], label=lab)
-    ax.set_xscale("log", base=2)
-    sizes = sorted({r["size"] for r in records})
-    ax.set_xticks(sizes)
-    ax.set_xticklabels([str(s) for s in sizes])
-    ax.minorticks_off()
-    ax.set_xlabel("training-set size")
-    ax.set_ylabel({"accuracy": "test accuracy", "mae": "test MAE"}[metric])
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+from ..errors import InputError
+from .tasks import (  # noqa: F401 - re-exported for scripts that import them from here
+    load_split,
+    input_shape,
+    prepare_inputs,
+    infer_task,
+    make_targets,
+    score,
+    parse_times,
+    parse_sizes,
+    _fmt_t,
+    compute_grams,
+    learning_curve,
+    solve_dtype,
+    print_table,
+    plot_curves,
+    _keys,
+    DEFAULT_REG,
+    DEFAULT_MEMORY,
+    MAX_DEFAULT_TRAIN,
+)
 
 
 # =========================================================================== shared CLI bits

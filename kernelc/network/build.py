@@ -261,7 +261,6 @@ class FiniteNetwork:
         fixed: σ_w²/n h(x1)·h(x2)ᵀ + σ_b² with h the n features entering the readout (the same
         in both parameterisations). A Monte Carlo NNGP estimate whose spread falls like
         n^(-1/2), unlike the raw output covariance. Needs a dense output layer."""
-        import jax.numpy as jnp
         out = self.readout_node
         if out is None:
             raise KernelcError("readout_nngp needs a network whose output layer is dense")

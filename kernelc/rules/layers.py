@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-import numpy as np
 import sympy
 
-from ..compiler.plan import Layout, Op, Value, pad_widths, pairs_literal
+from ..compiler.plan import Op, Value, pad_widths, pairs_literal
 from .formulas import (K, K0, KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
                        gp, size)
 
