@@ -8,7 +8,6 @@ import functools
 import hashlib
 import types
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Dict, Optional, Union
 
@@ -35,7 +34,7 @@ class CompiledKernel:
     def kernel_fn(self):
         return self.module.kernel_fn
 
-    @cached_property
+    @functools.cached_property
     def network(self):
         """The finite-width network of this spec (:class:`kernelc.network.FiniteNetwork`)."""
         from .network import network

@@ -14,6 +14,7 @@ from typing import Callable, Dict, Optional, Tuple
 from .errors import KernelcError
 
 COMMANDS: Dict[str, Tuple[Callable, Callable]] = {}
+NO_IDENTITIES = {"R": False, "D": False, "S": False}  # --no-identities: the general path
 
 
 def command(name: str, help: str):
@@ -81,8 +82,7 @@ def _explain_args(p):
 @command("explain", "show the derived NNGP/NTK recursion, identities, and cost")(_explain_args)
 def _explain(args) -> int:
     from .api import compile
-    ids = {"R": False, "D": False, "S": False} if args.no_identities else None
-    net = compile(args.spec, identities=ids)
+    net = compile(args.spec, identities=NO_IDENTITIES if args.no_identities else None)
     style = "latex" if args.latex else "markdown" if args.markdown else "unicode"
     print(net.explain(n=args.n, style=style, dtype=args.dtype, max_memory=args.max_memory))
     return 0
@@ -98,8 +98,7 @@ def _compile_args(p):
 @command("compile", "write the generated JAX module for a spec")(_compile_args)
 def _compile(args) -> int:
     from .api import compile
-    ids = {"R": False, "D": False, "S": False} if args.no_identities else None
-    net = compile(args.spec, identities=ids)
+    net = compile(args.spec, identities=NO_IDENTITIES if args.no_identities else None)
     out = Path(args.output or Path("generated") / (Path(args.spec).stem + ".py"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(net.source)
@@ -154,18 +153,11 @@ def _kernel(args) -> int:
 
 def _load_plugins():
     """Subcommands owned by other modules (verify, fit, predict, augment)."""
+    from .methods.commands import add_augment_parser, add_fit_parser, add_predict_parser
     from .verify import add_verify_parser, verify_command
     COMMANDS["verify"] = (add_verify_parser, verify_command)
-    for module, names in (("methods.commands", ("add_fit_parser", "add_predict_parser",
-                                                "add_augment_parser")),):
-        try:
-            mod = __import__(f"kernelc.{module}", fromlist=list(names))
-        except ImportError:
-            continue
-        for name in names:
-            hook = getattr(mod, name, None)
-            if hook is not None:
-                hook(COMMANDS)
+    for hook in (add_fit_parser, add_predict_parser, add_augment_parser):
+        hook(COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,7 +59,6 @@ class Context:
         self.parameterization = typed.spec.parameterization
         self.constants: Dict[str, str] = {}
         self.stats: List[Layout] = []
-        self._stat_of: Dict[str, int] = {}
         self.site_mask = self._site_mask()
 
     # -- questions ------------------------------------------------------------------------
@@ -107,9 +106,8 @@ class Context:
         return name
 
     def stat_index(self, node: str, layout: Layout) -> int:
-        self._stat_of[node] = len(self.stats)
         self.stats.append(layout)
-        return self._stat_of[node]
+        return len(self.stats) - 1
 
     # -- hexagonal (masked) domains --------------------------------------------------------
     def _site_mask(self):

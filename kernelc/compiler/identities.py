@@ -67,10 +67,7 @@ def right_invariance(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecisi
     saving = f"{group.order}× fewer entries" if group.order > 1 else "no saving for a trivial H"
     return IdentityDecision("R", name, True,
                             f"all {len(layers)} lift/gconv spatial supports are ρ(H)-invariant "
-                            f"(rotational supports cancel): store K̃[t,t'](q), {saving}",
-                            frozenset(_nodes_of(tg, "lift", "gconv", "nonlinearity", "sum",
-                                                "concat", "group_pool", "avg_pool", "flatten",
-                                                "identity", "fanout")))
+                            f"(rotational supports cancel): store K̃[t,t'](q), {saving}")
 
 
 @identity("D")

@@ -115,16 +115,16 @@ def _offset_terms(ctx, node, pairing: str):
     return "(\n    " + ",\n    ".join(rows) + ",\n)"
 
 
-def _linear_op(ctx, node, ins, out_layout, lin_src_k, lin_src_t, formula) -> Tuple[List[Op], Value]:
-    """Common tail of lift/gconv/conv: stencil (given), affine, NTK, mask."""
+def _linear_op(ctx, node, ins, out_layout, stencil, formula) -> Tuple[List[Op], Value]:
+    """Common tail of lift/gconv/conv: the stencil (applied to K and Θ alike), affine, NTK, mask."""
     src = ins[0]
     name = ctx.var(node)
     k, t, lin = f"k_{name}", f"t_{name}", f"lin_{name}"
     n_terms = len(ctx.hp(node)["support"])
-    lines = [f"{lin} = {lin_src_k(src.nngp)}"] + _affine_lines(ctx, node, lin, k)
+    lines = [f"{lin} = {stencil(src.nngp)}"] + _affine_lines(ctx, node, lin, k)
     ntk_lines = []
     if src.ntk is not None:
-        ntk_lines.append(f"{t}_lin = {lin_src_t(src.ntk)}")
+        ntk_lines.append(f"{t}_lin = {stencil(src.ntk)}")
     ntk_lines += _ntk_lines(ctx, node, lin, f"{t}_lin" if src.ntk is not None else None, k, t)
     lines += ctx.mask_lines(k, out_layout)
     ntk_lines += ctx.mask_lines(t, out_layout)
@@ -167,7 +167,7 @@ class Lift:
         else:
             fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "_general_stencil")
             formula = "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²   (general)"
-        return _linear_op(ctx, node, ins, out, fn, fn, formula)
+        return _linear_op(ctx, node, ins, out, fn, formula)
 
 
 @rule("conv")
@@ -191,7 +191,7 @@ class Conv:
         fn = lambda a: _stencil_call(ctx, node, a, terms, 1 if diag else 2, out.box)
         formula = ("K⁺[t,t] = σ_w²/|S| Σ_{y∈S} K[t+y, t+y] + σ_b²   (D)" if diag else
                    "K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²")
-        return _linear_op(ctx, node, ins, out, fn, fn, formula)
+        return _linear_op(ctx, node, ins, out, fn, formula)
 
 
 @rule("gconv")
@@ -237,7 +237,7 @@ class GroupConv:
                                          out.box, "_general_stencil")
             formula = ("K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)]"
                        " + σ_b²   (general)")
-        return _linear_op(ctx, node, ins, out, fn, fn, formula)
+        return _linear_op(ctx, node, ins, out, fn, formula)
 
 
 @rule("dense")
@@ -371,11 +371,8 @@ class Flatten:
         lay = ins[0].layout
         n = ctx.site_count(lay)
         denom = float(n * (lay.order if lay.kind == "group_general" else 1))
-        if lay.kind in ("box_diag", "group_diag"):
-            fn = lambda a: f"jnp.sum({a}, axis=tuple(range(1, {a}.ndim))) / {denom!r}"
-        else:
-            fn = lambda a: (f"jnp.sum(_self_diagonal({lay.kind!r}, {lay.d}, {a}).reshape("
-                            f"{a}.shape[0], -1), axis=1) / {denom!r}")
+        fn = lambda a: (f"jnp.sum(_self_diagonal({lay.kind!r}, {lay.d}, {a}).reshape("
+                        f"{a}.shape[0], -1), axis=1) / {denom!r}")
         return _pool(ctx, node, ins, fn, "K⁺ = mean_g K[g,g]")
 
 
