@@ -66,6 +66,8 @@ def graph_dot(tg: TypedGraph) -> str:
 def groups_text(name: Optional[str] = None) -> str:
     if name is not None:
         group = get_group(name)
+        if getattr(group, "family", "lattice") != "lattice":
+            return group.describe()
         lines = [group.describe(), "", "elements (index: matrix, inverse, order-class):"]
         cls = {e: i for i, c in enumerate(group.conjugacy_classes) for e in c}
         for i, label in enumerate(group.element_labels):
@@ -77,7 +79,10 @@ def groups_text(name: Optional[str] = None) -> str:
     for gname, group in builtin_groups().items():
         gens = "; ".join(str([list(r) for r in m]).replace(" ", "") for m in group.generators) \
             or "none"
-        rows.append((gname, str(group.order), str(group.dim), group.lattice, gens))
+        order = str(group.order) if group.order else "∞"
+        if getattr(group, "family", "lattice") != "lattice":
+            gens = "continuous: " + group.description
+        rows.append((gname, order, str(group.dim), group.lattice, gens))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]
                      for r in rows)

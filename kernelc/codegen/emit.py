@@ -18,6 +18,17 @@ _MARKER = "# --- prelude ---\n"
 _DRIVER_MARKER = "\n\n@jax.jit\ndef _self_batch(x):"
 
 
+def _family_prelude(family: str) -> str:
+    """Runtime helpers of a group family: for SO(3), the harmonic transforms and kernel helpers."""
+    if family != "so3":
+        return ""
+    parts = []
+    for path in (Path(__file__).parents[1] / "groups" / "harmonic.py",
+                 Path(__file__).parent / "runtime_so3.py"):
+        parts.append(path.read_text().split(_MARKER, 1)[1].strip())
+    return "\n\n\n".join(parts) + "\n"
+
+
 def _prelude_parts():
     text = (Path(__file__).parent / "runtime_prelude.py").read_text()
     body = text.split(_MARKER, 1)[1]
@@ -46,6 +57,10 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append(f"(N, {', '.join(map(str, spec.input.shape))}, {spec.input.channels}).")
     out.append('"""')
     out.append(helpers)
+    family = _family_prelude(getattr(tg.group, "family", "lattice"))
+    if family:
+        out.append("# -- harmonic analysis on S² and SO(3) " + "-" * 52)
+        out.append(family)
     nl = nonlinearity_prelude().strip()
     if nl:
         out.append("# -- nonlinearity helpers " + "-" * 60)
@@ -96,8 +111,10 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
 
 def _stat_entries(layout) -> int:
     """Entries per input of one variance map (per-site variances)."""
-    if layout.kind == "vector":
-        return 1
+    if layout.kind in ("vector", "so3_reduced"):
+        return 1  # so3_reduced: the one variance K̃(e)
+    if layout.kind == "so3_general":
+        return layout.sites
     if layout.kind == "group_general":
         return layout.order * layout.sites
     return layout.sites

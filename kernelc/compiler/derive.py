@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..frontend.infer import TypedGraph
-from ..rules.layers import RULES, Formulas
+from ..rules.layers import Formulas, rules_for
 from .identities import IdentityDecision, decide
 from .plan import Layout, Op, Value
 
@@ -141,27 +141,13 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
     decisions = decide(typed, enabled)
     ctx = Context(typed, decisions)
     g = typed.layers
+    rules = rules_for(getattr(typed.group, "family", "lattice"))
     values: Dict[str, Value] = {}
     nodes: List[NodeDerivation] = []
-    input_t = g.node(g.input_node)["out"]
-    diag_input = ctx.uses("D", g.input_node)
-    in_layout = Layout("box_diag" if diag_input else "box_full", input_t.shape)
-    fn = "_input_diag(xa, xb)" if diag_input else f"_input_full(xa, xb, {len(input_t.shape)})"
-    formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag_input else
-               "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
-    values[g.input_node] = Value("k_input", None, in_layout)
-    # on a masked (hexagonal) domain, input values outside the domain are not part of the signal
-    input_op = Op("input", formula, [f"k_input = {fn}"] + ctx.mask_lines("k_input", in_layout),
-                  in_layout.entries, in_layout.entries * 2 * input_t.channels)
-    nodes.append(NodeDerivation(g.input_node, "input", "input", None, [input_op],
-                                values[g.input_node]))
     for n in g.order():
-        if n == g.input_node:
-            continue
         data = g.node(n)
-        rule = RULES[data["kind"]]
-        ins = [values[i] for i in g.inputs(n)]
-        ops, value = rule.lower(ctx, n, ins)
+        rule = rules[data["kind"]]
+        ops, value = rule.lower(ctx, n, [values[i] for i in g.inputs(n)])
         values[n] = value
         nodes.append(NodeDerivation(n, data["name"], data["kind"], rule.formulas(ctx, n), ops,
                                     value))

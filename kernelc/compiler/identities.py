@@ -26,12 +26,16 @@ class IdentityDecision:
         return f"({self.key}) {self.name}: {mark} — {self.reason}"
 
 
-IDENTITIES: Dict[str, Callable[[TypedGraph, Dict[str, bool]], IdentityDecision]] = {}
+Decide = Callable[[TypedGraph, Dict[str, bool]], IdentityDecision]
+#: One table per group family; ``IDENTITIES`` is the lattice family's.
+FAMILY_IDENTITIES: Dict[str, Dict[str, Decide]] = {"lattice": {}, "so3": {}}
+IDENTITIES = FAMILY_IDENTITIES["lattice"]
 
 
-def identity(key: str):
+def identity(key: str, families=("lattice",)):
     def register(fn):
-        IDENTITIES[key] = fn
+        for family in families:
+            FAMILY_IDENTITIES[family][key] = fn
         return fn
     return register
 
@@ -95,7 +99,7 @@ def diagonal_only(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
                             frozenset(diag))
 
 
-@identity("S")
+@identity("S", families=("lattice", "so3"))
 def gram_symmetry(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
     """K(f, f') = K(f', f): compute pairs i < j of a Gram matrix, mirror the rest."""
     name = "Gram symmetry"
@@ -116,5 +120,53 @@ def orbit_average(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
     return IdentityDecision("O", "orbit average", ok, reason)
 
 
+# -- the SO(3) family (DESIGN §3b) ----------------------------------------------------------------
+@identity("R", families=("so3",))
+def so3_right_invariance(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
+    """With full-sphere / full-group filters every layer is right-invariant under all of SO(3):
+    K[gs, g's] = K[g, g'] (the Haar integrals ∫dy, ∫dh absorb s), so K[g, g'] = K̃(g'g⁻¹) and
+    one function on SO(3) per pair is stored: (2B)³ entries instead of (2B)⁶. The lift becomes
+    the spherical cross-correlation K̃(q) = σ_w² ∫ K0[y, q·y] dy + σ_b², a group convolution the
+    band-limit projection K̃⁺ = σ_w² Π_L K̃ + σ_b², and nonlinearities see the constant
+    variances K̃(e)."""
+    name = "right invariance"
+    layers = _nodes_of(tg, "lift", "gconv")
+    if not layers:
+        return IdentityDecision("R", name, False, "the network has no signal on SO(3)")
+    if not enabled.get("R", True):
+        return IdentityDecision("R", name, False, "switched off by the caller (general path)")
+    grids = sorted({tg.layers.node(n)["hp"]["grid"] for n in layers})
+    n = (2 * grids[-1]) ** 3
+    return IdentityDecision("R", name, True,
+                            f"all {len(layers)} lift/gconv filters cover the whole sphere/group: "
+                            f"store K̃(g'g⁻¹) on the SO(3) grid, {n} entries per pair instead "
+                            f"of {n}² = {n * n}")
+
+
+@identity("D", families=("so3",))
+def so3_diagonal_only(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
+    """SO(3) has no translations that a readout could leave unaveraged."""
+    return IdentityDecision("D", "diagonal only", False, "not applicable: SO(3) features are "
+                            "pooled over the group (K̃ already stores one entry per g'g⁻¹)")
+
+
+@identity("O", families=("so3",))
+def so3_orbit_average(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
+    """K(f, f') = ∫ k(f, ρ(h)f') dh with k the matching MLP kernel, when no gconv truncates."""
+    gconvs = _nodes_of(tg, "gconv")
+    pooled = bool(_nodes_of(tg, "group_pool"))
+    if not pooled:
+        return IdentityDecision("O", "orbit average", False, "the network does not pool over SO(3)")
+    if gconvs:
+        return IdentityDecision("O", "orbit average", False,
+                                f"{len(gconvs)} band-limited gconv layer(s): K̃⁺ = Π_L K̃ differs "
+                                "from the MLP's K̃ by the truncated degrees (it holds as L → ∞)")
+    return IdentityDecision("O", "orbit average", True,
+                            "K(f,f') = ∫_SO(3) k(f, ρ(h)f') dh with k the kernel of the matching "
+                            "MLP (lift at g = e is a dense layer on L²(S²)); a check, not a "
+                            "faster path here")
+
+
 def decide(tg: TypedGraph, enabled: Dict[str, bool]) -> Dict[str, IdentityDecision]:
-    return {key: fn(tg, enabled) for key, fn in IDENTITIES.items()}
+    table = FAMILY_IDENTITIES[getattr(tg.group, "family", "lattice")]
+    return {key: table[key](tg, enabled) for key in ("R", "D", "S", "O") if key in table}

@@ -11,6 +11,9 @@ layout             array shape per batch of pairs  entry
 ``group_diag``     (p, *box)                       K̃[t, t](e)         -- (R) and (D)
 ``group_general``  (p, H, *box, H, *box)           K[(t,r), (t',r')]  -- no identity
 ``vector``         (p,)                            K
+``sphere_coeffs``  2 × (p, C, L, 2L-1) complex     a_cℓm of f and f' (SO(3) family input)
+``so3_reduced``    (p, (2B)³ + 1)                  K̃(q) = K[e, q] on the grid, then K̃(e) -- (R)
+``so3_general``    (p, (2B)³, (2B)³)               K[g_i, g_j]       -- no identity
 =================  ==============================  =========================================
 
 An :class:`Op` is one step of the plan: the JAX source lines it stands for, the formula it
@@ -23,7 +26,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-LAYOUT_KINDS = ("box_full", "box_diag", "group_reduced", "group_diag", "group_general", "vector")
+LAYOUT_KINDS = ("box_full", "box_diag", "group_reduced", "group_diag", "group_general", "vector",
+                "sphere_coeffs", "so3_reduced", "so3_general")
 
 
 @dataclass(frozen=True)
@@ -45,13 +49,16 @@ class Layout:
         """Kernel entries stored per pair of inputs."""
         P, H = self.sites, self.order
         return {"box_full": P * P, "box_diag": P, "group_reduced": H * P * P, "group_diag": P,
-                "group_general": H * H * P * P, "vector": 1}[self.kind]
+                "group_general": H * H * P * P, "vector": 1, "sphere_coeffs": P,
+                "so3_reduced": P + 1, "so3_general": P * P}[self.kind]
 
     @property
     def pair_shape(self) -> Tuple[int, ...]:
         b, H = self.box, self.order
         return {"box_full": b + b, "box_diag": b, "group_reduced": (H,) + b + b,
-                "group_diag": b, "group_general": (H,) + b + (H,) + b, "vector": ()}[self.kind]
+                "group_diag": b, "group_general": (H,) + b + (H,) + b, "vector": (),
+                "sphere_coeffs": b, "so3_reduced": (self.sites + 1,),
+                "so3_general": (self.sites, self.sites)}[self.kind]
 
     @property
     def is_diag(self) -> bool:

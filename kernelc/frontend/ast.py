@@ -84,11 +84,15 @@ class GroupDecl:
 
 @dataclass(frozen=True)
 class InputDecl:
-    """``input 32 x 32 channels 3``: the box of Z^d the input signal lives on and its channels."""
+    """``input 32 x 32 channels 3``: the box of Z^d the input signal lives on and its channels;
+    or ``input sphere bandlimit 6 channels 10``: signals on S² of band limit L, sampled on the
+    2L × 2L Driscoll–Healy grid (``shape`` is that grid)."""
 
     shape: Tuple[int, ...]
     channels: int
     span: SourceSpan
+    domain: str = "box"  # "box" | "sphere"
+    bandlimit: Optional[int] = None  # sphere inputs: degrees ℓ < L
 
 
 @dataclass(frozen=True)

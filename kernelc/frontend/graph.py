@@ -15,7 +15,7 @@ import networkx as nx
 
 from ..errors import KernelcError, SpecError, did_you_mean
 from .ast import Branches, Layer, Repeat, Spec
-from .layers import LAYER_KINDS, resolve_hyperparameters
+from .layers import LAYER_KINDS, layer_kinds, resolve_hyperparameters, spec_family
 
 #: Most nodes an unrolled layer graph may have (``repeat 99999999 {...}`` would never finish).
 MAX_NODES = 10_000
@@ -48,13 +48,15 @@ class LayerGraph:
         return sorted(self.graph.successors(n))
 
 
-def layer_names() -> List[str]:
-    """Every name a layer statement may use: the layer table plus the nonlinearity table."""
+def layer_names(family: str = "lattice") -> List[str]:
+    """Every name a layer statement may use: the family's layer table plus the nonlinearities."""
     from ..rules.nonlinearities import NONLINEARITIES
-    return sorted(set(LAYER_KINDS) | set(NONLINEARITIES))
+    return sorted(set(layer_kinds(family)) | set(NONLINEARITIES))
 
 
 def build_graph(spec: Spec) -> LayerGraph:
+    family = spec_family(spec)
+    kinds = layer_kinds(family)
     g = nx.DiGraph()
     counter = [0]
     names: Dict[str, int] = {}
@@ -99,13 +101,16 @@ def build_graph(spec: Spec) -> LayerGraph:
         return prev
 
     def layer_node(layer: Layer) -> str:
-        kind = LAYER_KINDS.get(layer.kind)
+        kind = kinds.get(layer.kind)
         if kind is not None:
             return add(layer.kind, layer.span, resolve_hyperparameters(layer, kind))
         from ..rules.nonlinearities import NONLINEARITIES
         if layer.kind in NONLINEARITIES or layer.kind == "phi":
             return add("nonlinearity", layer.span, nonlinearity_hp(layer), label=layer.kind)
-        valid = layer_names()
+        valid = layer_names(family)
+        if family != "lattice" and layer.kind in LAYER_KINDS:
+            raise SpecError(f"layer '{layer.kind}' is not defined for the {spec.group.name} "
+                            "family", layer.span, expected=valid)
         raise SpecError(f"unknown layer '{layer.kind}'", layer.span, expected=valid,
                         suggestion=did_you_mean(layer.kind, valid))
 

@@ -14,7 +14,7 @@ from ..errors import GroupError, KernelcError, ShapeError, SpecError
 from ..groups import LatticeGroup, get_group
 from .ast import GroupDecl, Spec
 from .graph import LayerGraph, build_graph
-from .layers import LAYER_KINDS
+from .layers import LAYER_KINDS, layer_kinds, spec_family
 from .parser import load_spec
 from .types import SignalType
 
@@ -43,6 +43,10 @@ class TypedGraph:
         n_layers = sum(1 for n in self.layers.order()
                        if self.layers.node(n)["kind"] not in ("input", "fanout", "identity"))
         box = "×".join(map(str, spec.input.shape))
+        if spec.input.domain == "sphere":
+            return (f"{spec.name}: group {group.name} (continuous), input S² band "
+                    f"{spec.input.bandlimit} (grid {box})×{spec.input.channels}, {n_layers} "
+                    f"layers, output {self.output_type}, {spec.parameterization} parameterization")
         return (f"{spec.name}: group {group.name} (|H|={group.order}), input {box}×"
                 f"{spec.input.channels}, {n_layers} layers, output {self.output_type}, "
                 f"{spec.parameterization} parameterization")
@@ -63,6 +67,15 @@ def resolve_group(decl: GroupDecl) -> LatticeGroup:
 def _input(tg, node, ins):
     spec, group = tg.spec, tg.group
     shape = spec.input.shape
+    family = getattr(group, "family", "lattice")
+    if (spec.input.domain == "sphere") != (family == "so3"):
+        if family == "so3":
+            raise ShapeError(f"group {group.name} acts on signals on the sphere: declare "
+                             "'input sphere bandlimit L channels C'", spec.input.span)
+        raise ShapeError(f"sphere inputs need a group that acts on the sphere (SO3), not "
+                         f"{group.name}", spec.input.span, suggestion="group SO3")
+    if family == "so3":
+        return SignalType("sphere", shape, spec.input.channels, 0, spec.input.bandlimit)
     if group.dim != len(shape):
         raise ShapeError(f"group {group.name} acts on Z^{group.dim}, but the input box has "
                          f"{len(shape)} axes", spec.input.span)
@@ -79,13 +92,15 @@ def _same_as_input(tg, node, ins):
 
 
 def _elementwise(tg, node, ins):
-    t = ins[0]
-    return SignalType(t.domain, t.shape, t.channels, t.group_order)
+    return ins[0]
 
 
 def _fan_in(tg, node, ins):
     data = tg.layers.node(node)
     first = ins[0]
+    if first.domain in ("sphere", "so3"):
+        raise ShapeError(f"{data['kind']} blocks are not supported in the SO(3) family yet",
+                         data["span"])
     for other in ins[1:]:
         if (other.domain, other.shape) != (first.domain, first.shape):
             raise ShapeError(f"the branches of this {data['kind']} block disagree: "
@@ -124,6 +139,7 @@ STRUCTURAL: Dict[str, Callable] = {
 
 def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
     tg = TypedGraph(layers, group)
+    kinds = layer_kinds(getattr(group, "family", "lattice"))
     for node in layers.order():
         data = layers.node(node)
         ins = [layers.node(i)["out"] for i in layers.inputs(node)]
@@ -131,7 +147,7 @@ def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
         if rule is not None:
             data["out"] = rule(tg, node, ins)
         else:
-            kind = LAYER_KINDS[data["kind"]]
+            kind = kinds[data["kind"]]
             if kind.parametric and layers.spec.parameterization == "standard" \
                     and ins[0].channels is None:
                 raise ShapeError(f"the standard parameterization needs the width of the layer "
@@ -152,7 +168,8 @@ def check(spec_or_path: Union[str, Path, Spec]) -> TypedGraph:
     """Parse (if needed), build the layer graph and infer types: the front end in one call."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
     group = resolve_group(spec.group)
-    if spec.group.generators is None and group.dim != len(spec.input.shape):
+    if spec.group.generators is None and group.family == "lattice" \
+            and group.dim != len(spec.input.shape):
         raise ShapeError(f"group {group.name} acts on Z^{group.dim}, but the input box has "
                          f"{len(spec.input.shape)} axes", spec.input.span)
     try:

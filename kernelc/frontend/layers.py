@@ -42,17 +42,38 @@ class LayerKind:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-LAYER_KINDS: Dict[str, LayerKind] = {}
+#: One table of layer kinds per group family; ``LAYER_KINDS`` is the lattice family's.
+FAMILY_LAYER_KINDS: Dict[str, Dict[str, LayerKind]] = {"lattice": {}}
+LAYER_KINDS: Dict[str, LayerKind] = FAMILY_LAYER_KINDS["lattice"]
 
 
-def layer_kind(name, params=(), parametric=False, category="linear", doc=""):
-    """Register the decorated typing rule as layer kind ``name``."""
+def layer_kind(name, params=(), parametric=False, category="linear", doc="", family="lattice"):
+    """Register the decorated typing rule as layer kind ``name`` of group family ``family``."""
     def register(infer):
-        if name in LAYER_KINDS:
+        table = FAMILY_LAYER_KINDS.setdefault(family, {})
+        if name in table:
             raise KernelcError(f"layer kind '{name}' registered twice")
-        LAYER_KINDS[name] = LayerKind(name, tuple(params), infer, parametric, category, doc)
+        table[name] = LayerKind(name, tuple(params), infer, parametric, category, doc)
         return infer
     return register
+
+
+def spec_family(spec) -> str:
+    """The group family a spec's group belongs to (user-defined groups are lattice groups)."""
+    if spec.group.generators is not None:
+        return "lattice"
+    from ..groups import get_group
+    try:
+        return get_group(spec.group.name).family
+    except KernelcError:  # an unknown name is reported, with suggestions, by the type checker
+        return "lattice"
+
+
+def layer_kinds(family: str) -> Dict[str, LayerKind]:
+    """The layer table of a group family (importing the family's typing rules on first use)."""
+    if family == "so3":
+        from . import so3_layers  # noqa: F401 - registers the SO(3) kinds
+    return FAMILY_LAYER_KINDS[family]
 
 
 # -- value checkers -------------------------------------------------------------------------
@@ -186,7 +207,8 @@ def _require(t: SignalType, domain: str, layer: Layer, why: str):
 
 
 def domain_words(domain: str) -> str:
-    return {"box": "the input box (Z^d)", "group": "the group G", "vector": "an invariant vector"}[domain]
+    return {"box": "the input box (Z^d)", "group": "the group G", "vector": "an invariant vector",
+            "sphere": "the sphere S²", "so3": "the group SO(3)"}[domain]
 
 
 # -- the layer kinds ------------------------------------------------------------------------

@@ -179,8 +179,9 @@ class _Builder:
         for child in tree.children:
             kind = child.data
             if kind in ("network", "group_builtin", "group_defined", "group_trivial",
-                        "input_box", "parameterization"):
-                key = "group" if kind.startswith("group") else kind
+                        "input_box", "input_sphere", "parameterization"):
+                key = "group" if kind.startswith("group") else \
+                    "input" if kind.startswith("input") else kind
                 if key in seen:
                     raise SpecError(f"'{key}' is declared twice (first at line {seen[key].line})",
                                     self.span_of(child))
@@ -191,6 +192,8 @@ class _Builder:
                 group = self.group(child)
             elif kind == "input_box":
                 inp = self.input_box(child)
+            elif kind == "input_sphere":
+                inp = self.input_sphere(child)
             elif kind == "parameterization":
                 param = self.parameterization(child)
             elif kind == "constant":
@@ -257,6 +260,16 @@ class _Builder:
             raise SpecError(f"the input box has {math.prod(dims)} sites; at most {MAX_SITES} are "
                             "supported", span)
         return InputDecl(tuple(dims), channels, span)
+
+    def input_sphere(self, node) -> InputDecl:
+        from ..groups.harmonic import MAX_BANDWIDTH
+        band, channels = [int(str(t)) for t in node.children]
+        span = self.span_of(node)
+        if band < 1 or channels < 1:
+            raise SpecError("the band limit and channels of a sphere input must be positive", span)
+        if band > MAX_BANDWIDTH:
+            raise SpecError(f"band limit {band} is above the supported {MAX_BANDWIDTH}", span)
+        return InputDecl((2 * band, 2 * band), channels, span, "sphere", band)
 
     def parameterization(self, node) -> str:
         word = str(node.children[0])

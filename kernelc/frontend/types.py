@@ -1,9 +1,11 @@
 """What flows along an edge of the layer graph: the type of a signal.
 
-Three domains, as in DESIGN §2:
+Five domains, as in DESIGN §2 and §3b:
 
 * ``box``    -- a signal on a finite box of Z^d (the input image, or a plain CNN's features);
 * ``group``  -- a signal on G = H ⋉ Z^d restricted to the box: one value per (site, h ∈ H);
+* ``sphere`` -- a signal on S² of band limit ``band``, sampled on a 2B × 2B grid (``shape``);
+* ``so3``    -- a signal on SO(3) of band limit ``band``, sampled on a (2B)³ Euler-angle grid;
 * ``vector`` -- an invariant vector (after group pooling, flatten or a dense layer).
 
 ``channels`` is the finite channel count where the spec fixes one (the input, ``width=``), or
@@ -16,7 +18,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-DOMAINS = ("box", "group", "vector")
+DOMAINS = ("box", "group", "sphere", "so3", "vector")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class SignalType:
     shape: Tuple[int, ...] = ()
     channels: Optional[int] = None
     group_order: int = 1
+    band: int = 0  # band limit L of sphere/so3 signals (degrees ℓ < L)
 
     @property
     def sites(self) -> int:
@@ -36,6 +39,10 @@ class SignalType:
         if self.domain == "vector":
             return f"vector[{width}]"
         box = "×".join(map(str, self.shape))
+        if self.domain == "sphere":
+            return f"S² band {self.band} (grid {box}) ×{width}"
+        if self.domain == "so3":
+            return f"SO(3) band {self.band} (grid {box}) ×{width}"
         if self.domain == "box":
             return f"Z^{len(self.shape)} box {box} ×{width}"
         return f"G (|H|={self.group_order}) on box {box} ×{width}"

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from kernelc.errors import GroupError, SourceSpan, SpecError, did_you_mean
 from kernelc.groups.lattice import LatticeGroup
+from kernelc.groups.so3 import SO3
 
 _REGISTRY: dict = {}
 
@@ -23,6 +24,13 @@ def register_group(name: str, dim: int, generators: Sequence = (), lattice: str 
     group = LatticeGroup.from_generators(name, dim, generators, lattice=lattice, description=description)
     _REGISTRY[name] = group
     return group
+
+
+def register_family_group(group) -> None:
+    """Store a group of another family (e.g. the harmonic SO(3)) under its name."""
+    if group.name in _REGISTRY:
+        raise GroupError(f"group '{group.name}' is already registered")
+    _REGISTRY[group.name] = group
 
 
 def get_group(name: str, span: Optional[SourceSpan] = None) -> LatticeGroup:
@@ -55,3 +63,4 @@ register_group("p4m", 2, [_R90, _MIRROR], description="D4 ⋉ Z^2: 90° rotation
 register_group("p6", 2, [_HEX60], lattice="hexagonal", description="C6 ⋉ hexagonal lattice: 60° rotations")
 register_group("Z3", 3, (), description="trivial point group: plain CNN on Z^3")
 register_group("O", 3, [_RX90, _RY90], description="O ⋉ Z^3: the 24 rotations of the cube")
+register_family_group(SO3)

@@ -14,7 +14,7 @@ spec's own ``width=`` values are used (an error names the first hidden layer wit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import networkx as nx
 import numpy as np
@@ -41,6 +41,7 @@ class FiniteNetwork:
     """The finite-width network of a typed graph; ``init``/``apply`` are init_fn/apply_fn."""
 
     typed: Any
+    layer_table: ClassVar[Dict[str, Any]] = FINITE_LAYERS  # kind -> FiniteLayer (init, apply)
     _expansions: Dict[str, FilterExpansion] = field(default_factory=dict, repr=False)
     _phis: Dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -183,7 +184,7 @@ class FiniteNetwork:
         g = self.typed.layers
         out = {}
         for n in self.order:
-            layer = FINITE_LAYERS.get(g.node(n)["kind"])
+            layer = self.layer_table.get(g.node(n)["kind"])
             if layer is not None and layer.init is not None:
                 out[self.name(n)] = layer.init(self, n, chans[g.inputs(n)[0]], chans[n])
         return out
@@ -247,7 +248,7 @@ class FiniteNetwork:
                 values[n] = self.mask(x, self.input_box, False)
                 continue
             ins = [values[i] for i in g.inputs(n)]
-            values[n] = FINITE_LAYERS[kind].apply(self, n, params.get(self.name(n)), ins)
+            values[n] = self.layer_table[kind].apply(self, n, params.get(self.name(n)), ins)
         return values[node]
 
     @property
@@ -297,9 +298,19 @@ def _phi_function(phi):
     return apply
 
 
+# group family -> (module, class) of its network; the lattice family is FiniteNetwork itself
+FAMILY_NETWORKS = {"so3": (".so3", "SO3Network")}
+
+
 def network(obj) -> FiniteNetwork:
-    """The :class:`FiniteNetwork` of a TypedGraph, CompiledKernel, Spec, spec path or text."""
-    return FiniteNetwork(_typed(obj))
+    """The :class:`FiniteNetwork` of a TypedGraph, CompiledKernel, Spec, spec path or text
+    (a subclass from :data:`FAMILY_NETWORKS` for non-lattice group families)."""
+    typed = _typed(obj)
+    entry = FAMILY_NETWORKS.get(getattr(typed.group, "family", "lattice"))
+    if entry is None:
+        return FiniteNetwork(typed)
+    from importlib import import_module
+    return getattr(import_module(entry[0], __package__), entry[1])(typed)
 
 
 def build(obj):

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import sympy
 
-from ..compiler.plan import Op, Value, pad_widths, pairs_literal
+from ..compiler.plan import Layout, Op, Value, pad_widths, pairs_literal
 from .formulas import (K, K0, KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
                        gp, size)
 
@@ -36,15 +36,24 @@ class LayerRule:
     lower: Callable
 
 
-RULES: Dict[str, LayerRule] = {}
+#: One rules table per group family; ``RULES`` is the lattice family's.
+FAMILY_RULES: Dict[str, Dict[str, LayerRule]] = {"lattice": {}}
+RULES: Dict[str, LayerRule] = FAMILY_RULES["lattice"]
 
 
-def rule(kind: str):
+def rule(kind: str, family: str = "lattice"):
     """Register ``formulas`` and ``lower`` (methods of the decorated class) for ``kind``."""
     def register(cls):
-        RULES[kind] = LayerRule(kind, cls.formulas, cls.lower)
+        FAMILY_RULES.setdefault(family, {})[kind] = LayerRule(kind, cls.formulas, cls.lower)
         return cls
     return register
+
+
+def rules_for(family: str) -> Dict[str, LayerRule]:
+    """The rules table of a group family (importing the family's rules on first use)."""
+    if family == "so3":
+        from . import so3  # noqa: F401 - registers the SO(3) rules
+    return FAMILY_RULES[family]
 
 
 # -- helpers shared by the weight layers ----------------------------------------------------
@@ -131,6 +140,28 @@ def _linear_op(ctx, node, ins, out_layout, stencil, formula) -> Tuple[List[Op], 
     op = Op("stencil", formula, lines, out_layout.entries,
             out_layout.entries * (n_terms + 2), ntk_lines)
     return [op], Value(k, t, out_layout)
+
+
+@rule("input")
+class Input:
+    """K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'), Θ0 = 0 (only K0[t,t] under (D))."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        return None
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        t = ctx.typed.layers.node(node)["out"]
+        diag = ctx.uses("D", node)
+        layout = Layout("box_diag" if diag else "box_full", t.shape)
+        fn = "_input_diag(xa, xb)" if diag else f"_input_full(xa, xb, {len(t.shape)})"
+        formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag else
+                   "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
+        # on a masked (hexagonal) domain, input values outside the domain are not signal
+        op = Op("input", formula, [f"k_input = {fn}"] + ctx.mask_lines("k_input", layout),
+                layout.entries, layout.entries * 2 * t.channels)
+        return [op], Value("k_input", None, layout)
 
 
 @rule("lift")

@@ -393,15 +393,16 @@ def test_trivial_group_dimension():
 @pytest.mark.parametrize("first,second,key", [
     ("group p4", "group p4m", "group"),
     ("group p4", "group g = trivial 2", "group"),
-    ("input 8 x 8 channels 1", "input 9 x 9 channels 1", "input_box"),
+    ("input 8 x 8 channels 1", "input 9 x 9 channels 1", "input"),
+    ("input 8 x 8 channels 1", "input sphere bandlimit 4 channels 1", "input"),
     ("network a", "network b", "network"),
     ("parameterization ntk", "parameterization standard", "parameterization"),
 ])
 def test_declared_twice(first, second, key):
-    base = {"group": "group p4", "input_box": "input 8 x 8 channels 1"}
+    base = {"group": "group p4", "input": "input 8 x 8 channels 1"}
     lines = [first, second] + [v for k, v in base.items() if k != key]
     text = "\n".join(lines) + "\nlift\n"
-    assert_error(text, SpecError, f"'{key.replace('_box', '_box')}' is declared twice "
+    assert_error(text, SpecError, f"'{key}' is declared twice "
                  "(first at line 1)", 2, 1)
 
 

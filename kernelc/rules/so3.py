@@ -1,0 +1,257 @@
+"""The layer rules of the SO(3) family (DESIGN §3b): the same recursions as the lattice rules
+(DESIGN §2) with Haar integrals in place of filter sums, lowered through harmonic analysis.
+
+Two storage layouts (:mod:`kernelc.compiler.plan`): ``so3_reduced`` — identity (R), one function
+K̃(q) = K[e, q] on the SO(3) grid per pair, plus its value at e — and ``so3_general``, the
+K[g_i, g_j] of every pair of grid points, kept to validate the reduced path. The runtime helpers
+named in the emitted lines live in :mod:`kernelc.codegen.runtime_so3`.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ..compiler.plan import Layout, Op, Value
+from ..errors import ShapeError
+from .formulas import K, K0, SB2, SW2, THETA, THETA_NEW, K_NEW, S, g, gp
+from .layers import FAMILY_RULES, Formulas, Nonlinearity, num, rule
+
+FAMILY = "so3"
+
+
+class Integral(sympy.Function):
+    """Integral(body, variable, domain): ∫_{domain} body d(variable), normalised measure."""
+
+    nargs = 3
+
+    def _sympystr(self, printer):
+        body, var, dom = self.args
+        return f"∫_{printer._print(dom)} {printer._print(body)} d{printer._print(var)}"
+
+    def _latex(self, printer):
+        body, var, dom = self.args
+        return (rf"\int_{{{printer._print(dom)}}} {printer._print(body)}\, "
+                rf"\mathrm{{d}}{printer._print(var)}")
+
+
+def _layout(ctx, node) -> Layout:
+    t = ctx.typed.layers.node(node)["out"]
+    kind = "so3_reduced" if ctx.decisions["R"].applied else "so3_general"
+    return Layout(kind, tuple(t.shape))
+
+
+def _affine(ctx, node, lin: str, grid: int, reduced: bool):
+    """σ_w² Π K + σ_b² and the NTK Θ⁺ = K⁺ + σ_w² Π Θ, in the layout's representation."""
+    hp = ctx.hp(node)
+    w2, b2 = num(hp["W_std"] ** 2), num(hp["b_std"] ** 2)
+    name = ctx.var(node)
+    k, t = f"k_{name}", f"t_{name}"
+    if reduced:  # coefficients -> grid samples (+ the value at e)
+        lines = [f"coef_{name} = {w2} * {lin} + _so3_bias({b2}, {lin})",
+                 f"{k} = _so3_sample(coef_{name}, {grid})"]
+        return lines, k, t
+    return [f"{k} = {w2} * {lin} + {b2}"], k, t
+
+
+def _check_parameterization(ctx, node):
+    if ctx.parameterization != "ntk":
+        raise ShapeError("the standard parameterization is not supported for SO(3) networks yet "
+                         "(the fan-in of a full-sphere filter is its band-limited dimension)",
+                         ctx.typed.layers.node(node)["span"])
+
+
+@rule("input", family=FAMILY)
+class SphereInput:
+    """a_cℓm = ∫ f_c conj(Y_ℓm) dΩ: the inputs' harmonic coefficients. K0[x,x'] = (1/C) Σ_c
+    f_c(x) f'_c(x') is never formed; the lift reads it through the coefficients."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        return None
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        t = ctx.typed.layers.node(node)["out"]
+        layout = Layout("sphere_coeffs", tuple(t.shape))
+        band = t.band
+        line = (f"k_input = (_sphere_coefficients(xa, {band}), "
+                f"_sphere_coefficients(xb, {band}))")
+        flops = 2 * t.sites * t.channels * (5 * band + 8 * band * band)
+        return [Op("input", "a_cℓm = ∫ f_c conj(Y_ℓm) dΩ  (DH quadrature, exact for band "
+                   f"< {band})", [line], layout.entries, flops)], Value("k_input", None, layout)
+
+
+@rule("lift", family=FAMILY)
+class SphereLift:
+    """K⁺[g,g'] = σ_w² ∫_{S²} K0[g·y, g'·y] dy + σ_b²,  Θ⁺ = K⁺ (the input NTK is zero).
+    Under (R): K̃⁺(q) = σ_w² (1/C) Σ_c ∫ f_c(y) f'_c(q·y) dy + σ_b², with Wigner coefficients
+    K̂^ℓ_mn = σ_w²/(4πC) Σ_c conj(b_cℓm) a_cℓn (+ σ_b² at ℓ = 0)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        hp = ctx.hp(node)
+        body = Integral(K0[S("g·y"), S("g'·y")], S("y"), S("S²"))
+        f = Formulas(sympy.Eq(K_NEW[g, gp], SW2 * body + SB2), sympy.Eq(THETA_NEW[g, gp],
+                                                                         K_NEW[g, gp]),
+                     values={"σ_w²": hp["W_std"] ** 2, "σ_b²": hp["b_std"] ** 2,
+                             "L": hp["bandlimit"], "B": hp["grid"]})
+        if ctx.uses("R", node):
+            f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("q")), SW2 * Integral(
+                K0[S("y"), S("q·y")], S("y"), S("S²")) + SB2))
+            f.reduced.append(sympy.Eq(S("K̂⁺^ℓ_mn"), SW2 / (4 * sympy.pi * S("C")) * sympy.Sum(
+                S("conj(b_cℓm)·a_cℓn"), (S("c"), 1, S("C"))) + SB2 * S("δ_ℓ0")))
+        f.notes.append("full-sphere filter of band limit L: white noise within the band, so the "
+                       "lift is the spherical cross-correlation of f and f'")
+        f.notes.append("the input NTK is zero, so Θ = K for the first layer (not 2K − σ_b²)")
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        _check_parameterization(ctx, node)
+        hp = ctx.hp(node)
+        out = _layout(ctx, node)
+        name = ctx.var(node)
+        band, grid = hp["bandlimit"], hp["grid"]
+        src = ins[0].nngp
+        reduced = out.kind == "so3_reduced"
+        lin = f"lin_{name}"
+        if reduced:
+            lines = [f"{lin} = _so3_cross_correlation(*{src}, {band})"]
+            formula = ("K̃⁺(q) = σ_w²/C Σ_c ∫ f_c(y) f'_c(q·y) dy + σ_b²  (R: Wigner "
+                       "coefficients, then the SO(3) grid)")
+        else:
+            lines = [f"{lin} = _so3_lift_general(*{src}, {band}, {grid})"]
+            formula = "K⁺[g,g'] = σ_w² ∫ K0[g·y, g'·y] dy + σ_b²  (general: every grid pair)"
+        more, k, t = _affine(ctx, node, lin, grid, reduced)
+        c = ctx.typed.input_type.channels
+        n = out.entries
+        flops = c * band ** 3 * 8 + n * 40 if reduced else n * c * band * band * 8
+        return [Op("stencil", formula, lines + more, n, flops, [f"{t} = {k}"])], \
+            Value(k, t, out)
+
+
+@rule("gconv", family=FAMILY)
+class SO3Conv:
+    """K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹ g g'⁻¹ u') du du' + σ_b², with P_L = Σ_{ℓ<L} (2ℓ+1) χ_ℓ
+    the covariance of a full-group filter of band limit L; Θ⁺ = K⁺ + σ_w² (same map of Θ).
+    Under (R) (K[u,u'] = K̃(u'u⁻¹), P_L a class function) it is the band-limit projection
+    K̃⁺ = σ_w² Π_L K̃ + σ_b²: the identity up to truncation of the degrees ℓ ≥ L."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        hp = ctx.hp(node)
+        body = Integral(K[S("g·h"), S("g'·h")], S("h"), S("SO(3)"))
+        theta = Integral(THETA[S("g·h"), S("g'·h")], S("h"), S("SO(3)"))
+        f = Formulas(sympy.Eq(K_NEW[g, gp], SW2 * body + SB2),
+                     sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta),
+                     values={"σ_w²": hp["W_std"] ** 2, "σ_b²": hp["b_std"] ** 2,
+                             "L": hp["bandlimit"], "B": hp["grid"]})
+        f.notes.append("with a band-limited filter, h-integrals act through the projection "
+                       "kernel P_L(u⁻¹gg'⁻¹u') = Σ_{ℓ<L}(2ℓ+1) χ_ℓ")
+        if ctx.uses("R", node):
+            f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("q")),
+                                      SW2 * sympy.Function("Π_L")(sympy.Function("K̃")(S("q")))
+                                      + SB2))
+            f.notes.append("(R): a full-group convolution is the identity on K̃ up to the "
+                           "band-limit projection Π_L (SO(3) FFT, truncate, inverse FFT)")
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        _check_parameterization(ctx, node)
+        hp = ctx.hp(node)
+        src = ins[0]
+        out = _layout(ctx, node)
+        name = ctx.var(node)
+        band, grid = hp["bandlimit"], hp["grid"]
+        grid_in = src.layout.box[0] // 2
+        reduced = out.kind == "so3_reduced"
+        lin = f"lin_{name}"
+        if reduced:
+            project = lambda a: f"_so3_project({a}, {grid_in}, {band})"
+            formula = "K̃⁺ = σ_w² Π_L K̃ + σ_b²  (R: SO(3) FFT, truncate to ℓ < L, inverse FFT)"
+        else:
+            project = lambda a: f"_so3_gconv_general({a}, {grid_in}, {band}, {grid})"
+            formula = ("K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹gg'⁻¹u') du du' + σ_b²  (general: "
+                       "two-sided transform)")
+        lines = [f"{lin} = {project(src.nngp)}"]
+        more, k, t = _affine(ctx, node, lin, grid, reduced)
+        w2 = num(hp["W_std"] ** 2)
+        if reduced:
+            ntk = [f"coef_{t} = {w2} * {project(src.ntk)} + coef_{name}",
+                   f"{t} = _so3_sample(coef_{t}, {grid})"]
+        else:
+            ntk = [f"{t} = {w2} * {project(src.ntk)} + {k}"]
+        n = out.entries
+        flops = 2 * n * (band * 4 + 20) if reduced else n * band ** 3 * 8
+        return [Op("stencil", formula, lines + more, n, flops, ntk)], Value(k, t, out)
+
+
+@rule("nonlinearity", family=FAMILY)
+class SO3Nonlinearity:
+    """K⁺ = E[φ(u)φ(v)], Θ⁺ = K̇ ⊙ Θ pointwise on the grid. Under (R) the variances are the
+    constants K̃_ff(e), K̃_f'f'(e) (stored as the last entry of each reduced kernel)."""
+
+    formulas = Nonlinearity.formulas
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        src = ins[0]
+        lay = src.layout
+        if lay.kind == "vector":  # after pooling: the family-independent rule
+            return Nonlinearity.lower(ctx, node, ins)
+        kmap = ctx.hp(node)["map"]
+        name = ctx.var(node)
+        k, t = f"k_{name}", f"t_{name}"
+        i = ctx.stat_index(node, lay)
+        nngp_expr, kdot_expr = kmap.emit_jax("k11", src.nngp, "k22")
+        if lay.kind == "so3_reduced":
+            self_var = f"{src.nngp}[:, -1]"
+            shape = "v_a[:, None], v_b[:, None]"
+        else:
+            self_var = f"jnp.diagonal({src.nngp}, axis1=1, axis2=2)"
+            shape = "v_a[:, :, None], v_b[:, None, :]"
+        lines = [f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
+                 f"({self_var},) * 2",
+                 "stats.append(v_a)",
+                 f"k11, k22 = {shape}",
+                 f"{k} = {nngp_expr}"]
+        ntk = [f"{t} = ({kdot_expr}) * {src.ntk}"] if src.ntk is not None else []
+        formula = f"K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = {kmap.name}" + (
+            "  (R: variances K̃(e))" if lay.kind == "so3_reduced" else "")
+        return [Op("elementwise", formula, lines, lay.entries, lay.entries * 40, ntk)], \
+            Value(k, t if src.ntk else None, lay)
+
+
+@rule("group_pool", family=FAMILY)
+class SO3Pool:
+    """K⁺ = ∫∫ K[g,g'] dg dg' (Haar); under (R) K⁺ = ∫ K̃(q) dq. Grid quadrature of bandwidth B:
+    exact for band-limited kernels, the network's own quadrature otherwise."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        f = Formulas(sympy.Eq(S("K⁺"), Integral(Integral(K[g, gp], S("g"), S("SO(3)")), S("g'"),
+                                                S("SO(3)"))),
+                     sympy.Eq(S("Θ⁺"), Integral(Integral(THETA[g, gp], S("g"), S("SO(3)")),
+                                                S("g'"), S("SO(3)"))))
+        if ctx.uses("R", node):
+            f.reduced.append(sympy.Eq(S("K⁺"), Integral(sympy.Function("K̃")(S("q")), S("q"),
+                                                         S("SO(3)"))))
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        src = ins[0]
+        lay = src.layout
+        grid = lay.box[0] // 2
+        fn = "_so3_mean" if lay.kind == "so3_reduced" else "_so3_mean_general"
+        name = ctx.var(node)
+        k, t = f"k_{name}", f"t_{name}"
+        lines = [f"{k} = {fn}({src.nngp}, {grid})"]
+        ntk = [f"{t} = {fn}({src.ntk}, {grid})"] if src.ntk is not None else []
+        formula = ("K⁺ = ∫ K̃(q) dq  (R: grid quadrature)" if lay.kind == "so3_reduced"
+                   else "K⁺ = ∫∫ K[g,g'] dg dg'  (grid quadrature)")
+        return [Op("mean", formula, lines, 1, 2 * lay.entries, ntk)], \
+            Value(k, t if src.ntk else None, Layout("vector"))
+
+
+FAMILY_RULES[FAMILY]["dense"] = FAMILY_RULES["lattice"]["dense"]  # family-independent readout
