@@ -100,3 +100,15 @@ def test_kernel_bad_key_and_shape(capsys, tmp_path):
 def test_kernel_memory_refusal(capsys):
     code, _, err = run(capsys, "kernel", SPEC, "--random", "4", "--max-memory", "1kB")
     assert code == 2 and "more than the budget" in err
+
+
+def test_so3_spec_through_the_cli(capsys, tmp_path):
+    """An SO(3) spec goes through check, explain, compile and kernel like a lattice one."""
+    code, out, _ = run(capsys, "check", "specs/so3_qm9.kc")
+    assert code == 0 and "group SO3 (continuous), input S² band 4 (grid 8×8)×10" in out
+    code, out, _ = run(capsys, "explain", "specs/so3_qm9.kc", "--n", "100")
+    assert code == 0
+    assert "(R) right invariance: applied — all 2 lift/gconv filters cover the whole" in out
+    assert "K̃⁺(q) = σ_b² + σ_w²·Π_L(K̃(q))" in out
+    code, out, _ = run(capsys, "kernel", "specs/so3_qm9.kc", "--random", "3", "--get", "ntk")
+    assert code == 0 and "ntk (3×3)" in out
