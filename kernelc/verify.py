@@ -82,7 +82,8 @@ class VerifyReport:
 
     def table(self) -> str:
         """A plain-text table: one row per width, then the fitted slopes."""
-        head = (f"kernelc verify: {self.spec} ({self.group}, |H|={self.group_order}), "
+        order = f"|H|={self.group_order}" if self.group_order else "continuous"  # 0: SO(3)
+        head = (f"kernelc verify: {self.spec} ({self.group}, {order}), "
                 f"{self.n_inputs} inputs, {self.samples} networks per width, {self.dtype} "
                 f"networks vs float64 kernels, seed {self.seed}")
         names = [("NNGP", "nngp_error", "nngp_ci"),

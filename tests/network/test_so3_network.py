@@ -287,57 +287,62 @@ def _mc_inputs(n=2, seed=0):
     return np.random.default_rng(seed).normal(size=(n, 4, 4, 2))
 
 
-LIFT_POOL = """network lp
+LIFT = """network l
 group SO3
 input sphere bandlimit 3 channels 2
-lift(2, grid=3, W_std=1.3, b_std=0.3, width=3)
-group_pool
+lift(3, grid=3, W_std=1.3, b_std=0.3, width=3)
 """
 
-LIFT_GCONV_POOL = """network lgp
+LIFT_GCONV = """network lg
 group SO3
 input sphere bandlimit 3 channels 2
-lift(3, grid=3, W_std=1.3, b_std=0.3, width=4)
+lift(2, grid=2, W_std=1.3, b_std=0.3, width=4)
 relu
-gconv(2, grid=2, W_std=1.1, b_std=0.2, width=3)
-group_pool
+gconv(3, grid=3, W_std=1.1, b_std=0.2, width=3)
 """
 
 
 def _layer_ntk(net, params, x, layer):
-    """(1/D) Σ_k <∂f_k(x)/∂θ, ∂f_k(x')/∂θ> over one layer's parameters θ (float64)."""
+    """Θ[i, g, j, h] = (1/D) Σ_d <∂z_d(x_i, g)/∂θ, ∂z_d(x_j, h)/∂θ> over one layer's
+    parameters θ, for a network whose output z is a signal on the SO(3) grid (float64)."""
     with x64():
-        jac = jax.jacrev(lambda theta: net.apply({**params, layer: theta}, x))(params[layer])
-        leaves = [np.asarray(v) for v in jax.tree_util.tree_leaves(jac)]  # (N, D, *θ shape)
-    flat = np.concatenate([v.reshape(v.shape[:2] + (-1,)) for v in leaves], axis=-1)
-    return np.einsum("ikp,jkp->ij", flat, flat) / flat.shape[1]
+        jac = jax.jit(jax.jacrev(lambda t: net.apply({**params, layer: t}, x)))(params[layer])
+        leaves = [np.asarray(v) for v in jax.tree_util.tree_leaves(jac)]  # (N, a,b,c, D, *θ)
+    n, d = x.shape[0], leaves[0].shape[4]
+    flat = np.concatenate([v.reshape(n, -1, d, v[0, 0, 0, 0, 0].size) for v in leaves], -1)
+    return np.einsum("igdp,jhdp->igjh", flat, flat) / d
 
 
 def test_layer_ntks_are_the_kernel_maps_of_the_empirical_features():
-    # A layer's weights enter linearly, so its NTK contribution is deterministic: for the lift
-    # it is the pooled lift kernel of the inputs, for the gconv the pooled gconv map of the
-    # empirical covariance (1/n) Σ_c h_c(x, g) h_c(x', g') of its input features, exactly
+    # A layer's weights enter linearly, so its NTK on every pair of grid points is
+    # deterministic: for the lift the general-path lift kernel of the inputs, for the gconv the
+    # general-path gconv map of the empirical covariance (1/n) Σ_c h_c(x, g) h_c(x', g') of its
+    # input features -- exactly, degree by degree (pooling would only see ℓ = 0). The gconv's
+    # band 3 exceeds its input grid (B = 2): the written-out quadrature, not the FFTs
     x = np.random.default_rng(6).normal(size=(3, 6, 6, 2))
     n = x.shape[0]
     i, j = np.divmod(np.arange(n * n), n)
-    net = network(LIFT_POOL)
+
+    def compare(theta, ref):
+        ref = np.asarray(ref).reshape(n, n, *ref.shape[1:]).transpose(0, 2, 1, 3)
+        np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+
+    net = network(LIFT)
     params = _params(net, 7)
     hp = net.hp("n001")
     with x64():
         c = rt._sphere_coefficients(np.asarray(x), 3)
-        ref = hp["W_std"] ** 2 * rt._so3_mean_general(rt._so3_lift_general(c[i], c[j], 2, 3), 3)
-    ref = np.asarray(ref).reshape(n, n) + hp["b_std"] ** 2
-    np.testing.assert_allclose(_layer_ntk(net, params, x, "lift1"), ref, rtol=1e-10)
+        ref = hp["W_std"] ** 2 * np.asarray(rt._so3_lift_general(c[i], c[j], 3, 3))
+    compare(_layer_ntk(net, params, x, "lift1"), ref + hp["b_std"] ** 2)
 
-    net = network(LIFT_GCONV_POOL)
+    net = network(LIFT_GCONV)
     params = _params(net, 8)
     hp = net.hp("n003")
     h = _features(net, params, x, "n002").reshape(n, -1, 4)        # (N, G, n)
     kh = np.einsum("pgc,phc->pgh", h[i], h[j]) / h.shape[-1]
     with x64():
-        ref = rt._so3_mean_general(rt._so3_gconv_general(kh, 3, 2, 2), 2)
-    ref = hp["W_std"] ** 2 * np.asarray(ref).reshape(n, n) + hp["b_std"] ** 2
-    np.testing.assert_allclose(_layer_ntk(net, params, x, "gconv1"), ref, rtol=1e-10)
+        ref = hp["W_std"] ** 2 * np.asarray(rt._so3_gconv_general(kh, 2, 3, 3))
+    compare(_layer_ntk(net, params, x, "gconv1"), ref + hp["b_std"] ** 2)
 
 
 def test_linear_network_matches_the_general_path_in_expectation():
@@ -346,7 +351,7 @@ def test_linear_network_matches_the_general_path_in_expectation():
     exact = general_path_kernels(net.typed, x)
     z = _z_scores(net, x, exact, width=16, samples=256, seed=1)
     for k in ("nngp", "nngp_readout", "ntk"):
-        assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact[k])
+        assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact)
 
 
 def test_relu_network_matches_the_general_path_at_moderate_width():
@@ -355,7 +360,7 @@ def test_relu_network_matches_the_general_path_at_moderate_width():
     exact = general_path_kernels(net.typed, x)
     z = _z_scores(net, x, exact, width=32, samples=128, seed=3)
     for k in ("nngp", "nngp_readout", "ntk"):
-        assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact[k])
+        assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact)
 
 
 @pytest.mark.parametrize("text", [MC_LINEAR, MC_RELU], ids=["linear", "relu"])
@@ -382,4 +387,13 @@ def test_monte_carlo_matches_the_compiled_kernel(identities):
     exact = compiled.kernel_fn(x, dtype="float64")
     z = _z_scores(network(compiled.typed), x, exact, width=32, samples=128, seed=3)
     for k in ("nngp", "nngp_readout", "ntk"):
-        assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact[k])
+        assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact)
+
+
+def test_verify_runs_on_an_so3_spec():
+    pytest.importorskip("kernelc.rules.so3", reason="the SO(3) kernel compiler is not in yet")
+    from kernelc.verify import verify
+    report = verify(MC_RELU, _mc_inputs(), widths=(4, 8), samples=4, progress=False)
+    assert report.group == "SO3" and report.widths == [4, 8]
+    assert "(SO3, continuous)" in report.table()
+    assert all(np.isfinite(r.ntk_error) for r in report.results)
