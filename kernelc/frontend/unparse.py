@@ -118,6 +118,8 @@ def unparse(spec: Spec) -> str:
         lines.append(f"network {spec.name}")
     lines.append(unparse_group(spec.group))
     shape = " x ".join(str(n) for n in spec.input.shape)
+    if spec.input.domain == "sphere":
+        shape = f"sphere bandlimit {spec.input.bandlimit}"
     lines.append(f"input {shape} channels {spec.input.channels}")
     lines.append(f"parameterization {spec.parameterization}")
     for name, value in spec.constants:

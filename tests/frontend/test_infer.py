@@ -102,7 +102,11 @@ def test_every_spec_is_well_typed(spec_path):
     """Generic invariants, also for specs added after this test was written."""
     tg = check(spec_path)
     spec = tg.spec
-    assert tg.input_type == SignalType("box", spec.input.shape, spec.input.channels, 1)
+    if spec.input.domain == "sphere":
+        assert tg.input_type == SignalType("sphere", spec.input.shape, spec.input.channels, 0,
+                                           spec.input.bandlimit)
+    else:
+        assert tg.input_type == SignalType("box", spec.input.shape, spec.input.channels, 1)
     assert tg.output_type.domain == "vector" and tg.output_type.channels is not None
     for n in tg.layers.order():
         data = tg.layers.node(n)
@@ -112,6 +116,8 @@ def test_every_spec_is_well_typed(spec_path):
             assert t.group_order == tg.group.order and len(t.shape) == len(spec.input.shape)
         elif t.domain == "box":
             assert t.group_order == 1 and len(t.shape) == len(spec.input.shape)
+        elif t.domain in ("sphere", "so3"):
+            assert t.band >= 1 and len(t.shape) == {"sphere": 2, "so3": 3}[t.domain]
         else:
             assert t.shape == () and t.group_order == 1
         for i in tg.layers.inputs(n):  # elementwise and structural nodes keep the type

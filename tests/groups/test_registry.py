@@ -6,10 +6,12 @@ from kernelc.groups import LatticeGroup, builtin_groups, get_group, register_gro
 from kernelc.groups import registry
 
 
-def test_builtins_are_the_seven():
+def test_builtins_are_the_seven_lattice_groups_and_so3():
     groups = builtin_groups()
-    assert list(groups) == sorted(["Z2", "p2", "p4", "p4m", "p6", "Z3", "O"])
-    assert all(isinstance(g, LatticeGroup) and g.name == k for k, g in groups.items())
+    assert list(groups) == sorted(["Z2", "p2", "p4", "p4m", "p6", "Z3", "O", "SO3"])
+    assert all(g.name == k for k, g in groups.items())
+    assert all(isinstance(g, LatticeGroup) for k, g in groups.items() if k != "SO3")
+    assert groups["SO3"].family == "so3"
     assert get_group("p6").lattice == "hexagonal"
     assert get_group("O").dim == 3 and get_group("Z3").dim == 3
     assert "plain CNN" in get_group("Z2").description
