@@ -124,7 +124,8 @@ def test_every_spec_is_well_typed(spec_path):
             if data["kind"] in ("nonlinearity", "fanout", "identity"):
                 assert tg.layers.node(i)["out"] == t
     summary = tg.summary()
-    assert summary.startswith(f"{spec.name}: group {tg.group.name} (|H|={tg.group.order}), input ")
+    order = "continuous" if tg.group.family == "so3" else f"|H|={tg.group.order}"
+    assert summary.startswith(f"{spec.name}: group {tg.group.name} ({order}), input ")
     assert f"output {tg.output_type}" in summary and spec.parameterization in summary
 
 
