@@ -147,6 +147,10 @@ def _variances(kind, d, va, vb):
     """Broadcast per-site variances of the two inputs against a kernel of layout ``kind``."""
     if kind in ("box_diag", "group_diag", "vector"):
         return va, vb
+    if kind == "so3_reduced":  # one variance K̃(e) per input, for every grid entry
+        return va[:, None], vb[:, None]
+    if kind == "so3_general":  # K[g_i, g_i] per grid point: (p, N) against (p, N, N)
+        return va[:, :, None], vb[:, None, :]
     if kind == "box_full":
         return va.reshape(va.shape + (1,) * d), vb.reshape(vb.shape[:1] + (1,) * d + vb.shape[1:])
     if kind == "group_reduced":
@@ -165,6 +169,10 @@ def _self_diagonal(kind, d, k):
         return _diag_full(k, d)
     if kind == "group_reduced":
         return _diag_full(k[:, 0], d)  # K[(t,r),(t,r)] = K̃[t,t](e), the same for every r
+    if kind == "so3_reduced":
+        return k[:, -1]  # K̃(e), stored after the grid values (e is not a grid point)
+    if kind == "so3_general":
+        return jnp.diagonal(k, axis1=1, axis2=2)
     return _diag_general(k, d)
 
 

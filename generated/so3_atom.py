@@ -147,6 +147,10 @@ def _variances(kind, d, va, vb):
     """Broadcast per-site variances of the two inputs against a kernel of layout ``kind``."""
     if kind in ("box_diag", "group_diag", "vector"):
         return va, vb
+    if kind == "so3_reduced":  # one variance K̃(e) per input, for every grid entry
+        return va[:, None], vb[:, None]
+    if kind == "so3_general":  # K[g_i, g_i] per grid point: (p, N) against (p, N, N)
+        return va[:, :, None], vb[:, None, :]
     if kind == "box_full":
         return va.reshape(va.shape + (1,) * d), vb.reshape(vb.shape[:1] + (1,) * d + vb.shape[1:])
     if kind == "group_reduced":
@@ -165,6 +169,10 @@ def _self_diagonal(kind, d, k):
         return _diag_full(k, d)
     if kind == "group_reduced":
         return _diag_full(k[:, 0], d)  # K[(t,r),(t,r)] = K̃[t,t](e), the same for every r
+    if kind == "so3_reduced":
+        return k[:, -1]  # K̃(e), stored after the grid values (e is not a grid point)
+    if kind == "so3_general":
+        return jnp.diagonal(k, axis1=1, axis2=2)
     return _diag_general(k, d)
 
 
@@ -445,14 +453,18 @@ def _sphere_coefficients(x, band):
     return sphere_analysis(jnp.moveaxis(x, -1, 1).astype(_complex(x)), band)
 
 
+def _truncate(c, band):
+    """Sphere coefficients (..., L, 2L-1) of degrees ℓ < min(band, L): (..., L', 2L'-1)."""
+    full = c.shape[-2]
+    band = min(band, full)
+    return c[..., :band, full - band:full + band - 1]  # the centred m range of degree < band
+
+
 # -- reduced layout -----------------------------------------------------------------------------
 def _so3_cross_correlation(ca, cb, band):
     """Wigner coefficients of K̃(q) = (1/C) Σ_c ∫ f_c(y) f'_c(q·y) dy (dy: normalised measure):
     K̂^ℓ_mn = (1/4πC) Σ_c conj(b_cℓm) a_cℓn, for ℓ < band."""
-    band = min(band, ca.shape[-2])
-    lo, hi = ca.shape[-2] - band, ca.shape[-2] + band - 1  # the centred m range of degree < band
-    a = ca[..., :band, lo:hi]
-    b = cb[..., :band, lo:hi]
+    a, b = _truncate(ca, band), _truncate(cb, band)
     return jnp.einsum("pclm,pcln->plmn", jnp.conj(b), a) / (4 * np.pi * ca.shape[1])
 
 
@@ -498,11 +510,10 @@ def _so3_D_grid(band, bandwidth):
 def _so3_lift_general(ca, cb, band, bandwidth):
     """K[g_i, g_j] = (1/C) Σ_c ∫ f_c(g_i·y) f'_c(g_j·y) dy = (1/4πC) Σ_cℓ <D^ℓ(g_i)^H a_cℓ,
     D^ℓ(g_j)^H b_cℓ>, for every pair of grid points (no right invariance used)."""
-    band = min(band, ca.shape[-2])
-    lo, hi = ca.shape[-2] - band, ca.shape[-2] + band - 1
-    D = jnp.asarray(_so3_D_grid(band, bandwidth), _complex(ca.real))
-    ra = jnp.einsum("ilnm,pcln->pcilm", jnp.conj(D), ca[..., :band, lo:hi])
-    rb = jnp.einsum("ilnm,pcln->pcilm", jnp.conj(D), cb[..., :band, lo:hi])
+    a, b = _truncate(ca, band), _truncate(cb, band)
+    D = jnp.asarray(_so3_D_grid(a.shape[-2], bandwidth), _complex(ca.real))
+    ra = jnp.einsum("ilnm,pcln->pcilm", jnp.conj(D), a)
+    rb = jnp.einsum("ilnm,pcln->pcilm", jnp.conj(D), b)
     k = jnp.einsum("pcilm,pcjlm->pij", jnp.conj(ra), rb)
     return jnp.real(k) / (4 * np.pi * ca.shape[1])
 
@@ -649,11 +660,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k_lift1 = _so3_sample(coef_lift1, 6)
     if want_ntk:
         t_lift1 = k_lift1
-    # -- relu1 (line 10): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu  (R: variances K̃(e))
+    # -- relu1 (line 10): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout so3_reduced (1729 per pair)
-    v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (k_lift1[:, -1],) * 2
+    v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (_self_diagonal('so3_reduced', 3, k_lift1),) * 2
     stats.append(v_a)
-    k11, k22 = v_a[:, None], v_b[:, None]
+    k11, k22 = _variances('so3_reduced', 3, v_a, v_b)
     k_relu1 = (k_lift1*(jnp.pi - _acos_ratio(k_lift1, k11*k22)) + _safe_sqrt(k11*k22 - k_lift1**2))/(2*jnp.pi)
     if want_ntk:
         t_relu1 = ((jnp.pi - _acos_ratio(k_lift1, k11*k22))/(2*jnp.pi)) * t_lift1
@@ -665,11 +676,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     if want_ntk:
         coef_t_gconv1 = 1.96 * _so3_project(t_relu1, 6, 6) + coef_gconv1
         t_gconv1 = _so3_sample(coef_t_gconv1, 6)
-    # -- relu2 (line 12): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu  (R: variances K̃(e))
+    # -- relu2 (line 12): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout so3_reduced (1729 per pair)
-    v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (k_gconv1[:, -1],) * 2
+    v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (_self_diagonal('so3_reduced', 3, k_gconv1),) * 2
     stats.append(v_a)
-    k11, k22 = v_a[:, None], v_b[:, None]
+    k11, k22 = _variances('so3_reduced', 3, v_a, v_b)
     k_relu2 = (k_gconv1*(jnp.pi - _acos_ratio(k_gconv1, k11*k22)) + _safe_sqrt(k11*k22 - k_gconv1**2))/(2*jnp.pi)
     if want_ntk:
         t_relu2 = ((jnp.pi - _acos_ratio(k_gconv1, k11*k22))/(2*jnp.pi)) * t_gconv1

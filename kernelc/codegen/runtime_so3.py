@@ -24,14 +24,18 @@ def _sphere_coefficients(x, band):
     return sphere_analysis(jnp.moveaxis(x, -1, 1).astype(_complex(x)), band)
 
 
+def _truncate(c, band):
+    """Sphere coefficients (..., L, 2L-1) of degrees ℓ < min(band, L): (..., L', 2L'-1)."""
+    full = c.shape[-2]
+    band = min(band, full)
+    return c[..., :band, full - band:full + band - 1]  # the centred m range of degree < band
+
+
 # -- reduced layout -----------------------------------------------------------------------------
 def _so3_cross_correlation(ca, cb, band):
     """Wigner coefficients of K̃(q) = (1/C) Σ_c ∫ f_c(y) f'_c(q·y) dy (dy: normalised measure):
     K̂^ℓ_mn = (1/4πC) Σ_c conj(b_cℓm) a_cℓn, for ℓ < band."""
-    band = min(band, ca.shape[-2])
-    lo, hi = ca.shape[-2] - band, ca.shape[-2] + band - 1  # the centred m range of degree < band
-    a = ca[..., :band, lo:hi]
-    b = cb[..., :band, lo:hi]
+    a, b = _truncate(ca, band), _truncate(cb, band)
     return jnp.einsum("pclm,pcln->plmn", jnp.conj(b), a) / (4 * np.pi * ca.shape[1])
 
 
@@ -77,11 +81,10 @@ def _so3_D_grid(band, bandwidth):
 def _so3_lift_general(ca, cb, band, bandwidth):
     """K[g_i, g_j] = (1/C) Σ_c ∫ f_c(g_i·y) f'_c(g_j·y) dy = (1/4πC) Σ_cℓ <D^ℓ(g_i)^H a_cℓ,
     D^ℓ(g_j)^H b_cℓ>, for every pair of grid points (no right invariance used)."""
-    band = min(band, ca.shape[-2])
-    lo, hi = ca.shape[-2] - band, ca.shape[-2] + band - 1
-    D = jnp.asarray(_so3_D_grid(band, bandwidth), _complex(ca.real))
-    ra = jnp.einsum("ilnm,pcln->pcilm", jnp.conj(D), ca[..., :band, lo:hi])
-    rb = jnp.einsum("ilnm,pcln->pcilm", jnp.conj(D), cb[..., :band, lo:hi])
+    a, b = _truncate(ca, band), _truncate(cb, band)
+    D = jnp.asarray(_so3_D_grid(a.shape[-2], bandwidth), _complex(ca.real))
+    ra = jnp.einsum("ilnm,pcln->pcilm", jnp.conj(D), a)
+    rb = jnp.einsum("ilnm,pcln->pcilm", jnp.conj(D), b)
     k = jnp.einsum("pcilm,pcjlm->pij", jnp.conj(ra), rb)
     return jnp.real(k) / (4 * np.pi * ca.shape[1])
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..groups import harmonic
+from ..groups.so3 import x64
 
 ELEMENTS = (1, 6, 7, 8, 9)  # H, C, N, O, F: the QM9 elements
 ELEMENT_SYMBOLS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F"}
@@ -165,20 +166,14 @@ def atom_coefficients(Z, R, band, powers=DEFAULT_POWERS):
 
 
 def synthesize(coeffs, bandwidth):
-    """Real grid samples of Σ a_ℓm Y_ℓm on the Driscoll–Healy grid: (..., L, M) -> (..., 2B, 2B).
-
-    numpy float64 twin of harmonic.sphere_synthesis (same tables), so features stay float64
-    whatever jax's x64 flag is."""
+    """Real grid samples of Σ a_ℓm Y_ℓm on the Driscoll–Healy grid: (..., L, M) -> (..., 2B, 2B),
+    float64 (harmonic.sphere_synthesis in a local x64 context; global JAX flags untouched)."""
     coeffs = np.asarray(coeffs, dtype=np.complex128)
     band = coeffs.shape[-2]
     if band > bandwidth:
         raise InputError(f"band {band} needs a grid of bandwidth ≥ {band}, got {bandwidth}")
-    _, phi = harmonic.grid_angles(bandwidth)
-    table = harmonic.sphere_y_table(band, bandwidth)  # (2B, L, M): sqrt((2ℓ+1)/4π) d^ℓ_m0(θ_j)
-    m = np.arange(-(band - 1), band)
-    # s[..., j, m] = Σ_ℓ a_ℓm table[j, ℓ, m], then f[..., j, k] = Re Σ_m s[..., j, m] e^{imφ_k}
-    s = np.einsum("...lm,jlm->...jm", coeffs, table, optimize=True)
-    return np.real(s @ np.exp(1j * np.outer(m, phi)))
+    with x64():
+        return np.asarray(harmonic.sphere_synthesis(coeffs, bandwidth), dtype=np.float64)
 
 
 def atom_signals(Z, R, band, powers=DEFAULT_POWERS, bandwidth=None):

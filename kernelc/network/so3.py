@@ -33,6 +33,7 @@ from typing import Dict
 
 import numpy as np
 
+from ..codegen.runtime_so3 import _complex, _so3_D_grid, _sphere_coefficients
 from ..errors import KernelcError
 from ..groups import harmonic
 from .build import FiniteNetwork, _phi_function
@@ -76,11 +77,6 @@ def _pad_stack(blocks, band, axes):
     return jnp.stack(padded, axis=-1 - len(axes))
 
 
-def _complex(x):
-    import jax.numpy as jnp
-    return jnp.complex128 if x.dtype == jnp.float64 else jnp.complex64
-
-
 def _so3_coefficients(f, band):
     """F̂^ℓ_mn = (2ℓ+1) Σ_g w_g f(g) conj(D^ℓ_mn(g)) of (N, C, 2B, 2B, 2B) grid samples:
     (N, C, L, M, M). By FFTs when the grid resolves the band (2L-1 ≤ 2B), else by the same
@@ -89,7 +85,6 @@ def _so3_coefficients(f, band):
     bandwidth = f.shape[-1] // 2
     if 2 * band - 1 <= 2 * bandwidth:
         return harmonic.so3_analysis(f, band)
-    from ..codegen.runtime_so3 import _so3_D_grid
     D = np.conj(_so3_D_grid(band, bandwidth)) * harmonic.so3_quadrature(bandwidth).reshape(
         -1, 1, 1, 1) * (2 * np.arange(band) + 1)[None, :, None, None]
     flat = f.reshape(f.shape[:-3] + (-1,)).astype(_complex(f))
@@ -109,7 +104,7 @@ class Lift:
         import jax.numpy as jnp
         x = ins[0]
         band, grid = net.band(node), net.hp(node)["grid"]
-        a = harmonic.sphere_analysis(jnp.moveaxis(x, -1, 1).astype(_complex(x)), band)
+        a = _sphere_coefficients(x, band)
         psi = lift_blocks(params["W"].astype(x.dtype), band)
         blocks = [jnp.einsum("ncp,mcj->njpm", jnp.conj(a[:, :, l, band - 1 - l:band + l]),
                              psi[l]) for l in range(band)]           # a: (N, C, L, 2L-1)

@@ -13,7 +13,7 @@ import sympy
 from ..compiler.plan import Layout, Op, Value
 from ..errors import ShapeError
 from .formulas import K, K0, SB2, SW2, THETA, THETA_NEW, K_NEW, S, g, gp
-from .layers import FAMILY_RULES, Formulas, Nonlinearity, num, rule
+from .layers import FAMILY_RULES, Formulas, num, rule
 
 FAMILY = "so3"
 
@@ -186,42 +186,6 @@ class SO3Conv:
         return [Op("stencil", formula, lines + more, n, flops, ntk)], Value(k, t, out)
 
 
-@rule("nonlinearity", family=FAMILY)
-class SO3Nonlinearity:
-    """K⁺ = E[φ(u)φ(v)], Θ⁺ = K̇ ⊙ Θ pointwise on the grid. Under (R) the variances are the
-    constants K̃_ff(e), K̃_f'f'(e) (stored as the last entry of each reduced kernel)."""
-
-    formulas = Nonlinearity.formulas
-
-    @staticmethod
-    def lower(ctx, node, ins):
-        src = ins[0]
-        lay = src.layout
-        if lay.kind == "vector":  # after pooling: the family-independent rule
-            return Nonlinearity.lower(ctx, node, ins)
-        kmap = ctx.hp(node)["map"]
-        name = ctx.var(node)
-        k, t = f"k_{name}", f"t_{name}"
-        i = ctx.stat_index(node, lay)
-        nngp_expr, kdot_expr = kmap.emit_jax("k11", src.nngp, "k22")
-        if lay.kind == "so3_reduced":
-            self_var = f"{src.nngp}[:, -1]"
-            shape = "v_a[:, None], v_b[:, None]"
-        else:
-            self_var = f"jnp.diagonal({src.nngp}, axis1=1, axis2=2)"
-            shape = "v_a[:, :, None], v_b[:, None, :]"
-        lines = [f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
-                 f"({self_var},) * 2",
-                 "stats.append(v_a)",
-                 f"k11, k22 = {shape}",
-                 f"{k} = {nngp_expr}"]
-        ntk = [f"{t} = ({kdot_expr}) * {src.ntk}"] if src.ntk is not None else []
-        formula = f"K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = {kmap.name}" + (
-            "  (R: variances K̃(e))" if lay.kind == "so3_reduced" else "")
-        return [Op("elementwise", formula, lines, lay.entries, lay.entries * 40, ntk)], \
-            Value(k, t if src.ntk else None, lay)
-
-
 @rule("group_pool", family=FAMILY)
 class SO3Pool:
     """K⁺ = ∫∫ K[g,g'] dg dg' (Haar); under (R) K⁺ = ∫ K̃(q) dq. Grid quadrature of bandwidth B:
@@ -254,4 +218,7 @@ class SO3Pool:
             Value(k, t if src.ntk else None, Layout("vector"))
 
 
-FAMILY_RULES[FAMILY]["dense"] = FAMILY_RULES["lattice"]["dense"]  # family-independent readout
+# family-independent: the readout, and nonlinearities (pointwise on the grid; under (R) the
+# runtime's _self_diagonal/_variances read the constant variance K̃(e) of so3_reduced kernels)
+for _kind in ("dense", "nonlinearity"):
+    FAMILY_RULES[FAMILY][_kind] = FAMILY_RULES["lattice"][_kind]
