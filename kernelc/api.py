@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import functools
 import hashlib
@@ -13,6 +14,7 @@ from typing import Dict, Optional, Union
 
 from .codegen.emit import emit_module
 from .compiler.derive import Derivation, derive
+from .errors import GeneratedCodeError
 from .frontend.ast import Spec
 from .frontend.infer import TypedGraph, check
 
@@ -86,11 +88,221 @@ class CompiledKernel:
         return [(nd.name, nd.layout, nd.ops) for nd in self.derivation.nodes]
 
 
+# -- the safety check of generated modules ----------------------------------------------------
+# A generated module is our own output, but it embeds text from the spec and its file name (in
+# the docstring and comments, escaped by kernelc.codegen.emit). Before it is executed, its syntax
+# tree is checked against what the code generator emits, so that text which escaped a docstring
+# or a comment can never run: only the statements below may appear at the top level (nothing
+# runs at import time except imports, constant tables and definitions), and no code anywhere may
+# import other modules or use the builtins that run code or touch files.
+# It is a check against text escaping into code, not a sandbox for hostile generated code.
+_IMPORTABLE = ("os", "sys", "time", "math", "functools", "numpy", "jax")
+#: ``from X import ...``: not os and sys, whose uses are checked by attribute name below.
+_FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax")
+_IMPORT_FROM = {"kernelc.errors"}  # the try/except ImportError block of the runtime prelude
+_FORBIDDEN_NAMES = {"__import__", "eval", "exec", "compile", "open", "breakpoint", "globals",
+                    "locals", "vars", "input", "setattr", "delattr", "__builtins__", "__loader__",
+                    "__spec__", "memoryview"}
+#: The attributes of os and sys the runtime may use (read the environment and machine, print).
+_MODULE_ATTRS = {
+    "os": {"environ", "getenv", "sysconf", "sysconf_names", "cpu_count", "sched_getaffinity",
+           "getpid", "path", "name", "sep", "linesep", "pathsep", "devnull", "fspath",
+           "get_terminal_size"},
+    "sys": {"stderr", "stdout", "platform", "version_info", "hexversion", "maxsize", "float_info",
+            "int_info", "byteorder", "flags", "implementation", "getrecursionlimit", "getsizeof"},
+}
+#: Decorators (bare, or called with constant arguments) of generated functions and classes.
+_DECORATORS = {"jax.jit", "functools.lru_cache", "functools.cache", "functools.partial",
+               "functools.wraps", "jax.custom_jvp", "jax.custom_vjp", "staticmethod",
+               "classmethod", "property"}
+#: Calls allowed in a top-level assignment (constant tables such as the hexagonal SITE_MASK).
+_TABLE_CALLS = {"np.array", "np.asarray", "jnp.array", "jnp.asarray"}
+_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
+
+
+def _dotted(node) -> Optional[str]:
+    """``'a.b.c'`` for a chain of attribute accesses on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id] + parts[::-1])
+
+
+def _importable(module: Optional[str], allowed=_IMPORTABLE) -> bool:
+    return bool(module) and any(module == m or module.startswith(m + ".") for m in allowed)
+
+
+def _is_literal(node) -> bool:
+    """Constants and containers, arithmetic on them, and dotted names (``np.float32``)."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_literal(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is None or _is_literal(k) for k in node.keys) and \
+            all(_is_literal(v) for v in node.values)
+    if isinstance(node, ast.UnaryOp):
+        return _is_literal(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _is_literal(node.left) and _is_literal(node.right)
+    return _dotted(node) is not None
+
+
+def _is_table(node) -> bool:
+    """A literal, or ``np.array(<literal>, dtype=np.float32)`` and the like."""
+    if isinstance(node, ast.Call):
+        return (_dotted(node.func) in _TABLE_CALLS and all(_is_literal(a) for a in node.args)
+                and all(k.arg is not None and _is_literal(k.value) for k in node.keywords))
+    return _is_literal(node)
+
+
+def _check_decorators(node) -> Optional[str]:
+    for dec in node.decorator_list:
+        call = isinstance(dec, ast.Call)
+        name = _dotted(dec.func if call else dec)
+        if name not in _DECORATORS or (call and not (
+                all(_is_literal(a) for a in dec.args)
+                and all(k.arg is not None and _is_literal(k.value) for k in dec.keywords))):
+            return f"decorator @{ast.unparse(dec)}"
+    return None
+
+
+def _check_function(node) -> Optional[str]:
+    """Definitions run their decorators, defaults and annotations at import time."""
+    bad = _check_decorators(node)
+    if bad:
+        return bad
+    a = node.args
+    for default in a.defaults + [d for d in a.kw_defaults if d is not None]:
+        if not _is_literal(default):
+            return f"default value {ast.unparse(default)} of {node.name}()"
+    notes = [arg.annotation for arg in a.posonlyargs + a.args + a.kwonlyargs
+             + [x for x in (a.vararg, a.kwarg) if x is not None]] + [node.returns]
+    for note in notes:
+        if note is not None and any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr))
+                                    for n in ast.walk(note)):
+            return f"annotation {ast.unparse(note)} of {node.name}()"
+    return None
+
+
+def _check_statement(stmt, in_class: bool = False) -> Optional[str]:
+    """None when ``stmt`` may appear at the top level (or in a class body), else what it is."""
+    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Pass)):
+        return None  # the modules themselves are checked by _check_everywhere
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
+            and isinstance(stmt.value.value, str) and in_class:
+        return None
+    if isinstance(stmt, ast.Assign):
+        if all(isinstance(t, ast.Name) for t in stmt.targets) and _is_table(stmt.value):
+            return None
+        return f"assignment {ast.unparse(stmt)[:80]}"
+    if isinstance(stmt, ast.FunctionDef):
+        return _check_function(stmt)
+    if isinstance(stmt, ast.ClassDef):
+        if stmt.keywords or not all(_dotted(b) for b in stmt.bases):
+            bases = ", ".join(map(ast.unparse, stmt.bases + stmt.keywords))
+            return f"class {stmt.name}({bases})"
+        bad = _check_decorators(stmt)
+        if bad:
+            return bad
+        for inner in stmt.body:
+            bad = _check_statement(inner, in_class=True)
+            if bad:
+                return bad
+        return None
+    if isinstance(stmt, ast.Try) and not in_class:
+        for handler in stmt.handlers:
+            caught = handler.type
+            names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+            if not all(isinstance(n, ast.Name) and n.id in _IMPORT_ERRORS for n in names):
+                return "try/except other than 'except ImportError'"
+        for inner in stmt.body + [s for h in stmt.handlers for s in h.body] + stmt.orelse \
+                + stmt.finalbody:
+            bad = _check_statement(inner)
+            if bad:
+                return bad
+        return None
+    return f"statement {ast.unparse(stmt).splitlines()[0][:80]!r}"
+
+
+def _check_everywhere(tree) -> Optional[str]:
+    """Anywhere in the module: only the allowed imports, none of the builtins that run code or
+    open files, and only the listed attributes of os and sys (which are never renamed or
+    passed around)."""
+    qualified = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    for node in ast.walk(tree):
+        where = f"line {getattr(node, 'lineno', '?')}: "
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if not _importable(alias.name):
+                    return where + f"import of {alias.name}"
+                if alias.name in _MODULE_ATTRS and alias.asname not in (None, alias.name):
+                    return where + f"import of {alias.name} as {alias.asname}"
+        elif isinstance(node, ast.ImportFrom):
+            if node.level or not (_importable(node.module, _FROM_IMPORTABLE)
+                                  or node.module in _IMPORT_FROM) \
+                    or any(a.name == "*" for a in node.names):
+                return where + f"import from {'.' * node.level}{node.module or ''}"
+        elif isinstance(node, ast.Name) and node.id in _FORBIDDEN_NAMES:
+            return where + f"use of {node.id}"
+        elif isinstance(node, ast.Name) and node.id in _MODULE_ATTRS and id(node) not in qualified:
+            return where + f"use of {node.id} other than {node.id}.<attribute>"
+        elif isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id in _MODULE_ATTRS \
+                    and node.attr not in _MODULE_ATTRS[node.value.id]:
+                return where + f"use of {node.value.id}.{node.attr}"
+            if node.attr in ("__globals__", "__builtins__", "__subclasses__", "__code__",
+                             "__import__"):
+                return where + f"use of .{node.attr}"
+    return None
+
+
+def check_generated_source(source: str, name: str = "<generated>") -> ast.Module:
+    """Parse a generated module and check it against what kernelc's code generator emits; the
+    syntax tree to execute, or :class:`GeneratedCodeError` saying what is not allowed.
+
+    The top level may hold only the module docstring, imports of jax/numpy/os/sys/time/math/
+    functools (and ``from kernelc.errors import ...`` in a ``try/except ImportError``),
+    assignments of constant tables, and function and class definitions whose decorators and
+    defaults are constants; no top-level call runs. Anywhere, only those modules may be imported
+    and the builtins that run code or open files (eval, exec, __import__, open, ...) may not
+    appear.
+    """
+    hint = ("; refusing to run it (this is a bug in kernelc: please report it with the spec and "
+            "its file name)")
+    try:
+        tree = ast.parse(source, filename=name)
+    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes
+        where = f"line {exc.lineno}: " if getattr(exc, "lineno", None) else ""
+        raise GeneratedCodeError(f"the generated module {name} does not parse ({where}"
+                                 f"{getattr(exc, 'msg', exc)})" + hint) from None
+    body = tree.body
+    if not (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
+        raise GeneratedCodeError(f"the generated module {name} does not start with its "
+                                 "docstring" + hint)
+    for stmt in body[1:]:
+        bad = _check_statement(stmt)
+        if bad:
+            line = f"line {stmt.lineno}: " if not bad.startswith("line ") else ""
+            raise GeneratedCodeError(f"the generated module {name} has a top-level {line}{bad}, "
+                                     "which kernelc never emits" + hint)
+    bad = _check_everywhere(tree)
+    if bad:
+        raise GeneratedCodeError(f"the generated module {name} has {bad}, which kernelc never "
+                                 "emits" + hint)
+    return tree
+
+
 def load_module(source: str, name: str) -> types.ModuleType:
-    """Execute generated source as a fresh module (it is our own output, never user text)."""
+    """Execute generated source as a fresh module, after :func:`check_generated_source`."""
     module = types.ModuleType(name)
     module.__file__ = f"<kernelc:{name}>"
-    exec(builtins.compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
+    tree = check_generated_source(source, module.__file__)
+    exec(builtins.compile(tree, module.__file__, "exec"), module.__dict__)  # noqa: S102
     return module
 
 

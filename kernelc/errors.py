@@ -92,6 +92,20 @@ class MemoryBudgetError(KernelcError):
     kind = "memory error"
 
 
+class OutputError(KernelcError):
+    """An output file cannot be written where the user asked (missing folder, a directory, the
+    same file as an input, no permission...); raised before any work where possible."""
+
+    kind = "output error"
+
+
+class GeneratedCodeError(KernelcError):
+    """A generated module failed the safety check that runs before it is executed (see
+    :func:`kernelc.api.check_generated_source`); a bug in kernelc, never the user's fault."""
+
+    kind = "internal error"
+
+
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> Optional[str]:
     """``"did you mean 'gconv'?"`` for the nearest valid names, or ``None`` when nothing is close."""
     close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
