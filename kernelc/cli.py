@@ -2,11 +2,15 @@
 
 Subcommands are entries of :data:`COMMANDS` (name -> (add_parser, run)); modules that own a
 task register theirs in :func:`_load_plugins`. Every :class:`KernelcError` is printed as a
-diagnostic with exit status 2 — never a traceback.
+diagnostic with exit status 2 — never a traceback. Any other exception is a bug: it is reported
+in one line ("kernelc: internal error: ...", exit status 3; KERNELC_TRACEBACK=1 shows the
+traceback). Ctrl-C exits with status 130.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -30,7 +34,8 @@ def command(name: str, help: str):
 
 # -- check / graph / groups ---------------------------------------------------------------
 def _spec_arg(p):
-    p.add_argument("spec", help="a spec file (.kc)")
+    # a Path, so that any file name (even one with a newline) is read as a file, never as text
+    p.add_argument("spec", type=Path, help="a spec file (.kc)")
 
 
 @command("check", "parse and type-check a spec; print a one-line summary or the errors")(_spec_arg)
@@ -98,10 +103,14 @@ def _compile_args(p):
 @command("compile", "write the generated JAX module for a spec")(_compile_args)
 def _compile(args) -> int:
     from .api import compile
+    from .methods.data import output_path, write_text
+    if args.output is not None:
+        out = output_path(args.output, "-o", inputs=[args.spec])
+    else:  # the default folder generated/ is created when missing
+        out = output_path(Path("generated") / (Path(args.spec).stem + ".py"),
+                          "compile (default output)", inputs=[args.spec], create_folder=True)
     net = compile(args.spec, identities=NO_IDENTITIES if args.no_identities else None)
-    out = Path(args.output or Path("generated") / (Path(args.spec).stem + ".py"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(net.source)
+    write_text(out, net.source)
     print(f"wrote {out} ({len(net.source.splitlines())} lines): {net.typed.summary()}")
     return 0
 
@@ -126,6 +135,9 @@ def _kernel(args) -> int:
     import numpy as np
     from .api import compile
     from .errors import InputError
+    from .methods.data import output_path, save_npz
+    out = None if args.out is None else \
+        output_path(args.out, "--out", suffix=".npz", inputs=[args.spec, args.data])
     net = compile(args.spec)
     shape = net.typed.spec.input.shape + (net.typed.spec.input.channels,)
     x2 = None
@@ -147,7 +159,9 @@ def _kernel(args) -> int:
     get = tuple(g.strip() for g in args.get.split(",") if g.strip())
     grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory)
     from .render import print_grams
-    print_grams(grams, args.out)
+    print_grams(grams)
+    if out is not None:
+        print(f"wrote {save_npz(out, grams)}")
     return 0
 
 
@@ -173,22 +187,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[list] = None) -> int:
+def _terminal_text(text: str) -> str:
+    """``text`` with control characters other than newline and tab escaped, so that a hostile
+    file name in a message cannot move the cursor or recolour the terminal."""
+    return "".join(ch if ch in "\n\t" or ch.isprintable() or ch == " " else
+                   ascii(ch)[1:-1] for ch in text)
+
+
+def _command_line(argv: Optional[list]) -> str:
+    words = ["kernelc"] + [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    return _terminal_text(shlex.join(words))
+
+
+def _run(argv: Optional[list]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 1
+    return COMMANDS[args.command][1](args) or 0
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Run one command; the exit status: 0 success, 1 a check failed (or no command), 2 a user
+    error (a :class:`KernelcError`, printed without a traceback), 3 an internal error, 130
+    interrupted."""
     try:
-        return COMMANDS[args.command][1](args) or 0
+        return _run(argv)
     except KernelcError as exc:
-        print(str(exc), file=sys.stderr)
+        print(_terminal_text(str(exc)), file=sys.stderr)
         return 2
-    except BrokenPipeError:  # pragma: no cover - output piped into head
-        return 0
-    except KeyboardInterrupt:  # pragma: no cover
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into head: stop quietly
+        try:  # and keep Python from complaining while it flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug, reported in one line
+        if os.environ.get("KERNELC_TRACEBACK"):
+            import traceback
+            traceback.print_exc()
+        msg = " ".join(str(exc).split()) or "(no message)"
+        print(_terminal_text(f"kernelc: internal error: {type(exc).__name__}: {msg}"),
+              file=sys.stderr)
+        print("this is a bug in kernelc; please report it with the command "
+              f"({_command_line(argv)}) and its input files (KERNELC_TRACEBACK=1 shows the "
+              "traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -119,8 +119,10 @@ class VerifyReport:
         out["widths"] = self.widths
         return out
 
-    def to_json(self, path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+    def to_json(self, path) -> Path:
+        """Write the report as JSON (atomically); returns ``path``."""
+        from .methods.data import write_text
+        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict) -> "VerifyReport":
@@ -137,15 +139,17 @@ class VerifyReport:
     def from_json(cls, path) -> "VerifyReport":
         return cls.from_dict(json.loads(Path(path).read_text()))
 
-    def plot(self, path, title: Optional[str] = None) -> None:
+    def plot(self, path, title: Optional[str] = None) -> Path:
         """Log-log plot of the errors against width (bands: 95% bootstrap intervals) with a
-        width^(-1/2) reference line, written as PNG to ``path``."""
-        plot_reports([self], path, [title] if title else None)
+        width^(-1/2) reference line, written to ``path`` (PNG unless its extension names another
+        format; ``.png`` is appended to a name without one). Returns the file name written."""
+        return plot_reports([self], path, [title] if title else None)
 
 
-def plot_reports(reports: Sequence[VerifyReport], path, titles=None) -> None:
+def plot_reports(reports: Sequence[VerifyReport], path, titles=None) -> Path:
     """One panel per report (see :meth:`VerifyReport.plot`). Needs matplotlib; uses its Agg
-    canvas directly, so no global pyplot state or backend is touched."""
+    canvas directly, so no global pyplot state or backend is touched. Written atomically;
+    returns the file name written."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -186,7 +190,8 @@ def plot_reports(reports: Sequence[VerifyReport], path, titles=None) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="lower left", framealpha=0.85)
     fig.tight_layout()
-    fig.savefig(str(path), dpi=110)
+    from .methods.data import save_figure
+    return save_figure(fig, path, dpi=110)
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -357,6 +362,14 @@ def verify_command(args) -> int:
     """``kernelc verify SPEC [--widths 8,32] [--samples 64] [--data x.npz | --random N]
     [--seed 0] [--plot out.png] [--json out.json]``: prints the table, returns 0."""
     from .api import compile as kc_compile
+    from .errors import OutputError
+    from .methods.data import output_path
+    inputs = [args.spec, getattr(args, "data", None)]
+    plot, json_out = getattr(args, "plot", None), getattr(args, "json", None)
+    plot = None if plot is None else output_path(plot, "--plot", image=True, inputs=inputs)
+    json_out = None if json_out is None else output_path(json_out, "--json", inputs=inputs)
+    if plot and json_out and plot.resolve() == json_out.resolve():
+        raise OutputError(f"--json and --plot name the same file {plot}; give two names")
     compiled = kc_compile(args.spec)
     x = _load_inputs(args, compiled)
     report = verify(compiled, x, widths=parse_widths(getattr(args, "widths", "8,32,128,512")),
@@ -364,12 +377,10 @@ def verify_command(args) -> int:
                     seed=int(getattr(args, "seed", 0) or 0),
                     progress=not getattr(args, "quiet", False))
     print(report.table())
-    if getattr(args, "plot", None):
-        report.plot(args.plot)
-        print(f"plot written to {args.plot}")
-    if getattr(args, "json", None):
-        report.to_json(args.json)
-        print(f"report written to {args.json}")
+    if plot:
+        print(f"plot written to {report.plot(plot)}")
+    if json_out:
+        print(f"report written to {report.to_json(json_out)}")
     return 0
 
 

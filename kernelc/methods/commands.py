@@ -15,7 +15,8 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
+from .data import output_path, save_npz, write_text
 from .tasks import (  # noqa: F401 - re-exported for scripts that import them from here
     load_split,
     input_shape,
@@ -83,7 +84,7 @@ def _check_limit(value, name):
 
 # =========================================================================== predict
 def _predict_args(p):
-    p.add_argument("spec", help="a spec file (.kc)")
+    p.add_argument("spec", type=Path, help="a spec file (.kc)")
     _data_args(p)
     p.add_argument("--nngp", action="store_true",
                    help="also give the NNGP posterior mean and variance (Bayesian network)")
@@ -101,7 +102,13 @@ def run_predict(args) -> int:
     _check_limit(args.limit_train, "--limit-train")
     _check_limit(args.limit_test, "--limit-test")
     times = parse_times(args.t)
+    if args.out is not None:
+        out_path = output_path(args.out, "--out", suffix=".npz",
+                               inputs=[args.spec, args.train, args.test])
     net = kc_compile(args.spec)
+    if args.out is None:  # the default name needs the network's name
+        out_path = output_path(f"{net.typed.spec.name}_predictions.npz", "predict (default output)",
+                               inputs=[args.spec, args.train, args.test])
     (x_tr, y_tr, src_tr), (x_te, y_te, src_te) = _load_train_test(args, need_test_y=False)
     if args.limit_train:
         x_tr, y_tr = x_tr[:args.limit_train], y_tr[:args.limit_train]
@@ -147,16 +154,15 @@ def run_predict(args) -> int:
             print("NNGP posterior  " + "  ".join(f"{k}={v:.4f}" for k, v in m.items()))
     else:
         print("(no test targets: predictions only)")
-    path = Path(args.out or f"{net.typed.spec.name}_predictions.npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **out)
+    path = save_npz(out_path, out)
     print(f"wrote {path} (" + ", ".join(f"{k} {tuple(v.shape)}" for k, v in out.items()) + ")")
     return 0
 
 
 # =========================================================================== fit
 def _fit_args(p):
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="one or more spec files to compare")
+    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC",
+                   help="one or more spec files to compare")
     _data_args(p)
     p.add_argument("--sizes", default=None,
                    help="training-set sizes, nested prefixes of the training set, e.g. 100,200,400 "
@@ -201,6 +207,12 @@ def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tes
 def run_fit(args) -> int:
     _check_limit(args.limit_test, "--limit-test")
     times = parse_times(args.t)
+    inputs = list(args.specs) + [args.train, args.test]
+    json_path = None if args.json is None else output_path(args.json, "--json", inputs=inputs)
+    plot_path = None if args.plot is None else \
+        output_path(args.plot, "--plot", image=True, inputs=inputs)
+    if json_path and plot_path and json_path.resolve() == plot_path.resolve():
+        raise OutputError(f"--json and --plot name the same file {json_path}; give two names")
     (x_tr, y_tr, src_tr), (x_te, y_te, src_te) = _load_train_test(args, need_test_y=True)
     if args.limit_test:
         x_te, y_te = x_te[:args.limit_test], y_te[:args.limit_test]
@@ -217,22 +229,21 @@ def run_fit(args) -> int:
               args.dtype, args.max_memory)
     res["train"], res["test"] = src_tr, src_te
     print_table(res["results"], res["task"])
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=1))
-        print(f"wrote {args.json}")
-    if args.plot:
-        plot_curves(res["results"], args.plot, res["task"],
-                    title=f"{res['task']}: {src_te}, {len(x_te)} test examples")
-        print(f"wrote {args.plot}")
+    if json_path:
+        print(f"wrote {write_text(json_path, json.dumps(res, indent=1))}")
+    if plot_path:
+        written = plot_curves(res["results"], plot_path, res["task"],
+                              title=f"{res['task']}: {src_te}, {len(x_te)} test examples")
+        print(f"wrote {written}")
     return 0
 
 
 # =========================================================================== augment
 def _augment_args(p):
-    p.add_argument("spec", help="a plain-CNN spec (group Z2) with an invariant output")
+    p.add_argument("spec", type=Path,
+                   help="a plain-CNN spec (group Z2) with an invariant output")
     p.add_argument("--group", required=True, help="the point group to augment over (p2, p4, p4m, ...)")
-    p.add_argument("--check", metavar="SPEC_GCNN",
+    p.add_argument("--check", type=Path, metavar="SPEC_GCNN",
                    help="verify that the augmented CNN equals this GCNN (kernels and predictions)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--random", type=int, metavar="N", help="N random inputs (default 4)")
@@ -257,6 +268,8 @@ def run_augment(args) -> int:
     from ..groups import get_group
     from .augment import augmented_kernel, check_augmentation
     _check_limit(args.limit, "--limit")
+    out_path = None if args.out is None else \
+        output_path(args.out, "--out", suffix=".npz", inputs=[args.spec, args.check, args.data])
     cnn = kc_compile(args.spec)
     group = get_group(args.group)
     shape = input_shape(cnn)
@@ -277,7 +290,9 @@ def run_augment(args) -> int:
         print(f"{cnn.typed.summary()}\nkernel of the ensemble trained with full {group.name} "
               f"augmentation (orbit average over {group.order} elements), {len(x)} inputs:")
         from ..render import print_grams
-        print_grams(grams, args.out, labelled_shape=False)
+        print_grams(grams, labelled_shape=False)
+        if out_path:
+            print(f"wrote {save_npz(out_path, grams)}")
         return 0
     gcnn = kc_compile(args.check)
     times = None if args.t is None else parse_times(args.t)

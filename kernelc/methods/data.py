@@ -1,18 +1,25 @@
-"""Loading data sets from .npz archives and shaping images for the kernels.
+"""Loading data sets from .npz archives and shaping images for the kernels; writing the
+commands' output files.
 
 Kept general (any .npz, any image size, channels first or last) so that a user with other image
 data (e.g. the histology sets of the paper) runs the same pipeline as on the shared MNIST subset.
+
+Output files (``compile -o``, ``kernel --out``, ``predict --out``, ``fit --json/--plot``,
+``verify --json/--plot``, ``augment --out``) go through :func:`output_path`, which checks the
+place before any work is done, and :func:`write_atomic`, which writes a temporary file in the same
+folder and renames it over the target: an interrupted or failed run never leaves a truncated file.
 """
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import IO, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ..errors import InputError, did_you_mean
+from ..errors import InputError, OutputError, did_you_mean
 
 MNIST_FILE = "mnist_test10k.npz"
 # kernelc/methods/data.py -> the checkout root is two levels above the package directory.
@@ -128,3 +135,121 @@ def load_mnist(path=None, channels_last: bool = True) -> Dataset:
     parts = {k: _pick(path, arrays, k, "path") for k in Dataset._fields}
     return Dataset(as_images(parts["x_train"], channels_last), parts["y_train"].astype(np.int64),
                    as_images(parts["x_test"], channels_last), parts["y_test"].astype(np.int64))
+
+
+# =========================================================================== output files
+_IMAGE_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp",
+                  "pgf", "raw", "rgba")
+
+
+def output_path(path, flag: str, *, suffix: Optional[str] = None, image: bool = False,
+                inputs: Iterable = (), create_folder: bool = False) -> Path:
+    """The file a command will write for option ``flag``, checked before any work is done.
+
+    ``suffix`` (e.g. ``".npz"``) is appended when the name lacks it, as ``np.savez`` does, and
+    ``image=True`` appends ``.png`` to a name without an extension, as matplotlib does, so the
+    returned path is the real file name. Raises :class:`OutputError` when the path is a folder,
+    its folder is missing (created instead when ``create_folder``), not a folder or not writable,
+    the name has an unknown image format, or it is the same file as one of ``inputs`` (the spec
+    and data files the command reads).
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputError(f"{flag}: empty file name")
+    p = Path(text)
+    if p.is_dir():
+        raise OutputError(f"{flag} {p} is a folder; give a file name")
+    if text.endswith(("/", os.sep)):
+        raise OutputError(f"{flag} {text} ends with a path separator; give a file name")
+    if suffix and not p.name.endswith(suffix):
+        p = p.with_name(p.name + suffix)
+    if image:
+        fmt = p.suffix[1:].lower()
+        if not fmt:
+            p = p.with_name(p.name + ".png")
+        elif fmt not in _IMAGE_FORMATS:
+            raise OutputError(f"{flag} {p}: unknown image format '.{fmt}'; use .png, .pdf or .svg")
+    if p.is_dir():
+        raise OutputError(f"{flag} {p} is a folder; give a file name")
+    folder = p.parent
+    if not folder.exists() and create_folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{flag} {p}: cannot create the folder {folder}: "
+                              f"{exc.strerror or exc}") from None
+    if not folder.exists():
+        raise OutputError(f"{flag} {p}: the folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise OutputError(f"{flag} {p}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag} {p}: no permission to write in the folder {folder}")
+    for source in inputs:
+        if source is None:
+            continue
+        try:
+            same = p.exists() and Path(source).exists() and os.path.samefile(p, source)
+        except OSError:
+            same = False
+        if same:
+            raise OutputError(f"{flag} {p} is the input file {source}; writing there would "
+                              "overwrite it: choose another name")
+    return p
+
+
+def write_atomic(path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(binary_file)`` on a temporary file next to ``path``, then rename it to
+    ``path`` (atomic on POSIX and Windows). On any error the temporary file is removed and
+    ``path`` is untouched; OS errors become :class:`OutputError`. Returns ``path``."""
+    p = Path(path)
+    folder = p.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{p.name[:64]}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        try:  # mkstemp makes the file private; give it the mode a plain open() would
+            mode = os.stat(p).st_mode & 0o7777 if p.exists() else 0o666 & ~mask
+        except OSError:
+            mode = 0o666 & ~mask
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None
+        raise
+    return p
+
+
+def write_text(path, text: str) -> Path:
+    """``text`` as UTF-8 to ``path``, atomically."""
+    return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def save_npz(path, arrays: Dict[str, np.ndarray]) -> Path:
+    """``np.savez(path, **arrays)`` atomically; like np.savez, ``.npz`` is appended to a name
+    without it. Returns the file name written."""
+    p = Path(path)
+    if not p.name.endswith(".npz"):
+        p = p.with_name(p.name + ".npz")
+    return write_atomic(p, lambda fh: np.savez(fh, **arrays))
+
+
+def save_figure(fig, path, **kwargs) -> Path:
+    """``fig.savefig`` atomically; a name without an extension gets ``.png`` (as matplotlib
+    does). Returns the file name written."""
+    p = Path(path)
+    fmt = p.suffix[1:].lower()
+    if not fmt:
+        p, fmt = p.with_name(p.name + ".png"), "png"
+    return write_atomic(p, lambda fh: fig.savefig(fh, format=fmt, **kwargs))

@@ -289,9 +289,10 @@ def print_table(records: List[dict], task: str, file=None) -> None:
             print("  " + f"{s:8d}  " + "  ".join(f"{v:20.4f}" for v in vals), file=file)
 
 
-def plot_curves(records: List[dict], path, task: str, title: str = "") -> None:
+def plot_curves(records: List[dict], path, task: str, title: str = "") -> Path:
     """Learning curves: metric vs training-set size (log scale); colour = spec, line style =
-    kernel/t, marker = test set."""
+    kernel/t, marker = test set. Written atomically; returns the file name (``.png`` is
+    appended to a name without an extension)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -333,6 +334,9 @@ def plot_curves(records: List[dict], path, task: str, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    from .data import save_figure
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        return save_figure(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
