@@ -11,39 +11,154 @@ folder and renames it over the target: an interrupted or failed run never leaves
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ..errors import InputError, OutputError, did_you_mean
+from ..errors import InputError, MemoryBudgetError, OutputError, did_you_mean
 
 MNIST_FILE = "mnist_test10k.npz"
 # kernelc/methods/data.py -> the checkout root is two levels above the package directory.
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _read_npz(path) -> Dict[str, np.ndarray]:
-    """All arrays of an .npz archive (no pickles), with errors a user can act on."""
+#: Data files may hold at most this much (all arrays together, as declared in their headers)
+#: unless KERNELC_MAX_DATA (e.g. "8GB") or ``max_bytes`` says otherwise: half the machine's memory.
+_DEFAULT_DATA_FRACTION = 0.5
+_MAX_MEMBERS = 10_000
+_UNITS = {"": 1, "b": 1, "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "tb": 10 ** 12,
+          "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40}
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit, size in (("TB", 10 ** 12), ("GB", 10 ** 9), ("MB", 10 ** 6), ("kB", 10 ** 3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def parse_bytes(text, what: str = "KERNELC_MAX_DATA") -> int:
+    """``"8GB"``, ``"512MiB"``, ``"1e9"`` -> bytes; :class:`InputError` for anything else."""
+    raw = str(text).strip().lower().replace(" ", "")
+    num = raw.rstrip("kmgtib")
+    unit = raw[len(num):]
+    try:
+        value = float(num) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise InputError(f"{what}: cannot read {text!r} as a size; use e.g. 8GB or 512MB") from None
+    if not (value > 0 and value < float("inf")):
+        raise InputError(f"{what}: the size must be positive, got {text!r}")
+    return int(value)
+
+
+def data_budget() -> int:
+    """Bytes a data file may declare: $KERNELC_MAX_DATA, else half the physical memory (8 GB
+    where that is unknown)."""
+    env = os.environ.get("KERNELC_MAX_DATA")
+    if env:
+        return parse_bytes(env)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = 16 * 10 ** 9
+    return int(total * _DEFAULT_DATA_FRACTION)
+
+
+def _npy_header(fh):
+    """(shape, fortran_order, dtype) from the header of an .npy stream, without its data."""
+    from numpy.lib import format as npy
+    version = npy.read_magic(fh)
+    if version == (1, 0):
+        return npy.read_array_header_1_0(fh)
+    if version == (2, 0):
+        return npy.read_array_header_2_0(fh)
+    reader = getattr(npy, "_read_array_header", None)
+    if reader is None:  # pragma: no cover - numpy without .npy format 3.0
+        raise ValueError(f".npy format version {version} is not supported")
+    return reader(fh, version)
+
+
+def _survey_npz(p: Path, budget: int) -> None:
+    """Check an .npz archive before loading it: every member is an .npy array whose header can
+    be read, none holds objects (pickles), and their declared sizes fit ``budget`` together.
+    Only the headers are decompressed, so a zip bomb is refused without inflating it."""
+    try:
+        with zipfile.ZipFile(p) as zf:
+            members = [i for i in zf.infolist() if not i.is_dir()]
+            if len(members) > _MAX_MEMBERS:
+                raise InputError(f"{p} holds {len(members)} files; more than {_MAX_MEMBERS} "
+                                 "arrays is not a data set kernelc reads")
+            total = 0
+            for info in members:
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise InputError(f"{p}: member '{name}' is not a .npy array; an .npz archive "
+                                     "(as np.savez writes it) holds only .npy arrays")
+                key = name[:-len(".npy")]
+                try:
+                    with zf.open(info) as fh:
+                        shape, _, dtype = _npy_header(fh)
+                except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error,
+                        NotImplementedError) as exc:
+                    raise InputError(f"{p}: array '{key}' is not a readable .npy array: "
+                                     f"{exc}") from None
+                if dtype.hasobject:
+                    raise InputError(f"{p} cannot be read without pickle (object arrays?): "
+                                     f"array '{key}' has dtype {dtype}")
+                nbytes = math.prod(shape) * dtype.itemsize
+                total += nbytes
+                if total > budget:
+                    raise MemoryBudgetError(
+                        f"{p}: array '{key}' declares shape {tuple(shape)} of {dtype} "
+                        f"({_fmt_bytes(nbytes)}); the file's arrays need at least "
+                        f"{_fmt_bytes(total)}, more than the budget of {_fmt_bytes(budget)} for "
+                        "data files (set KERNELC_MAX_DATA, e.g. KERNELC_MAX_DATA=64GB, to allow "
+                        "more)")
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
+            ValueError, NotImplementedError) as exc:
+        raise InputError(f"{p} is not a readable .npz archive: {exc}") from None
+
+
+def _read_npz(path, max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """All arrays of an .npz archive (no pickles), with errors a user can act on.
+
+    The archive is surveyed first (:func:`_survey_npz`): members that are not .npy arrays, object
+    arrays, and arrays whose declared size exceeds ``max_bytes`` (default :func:`data_budget`)
+    are refused before anything is loaded; corrupt data raises :class:`InputError`.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"data file not found: {p}" + (" (it is a directory)" if p.is_dir() else ""))
     # Look at the magic bytes first: np.load's own errors for a wrong format talk about pickles.
-    with open(p, "rb") as fh:
-        magic = fh.read(6)
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
     if magic == b"\x93NUMPY":
         raise InputError(f"{p} is a single .npy array, expected an .npz archive of named arrays")
     if not magic.startswith(b"PK"):
         raise InputError(f"{p} is not an .npz archive (no zip header)")
+    _survey_npz(p, data_budget() if max_bytes is None else int(max_bytes))
     try:
         with np.load(p, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            out = {}
+            for k in z.files:
+                try:
+                    out[k] = z[k]
+                except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+                    raise InputError(f"{p}: array '{k}' cannot be read (the file is corrupt?): "
+                                     f"{exc}") from None
+            return out
     except ValueError as exc:  # object arrays need pickle, which we refuse for safety
         raise InputError(f"{p} cannot be read without pickle (object arrays?): {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise InputError(f"{p} is not a readable .npz archive: {exc}") from None
 
 
