@@ -8,6 +8,14 @@
 * ``acos(c), asin(c)`` -> ``_safe_acos(c)``, ``_safe_asin(c)``: c clipped into [-1, 1], finite
   gradient at |c| = 1; a ratio ``n/√q`` (a correlation) -> ``_acos_ratio(n, q)`` =
   atan2(√(q − n²), n), which stays exact at correlation ±1;
+* a determinant under a root, ``(p − c·n²)^(k/2)`` with c a rational square (the relu/erf/gelu
+  ``√(k11 k22 − k12²)``) -> ``_sqrt_det(p, m)**k``, m = √c·n: with s = √p it is
+  √((s − m)(s + m)), free of cancellation. The same helper gives √(q − n²) inside
+  ``_acos_ratio``/``_asin_ratio``. For a self pair (k11 = k22 = k12 = a, bit-identical)
+  √(fl(a·a)) = a exactly in IEEE arithmetic, so the determinant is exactly 0 and the angle exactly
+  0; the naive ``k11*k22 - k12**2`` is contracted under jit into a fused multiply-add that leaves
+  the rounding error of a·a (~1e-16 a²), i.e. an angle of ~1e-8 instead of 0 and a K̇ off by
+  ~1e-9 (see docs/pipeline/5-plan-codegen-runtime.md, "Exact diagonals");
 * ``erf`` -> ``jsp.erf``, ``pi`` -> ``jnp.pi``, ``Max`` -> ``jnp.maximum``, ``Piecewise`` ->
   ``jnp.where`` ...
 
@@ -52,6 +60,22 @@ def _numer_denom(expr: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
 
 def _has_radical(expr: sympy.Expr) -> bool:
     return any(not p.exp.is_Integer for p in expr.atoms(sympy.Pow))
+
+
+def _determinant(base: sympy.Expr):
+    """(p, m) when ``base`` is p − m² written as a two-term sum p − c·n² (c > 0 a rational
+    square, m = √c·n), e.g. k11*k22 − k12**2 or (2k11 + 1)(2k22 + 1) − 4k12**2; else None."""
+    if not base.is_Add or len(base.args) != 2:
+        return None
+    for i, term in enumerate(base.args):
+        coeff, rest = term.as_coeff_Mul()
+        if not (coeff.is_Rational and coeff.is_negative and rest.is_Pow and rest.exp == 2):
+            continue
+        root = sympy.sqrt(-coeff)
+        if not root.is_Rational:
+            continue
+        return base.args[1 - i], root * rest.base
+    return None
 
 
 class JaxKernelPrinter(StrPrinter):
@@ -101,10 +125,13 @@ class JaxKernelPrinter(StrPrinter):
         if e.is_Rational and e.is_negative and base.free_symbols:
             # a**-p = 1 / a**p, with the division guarded against a == 0
             return f"_safe_div(1, {self._print(sympy.Pow(base, -e))})"
-        if e == sympy.S.Half:
-            return f"_safe_sqrt({self._print(base)})"
         if e.is_Rational and e.q == 2:
-            root = f"_safe_sqrt({self._print(base)})"
+            det = _determinant(base)
+            if det is not None:  # √(p − m²) without cancellation: exact 0 at correlation ±1
+                p, m = det
+                root = f"_sqrt_det({self._print(p)}, {self._print(m)})"
+            else:
+                root = f"_safe_sqrt({self._print(base)})"
             return root if e.p == 1 else f"{root}**{e.p}"
         return super()._print_Pow(expr, rational=rational)
 
@@ -201,6 +228,15 @@ def _safe_sqrt(a):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, a, 1)), 0)
 
 
+def _sqrt_det(p, m):
+    """sqrt(max(p - m^2, 0)) as sqrt((s - m)(s + m)), s = sqrt(max(p, 0)): no cancellation, and
+    no fused multiply-add can leave the rounding error of p = fl(a*a) behind, since
+    sqrt(fl(a*a)) == |a| exactly in IEEE arithmetic. So for p = a*a, m = a (a self pair,
+    correlation 1) the result is exactly 0. p <= 0 gives 0; gradients stay finite (_safe_sqrt)."""
+    s = _safe_sqrt(p)
+    return _safe_sqrt((s - m) * (s + m))
+
+
 def _safe_div(a, b):
     """a / b, and 0 where b == 0 (a correlation of a zero-variance input counts as 0)."""
     nonzero = b != 0
@@ -227,16 +263,17 @@ def _safe_asin(c):
 
 
 def _acos_ratio(n, q):
-    """arccos(n / sqrt(q)) as atan2(sqrt(q - n^2), n): exact at n^2 = q (correlation +-1),
-    implicitly clipped to [-1, 1]; q = n = 0 (zero variance) counts as correlation 0."""
-    s = _safe_sqrt(q - n * n)
+    """arccos(n / sqrt(q)) as atan2(sqrt(q - n^2), n): exact at n^2 = q (correlation +-1; the
+    determinant by _sqrt_det, so exactly 0 for q = fl(n*n)), implicitly clipped to [-1, 1];
+    q = n = 0 (zero variance) counts as correlation 0."""
+    s = _sqrt_det(q, n)
     degenerate = (s == 0) & (n == 0)
     return jnp.where(degenerate, jnp.pi / 2, jnp.arctan2(s, jnp.where(degenerate, 1, n)))
 
 
 def _asin_ratio(n, q):
     """arcsin(n / sqrt(q)) as atan2(n, sqrt(q - n^2)); same guards as _acos_ratio."""
-    s = _safe_sqrt(q - n * n)
+    s = _sqrt_det(q, n)
     degenerate = (s == 0) & (n == 0)
     return jnp.where(degenerate, 0.0, jnp.arctan2(n, jnp.where(degenerate, 1, s)))
 

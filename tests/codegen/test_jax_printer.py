@@ -35,6 +35,24 @@ def test_correlation_acos_becomes_atan2_ratio():
     assert code(sympy.asin(2 * c / sympy.sqrt((1 + a) * (1 + b)))) == "_asin_ratio(2*C, (A + 1)*(B + 1))"
 
 
+def test_determinant_under_root_is_cancellation_free():
+    """√(p − c·n²) (c a rational square) prints as _sqrt_det(p, √c·n); other roots stay."""
+    assert code(sympy.sqrt(a * b - c**2)) == "_sqrt_det(A*B, C)"
+    assert code(sympy.sqrt((2 * a + 1) * (2 * b + 1) - 4 * c**2)) == "_sqrt_det((2*A + 1)*(2*B + 1), 2*C)"
+    assert code(((1 + a) * (1 + b) - c**2) ** sympy.Rational(3, 2)) == "_sqrt_det((A + 1)*(B + 1), C)**3"
+    assert code(1 / sympy.sqrt(a * b - c**2)) == "_safe_div(1, _sqrt_det(A*B, C))"
+    assert code(sympy.sqrt(a * b - 2 * c**2)) == "_safe_sqrt(A*B - 2*C**2)"  # √2 is not rational
+    assert code(sympy.sqrt(a * b + c**2)) == "_safe_sqrt(A*B + C**2)"
+    assert code(sympy.sqrt(a + b - c**2)) == "_safe_sqrt(A + B - C**2)"  # three terms
+
+
+def test_relu_maps_use_exact_determinant():
+    from kernelc.rules.nonlinearities import kernel_map
+    nngp, ntk = kernel_map("relu").emit_jax("k11", "k12", "k22")
+    assert "_sqrt_det(k11*k22, k12)" in nngp and "_acos_ratio(k12, k11*k22)" in ntk
+    assert "_safe_sqrt" not in nngp + ntk
+
+
 def test_division_guards():
     assert code(c / a) == "_safe_div(C, A)"
     assert code(1 / sympy.sqrt(a)) == "_safe_div(1, _safe_sqrt(A))"
@@ -86,7 +104,37 @@ def test_helper_values(backend):
     assert float(h["_asin_ratio"](-3.0, 9.0)) == pytest.approx(-np.pi / 2)
     assert float(h["_asin_ratio"](1.0, 4.0)) == pytest.approx(np.arcsin(0.5))
     assert float(h["_clip_corr"](1.5)) == 1.0
+    assert float(h["_sqrt_det"](4.0, 1.0)) == pytest.approx(np.sqrt(3.0))
+    assert float(h["_sqrt_det"](4.0, -3.0)) == 0.0      # p < m²: clamped
+    assert float(h["_sqrt_det"](-1.0, 0.5)) == 0.0      # p < 0
     assert h["_broadcast"](1, np.ones((2, 1)), np.ones((1, 3)), 1.0).shape == (2, 3)
+
+
+def _x64():
+    """A local float64 context (no global JAX flags)."""
+    enable = getattr(jax, "enable_x64", None)
+    if enable is None:  # older JAX
+        from jax.experimental import enable_x64
+        return enable_x64()
+    return enable(True)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_self_pair_is_exact(backend):
+    """k11 = k22 = k12 = v bit-identical: det exactly 0 and angle exactly 0, for any v (the
+    naive k11*k22 − k12**2 leaves the rounding error of v·v under a fused multiply-add)."""
+    h = _helpers(backend)
+    v = np.random.default_rng(0).uniform(1e-3, 1e3, size=2000)
+    q = v * v  # fl(v·v), computed apart from the helper (as the product k11*k22 is)
+    if backend == "jax":
+        with _x64():
+            det, ang, asn = (np.asarray(jax.jit(h[name])(*args)) for name, args in
+                             [("_sqrt_det", (q, v)), ("_acos_ratio", (v, q)),
+                              ("_asin_ratio", (v, q))])
+        assert det.dtype == np.float64
+    else:
+        det, ang, asn = h["_sqrt_det"](q, v), h["_acos_ratio"](v, q), h["_asin_ratio"](v, q)
+    assert np.all(det == 0) and np.all(ang == 0) and np.all(asn == np.pi / 2)
 
 
 def test_helper_gradients_finite_at_guards():
@@ -97,6 +145,9 @@ def test_helper_gradients_finite_at_guards():
     g = jax.grad(h["_acos_ratio"], argnums=(0, 1))
     for n, q in [(2.0, 4.0), (0.0, 0.0), (-1.0, 1.0)]:
         assert all(np.isfinite(float(v)) for v in g(n, q))
+    g = jax.grad(h["_sqrt_det"], argnums=(0, 1))
+    for p, m in [(4.0, 2.0), (0.0, 0.0), (-1.0, 1.0), (1.0, 3.0)]:
+        assert all(np.isfinite(float(v)) for v in g(p, m))
 
 
 def test_gauss_hermite_helper_under_jit():
