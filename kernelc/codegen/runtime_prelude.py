@@ -369,13 +369,46 @@ def _cross_pass(xa, xb, sa, sb, I, J, tile, want_ntk, progress):
     return k, t
 
 
+def _pair_indices(n1, n2, gram, mirror):
+    """(I, J) of the pairs the cross pass computes. A Gram matrix of x1 with itself (``gram``)
+    leaves out the diagonal pairs (i, i): they are self pairs, taken from the self pass, where
+    the variances a nonlinearity reads are bit-identical to the covariances of the pair (a
+    cross pass on (x_i, x_i) reads the self pass's variances against its own, differently
+    rounded covariances, and the relu angle at correlation 1 becomes ~1e-8 instead of 0).
+    ``mirror`` (identity (S)) keeps only i < j."""
+    if mirror:
+        return np.triu_indices(n1, 1)
+    I, J = (a.ravel() for a in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
+    if gram:
+        off = I != J
+        I, J = I[off], J[off]
+    return I, J
+
+
+def _same_inputs(x1, x2):
+    """(I, J) of the pairs whose inputs are bit-identical, x1[i] == x2[j]: self pairs that a
+    cross Gram (e.g. the identity block of an orbit) takes from the self pass of x1."""
+    a = np.ascontiguousarray(x1).reshape(x1.shape[0], -1)
+    b = np.ascontiguousarray(x2).reshape(x2.shape[0], -1)
+    where = {}
+    for j, row in enumerate(b):
+        where.setdefault(row.tobytes(), []).append(j)
+    pairs = [(i, j) for i, row in enumerate(a) for j in where.get(row.tobytes(), ())]
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return tuple(np.array(v, dtype=np.int64) for v in zip(*pairs))
+
+
 def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=None,
               progress=None, symmetric=True):
     """The exact infinite-width NNGP and NTK Gram matrices of this network.
 
     x1: (N1, *box, C) inputs (channels last; single-channel inputs may omit the channel axis);
     x2: (N2, ...) or None for the Gram matrix of x1 with itself (only pairs i < j are computed
-    and mirrored: identity (S), unless ``symmetric=False``). ``get``: "nngp", "ntk" or both
+    and mirrored: identity (S), unless ``symmetric=False``; the diagonal pairs (i, i) are self
+    pairs and always come from the self pass, with the per-site variances bit-identical to the
+    covariances, so their correlation-1 sites are exact; so do all pairs of bit-identical
+    inputs, e.g. x1[i] == x2[j] in a cross Gram matrix). ``get``: "nngp", "ntk" or both
     (a dict is returned for a tuple). ``dtype``: "float32" or "float64" (float64 runs inside a
     local x64 context; global JAX flags are not touched). ``max_memory``: bytes or "4GB"; a
     request that cannot fit is refused before anything is allocated. ``progress``: show a
@@ -395,6 +428,11 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
     n2 = n1 if x2 is None else x2.shape[0]
     mirror = symmetric and x2 is None and OUTPUT_IS_VECTOR
     plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror)
+    # self pairs: the diagonal of a Gram matrix and every pair of identical inputs; the value
+    # comes from the self pass of x1 (of the smaller index in a Gram matrix: stays symmetric)
+    x1c = np.asarray(x1, dtype)
+    SI, SJ = _same_inputs(x1c, x1c if x2 is None else np.asarray(x2, dtype))
+    SK = np.minimum(SI, SJ) if x2 is None else SI
     with _x64_context(dtype):
         xa = jnp.asarray(x1, dtype)
         xb = xa if x2 is None else jnp.asarray(x2, dtype)
@@ -403,10 +441,7 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
             s2 = s1
         else:
             _, _, s2 = _self_pass(xb, plan["tile_pairs"], want_ntk, progress)
-        if mirror:
-            I, J = np.triu_indices(n1, 1)
-        else:
-            I, J = (a.ravel() for a in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
+        I, J = _pair_indices(n1, n2, x2 is None, mirror)
         shape = (n1, n2) + tuple(k1.shape[1:])
         out = {}
         if len(I):
@@ -420,7 +455,8 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
                 gram[I, J] = vals
             if mirror:
                 gram[J, I] = vals if vals is not None else 0
-                gram[np.arange(n1), np.arange(n1)] = np.asarray(diag)
+            if len(SI):  # self pairs: from the self pass, also when symmetric=False
+                gram[SI, SJ] = np.asarray(diag)[SK]
             if not np.all(np.isfinite(gram)):
                 raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
                                  "may be too large for float32 (try dtype='float64')")
