@@ -14,14 +14,14 @@ kernel of an ensemble trained with full data augmentation over H (the paper's th
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+from typing import Optional, Tuple
 
 import networkx as nx
 import numpy as np
 
 from ..errors import InputError, SpecError
 from ..frontend.ast import Branches, GroupDecl, Layer, Repeat, Spec
-from ..frontend.infer import TypedGraph
+from ..frontend.infer import TypedGraph, resolve_group
 
 
 def orbit_precondition(tg: TypedGraph) -> Tuple[bool, str]:
@@ -70,9 +70,33 @@ def _cnn_statements(body):
     return out
 
 
-def matching_cnn_spec(spec: Spec, dim: int) -> Spec:
-    """The plain CNN with the same filters: lift/gconv -> conv, group_pool -> avg_pool+flatten."""
-    trivial = GroupDecl(f"Z{dim}", (), "square", spec.group.span, dim)
+def trivial_group_decl(dim: int, lattice: str = "square", span=None) -> GroupDecl:
+    """The trivial point group on the same lattice: its default filter supports and its domain
+    mask are those of the lattice (hexagonal balls and the inscribed hexagon on a hexagonal one).
+
+    Square: ``group Z{d} = trivial d``. Hexagonal: ``group hex_trivial = hexagonal generators
+    [[1, 0], [0, 1]]`` (the DSL's ``trivial d`` is a square lattice; the identity as the only
+    generator keeps the hexagonal lattice and round-trips through the unparser).
+    """
+    if lattice == "hexagonal":
+        return GroupDecl("hex_trivial", (((1, 0), (0, 1)),), "hexagonal", span, 2)
+    if lattice != "square":
+        raise SpecError(f"no matching plain network on a {lattice} lattice", span)
+    return GroupDecl(f"Z{dim}", (), "square", span, dim)
+
+
+def matching_cnn_spec(spec: Spec, dim: Optional[int] = None, lattice: Optional[str] = None) -> Spec:
+    """The plain CNN with the same filters: lift/gconv -> conv, group_pool -> avg_pool+flatten.
+
+    The plain network lives on the lattice of the spec's group (read from the group unless
+    ``lattice`` is given), so that its filter supports and input domain match the GCNN's: on
+    p6 it is a hexagonal plain network, not a square one.
+    """
+    if dim is None or lattice is None:
+        group = resolve_group(spec.group)
+        dim = group.dim if dim is None else dim
+        lattice = getattr(group, "lattice", "square") if lattice is None else lattice
+    trivial = trivial_group_decl(dim, lattice, spec.group.span)
     return dataclasses.replace(spec, name=spec.name + "_cnn", group=trivial,
                                body=tuple(_cnn_statements(spec.body)))
 
@@ -81,7 +105,9 @@ def orbit_average(kernel_fn, group, x1, x2=None, get=("nngp", "ntk"), **kwargs):
     """(1/|H|) Σ_h k(x1, ρ(h) x2): the orbit-averaged (data-augmentation) kernel.
 
     ``kernel_fn`` is a compiled kernel with an invariant (vector) output; ``group`` the
-    LatticeGroup whose point group H acts on the inputs' box about its centre.
+    LatticeGroup whose point group H acts on the inputs' box about its centre. The identity
+    block of the orbit holds x2 itself: where x1[i] and x2[j] are the same input, ``kernel_fn``
+    takes the pair from its exact self pass.
     """
     x1 = np.asarray(x1)
     x2 = x1 if x2 is None else np.asarray(x2)
