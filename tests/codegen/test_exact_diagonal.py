@@ -27,12 +27,12 @@ pytestmark = pytest.mark.skipif(np.finfo(LD).eps > 1e-18,
 N = 3
 WS = float(np.sqrt(2))
 # case -> (box side, channels, layers of the reference). Which sites XLA contracts into FMAs
-# depends on the shapes; on x86 CPUs (measured before the fix):
+# depends on the shapes; on an x86 CPU, measured before the fix:
 # * avg_pool: the mnist_cnn pattern (box_full kernels); on the odd 7×7 box the naive determinant
-#   left NTK diagonal errors of 5e-11 (self pass) and 1e-8 (symmetric=False);
+#   left an NTK diagonal error of 8.1e-11 (also with symmetric=False);
 # * flatten: per-site box_diag kernels and a relu on the pooled vector; on 6×6×2 the cross pass of
-#   (x_i, x_i) (symmetric=False) was off by 1.6e-9 even with the exact determinant, as its
-#   covariances round differently from the self pass's variances.
+#   (x_i, x_i) (symmetric=False, or kernel_fn(x, x)) was off by 1.4e-9, even with the exact
+#   determinant, as its covariances round differently from the self pass's variances.
 CASES = {
     "avg_pool": (7, 1, [("conv", WS, 0.1), ("relu",), ("conv", WS, 0.1), ("relu",),
                         ("avg_pool",), ("flatten",), ("dense", 1.0, 0.0)]),
