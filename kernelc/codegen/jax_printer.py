@@ -299,8 +299,14 @@ def _gauss_hermite_2d(phi, k11, k12, k22, n):
     shape = jnp.broadcast_shapes(jnp.shape(k11), jnp.shape(k12), jnp.shape(k22))
     s11 = _safe_sqrt(jnp.asarray(k11, dtype=dtype))
     s22 = _safe_sqrt(jnp.asarray(k22, dtype=dtype))
-    rho = _clip_corr(_safe_div(jnp.asarray(k12, dtype=dtype), s11 * s22))
-    rho_c = _safe_sqrt(1 - rho * rho)
+    # ρ and √(1 − ρ²) from s = √(k11 k22) and the cancellation-free determinant: a self pair
+    # (k11 = k22 = k12 bit-identical) gets ρ = 1 and √(1 − ρ²) = 0 exactly (1 − ρ² from a ρ one
+    # ulp off 1 is ~1e-8, which moves every node v and the result by ~1e-7)
+    k12 = jnp.asarray(k12, dtype=dtype)
+    p = jnp.asarray(k11, dtype=dtype) * jnp.asarray(k22, dtype=dtype)
+    s12 = _safe_sqrt(p)
+    rho = _clip_corr(_safe_div(k12, s12))
+    rho_c = jnp.minimum(_safe_div(_sqrt_det(p, k12), s12), 1)
     z_in = jnp.asarray(z, dtype=dtype)
     w_in = jnp.asarray(w, dtype=dtype)
     b22, b_rho, b_rho_c = s22[..., None], rho[..., None], rho_c[..., None]

@@ -60,6 +60,7 @@ class Context:
         self.constants: Dict[str, str] = {}
         self.stats: List[Layout] = []
         self.site_mask = self._site_mask()
+        self.values: Dict[str, Value] = {}  # the values lowered so far (read by later rules)
 
     # -- questions ------------------------------------------------------------------------
     def hp(self, node: str) -> dict:
@@ -67,6 +68,14 @@ class Context:
 
     def var(self, node: str) -> str:
         return self.typed.layers.node(node)["name"]
+
+    def law(self, node: str):
+        """The law (Gaussian, activation, ...) of ``node``'s output (frontend.gaussianity)."""
+        return self.typed.layers.node(node)["out"].law
+
+    def value(self, node: str) -> Value:
+        """The lowered value of an earlier node (e.g. a nonlinearity's Gaussian source)."""
+        return self.values[node]
 
     def uses(self, key: str, node: str) -> bool:
         dec = self.decisions.get(key)
@@ -142,7 +151,7 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
     ctx = Context(typed, decisions)
     g = typed.layers
     rules = rules_for(getattr(typed.group, "family", "lattice"))
-    values: Dict[str, Value] = {}
+    values = ctx.values
     nodes: List[NodeDerivation] = []
     for n in g.order():
         data = g.node(n)

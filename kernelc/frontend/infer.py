@@ -6,6 +6,7 @@ typing rules of the layer kinds live in :mod:`kernelc.frontend.layers`, the stru
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Dict, Union
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from ..errors import GroupError, KernelcError, ShapeError, SpecError
 from ..groups import LatticeGroup, get_group
 from .ast import GroupDecl, Spec
+from .gaussianity import node_law
 from .graph import LayerGraph, build_graph
 from .layers import LAYER_KINDS, layer_kinds, spec_family
 from .parser import load_spec
@@ -144,15 +146,21 @@ def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
         data = layers.node(node)
         ins = [layers.node(i)["out"] for i in layers.inputs(node)]
         rule = STRUCTURAL.get(data["kind"])
+        category = None
         if rule is not None:
-            data["out"] = rule(tg, node, ins)
+            out = rule(tg, node, ins)
         else:
             kind = kinds[data["kind"]]
+            category = kind.category
             if kind.parametric and layers.spec.parameterization == "standard" \
                     and ins[0].channels is None:
                 raise ShapeError(f"the standard parameterization needs the width of the layer "
                                  f"feeding {data['name']}: add width=N to it", data["span"])
-            data["out"] = kind.infer(ins[0], data["hp"], group, _LayerView(data))
+            out = kind.infer(ins[0], data["hp"], group, _LayerView(data))
+        # the signal's law (Gaussian or not) from the kind's category or structural rule; a
+        # nonlinearity on a signal the kernel maps cannot take exactly is refused here
+        data["out"] = dataclasses.replace(
+            out, law=node_law(tg, node, category, [t.law for t in ins]))
     return tg
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import KernelcError, ShapeError, SpecError, did_you_mean
 from .ast import Layer, Word
+from .gaussianity import CATEGORY_LAWS
 from .types import SignalType
 
 PADDINGS = ("same", "valid", "circular")
@@ -37,7 +38,7 @@ class LayerKind:
     params: Tuple[Param, ...]
     infer: Callable[..., SignalType]
     parametric: bool = False
-    category: str = "linear"
+    category: str = "pool"  # "weight" or "pool": the Gaussianity rule (frontend.gaussianity)
     doc: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
@@ -47,8 +48,17 @@ FAMILY_LAYER_KINDS: Dict[str, Dict[str, LayerKind]] = {"lattice": {}}
 LAYER_KINDS: Dict[str, LayerKind] = FAMILY_LAYER_KINDS["lattice"]
 
 
-def layer_kind(name, params=(), parametric=False, category="linear", doc="", family="lattice"):
-    """Register the decorated typing rule as layer kind ``name`` of group family ``family``."""
+def layer_kind(name, params=(), parametric=False, category="pool", doc="", family="lattice"):
+    """Register the decorated typing rule as layer kind ``name`` of group family ``family``.
+
+    ``category`` says what the layer is for the Gaussianity of its output
+    (:data:`kernelc.frontend.gaussianity.CATEGORY_LAWS`): ``"weight"`` (fresh independent weights:
+    the output is Gaussian) or ``"pool"`` (a fixed linear map: Gaussian stays Gaussian).
+    """
+    if category not in CATEGORY_LAWS:
+        raise KernelcError(f"layer kind '{name}': unknown category '{category}'",
+                           expected=CATEGORY_LAWS)
+
     def register(infer):
         table = FAMILY_LAYER_KINDS.setdefault(family, {})
         if name in table:
@@ -213,6 +223,7 @@ def domain_words(domain: str) -> str:
 
 # -- the layer kinds ------------------------------------------------------------------------
 @layer_kind("lift", (_SIZE, _SUPPORT, _W, _B, _PAD, _WIDTH), parametric=True,
+            category="weight",
             doc="K[g,g'] = σ_w²/|S| Σ_{y∈S} K0[g·y, g'·y] + σ_b²  (X -> G)")
 def _lift(t, hp, group, layer):
     if t.domain == "group":
@@ -226,7 +237,7 @@ def _lift(t, hp, group, layer):
 
 @layer_kind("gconv", (_SIZE, _SUPPORT, Param("rotations", _rotations, "all",
             doc="rotational support R ⊂ H: all, identity, or element indices"), _W, _B, _PAD,
-            _WIDTH), parametric=True,
+            _WIDTH), parametric=True, category="weight",
             doc="K⁺[g,g'] = σ_w²/|S_G| Σ_{h∈S_G} K[gh, g'h] + σ_b²  (G -> G)")
 def _gconv(t, hp, group, layer):
     if t.domain == "box":
@@ -247,6 +258,7 @@ def _gconv(t, hp, group, layer):
 
 
 @layer_kind("conv", (_SIZE, _SUPPORT, _W, _B, _PAD, _WIDTH), parametric=True,
+            category="weight",
             doc="K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²  (plain convolution)")
 def _conv(t, hp, group, layer):
     if t.domain == "group":
@@ -261,6 +273,7 @@ def _conv(t, hp, group, layer):
 
 @layer_kind("dense", (Param("width", _positive_int, 1, positional=True,
                             doc="number of outputs"), _W, _B), parametric=True,
+            category="weight",
             doc="K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺")
 def _dense(t, hp, group, layer):
     if t.domain != "vector":

@@ -9,11 +9,14 @@ Five domains, as in DESIGN §2 and §3b:
 * ``vector`` -- an invariant vector (after group pooling, flatten or a dense layer).
 
 ``channels`` is the finite channel count where the spec fixes one (the input, ``width=``), or
-``None`` for the infinite-width hidden layers the kernels describe.
+``None`` for the infinite-width hidden layers the kernels describe. ``law`` says whether the
+signal is Gaussian (:mod:`kernelc.frontend.gaussianity`); it decides which nonlinearities are
+exact, and is not part of type equality (two signals of one shape are interchangeable for
+every layer but a nonlinearity).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import numpy as np
@@ -28,6 +31,7 @@ class SignalType:
     channels: Optional[int] = None
     group_order: int = 1
     band: int = 0  # band limit L of sphere/so3 signals (degrees ℓ < L)
+    law: Optional[object] = field(default=None, compare=False)  # a gaussianity.Law
 
     @property
     def sites(self) -> int:

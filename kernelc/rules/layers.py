@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import sympy
 
 from ..compiler.plan import Layout, Op, Value, pad_widths, pairs_literal
+from ..frontend.gaussianity import Activation, Concatenation, concat_weights
 from .formulas import (K, K0, KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
                        gp, size)
 
@@ -296,42 +297,121 @@ class Dense:
             Value(k, t, out)
 
 
+def _activation_parts(law) -> List[Tuple[float, Activation]]:
+    """(channel fraction, activation) blocks of a nonlinearity's output law: one block, or one
+    per branch of a concatenation (the type checker admits nothing else)."""
+    if isinstance(law, Concatenation):
+        return list(zip(law.weights, law.parts))
+    return [(1.0, law)]
+
+
+def _absorbed(ctx, node) -> bool:
+    """A nonlinearity whose every successor is a nonlinearity is composed into them (φ₂∘φ₁):
+    its own kernel is never needed, so it is not computed."""
+    after = ctx.typed.layers.successors(node)
+    return bool(after) and all(ctx.typed.layers.node(n)["kind"] == "nonlinearity" for n in after)
+
+
+def _map_lines(ctx, node, src: Value, kmap, k: str, t: str,
+               suffix: str = "") -> Tuple[List[str], List[str]]:
+    """K⁺ = E_Λ[φ(u)φ(v)] and Θ⁺ = K̇ ⊙ Θ of one Gaussian pre-activation ``src``; Λ's variances
+    k11, k22 are read from the self pass (``stats``), its covariance k12 is ``src``'s kernel.
+    ``suffix`` names the variances of one block (the NTK lines run after all NNGP lines)."""
+    lay = src.layout
+    i = ctx.stat_index(node, lay)
+    k11, k22 = f"k11{suffix}", f"k22{suffix}"
+    nngp_expr, kdot_expr = kmap.emit_jax(k11, src.nngp, k22)
+    lines = [
+        f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
+        f"(_self_diagonal({lay.kind!r}, {lay.d}, {src.nngp}),) * 2",
+        "stats.append(v_a)",
+        f"{k11}, {k22} = _variances({lay.kind!r}, {lay.d}, v_a, v_b)",
+        f"{k} = {nngp_expr}",
+    ]
+    ntk_lines = [f"{t} = ({kdot_expr}) * {src.ntk}"] if src.ntk is not None else []
+    return lines, ntk_lines
+
+
 @rule("nonlinearity")
 class Nonlinearity:
-    """K⁺ = E[φ(u)φ(v)], K̇ = E[φ'(u)φ'(v)] = ∂K⁺/∂k12 (Price), Θ⁺ = K̇ ⊙ Θ, (u,v) ~ N(0, Λ)."""
+    """K⁺ = E[φ(u)φ(v)], K̇ = E[φ'(u)φ'(v)] = ∂K⁺/∂k12 (Price), Θ⁺ = K̇ ⊙ Θ, (u,v) ~ N(0, Λ).
+
+    u is the Gaussian pre-activation recorded in the node's law (frontend.gaussianity): after
+    consecutive nonlinearities φ is their composition φ_k∘…∘φ_1 of the last Gaussian signal;
+    after a concatenation of Gaussian blocks b (channel fractions w_b) the map acts per block,
+    K⁺ = Σ_b w_b E_{Λ_b}[φ(u)φ(v)], Θ⁺ = Σ_b w_b K̇_b ⊙ Θ_b.
+    """
 
     @staticmethod
     def formulas(ctx, node):
-        kmap = ctx.hp(node)["map"]
-        f = Formulas(sympy.Eq(K_NEW[g, gp], sympy.Function("E_Λ")(S("φ(u)φ(v)"))),
-                     sympy.Eq(THETA_NEW[g, gp], KDOT[g, gp] * THETA[g, gp]))
-        f.notes.append(f"φ(x) = {kmap.phi}; maps by {kmap.method}; K̇ = ∂K⁺/∂k12 (Price)")
-        f.reduced.append(kmap)
+        if _absorbed(ctx, node):
+            after = ", ".join(ctx.var(n) for n in ctx.typed.layers.successors(node))
+            f = Formulas()
+            f.notes.append(f"composed into {after}: the output of a nonlinearity is not "
+                           "Gaussian, so the next map takes the composition of both")
+            return f
+        parts = _activation_parts(ctx.law(node))
+        if len(parts) == 1:
+            f = Formulas(sympy.Eq(K_NEW[g, gp], sympy.Function("E_Λ")(S("φ(u)φ(v)"))),
+                         sympy.Eq(THETA_NEW[g, gp], KDOT[g, gp] * THETA[g, gp]))
+        else:
+            b = S("b")
+            f = Formulas(sympy.Eq(K_NEW[g, gp], SumOver(S("w_b") * sympy.Function("E_Λ_b")(
+                S("φ(u)φ(v)")), b, S("blocks"))),
+                sympy.Eq(THETA_NEW[g, gp], SumOver(S("w_b") * KDOT[g, gp] * THETA[g, gp], b,
+                                                   S("blocks"))))
+            f.notes.append(f"after a concatenation: φ acts on each of the {len(parts)} Gaussian "
+                           "blocks with its own Λ_b, weights w_b = " +
+                           ", ".join(f"{w:g}" for w, _ in parts))
+        seen = set()
+        for _, part in parts:
+            kmap = part.map
+            if kmap.name in seen:  # blocks with the same φ: say it once
+                continue
+            seen.add(kmap.name)
+            chain = part.chain
+            if len(chain) > 1:
+                names = "∘".join(ctx.var(n) for n in reversed(chain))
+                f.notes.append(f"φ = {names} = {kmap.phi} (composed: the input of "
+                               f"{ctx.var(chain[-1])} is not Gaussian); maps by {kmap.method}")
+            else:
+                f.notes.append(f"φ(x) = {kmap.phi}; maps by {kmap.method}; K̇ = ∂K⁺/∂k12 "
+                               "(Price)")
+            f.reduced.append(kmap)
         return f
 
     @staticmethod
     def lower(ctx, node, ins):
-        src = ins[0]
-        lay = src.layout
-        kmap = ctx.hp(node)["map"]
+        if _absorbed(ctx, node):
+            return [], Value(None, None, ins[0].layout)
+        parts = _activation_parts(ctx.law(node))
         name = ctx.var(node)
         k, t = f"k_{name}", f"t_{name}"
-        i = ctx.stat_index(node, lay)
-        nngp_expr, kdot_expr = kmap.emit_jax("k11", src.nngp, "k22")
-        lines = [
-            f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
-            f"(_self_diagonal({lay.kind!r}, {lay.d}, {src.nngp}),) * 2",
-            "stats.append(v_a)",
-            f"k11, k22 = _variances({lay.kind!r}, {lay.d}, v_a, v_b)",
-            f"{k} = {nngp_expr}",
-        ]
-        ntk_lines = []
-        if src.ntk is not None:
-            ntk_lines = [f"{t} = ({kdot_expr}) * {src.ntk}"]
+        lines, ntk_lines = [], []
+        sources = [ctx.value(part.source) for _, part in parts]
+        lay = sources[0].layout
+        with_ntk = all(src.ntk is not None for src in sources)
+        if len(parts) == 1:
+            lines, ntk_lines = _map_lines(ctx, node, sources[0], parts[0][1].map, k, t)
+        else:
+            for b, ((w, part), src) in enumerate(zip(parts, sources)):
+                more, more_ntk = _map_lines(ctx, node, src, part.map, f"{k}_{b}", f"{t}_{b}",
+                                            f"_{b}")
+                lines += more
+                ntk_lines += more_ntk
+            lines.append(f"{k} = " + " + ".join(f"{w!r} * {k}_{b}"
+                                                for b, (w, _) in enumerate(parts)))
+            if with_ntk:
+                ntk_lines.append(f"{t} = " + " + ".join(f"{w!r} * {t}_{b}"
+                                                        for b, (w, _) in enumerate(parts)))
+        if not with_ntk:
+            ntk_lines = []
         lines += ctx.mask_lines(k, lay)
-        flops = lay.entries * 40
-        return [Op("elementwise", f"K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = {kmap.name}", lines,
-                   lay.entries, flops, ntk_lines)], Value(k, t if src.ntk else None, lay)
+        names = " + ".join(sorted({p.map.name for _, p in parts}))
+        names += f" on each of {len(parts)} blocks" if len(parts) > 1 else ""
+        return [Op("elementwise", f"K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = {names}", lines,
+                   lay.entries, lay.entries * 40 * len(parts), ntk_lines)], \
+            Value(k, t if with_ntk else None, lay)
 
 
 def _pool(ctx, node, ins, reduce_k: Callable[[str], str], formula: str):
@@ -449,11 +529,7 @@ class Concat:
     @staticmethod
     def lower(ctx, node, ins):
         widths = [ctx.typed.layers.node(i)["out"].channels for i in ctx.typed.layers.inputs(node)]
-        if all(w is not None for w in widths):
-            weights = [w / sum(widths) for w in widths]
-        else:
-            weights = [1.0 / len(ins)] * len(ins)
-        return _combine(ctx, node, ins, weights, "K = Σ_b (n_b/n) K_b")
+        return _combine(ctx, node, ins, list(concat_weights(widths)), "K = Σ_b (n_b/n) K_b")
 
 
 @rule("fanout")

@@ -25,7 +25,8 @@ from kernelc.codegen.jax_printer import jax_code, prelude
 from kernelc.errors import SpecError, did_you_mean
 from kernelc.rules.gaussian import polynomial_kernel
 
-__all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "kernel_map", "prelude"]
+__all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "kernel_map", "compose",
+           "prelude"]
 
 k11, k22 = sympy.symbols("k11 k22", positive=True)  # variances (the zero case is guarded in code)
 k12 = sympy.Symbol("k12", real=True)                # covariance, |k12| <= sqrt(k11 k22)
@@ -333,6 +334,30 @@ def phi_rule(args, expr, quad_degree):
     kmap = KernelMap(name, expr, f"gauss-hermite(n={quad_degree})", None, None, quad_degree)
     kmap.emit_jax("k11", "k12", "k22")  # an untranslatable φ or φ' fails here, not at run time
     return kmap
+
+
+#: Highest polynomial degree of a composed nonlinearity (the same bound as for phi(...)).
+MAX_COMPOSED_DEGREE = 16
+
+
+def compose(outer: KernelMap, inner: KernelMap, quad_degree: int = 32) -> KernelMap:
+    """φ₂∘φ₁ as one nonlinearity of the Gaussian pre-activation u of φ₁:
+
+        K⁺ = E[φ₂(φ₁(u)) φ₂(φ₁(v))],  K̇ = E[(φ₂∘φ₁)'(u) (φ₂∘φ₁)'(v)],  (u, v) ~ N(0, Λ),
+
+    so Θ⁺ = K̇ ⊙ Θ with the NTK Θ of u (chain rule). φ₁(u) is not Gaussian, which is why the
+    outer map cannot be applied to φ₁'s kernel. The composed expression is looked up like any
+    phi(...): a table entry keeps its closed form (relu∘relu = relu, abs∘relu = relu,
+    relu∘abs = abs: sympy simplifies Max(0, Max(0, x)) and |max(0, x)| itself), a polynomial
+    gets exact Gaussian moments, anything else Gauss–Hermite quadrature of degree ``quad_degree``.
+    """
+    expr = outer.phi.subs(x, inner.phi)
+    if expr.is_polynomial(x) and sympy.degree(expr, x) > MAX_COMPOSED_DEGREE:
+        raise SpecError(f"{outer.name}∘{inner.name} is a polynomial of degree "
+                        f"{sympy.degree(expr, x)}, above {MAX_COMPOSED_DEGREE}; its exact "
+                        "kernel would take too long")
+    kmap = phi_rule((), expr, quad_degree)
+    return dataclasses.replace(kmap, name=f"{outer.name}∘{inner.name}")
 
 
 def kernel_map(name: str, args: tuple = (), expr: Optional[sympy.Expr] = None,

@@ -65,6 +65,8 @@ def statement(layer: dict) -> str:
         return f"leaky_relu({layer['slope']})"
     if kind == "swish":
         return f"phi(x*sigmoid(x), degree={layer['points']})"
+    if "degree" in layer:  # Gauss–Hermite points of kernelc's quadrature for this φ
+        return f"{kind}(degree={layer['degree']})"
     return kind  # relu, erf, gelu, sin, cos, abs, identity, group_pool, flatten, avg_pool
 
 

@@ -71,10 +71,26 @@ CASES = {
     "p4-avgpool-gconv": ("p4", (4, 4), 1, 3, [
         lift(W_std=1.2, b_std=0.1), RELU, AVG, gconv(W_std=1.3, b_std=0.1), ERF, POOL,
         dense()]),
+    # pre-activation residual: the sum of the Gaussian block input and a fresh gconv output
+    # is Gaussian, so the relu after it is exact
     "p4-residual": ("p4", (4, 4), 1, 3, [
-        lift(W_std=1.2, b_std=0.1), RELU,
-        {"kind": "residual", "body": [gconv(W_std=1.2, b_std=0.1), RELU, gconv(W_std=0.9)]},
+        lift(W_std=1.2, b_std=0.1),
+        {"kind": "residual", "body": [RELU, gconv(W_std=1.2, b_std=0.1), RELU,
+                                      gconv(W_std=0.9)]},
         RELU, POOL, dense(b_std=0.1)]),
+    # a nonlinearity after concat acts on each Gaussian block: Σ_b w_b φ(K_b), not φ(Σ_b w_b K_b)
+    "p4-concat-relu": ("p4", (4, 4), 2, 3, [
+        lift(W_std=1.2, b_std=0.1), RELU,
+        {"kind": "concat", "branches": [[gconv(W_std=1.2)],
+                                        [gconv(size=1, W_std=0.8, b_std=0.2)]]},
+        RELU, POOL, dense()]),
+    # consecutive nonlinearities compose: sin∘erf by quadrature against the lift's Gaussian;
+    # a concat block that ends in a nonlinearity composes with the map after the concat
+    "p4-composed-smooth": ("p4", (4, 4), 1, 3, [
+        lift(W_std=1.3, b_std=0.1), ERF, nl("sin", degree=80, points=80),
+        {"kind": "concat", "branches": [[gconv(W_std=1.2), SIN],
+                                        [gconv(size=1, W_std=1.5, b_std=0.2)]]},
+        nl("erf", degree=80, points=80), POOL, dense()]),
     "p4-concat": ("p4", (4, 4), 2, 3, [
         lift(W_std=1.2, b_std=0.1), RELU,
         {"kind": "concat", "branches": [[gconv(W_std=1.2), RELU],
@@ -115,6 +131,7 @@ ON_ONLY = {
     "p4-dense-head": "the layers after group_pool do not depend on the layout",
     "p4-circular-gelu-erf-2": "general-path circular padding: p2-circular-erf-2",
     "p4-concat": "concat nodes are layout-agnostic weighted sums, like the residual sum",
+    "p4-concat-relu": "per-block maps reuse the nonlinearity lowering of every layout",
     "p4m-circular-erf-1-nobias": "general path of p4m: p4m-same-relu-2",
     "p6-same-relu-2": "general path of p6: p6-same-erf-1-nobias-flatten",
 }
@@ -212,3 +229,22 @@ def test_p6_ignores_input_outside_the_hexagon():
     out = kernels(text, ALL_ON, noisy)
     assert rel_err(out["nngp"], k_ref) <= 1e-10
     assert rel_err(out["ntk"], t_ref) <= 1e-10
+
+
+@pytest.mark.parametrize("chain, single", [
+    (["relu", "relu"], "relu"), (["relu", "relu", "relu"], "relu"), (["relu", "abs"], "relu"),
+    (["abs", "relu"], "abs"), (["identity", "erf"], "erf")])
+def test_composed_nonlinearities_equal_their_closed_form(chain, single):
+    """relu∘relu = relu, |relu| = relu, relu∘|x| = |x|, erf∘id = erf: the composed network's
+    kernels equal the reference kernels of the one-nonlinearity network (DESIGN: φ₂∘φ₁ acts on
+    the last Gaussian pre-activation; applying φ₂'s map to φ₁'s kernel would double the
+    relu∘relu diagonal)."""
+    group, box, ch = "p4", (4, 4), 1
+    head, tail = [lift(W_std=1.3, b_std=0.1)], [gconv(W_std=1.2), RELU, POOL, dense()]
+    text = spec_text(group, box, ch, head + [nl(k) for k in chain] + tail)
+    x = inputs(51, 3, box, ch)
+    k_ref, t_ref = reference_kernels(head + [nl(single)] + tail, GENERATORS[group], "square",
+                                     box, x)
+    out = kernels(text, ALL_ON, x)
+    assert rel_err(out["nngp"], k_ref) <= 1e-12
+    assert rel_err(out["ntk"], t_ref) <= 1e-9  # relu NTK: see the module docstring

@@ -15,6 +15,9 @@ tests only. Everything is written out from the conventions of DESIGN §2:
 * Weight layers loop explicitly (Python loops) over the filter offsets y ∈ S and the rotational
   elements s ∈ R; the sum over all pairs (g, g') of each term is one numpy gather with an index
   array (g ↦ gh, or −1 for a zero-padded point).
+* Nonlinearities act on a Gaussian pre-activation: consecutive nonlinearities are integrated as
+  one composed φ against the last Gaussian state (Gauss–Hermite, :func:`composed_maps`), and
+  after a concatenation each block (its own kernel) gets the map separately.
 * Nonlinearities: closed forms written out here for relu / leaky_relu / abs (arc-cosine kernel,
   Cho & Saul), erf (Williams) and identity; every other φ (gelu, sin, cos, tanh, swish
   x·sigmoid(x), polynomials, or a user pair (φ, φ')) by 2-d Gauss–Hermite quadrature with
@@ -58,7 +61,7 @@ QUAD_POINTS = 80  # Gauss–Hermite nodes per axis for φ without a closed form 
 
 __all__ = ["group_closure", "hex_domain_sites", "filter_support", "transform_signal",
            "reference_kernels", "reference_feature_kernels", "gauss_hermite_expectations",
-           "nonlinearity_maps", "QUAD_POINTS"]
+           "nonlinearity_maps", "composed_maps", "phi_pair", "QUAD_POINTS"]
 
 
 # ----------------------------------------------------------------------------------- groups
@@ -166,11 +169,17 @@ class _Space:
 class _State:
     """Kernels of the current layer for all N inputs jointly (see the module docstring)."""
 
-    def __init__(self, space, K, T, channels):
+    def __init__(self, space, K, T, channels, pre=None, blocks=None):
         self.space = space  # None for invariant vectors
         self.K = K
         self.T = T  # None means Θ = 0
         self.channels = channels
+        # after nonlinearities: (Gaussian state before the first of them, [their layer dicts]);
+        # the next nonlinearity integrates the composition against that Gaussian
+        self.pre = pre
+        # after a concatenation: [(channel fraction, state of the block)], each block Gaussian
+        # with its own kernel; a nonlinearity acts on each block separately
+        self.blocks = blocks
 
 
 # ----------------------------------------------------------------------------- weight layers
@@ -428,10 +437,15 @@ def gauss_hermite_expectations(phi, dphi, k11, k12, k22, n=None):
     w = ws / np.sqrt(np.pi)
     k11, k12, k22 = (np.asarray(a, dtype=np.float64) for a in np.broadcast_arrays(k11, k12, k22))
     s1, s2 = np.sqrt(k11), np.sqrt(k22)
+    # ρ = k12/s and √(1−ρ²) = √((s−k12)(s+k12))/s with s = √(k11 k22): a variance pair
+    # (k12 = k11 = k22) gets ρ = 1, √(1−ρ²) = 0 exactly (√(fl(a·a)) = a in IEEE arithmetic),
+    # where s1·s2 one ulp off would leave √(1−ρ²) ≈ 1e-8
+    s = np.sqrt(k11 * k22)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.clip(np.where(s1 * s2 > 0, k12 / np.where(s1 * s2 > 0, s1 * s2, 1.0), 0.0),
-                      -1.0, 1.0)
-    rc = np.sqrt(1 - rho * rho)
+        safe = np.where(s > 0, s, 1.0)
+        rho = np.clip(np.where(s > 0, k12 / safe, 0.0), -1.0, 1.0)
+        rc = np.where(s > 0, np.sqrt(np.maximum((s - k12) * (s + k12), 0.0)) / safe, 1.0)
+    rc = np.minimum(rc, 1.0)
     K = np.zeros(k11.shape)
     Kd = np.zeros(k11.shape)
     for zi, wi in zip(z, w):  # explicit loop over the outer nodes
@@ -470,12 +484,78 @@ def nonlinearity_maps(layer):
     raise ValueError(f"unknown layer kind {kind!r}")
 
 
+def _erf_prime(v):
+    return 2 / math.sqrt(math.pi) * np.exp(-v * v)
+
+
+def phi_pair(layer):
+    """(φ, φ') of a nonlinearity layer dict as numpy functions (for compositions)."""
+    kind = layer["kind"]
+    if kind == "relu":
+        return (lambda v: np.maximum(v, 0.0)), (lambda v: (v > 0).astype(np.float64))
+    if kind == "abs":
+        return np.abs, (lambda v: np.sign(v).astype(np.float64))
+    if kind == "identity":
+        return (lambda v: v), (lambda v: np.ones_like(v))
+    if kind == "erf":
+        return _erf_scalar, _erf_prime
+    if kind == "leaky_relu":
+        a = float(layer.get("slope", 0.01))
+        return (lambda v: np.maximum(v, a * v)), \
+            (lambda v: np.where(v > a * v, 1.0, a) + 0 * v)
+    if kind == "poly":
+        coeffs = [float(c) for c in layer["coeffs"]]
+        return (lambda v: sum(c * v ** i for i, c in enumerate(coeffs)) + 0 * v), \
+            (lambda v: sum(i * c * v ** (i - 1) for i, c in enumerate(coeffs) if i) + 0 * v)
+    if kind == "quad":
+        return layer["phi"], layer["dphi"]
+    if kind in _QUAD_PHIS:
+        return _QUAD_PHIS[kind]
+    raise ValueError(f"unknown layer kind {kind!r}")
+
+
+def composed_maps(chain, points=None):
+    """(k11, k12, k22) -> (K⁺, K̇) of φ_k∘…∘φ_1 for the layer dicts ``chain`` = [φ_1, ..., φ_k]:
+    a single φ uses :func:`nonlinearity_maps`; a composition Gauss–Hermite quadrature of
+    E[Φ(u)Φ(v)] and E[Φ'(u)Φ'(v)] with Φ = φ_k∘…∘φ_1 and Φ' by the chain rule."""
+    if len(chain) == 1:
+        return nonlinearity_maps(chain[0])
+    pairs = [phi_pair(layer) for layer in chain]
+
+    def phi(v):
+        for f, _ in pairs:
+            v = f(v)
+        return v
+
+    def dphi(v):
+        d = np.ones_like(v)
+        for f, df in pairs:
+            d = d * df(v)
+            v = f(v)
+        return d
+    return lambda a, b, c: gauss_hermite_expectations(phi, dphi, a, b, c, points)
+
+
 def _nonlinearity(state, layer):
+    """A nonlinearity: per block after a concatenation; composed with the nonlinearities just
+    before it (their output is not Gaussian), else the map of φ alone."""
+    if state.blocks is not None:
+        blocks = [(w, _nonlinearity(b, layer)) for w, b in state.blocks]
+        out = _combine([b for _, b in blocks], [w for w, _ in blocks])
+        out.blocks = blocks
+        return out
+    base, chain = state.pre if state.pre is not None else (state, [])
+    chain = chain + [layer]
+    out = _gaussian_map(base, composed_maps(chain, layer.get("points")))
+    out.pre = (base, chain)
+    return out
+
+
+def _gaussian_map(state, maps):
     """K⁺ = E[φ(u)φ(v)], Θ⁺ = E[φ'(u)φ'(v)] Θ, Λ from K[g,g](f,f), K[g',g'](f',f'), K[g,g'](f,f').
 
     The joint kernel is symmetric under swapping its two (input, point) indices, so the maps are
     evaluated on the upper triangle and mirrored."""
-    maps = nonlinearity_maps(layer)
     K = state.K
     shape = K.shape
     M = K.reshape(int(np.prod(shape[:len(shape) // 2])), -1)
@@ -578,7 +658,12 @@ def _run(state, layers, elements, parameterization, direct):
         elif kind == "concat":
             outs = [_run(state, b, elements, parameterization, direct)
                     for b in layer["branches"]]
-            state = _combine(outs, [1.0 / len(outs)] * len(outs))
+            weights = [1.0 / len(outs)] * len(outs)
+            blocks = []
+            for w, out in zip(weights, outs):
+                blocks += [(w * v, b) for v, b in out.blocks] if out.blocks else [(w, out)]
+            state = _combine(outs, weights)
+            state.blocks = blocks
         else:
             state = _nonlinearity(state, layer)
     return state

@@ -1,0 +1,235 @@
+"""Gaussianity as part of the signal type: which signals a nonlinearity may take.
+
+The kernel maps of a nonlinearity (arc-cosine, erf, Gauss–Hermite, ...) compute
+E[φ(u)φ(v)] for a *centred Gaussian* pre-activation (u, v) ~ N(0, Λ). At infinite width that
+holds for the output of a weight layer (a sum over infinitely many independent channels, CLT)
+and for linear maps of such a signal, and it fails after a nonlinearity, for the raw input and
+for sums that include either. Every edge of the typed graph therefore carries a :class:`Law`:
+
+==================  ====================================================================
+law                 the signal is ...
+==================  ====================================================================
+``Gaussian(n)``     a centred Gaussian process whose kernel is the value of node ``n``
+``InputData()``     the input itself (fixed data: no kernel map applies to it)
+``Activation(n,c)``  φ_c∘…∘φ_1(u), elementwise, with u = Gaussian(n): consecutive
+                    nonlinearities compose into one (φ₂∘φ₁), whose map the rules derive
+``Concatenation``   channel blocks, block b a fraction w_b of the channels with its own law;
+                    a nonlinearity acts on each block: K⁺ = Σ_b w_b E_{Λ_b}[φφ]
+``NonGaussian(r)``  anything else (r says why): a nonlinearity on it is refused
+==================  ====================================================================
+
+The transfer rules are keyed by what a layer *is*, not by its name: a layer kind registered
+with ``category="weight"`` makes its output Gaussian whatever its input; one with
+``category="pool"`` is a linear map (Gaussian in, Gaussian out; a pooled activation is a sum of
+dependent non-Gaussian terms and stays non-Gaussian); the structural nodes (input, fan-out,
+identity, sum, concat, nonlinearity) have their rules in :data:`STRUCTURAL_LAWS`.
+
+Why a residual sum of Gaussian branches is Gaussian: the branches of a ``residual`` block are
+jointly Gaussian (all but at most one end in a weight layer with fresh independent weights, which
+the type checker enforces), so their sum is Gaussian with the sum of the branch kernels. A sum
+with a post-activation branch (``relu; residual {...}``) is not, and neither is a nonlinearity
+of it: that is the pre-activation form's reason to exist.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+from ..errors import KernelcError, ShapeError
+
+
+class Law:
+    """What kind of random field a signal is (see the module docstring)."""
+
+    def describe(self) -> str:  # pragma: no cover - every law overrides it
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+@dataclass(frozen=True)
+class Gaussian(Law):
+    """A centred Gaussian process; its kernel is the value computed at node ``node``."""
+
+    node: str
+
+    def describe(self) -> str:
+        return "Gaussian"
+
+
+@dataclass(frozen=True)
+class InputData(Law):
+    """The input signal: fixed data, described by its Gram matrix K0 only."""
+
+    def describe(self) -> str:
+        return "input data"
+
+
+@dataclass(frozen=True)
+class Activation(Law):
+    """φ_k∘…∘φ_1(u) elementwise, u the Gaussian signal of node ``source``; ``chain`` lists the
+    nonlinearity nodes φ_1, ..., φ_k in the order they are applied, ``map`` is the kernel map
+    (:class:`~kernelc.rules.nonlinearities.KernelMap`) of their composition."""
+
+    source: str
+    chain: Tuple[str, ...]
+    map: Any = field(compare=False, repr=False)
+
+    def describe(self) -> str:
+        return "post-activation"
+
+
+@dataclass(frozen=True)
+class Concatenation(Law):
+    """Channel blocks: a fraction ``weights[b]`` of the channels follows ``parts[b]``."""
+
+    weights: Tuple[float, ...]
+    parts: Tuple[Law, ...]
+
+    def describe(self) -> str:
+        return "concatenation of " + ", ".join(p.describe() for p in self.parts)
+
+
+@dataclass(frozen=True)
+class NonGaussian(Law):
+    """Not Gaussian, and not a form the rules compute exactly; ``reason`` says why and
+    ``suggestion`` how to write the network so that it is."""
+
+    reason: str
+    suggestion: Optional[str] = None
+
+    def describe(self) -> str:
+        return "not Gaussian"
+
+
+# -- transfer rules ----------------------------------------------------------------------------
+def _where(data) -> str:
+    return f"'{data['name']}' (line {data['span'].line})"
+
+
+def weight_layer_law(data, ins: Sequence[Law], node: str) -> Law:
+    """A weight layer with infinitely many independent input channels: its output is Gaussian
+    whatever its input (only the input's second moments, i.e. its kernel, enter)."""
+    return Gaussian(node)
+
+
+def linear_map_law(data, ins: Sequence[Law], node: str) -> Law:
+    """A fixed linear map (pooling, flatten): Gaussian in, Gaussian out. A pooled activation is
+    a sum of dependent non-Gaussian terms per channel, so it is not Gaussian."""
+    law = ins[0]
+    if isinstance(law, Gaussian):
+        return Gaussian(node)
+    if isinstance(law, (InputData, NonGaussian)):
+        return law
+    if isinstance(law, Concatenation):
+        return NonGaussian(f"{_where(data)} pools a concatenation; the per-branch kernels a "
+                           "nonlinearity would need are not kept through pooling",
+                           "apply the nonlinearity before the pooling layer, or put a weight "
+                           "layer between")
+    return NonGaussian(f"{_where(data)} averages post-activation features, which are not "
+                       "Gaussian (a linear map of a non-Gaussian field)",
+                       "apply the nonlinearity before pooling, or put a weight layer (dense) "
+                       "between the pooling and the nonlinearity")
+
+
+#: Law transfer by layer-kind category (``LayerKind.category``).
+CATEGORY_LAWS: Dict[str, Callable] = {"weight": weight_layer_law, "pool": linear_map_law}
+
+
+def _input_law(tg, node, data, ins):
+    return InputData()
+
+
+def _pass_through(tg, node, data, ins):
+    return ins[0]
+
+
+def _sum_law(tg, node, data, ins):
+    """Σ_b of jointly Gaussian branches is Gaussian; any other branch makes the sum not."""
+    if all(isinstance(law, Gaussian) for law in ins):
+        return Gaussian(node)
+    bad = next(law for law in ins if not isinstance(law, Gaussian))
+    what = {Activation: "the output of a nonlinearity", InputData: "the raw input",
+            Concatenation: "a concatenation"}.get(type(bad), "a non-Gaussian signal")
+    return NonGaussian(f"the residual block at line {data['span'].line} adds {what} "
+                       "(a post-activation residual), which is not Gaussian",
+                       "use the pre-activation form: keep the nonlinearities inside the "
+                       "residual branch, e.g. residual { relu; gconv; relu; gconv }, and "
+                       "put no nonlinearity right before the block")
+
+
+def concat_weights(widths: Sequence[Optional[int]]) -> Tuple[float, ...]:
+    """Channel fractions n_b/n of a concatenation (equal when widths are not all given)."""
+    if all(w is not None for w in widths):
+        return tuple(w / sum(widths) for w in widths)
+    return (1.0 / len(widths),) * len(widths)
+
+
+def _concat_law(tg, node, data, ins):
+    """Each branch keeps its own law; nested concatenations are flattened."""
+    widths = [tg.layers.node(i)["out"].channels for i in tg.layers.inputs(node)]
+    weights, parts = [], []
+    for w, law in zip(concat_weights(widths), ins):
+        if isinstance(law, Concatenation):
+            weights += [w * v for v in law.weights]
+            parts += list(law.parts)
+        else:
+            weights.append(w)
+            parts.append(law)
+    return Concatenation(tuple(weights), tuple(parts))
+
+
+def _nonlinearity_law(tg, node, data, ins):
+    return apply_nonlinearity(ins[0], tg.layers.inputs(node)[0], node, data)
+
+
+def apply_nonlinearity(law: Law, input_node: str, node: str, data) -> Law:
+    """The law after nonlinearity ``node``, or a :class:`ShapeError` saying why it is refused."""
+    if isinstance(law, Gaussian):
+        return Activation(law.node, (node,), data["hp"]["map"])
+    if isinstance(law, Activation):  # φ₂∘φ₁: one composed nonlinearity of the same Gaussian
+        from ..rules.nonlinearities import compose  # the rules table derives the composed map
+        try:
+            composed = compose(data["hp"]["map"], law.map,
+                               max(data["hp"]["degree"], law.map.quad_degree))
+        except KernelcError as exc:
+            raise ShapeError(exc.message, data["span"], suggestion=exc.suggestion) from None
+        return Activation(law.source, law.chain + (node,), composed)
+    if isinstance(law, Concatenation):
+        return Concatenation(law.weights, tuple(apply_nonlinearity(p, input_node, node, data)
+                                                for p in law.parts))
+    if isinstance(law, InputData):
+        raise ShapeError(f"this nonlinearity ({data['name']}) is applied to the raw input; the "
+                         "kernel maps of a "
+                         "nonlinearity assume a Gaussian pre-activation, and fixed input data "
+                         "is not one", data["span"],
+                         suggestion="put a weight layer (lift, conv or dense) before it")
+    raise ShapeError(f"this nonlinearity ({data['name']}) needs a Gaussian pre-activation, but "
+                     f"its input is not Gaussian: {law.reason}", data["span"],
+                     suggestion=law.suggestion)
+
+
+#: Law transfer of the structural node kinds (those without an entry in the layer tables).
+STRUCTURAL_LAWS: Dict[str, Callable] = {
+    "input": _input_law,
+    "fanout": _pass_through,
+    "identity": _pass_through,
+    "nonlinearity": _nonlinearity_law,
+    "sum": _sum_law,
+    "concat": _concat_law,
+}
+
+
+def node_law(tg, node: str, kind_category: Optional[str], ins: Sequence[Law]) -> Law:
+    """The law of ``node``'s output from its inputs' laws (table look-ups only)."""
+    data = tg.layers.node(node)
+    rule = STRUCTURAL_LAWS.get(data["kind"])
+    if rule is not None:
+        return rule(tg, node, data, ins)
+    return CATEGORY_LAWS[kind_category](data, ins, node)
+
+
+__all__ = ["Law", "Gaussian", "InputData", "Activation", "Concatenation", "NonGaussian",
+           "CATEGORY_LAWS", "STRUCTURAL_LAWS", "node_law", "apply_nonlinearity",
+           "concat_weights"]
