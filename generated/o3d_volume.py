@@ -325,6 +325,15 @@ def _safe_sqrt(a):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, a, 1)), 0)
 
 
+def _sqrt_det(p, m):
+    """sqrt(max(p - m^2, 0)) as sqrt((s - m)(s + m)), s = sqrt(max(p, 0)): no cancellation, and
+    no fused multiply-add can leave the rounding error of p = fl(a*a) behind, since
+    sqrt(fl(a*a)) == |a| exactly in IEEE arithmetic. So for p = a*a, m = a (a self pair,
+    correlation 1) the result is exactly 0. p <= 0 gives 0; gradients stay finite (_safe_sqrt)."""
+    s = _safe_sqrt(p)
+    return _safe_sqrt((s - m) * (s + m))
+
+
 def _safe_div(a, b):
     """a / b, and 0 where b == 0 (a correlation of a zero-variance input counts as 0)."""
     nonzero = b != 0
@@ -351,16 +360,17 @@ def _safe_asin(c):
 
 
 def _acos_ratio(n, q):
-    """arccos(n / sqrt(q)) as atan2(sqrt(q - n^2), n): exact at n^2 = q (correlation +-1),
-    implicitly clipped to [-1, 1]; q = n = 0 (zero variance) counts as correlation 0."""
-    s = _safe_sqrt(q - n * n)
+    """arccos(n / sqrt(q)) as atan2(sqrt(q - n^2), n): exact at n^2 = q (correlation +-1; the
+    determinant by _sqrt_det, so exactly 0 for q = fl(n*n)), implicitly clipped to [-1, 1];
+    q = n = 0 (zero variance) counts as correlation 0."""
+    s = _sqrt_det(q, n)
     degenerate = (s == 0) & (n == 0)
     return jnp.where(degenerate, jnp.pi / 2, jnp.arctan2(s, jnp.where(degenerate, 1, n)))
 
 
 def _asin_ratio(n, q):
     """arcsin(n / sqrt(q)) as atan2(n, sqrt(q - n^2)); same guards as _acos_ratio."""
-    s = _safe_sqrt(q - n * n)
+    s = _sqrt_det(q, n)
     degenerate = (s == 0) & (n == 0)
     return jnp.where(degenerate, 0.0, jnp.arctan2(n, jnp.where(degenerate, 1, s)))
 
@@ -386,8 +396,14 @@ def _gauss_hermite_2d(phi, k11, k12, k22, n):
     shape = jnp.broadcast_shapes(jnp.shape(k11), jnp.shape(k12), jnp.shape(k22))
     s11 = _safe_sqrt(jnp.asarray(k11, dtype=dtype))
     s22 = _safe_sqrt(jnp.asarray(k22, dtype=dtype))
-    rho = _clip_corr(_safe_div(jnp.asarray(k12, dtype=dtype), s11 * s22))
-    rho_c = _safe_sqrt(1 - rho * rho)
+    # ρ and √(1 − ρ²) from s = √(k11 k22) and the cancellation-free determinant: a self pair
+    # (k11 = k22 = k12 bit-identical) gets ρ = 1 and √(1 − ρ²) = 0 exactly (1 − ρ² from a ρ one
+    # ulp off 1 is ~1e-8, which moves every node v and the result by ~1e-7)
+    k12 = jnp.asarray(k12, dtype=dtype)
+    p = jnp.asarray(k11, dtype=dtype) * jnp.asarray(k22, dtype=dtype)
+    s12 = _safe_sqrt(p)
+    rho = _clip_corr(_safe_div(k12, s12))
+    rho_c = jnp.minimum(_safe_div(_sqrt_det(p, k12), s12), 1)
     z_in = jnp.asarray(z, dtype=dtype)
     w_in = jnp.asarray(w, dtype=dtype)
     b22, b_rho, b_rho_c = s22[..., None], rho[..., None], rho_c[..., None]
@@ -492,7 +508,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (_self_diagonal('group_reduced', 3, k_lift1),) * 2
     stats.append(v_a)
     k11, k22 = _variances('group_reduced', 3, v_a, v_b)
-    k_relu1 = (k_lift1*(jnp.pi - _acos_ratio(k_lift1, k11*k22)) + _safe_sqrt(k11*k22 - k_lift1**2))/(2*jnp.pi)
+    k_relu1 = (k_lift1*(jnp.pi - _acos_ratio(k_lift1, k11*k22)) + _sqrt_det(k11*k22, k_lift1))/(2*jnp.pi)
     if want_ntk:
         t_relu1 = ((jnp.pi - _acos_ratio(k_lift1, k11*k22))/(2*jnp.pi)) * t_lift1
     # -- gconv1 (line 8): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
@@ -507,7 +523,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (_self_diagonal('group_reduced', 3, k_gconv1),) * 2
     stats.append(v_a)
     k11, k22 = _variances('group_reduced', 3, v_a, v_b)
-    k_relu2 = (k_gconv1*(jnp.pi - _acos_ratio(k_gconv1, k11*k22)) + _safe_sqrt(k11*k22 - k_gconv1**2))/(2*jnp.pi)
+    k_relu2 = (k_gconv1*(jnp.pi - _acos_ratio(k_gconv1, k11*k22)) + _sqrt_det(k11*k22, k_gconv1))/(2*jnp.pi)
     if want_ntk:
         t_relu2 = ((jnp.pi - _acos_ratio(k_gconv1, k11*k22))/(2*jnp.pi)) * t_gconv1
     # -- group_pool1 (line 10): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)
@@ -583,13 +599,46 @@ def _cross_pass(xa, xb, sa, sb, I, J, tile, want_ntk, progress):
     return k, t
 
 
+def _pair_indices(n1, n2, gram, mirror):
+    """(I, J) of the pairs the cross pass computes. A Gram matrix of x1 with itself (``gram``)
+    leaves out the diagonal pairs (i, i): they are self pairs, taken from the self pass, where
+    the variances a nonlinearity reads are bit-identical to the covariances of the pair (a
+    cross pass on (x_i, x_i) reads the self pass's variances against its own, differently
+    rounded covariances, and the relu angle at correlation 1 becomes ~1e-8 instead of 0).
+    ``mirror`` (identity (S)) keeps only i < j."""
+    if mirror:
+        return np.triu_indices(n1, 1)
+    I, J = (a.ravel() for a in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
+    if gram:
+        off = I != J
+        I, J = I[off], J[off]
+    return I, J
+
+
+def _same_inputs(x1, x2):
+    """(I, J) of the pairs whose inputs are bit-identical, x1[i] == x2[j]: self pairs that a
+    cross Gram (e.g. the identity block of an orbit) takes from the self pass of x1."""
+    a = np.ascontiguousarray(x1).reshape(x1.shape[0], -1)
+    b = np.ascontiguousarray(x2).reshape(x2.shape[0], -1)
+    where = {}
+    for j, row in enumerate(b):
+        where.setdefault(row.tobytes(), []).append(j)
+    pairs = [(i, j) for i, row in enumerate(a) for j in where.get(row.tobytes(), ())]
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return tuple(np.array(v, dtype=np.int64) for v in zip(*pairs))
+
+
 def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=None,
               progress=None, symmetric=True):
     """The exact infinite-width NNGP and NTK Gram matrices of this network.
 
     x1: (N1, *box, C) inputs (channels last; single-channel inputs may omit the channel axis);
     x2: (N2, ...) or None for the Gram matrix of x1 with itself (only pairs i < j are computed
-    and mirrored: identity (S), unless ``symmetric=False``). ``get``: "nngp", "ntk" or both
+    and mirrored: identity (S), unless ``symmetric=False``; the diagonal pairs (i, i) are self
+    pairs and always come from the self pass, with the per-site variances bit-identical to the
+    covariances, so their correlation-1 sites are exact; so do all pairs of bit-identical
+    inputs, e.g. x1[i] == x2[j] in a cross Gram matrix). ``get``: "nngp", "ntk" or both
     (a dict is returned for a tuple). ``dtype``: "float32" or "float64" (float64 runs inside a
     local x64 context; global JAX flags are not touched). ``max_memory``: bytes or "4GB"; a
     request that cannot fit is refused before anything is allocated. ``progress``: show a
@@ -609,6 +658,11 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
     n2 = n1 if x2 is None else x2.shape[0]
     mirror = symmetric and x2 is None and OUTPUT_IS_VECTOR
     plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror)
+    # self pairs: the diagonal of a Gram matrix and every pair of identical inputs; the value
+    # comes from the self pass of x1 (of the smaller index in a Gram matrix: stays symmetric)
+    x1c = np.asarray(x1, dtype)
+    SI, SJ = _same_inputs(x1c, x1c if x2 is None else np.asarray(x2, dtype))
+    SK = np.minimum(SI, SJ) if x2 is None else SI
     with _x64_context(dtype):
         xa = jnp.asarray(x1, dtype)
         xb = xa if x2 is None else jnp.asarray(x2, dtype)
@@ -617,10 +671,7 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
             s2 = s1
         else:
             _, _, s2 = _self_pass(xb, plan["tile_pairs"], want_ntk, progress)
-        if mirror:
-            I, J = np.triu_indices(n1, 1)
-        else:
-            I, J = (a.ravel() for a in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
+        I, J = _pair_indices(n1, n2, x2 is None, mirror)
         shape = (n1, n2) + tuple(k1.shape[1:])
         out = {}
         if len(I):
@@ -634,7 +685,8 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
                 gram[I, J] = vals
             if mirror:
                 gram[J, I] = vals if vals is not None else 0
-                gram[np.arange(n1), np.arange(n1)] = np.asarray(diag)
+            if len(SI):  # self pairs: from the self pass, also when symmetric=False
+                gram[SI, SJ] = np.asarray(diag)[SK]
             if not np.all(np.isfinite(gram)):
                 raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
                                  "may be too large for float32 (try dtype='float64')")
