@@ -56,10 +56,10 @@ EXPECTED = {
         relu2=group:32x32:inf group_pool1=vector:-:inf dense1=vector:-:32 relu3=vector:-:32
         dense2=vector:-:9"""),
     "p4_residual.kc": ("p4", 4, "vector[10]", """
-        input=box:16x16:3 lift1=group:16x16:inf relu1=group:16x16:inf fanout1=group:16x16:inf
+        input=box:16x16:3 lift1=group:16x16:inf fanout1=group:16x16:inf relu1=group:16x16:inf
         gconv1=group:16x16:inf relu2=group:16x16:inf gconv2=group:16x16:inf
-        identity1=group:16x16:inf sum1=group:16x16:inf relu3=group:16x16:inf
-        fanout2=group:16x16:inf gconv3=group:16x16:inf relu4=group:16x16:inf
+        identity1=group:16x16:inf sum1=group:16x16:inf fanout2=group:16x16:inf
+        relu3=group:16x16:inf gconv3=group:16x16:inf relu4=group:16x16:inf
         gconv4=group:16x16:inf identity2=group:16x16:inf sum2=group:16x16:inf
         relu5=group:16x16:inf group_pool1=vector:-:inf dense1=vector:-:10"""),
     "p4m_mnist.kc": ("p4m", 8, "vector[10]", """
