@@ -399,11 +399,12 @@ class Nonlinearity:
                                             f"_{b}")
                 lines += more
                 ntk_lines += more_ntk
-            lines.append(f"{k} = " + " + ".join(f"{w!r} * {k}_{b}"
-                                                for b, (w, _) in enumerate(parts)))
+            weights = [w for w, _ in parts]
+            lines.append(f"{k} = " + _weighted_sum(weights, [f"{k}_{b}" for b in
+                                                             range(len(parts))]))
             if with_ntk:
-                ntk_lines.append(f"{t} = " + " + ".join(f"{w!r} * {t}_{b}"
-                                                        for b, (w, _) in enumerate(parts)))
+                ntk_lines.append(f"{t} = " + _weighted_sum(weights, [f"{t}_{b}" for b in
+                                                                     range(len(parts))]))
         if not with_ntk:
             ntk_lines = []
         lines += ctx.mask_lines(k, lay)
@@ -487,16 +488,18 @@ class Flatten:
         return _pool(ctx, node, ins, fn, "K⁺ = mean_g K[g,g]")
 
 
+def _weighted_sum(weights, names) -> str:
+    """Source of Σ_i w_i · name_i (a weight of 1 is left out)."""
+    return " + ".join(f"{w!r} * {v}" if w != 1.0 else v for w, v in zip(weights, names))
+
+
 def _combine(ctx, node, ins, weights, formula):
     out = ctx.out_layout(node)
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
-    def total(vals):
-        return " + ".join(f"{w!r} * {v}" if w != 1.0 else v for w, v in zip(weights, vals))
-    lines = [f"{k} = {total([v.nngp for v in ins])}"]
+    lines = [f"{k} = {_weighted_sum(weights, [v.nngp for v in ins])}"]
     with_ntk = [(w, v.ntk) for w, v in zip(weights, ins) if v.ntk is not None]
-    ntk_lines = [f"{t} = " + " + ".join(f"{w!r} * {n}" if w != 1.0 else n for w, n in with_ntk)] \
-        if with_ntk else []
+    ntk_lines = [f"{t} = " + _weighted_sum(*zip(*with_ntk))] if with_ntk else []
     return [Op("combine", formula, lines, out.entries, out.entries * len(ins), ntk_lines)], \
         Value(k, t if with_ntk else None, out)
 
