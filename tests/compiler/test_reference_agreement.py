@@ -85,12 +85,16 @@ CASES = {
                                         [gconv(size=1, W_std=0.8, b_std=0.2)]]},
         RELU, POOL, dense()]),
     # consecutive nonlinearities compose: sin∘erf by quadrature against the lift's Gaussian;
-    # a concat block that ends in a nonlinearity composes with the map after the concat
+    # a concat block that ends in a nonlinearity composes with the map after the concat.
+    # Both sides use n×n Gauss–Hermite, whose error is not symmetric in (k11, k22) while the
+    # reference mirrors its upper triangle: the comparison is only as tight as the quadrature.
+    # Small pre-activation variances (≲ 1) and n = 160 make sin∘erf's rule exact to ~1e-16
+    # (at variance 3 and n = 80 it is off by ~2e-6, which is what a 1.5e-6 gap here once was).
     "p4-composed-smooth": ("p4", (4, 4), 1, 3, [
-        lift(W_std=1.3, b_std=0.1), ERF, nl("sin", degree=80, points=80),
-        {"kind": "concat", "branches": [[gconv(W_std=1.2), SIN],
-                                        [gconv(size=1, W_std=1.5, b_std=0.2)]]},
-        nl("erf", degree=80, points=80), POOL, dense()]),
+        lift(W_std=0.7, b_std=0.1), ERF, nl("sin", degree=160, points=160),
+        {"kind": "concat", "branches": [[gconv(W_std=0.9), SIN],
+                                        [gconv(size=1, W_std=0.9, b_std=0.2)]]},
+        nl("erf", degree=160, points=160), POOL, dense()]),
     "p4-concat": ("p4", (4, 4), 2, 3, [
         lift(W_std=1.2, b_std=0.1), RELU,
         {"kind": "concat", "branches": [[gconv(W_std=1.2), RELU],
@@ -146,11 +150,6 @@ def _tolerance(layers, which):
                 if has_relu(b):
                     return True
         return False
-    if any(layer.get("degree") for layer in layers):
-        # composed quadrature maps: kernelc and the reference agree pointwise to 4e-16 on the
-        # lift kernel's entries, yet the network differs by 1.5e-6 (NNGP) / 1.5e-5 (NTK);
-        # not explained yet (open in the closing note of issue 10), so the bound is loose
-        return 3e-5
     return 1e-9 if which == "ntk" and has_relu(layers) else 1e-10
 
 
