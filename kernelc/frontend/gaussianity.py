@@ -127,8 +127,9 @@ def linear_map_law(data, ins: Sequence[Law], node: str) -> Law:
                            "nonlinearity would need are not kept through pooling",
                            "apply the nonlinearity before the pooling layer, or put a weight "
                            "layer between")
-    return NonGaussian(f"{_where(data)} averages post-activation features, which are not "
-                       "Gaussian (a linear map of a non-Gaussian field)",
+    return NonGaussian(f"{_where(data)} is a linear map of post-activation features; per "
+                       "channel it is a sum of dependent non-Gaussian terms, which is not "
+                       "Gaussian",
                        "apply the nonlinearity before pooling, or put a weight layer (dense) "
                        "between the pooling and the nonlinearity")
 

@@ -355,7 +355,9 @@ def compose(outer: KernelMap, inner: KernelMap, quad_degree: int = 32) -> Kernel
     if expr.is_polynomial(x) and sympy.degree(expr, x) > MAX_COMPOSED_DEGREE:
         raise SpecError(f"{outer.name}∘{inner.name} is a polynomial of degree "
                         f"{sympy.degree(expr, x)}, above {MAX_COMPOSED_DEGREE}; its exact "
-                        "kernel would take too long")
+                        "kernel would take too long",
+                        suggestion="put a weight layer between the two nonlinearities, or "
+                                   "lower the polynomials' degrees")
     kmap = phi_rule((), expr, quad_degree)
     return dataclasses.replace(kmap, name=f"{outer.name}∘{inner.name}")
 
