@@ -252,7 +252,10 @@ def test_resolved_hyperparameters():
 
 
 def test_nonlinearity_nodes_carry_their_kernel_map():
-    tg = check(P4_HEADER + "lift\nrelu\nleaky_relu(0.1)\nphi(x**2)\nerf(degree=12)\n")
-    maps = [tg.layers.node(n)["hp"] for n in ("n002", "n003", "n004", "n005")]
+    # each separated by a weight layer: consecutive ones would compose (tests/frontend/
+    # test_gaussianity.py), and erf∘φ(x**2)∘leaky∘relu is kinked, which is refused
+    tg = check(P4_HEADER + "lift\nrelu\ngconv\nleaky_relu(0.1)\ngconv\nphi(x**2)\ngconv\n"
+               "erf(degree=12)\n")
+    maps = [tg.layers.node(n)["hp"] for n in ("n002", "n004", "n006", "n008")]
     assert [m["map"].name for m in maps] == ["relu", "leaky_relu(0.1)", "phi(x**2)", "erf"]
     assert [m["degree"] for m in maps] == [32, 32, 32, 12]

@@ -9,8 +9,8 @@ import sympy
 from scipy import integrate, special
 
 from kernelc.errors import SpecError
-from kernelc.rules.nonlinearities import (NONLINEARITIES, k11, k12, k22, kernel_map, prelude,
-                                          x)
+from kernelc.rules.nonlinearities import (NONLINEARITIES, compose, k11, k12, k22, kernel_map,
+                                          prelude, x)
 
 # (k11, k12, k22): generic, negative, unequal variances with rho near +1 and near -1
 LAMBDAS = [
@@ -304,3 +304,37 @@ def test_poly_and_other_argument_errors():
         kernel_map("phi", expr=sympy.tanh(x), quad_degree=0)
     with pytest.raises(SpecError, match="no JAX translation for the function 'besselj'"):
         kernel_map("phi", expr=sympy.besselj(0, x))
+
+
+# φ with two slopes (a x for x > 0, b x for x < 0), as written in a spec and as compositions
+TWO_SLOPES = {
+    "phi(max(2*x, -0.5*x))": (2.0, -0.5, lambda: kernel_map("phi", (), sympy.Max(2 * x, -x / 2))),
+    "leaky(0.1)∘leaky(0.2)": (1.0, 0.02, lambda: compose(kernel_map("leaky_relu", (0.1,)),
+                                                         kernel_map("leaky_relu", (0.2,)))),
+    "abs∘leaky(-0.5)": (1.0, -0.5, lambda: compose(kernel_map("abs"),
+                                                   kernel_map("leaky_relu", (-0.5,)))),
+    "relu∘leaky(2.5)": (2.5, 0.0, lambda: compose(kernel_map("relu"),
+                                                  kernel_map("leaky_relu", (2.5,)))),
+}
+
+
+@pytest.mark.parametrize("name", list(TWO_SLOPES))
+@pytest.mark.parametrize("lam", LAMBDAS)
+def test_two_slope_phi_has_the_closed_form(name, lam):
+    """φ(x) = a x (x > 0), b x (x < 0): K⁺ = (b² + b(a−b)) k12 + (a−b)² K_relu, checked against
+    integration with the kink on a panel edge."""
+    a, b, build = TWO_SLOPES[name]
+    kmap = build()
+    assert kmap.method == "closed form"
+    phi = lambda z: np.where(z > 0, a * z, b * z)  # noqa: E731
+    dphi = lambda z: np.where(z > 0, a, b) + 0 * z  # noqa: E731
+    nngp, ntk = kmap.evaluate(*lam)
+    assert nngp == pytest.approx(brute_expectation(phi, *lam), rel=1e-6, abs=1e-12)
+    assert ntk == pytest.approx(brute_expectation(dphi, *lam), rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("expr", [sympy.Max(0, sympy.sin(x)), sympy.erf(sympy.Max(0, x)),
+                                  sympy.Max(0, x)**2, sympy.Abs(x) * x])
+def test_kinked_phi_without_closed_form_is_refused(expr):
+    with pytest.raises(SpecError, match="is not smooth .* so it is refused"):
+        kernel_map("phi", (), expr)
