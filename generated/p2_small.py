@@ -14,6 +14,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 import jax
@@ -21,12 +22,15 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp  # noqa: F401 - emitted nonlinearity maps may call jsp.erf
 
 try:  # kernelc's own error types when it is installed; plain ones otherwise
-    from kernelc.errors import InputError, MemoryBudgetError
+    from kernelc.errors import InputError, MemoryBudgetError, QuadratureWarning
 except ImportError:  # pragma: no cover - the module is self-contained
     class InputError(ValueError):
         pass
 
     class MemoryBudgetError(MemoryError):
+        pass
+
+    class QuadratureWarning(UserWarning):
         pass
 
 _LETTERS = "abcdefghijklmnopqrstuvw"
@@ -382,14 +386,72 @@ def _broadcast(value, k11, k12, k22):
     return jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
 
 
-def _gauss_hermite_2d(phi, k11, k12, k22, n):
+#: label -> (estimated absolute error, largest E[phi(u)^2], n): the worst Gauss-Hermite
+#: accuracy estimate seen since kernel_fn last cleared it (see _quadrature_estimate)
+_QUADRATURE_ERRORS = {}
+
+
+def _record_quadrature(label, n, error, scale):
+    """Keep the worst (error, scale) of the map ``label`` (called from inside jit as a callback)."""
+    import numpy as _np
+    error, scale = float(_np.max(error)), float(_np.max(scale))
+    old = _QUADRATURE_ERRORS.get(label)
+    if old is None or error * max(old[1], 1e-300) > old[0] * max(scale, 1e-300):
+        _QUADRATURE_ERRORS[label] = (error, scale, n)
+
+
+def _hermite_rule(n):
+    """Probabilists' Gauss-Hermite nodes and weights (summing to 1) by Golub-Welsch: the
+    eigenvalues of the Jacobi matrix of He_n and the squared first eigenvector components
+    (stable for any n, where numpy's hermegauss overflows past n ~ 400)."""
+    import numpy as _np
+    off = _np.sqrt(_np.arange(1, n, dtype=_np.float64))
+    nodes, vectors = _np.linalg.eigh(_np.diag(off, 1) + _np.diag(off, -1))
+    weights = vectors[0] ** 2
+    return nodes, weights / weights.sum()
+
+
+def _quadrature_estimate(phi, k, n, label):
+    """Accuracy of the n-point rule where it is worst, on the diagonal: I_m(k) = sum_i w_i
+    phi(sqrt(k) z_i)^2 = E[phi(u)^2] by the m-point rule; |I_n - I_2n| estimates the n-point
+    error (the 2n-point rule is far more accurate for a smooth phi), and it bounds the
+    off-diagonal error of the 2-d rule, which reduces to I_n at correlation 1. Recorded with
+    max I_2n under ``label``; kernel_fn warns when the relative error is above tolerance."""
+    dtype = jnp.result_type(k, 1.0)
+    s = _safe_sqrt(jnp.asarray(k, dtype=dtype))
+    estimates = []
+    for m in (n, 2 * n):
+        z, w = _hermite_rule(m)
+        total = jnp.zeros(jnp.shape(s), dtype=dtype)
+        if jnp.__name__.startswith("jax"):
+            import jax
+            step = lambda acc, zw: (acc + zw[1] * phi(s * zw[0]) ** 2, None)  # noqa: E731
+            total = jax.lax.scan(step, total, (jnp.asarray(z, dtype), jnp.asarray(w, dtype)))[0]
+        else:
+            for zi, wi in zip(z.tolist(), w.tolist()):
+                total = total + wi * phi(s * zi) ** 2
+        estimates.append(total)
+    error = jnp.max(jnp.abs(estimates[0] - estimates[1]))
+    scale = jnp.max(jnp.abs(estimates[1]))
+    if jnp.__name__.startswith("jax"):
+        import functools
+        import jax
+        jax.debug.callback(functools.partial(_record_quadrature, label, n), error, scale)
+    else:
+        _record_quadrature(label, n, error, scale)
+
+
+def _gauss_hermite_2d(phi, k11, k12, k22, n, label="phi"):
     """E[phi(u) phi(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), by n x n Gauss-Hermite.
 
     Probabilists' nodes z_i, weights w_i / sqrt(2 pi); u = sqrt(k11) z1,
     v = sqrt(k22) (rho z1 + sqrt(1 - rho^2) z2), rho = k12 / sqrt(k11 k22) clipped to [-1, 1].
     The outer sum is a loop (lax.scan under JAX) so memory stays at n times the input size.
+    The rule's accuracy at the variances k11 is estimated and recorded under ``label``
+    (_quadrature_estimate): quadrature is not exact, and kernel_fn says so when it matters.
     """
     import numpy as _np
+    _quadrature_estimate(phi, k11, n, label)
     z, w = _np.polynomial.hermite_e.hermegauss(n)
     w = w / _np.sqrt(2 * _np.pi)
     dtype = jnp.result_type(k11, k12, k22, 1.0)
@@ -458,7 +520,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_lift1 = _reduced_stencil(k_input, LIFT1_TERMS, ((1, 1), (1, 1)), (12, 12), 'circular')
     k_lift1 = 1.44 * lin_lift1 + 0.01
     if want_ntk:
-        t_lift1 = k_lift1
+        t_lift1 = jax.lax.optimization_barrier(k_lift1)
     # -- erf1 (line 7): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = erf
     #    layout group_reduced (2×12×12×12×12 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (_self_diagonal('group_reduced', 2, k_lift1),) * 2
@@ -585,6 +647,26 @@ def _same_inputs(x1, x2):
     return tuple(np.array(v, dtype=np.int64) for v in zip(*pairs))
 
 
+#: relative accuracy below which a Gauss-Hermite map is reported (per dtype): well above the
+#: rounding of the map itself, and below what a user of that precision would notice
+QUADRATURE_TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
+
+
+def _warn_inexact_quadrature(dtype):
+    """One QuadratureWarning per Gauss-Hermite map whose estimated relative error (recorded by
+    _quadrature_estimate during this call) is above QUADRATURE_TOLERANCE[dtype]."""
+    tol = QUADRATURE_TOLERANCE[str(np.dtype(dtype))]
+    for label, (error, scale, n) in sorted(_QUADRATURE_ERRORS.items()):
+        rel = error / scale if scale > 0 else 0.0
+        if rel > tol:
+            warnings.warn(
+                f"{label} is computed by {n}-point Gauss-Hermite quadrature, which is accurate "
+                f"only to ~{rel:.1e} (relative) at the largest pre-activation variance of these "
+                f"inputs (tolerance {tol:.0e} for {np.dtype(dtype)}); give the nonlinearity a "
+                f"higher degree= (up to 256), or smaller inputs/weights",
+                QuadratureWarning, stacklevel=3)
+
+
 def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=None,
               progress=None, symmetric=True):
     """The exact infinite-width NNGP and NTK Gram matrices of this network.
@@ -619,6 +701,7 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
     x1c = np.asarray(x1, dtype)
     SI, SJ = _same_inputs(x1c, x1c if x2 is None else np.asarray(x2, dtype))
     SK = np.minimum(SI, SJ) if x2 is None else SI
+    _QUADRATURE_ERRORS.clear()
     with _x64_context(dtype):
         xa = jnp.asarray(x1, dtype)
         xb = xa if x2 is None else jnp.asarray(x2, dtype)
@@ -647,4 +730,5 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
                 raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
                                  "may be too large for float32 (try dtype='float64')")
             out[name] = gram
+    _warn_inexact_quadrature(dtype)
     return out[get[0]] if single else out

@@ -96,7 +96,7 @@ class CompiledKernel:
 # runs at import time except imports, constant tables and definitions), and no code anywhere may
 # import other modules or use the builtins that run code or touch files.
 # It is a check against text escaping into code, not a sandbox for hostile generated code.
-_IMPORTABLE = ("os", "sys", "time", "math", "functools", "numpy", "jax")
+_IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "numpy", "jax")
 #: ``from X import ...``: not os and sys, whose uses are checked by attribute name below.
 _FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax")
 _IMPORT_FROM = {"kernelc.errors"}  # the try/except ImportError block of the runtime prelude

@@ -106,6 +106,12 @@ class GeneratedCodeError(KernelcError):
     kind = "internal error"
 
 
+class QuadratureWarning(UserWarning):
+    """A kernel map computed by Gauss–Hermite quadrature (a φ without closed form) is less
+    accurate than the working precision at the variances of this computation; the message gives
+    the estimate and how to raise the rule's degree."""
+
+
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> Optional[str]:
     """``"did you mean 'gconv'?"`` for the nearest valid names, or ``None`` when nothing is close."""
     close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)

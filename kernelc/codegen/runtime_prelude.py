@@ -7,6 +7,7 @@ the text after ``# --- prelude ---`` so generated modules depend on jax and nump
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 import jax
@@ -14,12 +15,15 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp  # noqa: F401 - emitted nonlinearity maps may call jsp.erf
 
 try:  # kernelc's own error types when it is installed; plain ones otherwise
-    from kernelc.errors import InputError, MemoryBudgetError
+    from kernelc.errors import InputError, MemoryBudgetError, QuadratureWarning
 except ImportError:  # pragma: no cover - the module is self-contained
     class InputError(ValueError):
         pass
 
     class MemoryBudgetError(MemoryError):
+        pass
+
+    class QuadratureWarning(UserWarning):
         pass
 
 _LETTERS = "abcdefghijklmnopqrstuvw"
@@ -399,6 +403,26 @@ def _same_inputs(x1, x2):
     return tuple(np.array(v, dtype=np.int64) for v in zip(*pairs))
 
 
+#: relative accuracy below which a Gauss-Hermite map is reported (per dtype): well above the
+#: rounding of the map itself, and below what a user of that precision would notice
+QUADRATURE_TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
+
+
+def _warn_inexact_quadrature(dtype):
+    """One QuadratureWarning per Gauss-Hermite map whose estimated relative error (recorded by
+    _quadrature_estimate during this call) is above QUADRATURE_TOLERANCE[dtype]."""
+    tol = QUADRATURE_TOLERANCE[str(np.dtype(dtype))]
+    for label, (error, scale, n) in sorted(_QUADRATURE_ERRORS.items()):
+        rel = error / scale if scale > 0 else 0.0
+        if rel > tol:
+            warnings.warn(
+                f"{label} is computed by {n}-point Gauss-Hermite quadrature, which is accurate "
+                f"only to ~{rel:.1e} (relative) at the largest pre-activation variance of these "
+                f"inputs (tolerance {tol:.0e} for {np.dtype(dtype)}); give the nonlinearity a "
+                f"higher degree= (up to 256), or smaller inputs/weights",
+                QuadratureWarning, stacklevel=3)
+
+
 def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=None,
               progress=None, symmetric=True):
     """The exact infinite-width NNGP and NTK Gram matrices of this network.
@@ -433,6 +457,7 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
     x1c = np.asarray(x1, dtype)
     SI, SJ = _same_inputs(x1c, x1c if x2 is None else np.asarray(x2, dtype))
     SK = np.minimum(SI, SJ) if x2 is None else SI
+    _QUADRATURE_ERRORS.clear()
     with _x64_context(dtype):
         xa = jnp.asarray(x1, dtype)
         xb = xa if x2 is None else jnp.asarray(x2, dtype)
@@ -461,4 +486,5 @@ def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=N
                 raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
                                  "may be too large for float32 (try dtype='float64')")
             out[name] = gram
+    _warn_inexact_quadrature(dtype)
     return out[get[0]] if single else out

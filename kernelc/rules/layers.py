@@ -80,6 +80,12 @@ def _ntk_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str, out_t: s
         fan_in = ctx.fan_in(node)
         rest = f"{float(fan_in)!r} * {lin}" + (" + 1.0" if hp["b_std"] > 0 else "")
     if ntk_lin is None:
+        if rest == out_k:
+            # Θ = K at the first weight layer. The barrier keeps XLA from merging the two
+            # names: with Θ and K both feeding the same later stencils, jaxlib 0.10.2 on CPU
+            # miscompiled a residual network's self-pair NTK (values 4× off; see
+            # tests/compiler/test_reference_agreement.py, p4-residual-gconv-first)
+            return [f"{out_t} = jax.lax.optimization_barrier({out_k})"]
         return [f"{out_t} = {rest}"]
     return [f"{out_t} = {num(w2)} * {ntk_lin} + {rest}"]
 

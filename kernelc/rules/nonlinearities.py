@@ -81,8 +81,11 @@ class KernelMap:
         variables = f"{k11}, {k12}, {k22}"
         if self.nngp is None:
             # the lambda's own parameter 'x' only shadows inside the lambda body
+            # the label names the map in kernel_fn's accuracy warning (a Python string literal)
             return tuple(f"_gauss_hermite_2d(lambda x: {jax_code(f, {x: 'x'})}, {variables}, "
-                         f"{self.quad_degree})" for f in (self.phi, self.phi_prime))
+                         f"{self.quad_degree}, {label!r})"
+                         for f, label in ((self.phi, f"K⁺ of {self.name}"),
+                                          (self.phi_prime, f"K̇ of {self.name}")))
         names = dict(zip(_SYMBOLS, (k11, k12, k22)))
         out = []
         for expr in (self.nngp, self.ntk_dot):

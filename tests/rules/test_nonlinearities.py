@@ -190,7 +190,7 @@ def test_quadrature_degree_is_configurable():
     expr = sympy.tanh(x)
     k8 = kernel_map("phi", expr=expr, quad_degree=8)
     k48 = kernel_map("phi", expr=expr, quad_degree=64)
-    assert k8.method == "gauss-hermite(n=8)" and k8.emit_jax("a", "b", "c")[0].endswith(", 8)")
+    assert k8.method == "gauss-hermite(n=8)" and k8.emit_jax("a", "b", "c")[0].endswith(", 8, 'K⁺ of phi(tanh(x))')")
     lam = (1.0, 0.3, 2.0)
     exact = brute_expectation(np.tanh, *lam)
     assert k48.evaluate(*lam)[0] == pytest.approx(exact, rel=1e-6)
@@ -338,3 +338,21 @@ def test_two_slope_phi_has_the_closed_form(name, lam):
 def test_kinked_phi_without_closed_form_is_refused(expr):
     with pytest.raises(SpecError, match="is not smooth .* so it is refused"):
         kernel_map("phi", (), expr)
+
+
+def test_quadrature_accuracy_estimate_is_recorded_and_honest():
+    """_quadrature_estimate (n vs 2n points on the diagonal E[φ(u)²]) records, per map, an
+    estimate of the true error of the n-point 2-d rule, on and off the diagonal, to within a
+    factor of 2 (the 2n-point reference is itself not exact when n is small)."""
+    namespace = {"jnp": np}
+    exec(prelude(imports=False), namespace)  # noqa: S102 - our own printer's helper text
+    gh, errors = namespace["_gauss_hermite_2d"], namespace["_QUADRATURE_ERRORS"]
+    k11, k22 = np.array([0.5, 2.0]), np.array([1.5, 2.0])
+    k12 = np.array([0.6, 2.0]) * np.sqrt(k11 * k22) / np.array([1.0, 2.0])  # ρ = 0.6, 1
+    coarse = gh(np.tanh, k11, k12, k22, 16, "tanh")
+    fine = gh(np.tanh, k11, k12, k22, 200, "tanh fine")
+    error, scale, n = errors["tanh"]
+    assert n == 16 and scale == pytest.approx(np.max(fine[1]), rel=1e-2)
+    true = np.max(np.abs(coarse - fine))
+    assert true / 2 <= error <= 2 * true
+    assert errors["tanh fine"][0] < 1e-10
