@@ -245,17 +245,22 @@ def _budget_bytes(max_memory):
         except (ValueError, OSError, AttributeError):  # pragma: no cover
             total = 8 << 30
         return int(total * 0.5)
+    value = max_memory
     if isinstance(max_memory, str):
         units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
         text = max_memory.strip().lower().rstrip("b").rstrip("i")
         try:
-            if text and text[-1] in units:
-                return int(float(text[:-1]) * units[text[-1]])
-            return int(float(text))
+            value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units \
+                else float(text)
         except ValueError:
             raise InputError(f"cannot read the memory budget {max_memory!r}; "
                              "write e.g. 2GB or 512MiB") from None
-    return int(max_memory)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value <= 0:
+        # inf, 1e400, nan, a list, 0 or a negative number: not a budget
+        raise InputError(f"the memory budget must be a positive, finite number of bytes or a "
+                         f"size such as 4GB; got {max_memory!r}")
+    return int(value)
 
 
 def _fmt_bytes(n):

@@ -134,7 +134,7 @@ def _kernel_args(p):
 def _kernel(args) -> int:
     import numpy as np
     from .api import compile
-    from .errors import InputError
+    from .errors import InputError, MemoryBudgetError
     from .methods.data import output_path, save_npz
     out = None if args.out is None else \
         output_path(args.out, "--out", suffix=".npz", inputs=[args.spec, args.data])
@@ -144,16 +144,34 @@ def _kernel(args) -> int:
     if args.random is not None:
         if args.random < 1:
             raise InputError("--random needs at least one input")
+        if args.seed < 0:
+            raise InputError(f"--seed must be ≥ 0, got {args.seed}")
+        # the budget first: --random 1000000 on 64×64 images used to allocate 32 GB of inputs
+        # (or die in numpy) before the Gram matrix's estimate refused it
+        plan = net.module.plan_memory(args.random, dtype=args.dtype, max_memory=args.max_memory)
+        input_bytes = args.random * int(np.prod(shape)) * 8
+        if input_bytes > plan["budget"]:
+            raise MemoryBudgetError(f"--random {args.random} needs {input_bytes / 2**30:.1f} GiB "
+                                    "of inputs alone, more than the memory budget of "
+                                    f"{plan['budget'] / 2**30:.1f} GiB")
         x1 = np.random.default_rng(args.seed).normal(size=(args.random,) + shape)
     else:
         from .methods.data import load_arrays
         x1, _ = load_arrays(args.data, x_key=args.x or "x", y_key=None)
         if args.x2:
             x2, _ = load_arrays(args.data, x_key=args.x2, y_key=None)
+        if x2 is not None and (x1.dtype == np.uint8) != (x2.dtype == np.uint8):
+            # uint8 images are scaled to [0, 1] and float ones are not: identical images in
+            # the two dtypes would silently give different kernels
+            raise InputError(f"--x ({x1.dtype}) and --x2 ({x2.dtype}) have different dtypes; "
+                             "uint8 images are scaled by 1/255 and float ones are not, so give "
+                             "both in one dtype")
         if x1.dtype == np.uint8:
             x1 = x1 / 255.0
             x2 = None if x2 is None else x2 / 255.0
-    if args.limit:
+    if args.limit is not None:
+        if args.limit < 1:
+            raise InputError(f"--limit must be a positive number of inputs, got {args.limit}")
         x1 = x1[:args.limit]
         x2 = None if x2 is None else x2[:args.limit]
     get = tuple(g.strip() for g in args.get.split(",") if g.strip())

@@ -285,3 +285,48 @@ def test_save_figure_appends_png_and_writes_atomically(tmp_path):
     svg = save_figure(fig, tmp_path / "c.svg")
     assert b"<svg" in svg.read_bytes()[:400]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.svg", "curve.png"]
+
+
+# -- kernel: arguments that used to be ignored or silently inconsistent -----------------------
+@pytest.mark.parametrize("limit", [0, -1])
+def test_kernel_limit_must_be_positive(files, capsys, limit):
+    code, _, err = run(capsys, "kernel", "s.kc", "--data", "k.npz", "--limit", limit)
+    assert code == 2 and f"--limit must be a positive number of inputs, got {limit}" in err
+
+
+def test_kernel_refuses_uint8_mixed_with_float(files, capsys):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(2, 3, 3, 1)).astype(np.uint8)
+    np.savez(files / "m.npz", x=images, x2=images.astype(np.float64))
+    code, _, err = run(capsys, "kernel", "s.kc", "--data", "m.npz", "--x2", "x2")
+    assert code == 2
+    assert "--x (uint8) and --x2 (float64) have different dtypes" in err
+
+
+def test_kernel_uint8_pair_is_scaled_once(files, capsys):
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(2, 3, 3, 1)).astype(np.uint8)
+    np.savez(files / "u.npz", x=images, x2=images)
+    assert run(capsys, "kernel", "s.kc", "--data", "u.npz", "--x2", "x2", "--dtype", "float64",
+               "--out", "cross.npz")[0] == 0
+    assert run(capsys, "kernel", "s.kc", "--data", "u.npz", "--dtype", "float64",
+               "--out", "gram.npz")[0] == 0
+    cross, gram = np.load("cross.npz"), np.load("gram.npz")
+    np.testing.assert_allclose(cross["nngp"], gram["nngp"], rtol=1e-12)
+
+
+def test_kernel_random_is_refused_before_allocating(files, capsys):
+    code, _, err = run(capsys, "kernel", "s.kc", "--random", 10**9, "--max-memory", "1GB")
+    assert code == 2 and "memory error" in err and "more than the budget" in err
+
+
+def test_kernel_random_inputs_alone_over_budget(files, capsys):
+    # 3×3 inputs: the Gram matrix of 4e5 inputs is refused first; tiny result, big inputs is
+    # the case here: a budget below the input bytes
+    code, _, err = run(capsys, "kernel", "s.kc", "--random", 2000, "--max-memory", "100KB")
+    assert code == 2 and "memory error" in err
+
+
+def test_kernel_negative_seed(files, capsys):
+    code, _, err = run(capsys, "kernel", "s.kc", "--random", 2, "--seed", -1)
+    assert code == 2 and "--seed must be ≥ 0, got -1" in err

@@ -26,6 +26,9 @@ deterministic: sympy's canonical term order, nothing depending on hashing or mem
 """
 from __future__ import annotations
 
+import functools
+import math
+
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
@@ -108,7 +111,17 @@ class JaxKernelPrinter(StrPrinter):
 
     def _print_Float(self, expr):
         # repr of the double: shortest round-tripping text, e.g. 0.1 rather than 0.100000000000000
-        return repr(float(expr))
+        return _double(expr)
+
+    def _print_Integer(self, expr):
+        # a Python int beyond int32 next to a JAX array overflows JAX's (x32) conversion: write
+        # it as a double (exact up to 2**53, relative 1e-16 beyond)
+        return str(int(expr)) if abs(int(expr)) < 2**31 else _double(expr)
+
+    def _print_Rational(self, expr):
+        if max(abs(int(expr.p)), abs(int(expr.q))) < 2**31:
+            return super()._print_Rational(expr)
+        return _double(expr)
 
     def _print_BooleanTrue(self, expr):
         return "True"
@@ -210,9 +223,27 @@ class JaxKernelPrinter(StrPrinter):
         return f"jnp.logical_not({self._print(expr.args[0])})"
 
 
+def _double(expr) -> str:
+    """repr of a finite double, or a SpecError: a kernel-map coefficient beyond the double range
+    (e.g. phi(1e200*x), whose K⁺ has 1e400) would print as the name 'inf'."""
+    value = float(expr)
+    if not math.isfinite(value):
+        raise SpecError(f"a coefficient of the kernel map, {sympy.sstr(expr)[:40]}, is beyond the "
+                        "range of a double (about 1.8e308)",
+                        suggestion="rescale φ or the weights so that its coefficients stay "
+                                   "below ~1e150")
+    return repr(value)
+
+
 def jax_code(expr: sympy.Expr, names: dict) -> str:
     """Guarded JAX source text of ``expr``; ``names[symbol]`` is the variable each symbol reads."""
-    return JaxKernelPrinter({"names": dict(names)}).doprint(sympy.sympify(expr, strict=True))
+    return _jax_code(sympy.sympify(expr, strict=True), tuple(names.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _jax_code(expr: sympy.Expr, names: tuple) -> str:
+    # cached: a stack of 3,000 relu layers prints the same two maps 3,000 times
+    return JaxKernelPrinter({"names": dict(names)}).doprint(expr)
 
 
 PRELUDE_IMPORTS = "import jax.numpy as jnp\nimport jax.scipy.special as jsp\n"

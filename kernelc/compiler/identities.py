@@ -135,6 +135,18 @@ def so3_right_invariance(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDe
         return IdentityDecision("R", name, False, "the network has no signal on SO(3)")
     if not enabled.get("R", True):
         return IdentityDecision("R", name, False, "switched off by the caller (general path)")
+    for node in _nodes_of(tg, "gconv"):
+        data = tg.layers.node(node)
+        grid_in = tg.layers.node(tg.layers.inputs(node)[0])["out"].shape[0] // 2
+        if data["hp"]["bandlimit"] > grid_in:
+            # Π_L of a K̃ sampled on a grid of bandwidth B_in < L is not defined by the SO(3)
+            # FFT of that grid; the general path's written-out quadrature is
+            return IdentityDecision(
+                "R", name, False,
+                f"'{data['name']}' (line {data['span'].line}) has band limit "
+                f"{data['hp']['bandlimit']} above the bandwidth {grid_in} of its input grid; "
+                "the general path integrates it exactly (raise the previous layer's grid= to "
+                "use the reduced path)")
     grids = sorted({tg.layers.node(n)["hp"]["grid"] for n in layers})
     n = (2 * grids[-1]) ** 3
     return IdentityDecision("R", name, True,

@@ -62,6 +62,10 @@ def build_graph(spec: Spec) -> LayerGraph:
     names: Dict[str, int] = {}
 
     def add(kind: str, span, hp=None, label=None, **extra) -> str:
+        if counter[0] >= MAX_NODES:  # a flat list of layers counts too, not only repeat
+            raise SpecError(f"the network has more than {MAX_NODES} layers (after unrolling "
+                            "repeat blocks and adding the branch nodes); this one is past it",
+                            span)
         nid = f"n{counter[0]:03d}"
         counter[0] += 1
         base = label or kind

@@ -100,9 +100,6 @@ def _elementwise(tg, node, ins):
 def _fan_in(tg, node, ins):
     data = tg.layers.node(node)
     first = ins[0]
-    if first.domain in ("sphere", "so3"):
-        raise ShapeError(f"{data['kind']} blocks are not supported in the SO(3) family yet",
-                         data["span"])
     for other in ins[1:]:
         if (other.domain, other.shape) != (first.domain, first.shape):
             raise ShapeError(f"the branches of this {data['kind']} block disagree: "

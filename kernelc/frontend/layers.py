@@ -95,11 +95,18 @@ def _positive_int(v):
     return v
 
 
+#: Largest weight/bias standard deviation: σ² then stays far inside the double range (σ_w =
+#: 1e160 used to overflow in the rules); real networks use values of order 1.
+MAX_STD = 1e6
+
+
 def _nonneg_float(v):
     if isinstance(v, Word) or not isinstance(v, (int, float)):
         raise ValueError("expected a number")
     if v < 0:
         raise ValueError("expected a number ≥ 0")
+    if v > MAX_STD:
+        raise ValueError(f"expected a number ≤ {MAX_STD:g} (a standard deviation of order 1)")
     return float(v)
 
 

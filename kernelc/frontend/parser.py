@@ -63,6 +63,11 @@ def _lark() -> lark.Lark:
                      maybe_placeholders=True)
 
 
+#: Longest spec text parsed (a network has at most 10,000 layers after unrolling anyway).
+MAX_LINES = 20_000
+MAX_CHARACTERS = 2_000_000
+
+
 def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     """Parse a spec text into an AST; raise :class:`SpecSyntaxError`/:class:`SpecError`."""
     if not isinstance(text, str):
@@ -72,6 +77,13 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
+    if len(lines) > MAX_LINES or len(text) > MAX_CHARACTERS:
+        # before parsing: lark took ~170 s on 200,000 lines only to reach the node limit
+        line = min(len(lines), MAX_LINES + 1)
+        raise SpecError(f"the spec is too long ({len(lines)} lines, {len(text)} characters; at "
+                        f"most {MAX_LINES} lines and {MAX_CHARACTERS} characters)",
+                        _span(lines, filename, line, 1),
+                        suggestion="use repeat N { ... } for long stacks of layers")
     try:
         tree = _lark().parse(text)
     except lark.exceptions.UnexpectedInput as exc:
@@ -198,6 +210,10 @@ class _Builder:
                 param = self.parameterization(child)
             elif kind == "constant":
                 cname, value = child.children
+                if str(cname) == "x":
+                    raise SpecError("'x' cannot be a constant: it is the variable of phi(...), "
+                                    "and a constant x would silently turn phi(x*x) into a number",
+                                    self.span_of(cname), suggestion="choose another name")
                 if str(cname) in self.constants or str(cname) in CONSTANTS:
                     raise SpecError(f"constant '{cname}' is defined twice", self.span_of(cname))
                 folded = self.value(value)
@@ -340,7 +356,14 @@ class _Builder:
             text = str(ch[0])
             # float(text) first: the literal is the nearest double, as in Python (Float(text, 17)
             # rounded twice and gave e.g. 550841.5774251081 for 550841.577425108)
-            return sympy.Integer(int(text)) if text.isdigit() else sympy.Float(float(text), 17)
+            value = float(text)
+            if value == float("inf"):
+                raise SpecError(f"the number {text[:20]}{'…' if len(text) > 20 else ''} is "
+                                "beyond the range of a double (about 1.8e308)",
+                                self.span_of(ch[0]))
+            # int(text) of more than 4300 digits raises in Python; such a literal is a float
+            return sympy.Integer(int(text)) if text.isdigit() and len(text) <= 4000 \
+                else sympy.Float(value, 17)
         if kind == "name":
             word = str(ch[0])
             if word in self.constants:

@@ -15,6 +15,7 @@ import sympy
 
 from ..compiler.plan import Layout, Op, Value, pad_widths, pairs_literal
 from ..frontend.gaussianity import Activation, Concatenation, concat_weights
+from ..errors import KernelcError
 from .formulas import (K, K0, KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
                        gp, size)
 
@@ -500,7 +501,12 @@ def _weighted_sum(weights, names) -> str:
 
 
 def _combine(ctx, node, ins, weights, formula):
-    out = ctx.out_layout(node)
+    # an entrywise combination keeps its branches' common layout (whatever the family's
+    # layouts are: so3_reduced for SO(3) under (R), group_reduced on a lattice)
+    out = ins[0].layout
+    if any(v.layout != out for v in ins[1:]):
+        raise KernelcError(f"internal error: the branches of '{ctx.typed.layers.node(node)['name']}'"
+                           f" have different layouts ({', '.join(v.layout.kind for v in ins)})")
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
     lines = [f"{k} = {_weighted_sum(weights, [v.nngp for v in ins])}"]

@@ -321,6 +321,30 @@ _NON_SMOOTH = (sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign, sym
                sympy.floor, sympy.ceiling, sympy.frac)
 
 
+def _not_gaussian_integrable(expr: sympy.Expr) -> Optional[str]:
+    """Why E[φ(u)²] is not finite for a Gaussian u, or None when no reason is found: a pole,
+    branch point or gap in the real domain (1/x, tan x, sqrt(x), log x), or growth like
+    exp(c x²) (exp(x**2), cosh(x**2)). The domain comes from sympy's continuous_domain, with
+    erf/erfc (which sympy's domain finder does not know) replaced by the equally continuous atan;
+    when sympy cannot decide, the run-time quadrature estimate is the remaining check."""
+    from sympy.calculus.util import continuous_domain
+    for atom in expr.atoms(sympy.exp, sympy.cosh, sympy.sinh):
+        arg = atom.args[0]
+        if arg.is_polynomial(x) and sympy.degree(arg, x) >= 2:
+            lead = sympy.Poly(arg, x).LC()
+            if sympy.degree(arg, x) > 2 or (lead.is_real and lead > 0) \
+                    or not isinstance(atom, sympy.exp):
+                return f"grows like {sympy.sstr(atom)}"
+    probe = expr.replace(sympy.erf, sympy.atan).replace(sympy.erfc, sympy.atan)
+    try:
+        domain = continuous_domain(probe, x, sympy.S.Reals)
+    except (NotImplementedError, ValueError, TypeError, RecursionError):
+        return None
+    if domain != sympy.S.Reals:
+        return f"is not continuous on all of ℝ (it is on {sympy.sstr(domain)[:80]})"
+    return None
+
+
 def _piecewise_linear_slopes(expr: sympy.Expr):
     """(a, b) when φ(x) = a x for x > 0 and b x for x < 0 (relu, |x|, leaky relu and all their
     compositions, e.g. leaky_relu(0.1)∘leaky_relu(0.2) = leaky_relu(0.02)), else None."""
@@ -373,6 +397,12 @@ def expression_map(name: str, expr: sympy.Expr, quad_degree: int) -> KernelMap:
     slopes = _piecewise_linear_slopes(expr)
     if slopes is not None:
         return _piecewise_linear_map(name, expr, *slopes)
+    problem = _not_gaussian_integrable(expr)
+    if problem:
+        raise SpecError(f"{name} {problem}, so E[φ(u)φ(v)] over a Gaussian is not a finite "
+                        "number kernelc can compute; it is refused",
+                        suggestion="use a φ that is continuous on all of ℝ and grows slower "
+                                   "than exp(c·x²)")
     kinks = sorted({type(a).__name__ for a in expr.atoms(*_NON_SMOOTH)})
     if kinks:
         raise SpecError(
@@ -408,7 +438,7 @@ def compose(outer: KernelMap, inner: KernelMap, quad_degree: int = 32) -> Kernel
                         "kernel would take too long",
                         suggestion="put a weight layer between the two nonlinearities, or "
                                    "lower the polynomials' degrees")
-    return expression_map(f"{outer.name}∘{inner.name}", expr, quad_degree)
+    return _checked(expression_map(f"{outer.name}∘{inner.name}", expr, quad_degree))
 
 
 def kernel_map(name: str, args: tuple = (), expr: Optional[sympy.Expr] = None,
@@ -424,4 +454,12 @@ def kernel_map(name: str, args: tuple = (), expr: Optional[sympy.Expr] = None,
             or not 1 <= quad_degree <= _MAX_QUAD_DEGREE:
         raise SpecError(f"quadrature degree must be an integer in 1..{_MAX_QUAD_DEGREE}, "
                         f"got {quad_degree!r}")
-    return builder(tuple(args), expr, int(quad_degree))
+    return _checked(builder(tuple(args), expr, int(quad_degree)))
+
+
+def _checked(kmap: KernelMap) -> KernelMap:
+    """``kmap`` once its code prints: a coefficient beyond the double range (phi(1e200*x)) or an
+    untranslatable function fails here, where the front end can point at the layer, not in
+    code generation."""
+    kmap.emit_jax("k11", "k12", "k22")
+    return kmap

@@ -218,7 +218,8 @@ class SO3Pool:
             Value(k, t if src.ntk else None, Layout("vector"))
 
 
-# family-independent: the readout, and nonlinearities (pointwise on the grid; under (R) the
+# family-independent: the readout, the branch structure (fan-out, empty branch, sum, concat:
+# entrywise on two kernels of one layout), and nonlinearities (pointwise on the grid; under (R) the
 # runtime's _self_diagonal/_variances read the constant variance K̃(e) of so3_reduced kernels)
-for _kind in ("dense", "nonlinearity"):
+for _kind in ("dense", "nonlinearity", "fanout", "identity", "sum", "concat"):
     FAMILY_RULES[FAMILY][_kind] = FAMILY_RULES["lattice"][_kind]

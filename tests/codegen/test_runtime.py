@@ -106,3 +106,15 @@ def test_progress_bar_is_written_when_asked(net, x, capsys):
     err = capsys.readouterr().err
     # 10 pairs i < j, 2 pairs per tile under this budget: 5 tiles
     assert "kernelc: Gram tiles" in err and "5/5" in err
+
+
+@pytest.mark.parametrize("budget", ["inf", "1e400", float("nan"), float("inf"), [1], -5, "0", True])
+def test_memory_budget_that_is_not_a_size_is_refused(net, x, budget):
+    with pytest.raises(InputError, match="the memory budget must be a positive, finite number"):
+        net.kernel_fn(x, max_memory=budget)
+
+
+def test_memory_budget_from_the_environment_is_checked(net, x, monkeypatch):
+    monkeypatch.setenv("KERNELC_MAX_MEMORY", "inf")
+    with pytest.raises(InputError, match="got 'inf'"):
+        net.kernel_fn(x)

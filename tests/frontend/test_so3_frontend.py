@@ -27,7 +27,6 @@ def test_sphere_input_and_layer_types():
     ("gconv\n", ShapeError, "'gconv' before 'lift': the signal is still on the sphere", 4, 1),
     ("lift\nlift\n", ShapeError, "'lift' takes a signal on the sphere S², but gets the group SO(3)", 5, 1),
     ("group_pool\n", ShapeError, "'group_pool' needs a signal on SO(3), but gets the sphere S²", 4, 1),
-    ("lift\nresidual { gconv }\n", ShapeError, "sum blocks are not supported in the SO(3) family", 5, 1),
 ])
 def test_so3_errors(body, kind, message, line, col):
     with pytest.raises(kind) as info:

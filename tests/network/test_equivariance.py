@@ -24,9 +24,9 @@ BODY = """
 lift(size=3, W_std=1.3, b_std=0.1, padding={pad})
 relu
 gconv(size=3, W_std=1.2, b_std=0.1)
-residual {{ erf gconv(size=3, W_std=1.1, rotations=[0]) gelu gconv(size=3, W_std=0.8, b_std=0.2) }}
+residual {{ erf gconv(size=3, W_std=1.1, rotations=[0]) phi(x * sigmoid(x), degree=8) gconv(size=3, W_std=0.8, b_std=0.2) }}
 concat {{ branch {{ gconv(size=1, W_std=1.0) }} branch {{ leaky_relu(0.1) }} }}
-phi(x * sigmoid(x), degree=8)
+abs
 """
 
 TAILS = {"invariant": "group_pool\ndense(3, b_std=0.5)", "group": ""}

@@ -397,3 +397,35 @@ def test_verify_runs_on_an_so3_spec():
     assert report.group == "SO3" and report.widths == [4, 8]
     assert "(SO3, continuous)" in report.table()
     assert all(np.isfinite(r.ntk_error) for r in report.results)
+
+
+MC_BRANCHES = ["""network mc_residual
+group SO3
+input sphere bandlimit 2 channels 2
+lift(2, grid=2, W_std=1.3, b_std=0.3)
+residual { gconv(2, grid=2, W_std=1.1, b_std=0.2) }
+group_pool
+residual { dense(W_std=1.1, b_std=0.1) }
+dense(2, W_std=0.9, b_std=0.1)
+""", """network mc_concat
+group SO3
+input sphere bandlimit 2 channels 2
+lift(2, grid=2, W_std=1.3, b_std=0.3)
+concat { branch { gconv(2, grid=2, W_std=0.9) } branch { } }
+group_pool
+dense(2, W_std=0.9, b_std=0.1)
+"""]
+
+
+@pytest.mark.parametrize("text", MC_BRANCHES, ids=["residual", "concat"])
+@pytest.mark.parametrize("identities", [{"R": False}, {}], ids=["general", "reduced"])
+def test_residual_and_concat_on_so3_match_monte_carlo(text, identities):
+    """Residual sums and concatenations on SO(3) features and on pooled vectors (they used to
+    crash the derivation with KeyError 'fanout'): a linear network, so the Monte Carlo mean equals
+    the kernel at every width, and band-limited signals make the reduced path exact too."""
+    compiled = kernelc.compile(text, identities=identities)
+    x = _mc_inputs(seed=5)
+    exact = compiled.kernel_fn(x, dtype="float64")
+    z = _z_scores(network(text), x, exact, width=8, samples=256, seed=6)
+    for k in ("nngp", "nngp_readout", "ntk"):
+        assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact)
