@@ -346,14 +346,12 @@ def parse_widths(text) -> List[int]:
 def _load_inputs(args, compiled) -> np.ndarray:
     data = getattr(args, "data", None)
     if data:
-        try:
-            with np.load(data) as f:
-                if "x" not in f:
-                    raise InputError(f"{data} has no array 'x' (found: {', '.join(f.files)})")
-                return np.asarray(f["x"])
-        except OSError as exc:
-            raise InputError(f"cannot read {data}: {exc}") from None
-    n = getattr(args, "random", None) or 2
+        from .methods.data import load_array  # the hardened reader (headers first, no pickles)
+        return load_array(data, "x")
+    n = getattr(args, "random", None)
+    if n is not None and n < 1:
+        raise InputError(f"--random needs at least one input, got {n}")
+    n = n or 2
     shape = tuple(compiled.spec.input.shape) + (compiled.spec.input.channels,)
     return np.random.default_rng(getattr(args, "seed", 0) or 0).normal(size=(int(n),) + shape)
 

@@ -81,7 +81,16 @@ def test_cli_body(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["n_inputs"] == 2
     bad = parser.parse_args(["verify", str(spec), "--data", str(tmp_path / "x.npz")])
     bad.data = str(tmp_path / "missing.npz")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="data file not found"):
+        verify_command(bad)
+    # the hardened reader: a missing key names what is there, a pickle is refused unloaded
+    np.savez(tmp_path / "wrong.npz", images=np.zeros((2, 4, 4, 1)))
+    bad.data = str(tmp_path / "wrong.npz")
+    with pytest.raises(InputError, match="no array 'x' in .*available: images"):
+        verify_command(bad)
+    np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}], dtype=object))
+    bad.data = str(tmp_path / "obj.npz")
+    with pytest.raises(InputError, match="without pickle"):
         verify_command(bad)
 
 

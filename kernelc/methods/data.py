@@ -178,6 +178,12 @@ def _pick(path, arrays: Dict[str, np.ndarray], key: str, param: str) -> np.ndarr
     return arrays[key]
 
 
+def load_array(path, key: str = "x") -> np.ndarray:
+    """One array of an .npz archive, read as :func:`load_arrays` reads (headers surveyed before
+    loading, no pickles, finite values); :class:`InputError` names the missing key."""
+    return _pick(path, _read_npz(path), key, "key")
+
+
 def load_arrays(path, x_key: Optional[str] = None, y_key: Optional[str] = None
                 ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """``(x, y)`` from an .npz archive.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -275,3 +276,62 @@ def test_unreadable_spec_file(tmp_path):
         check(str(bad))
     with pytest.raises(SpecError, match="spec file not found"):
         check(str(tmp_path / "missing.kc"))
+
+
+# -- the seeded mutation corpus (issue 15): deterministic, so it can grow and be replayed ------
+
+_OP_KINDS = ["delete_char", "insert_char", "duplicate_line", "drop_line", "swap_lines",
+             "replace_token", "insert_token", "delete_token", "swap_tokens"]
+_CHARS = "{}()[],;=*/+-#.\n\t \"'\\x0123456789é\u2028\ufeff"
+
+
+def seeded_mutant(seed: int) -> str:
+    """Mutant number ``seed``: a shipped spec with 1–6 mutation operators drawn from a seeded
+    numpy generator (the same text on every machine)."""
+    rng = np.random.default_rng(seed)
+    names = sorted(SPEC_TEXTS)
+    text = SPEC_TEXTS[names[rng.integers(len(names))]]
+    for _ in range(int(rng.integers(1, 7))):
+        kind = _OP_KINDS[rng.integers(len(_OP_KINDS))]
+        word = VOCAB[rng.integers(len(VOCAB))] if rng.random() < 0.8 else \
+            _CHARS[rng.integers(len(_CHARS))]
+        text = _apply(text, (kind, int(rng.integers(10_000)), int(rng.integers(10_000)), word))
+    return text
+
+
+CORPUS_CHUNKS = 4
+CORPUS_PER_CHUNK = 500  # 2,000 mutants through check() in every CI run
+
+
+@pytest.mark.parametrize("chunk", range(CORPUS_CHUNKS))
+def test_seeded_mutation_corpus_through_check(chunk):
+    accepted = 0
+    for seed in range(chunk * CORPUS_PER_CHUNK, (chunk + 1) * CORPUS_PER_CHUNK):
+        try:
+            accepted += assert_only_kernelc_errors(seeded_mutant(seed)) is not None
+        except AssertionError as exc:  # name the mutant so that it can be replayed
+            raise AssertionError(f"mutant {seed}: {seeded_mutant(seed)!r}") from exc
+    assert 0 < accepted < CORPUS_PER_CHUNK  # both outcomes occur: the corpus is not trivial
+
+
+@pytest.mark.slow
+def test_seeded_mutants_through_compile_and_a_tiny_kernel():
+    """The first 100 accepted mutants compile, and their kernels on two random inputs are
+    finite or refused with a KernelcError (never another exception)."""
+    import kernelc
+    done, seed = 0, 10_000
+    while done < 100:
+        text = seeded_mutant(seed)
+        seed += 1
+        if assert_only_kernelc_errors(text) is None:
+            continue
+        done += 1
+        try:
+            net = kernelc.compile(text)
+            spec = net.spec
+            shape = tuple(spec.input.shape) + (spec.input.channels,)
+            x = np.random.default_rng(seed).normal(size=(2,) + shape)
+            out = net.kernel_fn(x, dtype="float64", max_memory="2GB")
+            assert all(np.all(np.isfinite(v)) for v in out.values()), seed
+        except KernelcError:
+            pass
