@@ -43,8 +43,6 @@ class Derivation:
     constants: Dict[str, str]
     stats: List[Layout]
     enabled: Dict[str, bool] = field(default_factory=dict)
-    #: "NAME (line L)" of the nonlinearity that reads each entry of ``stats``
-    stat_labels: List[str] = field(default_factory=list)
 
     @property
     def group(self):
@@ -61,7 +59,6 @@ class Context:
         self.parameterization = typed.spec.parameterization
         self.constants: Dict[str, str] = {}
         self.stats: List[Layout] = []
-        self.stat_labels: List[str] = []
         self.site_mask = self._site_mask()
         self.values: Dict[str, Value] = {}  # the values lowered so far (read by later rules)
 
@@ -119,9 +116,6 @@ class Context:
 
     def stat_index(self, node: str, layout: Layout) -> int:
         self.stats.append(layout)
-        data = self.typed.layers.node(node)
-        self.stat_labels.append(f"{data['name']} (line {data['span'].line})"
-                                if data.get("span") is not None else data["name"])
         return len(self.stats) - 1
 
     # -- hexagonal (masked) domains --------------------------------------------------------
@@ -167,4 +161,4 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
         nodes.append(NodeDerivation(n, data["name"], data["kind"], rule.formulas(ctx, n), ops,
                                     value))
     return Derivation(typed, decisions, nodes, values[g.output_node], ctx.constants, ctx.stats,
-                      enabled, ctx.stat_labels)
+                      enabled)
