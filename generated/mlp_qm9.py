@@ -519,7 +519,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     #    layout vector (1 per pair)
     k_dense1 = 1.96 * k_flatten1 + 0.01
     if want_ntk:
-        t_dense1 = jax.lax.optimization_barrier(k_dense1)
+        t_dense1 = k_dense1
     # -- relu1 (line 9): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout vector (1 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (_self_diagonal('vector', 0, k_dense1),) * 2

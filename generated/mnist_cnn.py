@@ -519,7 +519,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_conv1 = _stencil(k_input, CONV1_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same')
     k_conv1 = 2.0 * lin_conv1 + 0.01
     if want_ntk:
-        t_conv1 = jax.lax.optimization_barrier(k_conv1)
+        t_conv1 = k_conv1
     # -- relu1 (line 11): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout box_full (7×7×7×7 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (_self_diagonal('box_full', 2, k_conv1),) * 2
@@ -533,7 +533,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_conv2 = _stencil(k_relu1, CONV2_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same')
     k_conv2 = 2.0 * lin_conv2 + 0.01
     if want_ntk:
-        t_conv2_lin = _stencil(t_relu1, CONV2_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same')
+        t_conv2_lin = jax.lax.optimization_barrier(_stencil(t_relu1, CONV2_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same'))
         t_conv2 = 2.0 * t_conv2_lin + k_conv2
     # -- relu2 (line 13): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout box_full (7×7×7×7 per pair)

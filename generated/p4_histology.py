@@ -529,7 +529,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_lift1 = _reduced_stencil(k_input, LIFT1_TERMS, ((1, 1), (1, 1)), (32, 32), 'same')
     k_lift1 = 2.0 * lin_lift1 + 0.0025
     if want_ntk:
-        t_lift1 = jax.lax.optimization_barrier(k_lift1)
+        t_lift1 = k_lift1
     # -- relu1 (line 9): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×32×32×32×32 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (_self_diagonal('group_reduced', 2, k_lift1),) * 2
@@ -543,7 +543,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_gconv1 = _reduced_stencil(k_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (32, 32), 'same')
     k_gconv1 = 2.0 * lin_gconv1 + 0.0025
     if want_ntk:
-        t_gconv1_lin = _reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (32, 32), 'same')
+        t_gconv1_lin = jax.lax.optimization_barrier(_reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (32, 32), 'same'))
         t_gconv1 = 2.0 * t_gconv1_lin + k_gconv1
     # -- relu2 (line 11): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×32×32×32×32 per pair)

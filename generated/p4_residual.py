@@ -547,7 +547,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_lift1 = _reduced_stencil(k_input, LIFT1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_lift1 = 1.96 * lin_lift1 + 0.01
     if want_ntk:
-        t_lift1 = jax.lax.optimization_barrier(k_lift1)
+        t_lift1 = k_lift1
     # -- relu1 (line 15): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (_self_diagonal('group_reduced', 2, k_lift1),) * 2
@@ -561,7 +561,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_gconv1 = _reduced_stencil(k_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_gconv1 = 1.96 * lin_gconv1 + 0.01
     if want_ntk:
-        t_gconv1_lin = _reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
+        t_gconv1_lin = jax.lax.optimization_barrier(_reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
         t_gconv1 = 1.96 * t_gconv1_lin + k_gconv1
     # -- relu2 (line 17): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
@@ -576,7 +576,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_gconv2 = _reduced_stencil(k_relu2, GCONV2_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_gconv2 = 1.96 * lin_gconv2
     if want_ntk:
-        t_gconv2_lin = _reduced_stencil(t_relu2, GCONV2_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
+        t_gconv2_lin = jax.lax.optimization_barrier(_reduced_stencil(t_relu2, GCONV2_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
         t_gconv2 = 1.96 * t_gconv2_lin + k_gconv2
     # -- sum1 (line 14): K = Σ_b K_b,  Θ = Σ_b Θ_b
     #    layout group_reduced (4×16×16×16×16 per pair)
@@ -596,7 +596,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_gconv3 = _reduced_stencil(k_relu3, GCONV3_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_gconv3 = 1.96 * lin_gconv3 + 0.01
     if want_ntk:
-        t_gconv3_lin = _reduced_stencil(t_relu3, GCONV3_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
+        t_gconv3_lin = jax.lax.optimization_barrier(_reduced_stencil(t_relu3, GCONV3_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
         t_gconv3 = 1.96 * t_gconv3_lin + k_gconv3
     # -- relu4 (line 17): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
@@ -611,7 +611,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_gconv4 = _reduced_stencil(k_relu4, GCONV4_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_gconv4 = 1.96 * lin_gconv4
     if want_ntk:
-        t_gconv4_lin = _reduced_stencil(t_relu4, GCONV4_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
+        t_gconv4_lin = jax.lax.optimization_barrier(_reduced_stencil(t_relu4, GCONV4_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
         t_gconv4 = 1.96 * t_gconv4_lin + k_gconv4
     # -- sum2 (line 14): K = Σ_b K_b,  Θ = Σ_b Θ_b
     #    layout group_reduced (4×16×16×16×16 per pair)

@@ -536,7 +536,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k_lift1 = 1.96 * lin_lift1 + 0.01
     k_lift1 = k_lift1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     if want_ntk:
-        t_lift1 = jax.lax.optimization_barrier(k_lift1)
+        t_lift1 = k_lift1
         t_lift1 = t_lift1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     # -- relu1 (line 8): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (6×9×9×9×9 per pair)
@@ -553,7 +553,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k_gconv1 = 1.96 * lin_gconv1
     k_gconv1 = k_gconv1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     if want_ntk:
-        t_gconv1_lin = _reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (9, 9), 'same')
+        t_gconv1_lin = jax.lax.optimization_barrier(_reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (9, 9), 'same'))
         t_gconv1 = 1.96 * t_gconv1_lin + k_gconv1
         t_gconv1 = t_gconv1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     # -- relu2 (line 10): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu

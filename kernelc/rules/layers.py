@@ -81,12 +81,6 @@ def _ntk_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str, out_t: s
         fan_in = ctx.fan_in(node)
         rest = f"{float(fan_in)!r} * {lin}" + (" + 1.0" if hp["b_std"] > 0 else "")
     if ntk_lin is None:
-        if rest == out_k:
-            # Θ = K at the first weight layer. The barrier keeps XLA from merging the two
-            # names: with Θ and K both feeding the same later stencils, jaxlib 0.10.2 on CPU
-            # miscompiled a residual network's self-pair NTK (values 4× off; see
-            # tests/compiler/test_reference_agreement.py, p4-residual-gconv-first)
-            return [f"{out_t} = jax.lax.optimization_barrier({out_k})"]
         return [f"{out_t} = {rest}"]
     return [f"{out_t} = {num(w2)} * {ntk_lin} + {rest}"]
 
@@ -141,7 +135,11 @@ def _linear_op(ctx, node, ins, out_layout, stencil, formula) -> Tuple[List[Op], 
     lines = [f"{lin} = {stencil(src.nngp)}"] + _affine_lines(ctx, node, lin, k)
     ntk_lines = []
     if src.ntk is not None:
-        ntk_lines.append(f"{t}_lin = {stencil(src.ntk)}")
+        # The barrier keeps XLA from fusing Θ's stencil with K's (same slices, and Θ = K after
+        # the first weight layer): jaxlib 0.10.2 on CPU miscompiled that fusion in residual
+        # networks (self-pair NTK 2-4x off under jit, right without jit or with HLO CSE off;
+        # tests/compiler/test_reference_agreement.py, p4-residual-gconv-first and -flatten)
+        ntk_lines.append(f"{t}_lin = jax.lax.optimization_barrier({stencil(src.ntk)})")
     ntk_lines += _ntk_lines(ctx, node, lin, f"{t}_lin" if src.ntk is not None else None, k, t)
     lines += ctx.mask_lines(k, out_layout)
     ntk_lines += ctx.mask_lines(t, out_layout)

@@ -79,12 +79,18 @@ CASES = {
                                       gconv(W_std=0.9)]},
         RELU, POOL, dense(b_std=0.1)]),
     # found by test_random_networks.py: a residual body that starts with a weight layer on the
-    # lift output; XLA (jaxlib 0.10.2, CPU) miscompiled its self-pair NTK while Θ = K aliased
+    # lift output; XLA (jaxlib 0.10.2, CPU) miscompiled its self-pair NTK when Θ's stencils
+    # fused with K's (rules/layers.py _linear_op keeps them apart with a barrier)
     "p4-residual-gconv-first": ("p4", (3, 3), 1, 3, [
         lift(size=1, W_std=0.96),
         {"kind": "residual", "body": [gconv(size=1, W_std=0.95, b_std=0.1), RELU,
                                       gconv(size=1, W_std=0.76)]},
         POOL, dense(b_std=0.1)]),
+    "p4-residual-gconv-first-flatten": ("p4", (3, 3), 1, 2, [
+        lift(size=1, W_std=0.96),
+        {"kind": "residual", "body": [gconv(W_std=0.95, b_std=0.1), RELU,
+                                      gconv(size=1, W_std=0.76)]},
+        gconv(W_std=0.9), FLAT, dense(b_std=0.1)]),
     # a nonlinearity after concat acts on each Gaussian block: Σ_b w_b φ(K_b), not φ(Σ_b w_b K_b)
     "p4-concat-relu": ("p4", (4, 4), 2, 3, [
         lift(W_std=1.2, b_std=0.1), RELU,

@@ -124,3 +124,15 @@ def test_refusals_are_kernelc_errors():
     for text in (H + "lift(W_std=2**1024)\n", H + "lift\nphi(1/x)\n"):
         with pytest.raises(KernelcError):
             kernelc.check(text)
+
+
+@pytest.mark.slow
+def test_four_thousand_consecutive_relus_compose_into_one():
+    """repeat 4000 { relu } used to run 7.5 minutes to 7 GB and die (std::bad_alloc); the relus
+    compose into one relu (relu∘relu = relu), so the kernel is the one-relu network's (19 s)."""
+    many = kernelc.compile(H + "lift\nrepeat 4000 { relu }\ngroup_pool\ndense\n")
+    one = kernelc.compile(H + "lift\nrelu\ngroup_pool\ndense\n")
+    x = np.random.default_rng(3).normal(size=(2, 4, 4, 1))
+    a, b = many.kernel_fn(x, dtype="float64"), one.kernel_fn(x, dtype="float64")
+    np.testing.assert_allclose(a["nngp"], b["nngp"], rtol=1e-14)
+    np.testing.assert_allclose(a["ntk"], b["ntk"], rtol=1e-14)
