@@ -382,6 +382,10 @@ class Nonlinearity:
             else:
                 f.notes.append(f"φ(x) = {kmap.phi}; maps by {kmap.method}; K̇ = ∂K⁺/∂k12 "
                                "(Price)")
+            if kmap.nngp is None:  # quadrature: say that it is not exact, and what guards it
+                f.notes.append(f"{kmap.method} is not exact: kernel_fn estimates its error at "
+                               "the actual variances and warns (QuadratureWarning) above 1e-10 "
+                               "in float64, 1e-5 in float32; raise degree= if it does")
             f.reduced.append(kmap)
         return f
 
