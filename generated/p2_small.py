@@ -384,6 +384,32 @@ def _asin_ratio(n, q):
     return jnp.where(degenerate, 0.0, jnp.arctan2(n, jnp.where(degenerate, 1, s)))
 
 
+def _pair_scale(a, b):
+    """max(|a|, |b|), and 1 where both are 0: the scale of a product a*b of two variances."""
+    c = jnp.maximum(jnp.abs(a), jnp.abs(b))
+    return jnp.where(c > 0, c, 1)
+
+
+def _sqrt_det2(a, b, m):
+    """sqrt(max(a*b - m^2, 0)) as c * _sqrt_det((a/c)(b/c), m/c), c = max(|a|, |b|): a*b of two
+    tiny variances (1e-160 each in float64, 1e-20 in float32) underflows, the scaled product
+    does not; a self pair (a = b = m) still gives exactly 0."""
+    c = _pair_scale(a, b)
+    return c * _sqrt_det((a / c) * (b / c), m / c)
+
+
+def _acos_ratio2(n, a, b):
+    """arccos(n / sqrt(a*b)) = _acos_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow)."""
+    c = _pair_scale(a, b)
+    return _acos_ratio(n / c, (a / c) * (b / c))
+
+
+def _asin_ratio2(n, a, b):
+    """arcsin(n / sqrt(a*b)) = _asin_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow)."""
+    c = _pair_scale(a, b)
+    return _asin_ratio(n / c, (a / c) * (b / c))
+
+
 def _broadcast(value, k11, k12, k22):
     """value as a float array of the broadcast shape of (k11, k12, k22): constant maps keep shape."""
     dtype = jnp.result_type(k11, k12, k22, 1.0)
@@ -531,9 +557,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (_self_diagonal('group_reduced', 2, k_lift1),) * 2
     stats.append(v_a)
     k11, k22 = _variances('group_reduced', 2, v_a, v_b)
-    k_erf1 = 2*_asin_ratio(2*k_lift1, (2*k11 + 1)*(2*k22 + 1))/jnp.pi
+    k_erf1 = 2*_asin_ratio2(2*k_lift1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
     if want_ntk:
-        t_erf1 = (_safe_div(4, jnp.pi*_sqrt_det((2*k11 + 1)*(2*k22 + 1), 2*k_lift1))) * t_lift1
+        t_erf1 = (_safe_div(4, jnp.pi*_sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k_lift1))) * t_lift1
     # -- gconv1 (line 8): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (2×12×12×12×12 per pair)
     lin_gconv1 = _reduced_stencil(k_erf1, GCONV1_TERMS, ((1, 1), (1, 1)), (12, 12), 'circular')
@@ -546,9 +572,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (_self_diagonal('group_reduced', 2, k_gconv1),) * 2
     stats.append(v_a)
     k11, k22 = _variances('group_reduced', 2, v_a, v_b)
-    k_erf2 = 2*_asin_ratio(2*k_gconv1, (2*k11 + 1)*(2*k22 + 1))/jnp.pi
+    k_erf2 = 2*_asin_ratio2(2*k_gconv1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
     if want_ntk:
-        t_erf2 = (_safe_div(4, jnp.pi*_sqrt_det((2*k11 + 1)*(2*k22 + 1), 2*k_gconv1))) * t_gconv1
+        t_erf2 = (_safe_div(4, jnp.pi*_sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k_gconv1))) * t_gconv1
     # -- group_pool1 (line 10): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)
     #    layout vector (1 per pair)
     k_group_pool1 = jnp.sum(k_erf2, axis=tuple(range(1, k_erf2.ndim))) / 41472.0

@@ -15,7 +15,11 @@
   √(fl(a·a)) = a exactly in IEEE arithmetic, so the determinant is exactly 0 and the angle exactly
   0; the naive ``k11*k22 - k12**2`` is contracted under jit into a fused multiply-add that leaves
   the rounding error of a·a (~1e-16 a²), i.e. an angle of ~1e-8 instead of 0 and a K̇ off by
-  ~1e-9 (see docs/pipeline/5-plan-codegen-runtime.md, "Exact diagonals");
+  ~1e-9 (see docs/pipeline/5-plan-codegen-runtime.md, "Exact diagonals"). When p (or q) is a
+  product a·b of two variances, the scaled forms ``_sqrt_det2(a, b, m)``,
+  ``_acos_ratio2(n, a, b)``, ``_asin_ratio2(n, a, b)`` divide everything by c = max(|a|, |b|)
+  first: k11·k22 of tiny inputs (1e-10 in float32, 1e-78 in float64) no longer underflows, and
+  a self pair (a = b = n) still gives exactly 1·1 − 1² = 0;
 * ``erf`` -> ``jsp.erf``, ``pi`` -> ``jnp.pi``, ``Max`` -> ``jnp.maximum``, ``Piecewise`` ->
   ``jnp.where`` ...
 
@@ -81,6 +85,19 @@ def _determinant(base: sympy.Expr):
     return None
 
 
+def _two_factors(p: sympy.Expr):
+    """(a, b) when ``p`` is a product a·b of two non-constant factors with coefficient 1
+    (k11*k22, (2k11 + 1)(2k22 + 1)), else None: the helpers then form a·b scaled by
+    max(|a|, |b|), which does not underflow for tiny variances."""
+    if not p.is_Mul:
+        return None
+    coeff, rest = p.as_coeff_Mul()
+    if coeff != 1 or not rest.is_Mul or len(rest.args) != 2:
+        return None
+    a, b = rest.args
+    return (a, b) if a.free_symbols and b.free_symbols else None
+
+
 class JaxKernelPrinter(StrPrinter):
     """StrPrinter that writes guarded ``jnp`` code; ``names`` maps each sympy Symbol to a variable."""
 
@@ -142,7 +159,10 @@ class JaxKernelPrinter(StrPrinter):
             det = _determinant(base)
             if det is not None:  # √(p − m²) without cancellation: exact 0 at correlation ±1
                 p, m = det
-                root = f"_sqrt_det({self._print(p)}, {self._print(m)})"
+                pair = _two_factors(p)
+                root = (f"_sqrt_det({self._print(p)}, {self._print(m)})" if pair is None else
+                        f"_sqrt_det2({self._print(pair[0])}, {self._print(pair[1])}, "
+                        f"{self._print(m)})")
             else:
                 root = f"_safe_sqrt({self._print(base)})"
             return root if e.p == 1 else f"{root}**{e.p}"
@@ -167,6 +187,10 @@ class JaxKernelPrinter(StrPrinter):
             if den.free_symbols and den.is_positive and not _has_radical(q):
                 # acos(n/√q) = atan2(√(q − n²), n): exact at ρ = ±1, where acos of the rounded
                 # ratio k12/√(k11 k22) loses half the digits (√eps error on the diagonal)
+                pair = _two_factors(q)
+                if pair is not None:  # q = a·b: scaled, so that tiny variances do not underflow
+                    return (f"_{name}_ratio2({self._print(num)}, {self._print(pair[0])}, "
+                            f"{self._print(pair[1])})")
                 return f"_{name}_ratio({self._print(num)}, {self._print(q)})"
             return f"{_GUARDED_FUNCTIONS[name]}({args})"
         raise SpecError(f"no JAX translation for the function '{name}'",
@@ -307,6 +331,32 @@ def _asin_ratio(n, q):
     s = _sqrt_det(q, n)
     degenerate = (s == 0) & (n == 0)
     return jnp.where(degenerate, 0.0, jnp.arctan2(n, jnp.where(degenerate, 1, s)))
+
+
+def _pair_scale(a, b):
+    """max(|a|, |b|), and 1 where both are 0: the scale of a product a*b of two variances."""
+    c = jnp.maximum(jnp.abs(a), jnp.abs(b))
+    return jnp.where(c > 0, c, 1)
+
+
+def _sqrt_det2(a, b, m):
+    """sqrt(max(a*b - m^2, 0)) as c * _sqrt_det((a/c)(b/c), m/c), c = max(|a|, |b|): a*b of two
+    tiny variances (1e-160 each in float64, 1e-20 in float32) underflows, the scaled product
+    does not; a self pair (a = b = m) still gives exactly 0."""
+    c = _pair_scale(a, b)
+    return c * _sqrt_det((a / c) * (b / c), m / c)
+
+
+def _acos_ratio2(n, a, b):
+    """arccos(n / sqrt(a*b)) = _acos_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow)."""
+    c = _pair_scale(a, b)
+    return _acos_ratio(n / c, (a / c) * (b / c))
+
+
+def _asin_ratio2(n, a, b):
+    """arcsin(n / sqrt(a*b)) = _asin_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow)."""
+    c = _pair_scale(a, b)
+    return _asin_ratio(n / c, (a / c) * (b / c))
 
 
 def _broadcast(value, k11, k12, k22):

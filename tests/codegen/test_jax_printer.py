@@ -31,16 +31,20 @@ def test_function_mapping():
 
 
 def test_correlation_acos_becomes_atan2_ratio():
-    assert code(sympy.acos(c / sympy.sqrt(a * b))) == "_acos_ratio(C, A*B)"
-    assert code(sympy.asin(2 * c / sympy.sqrt((1 + a) * (1 + b)))) == "_asin_ratio(2*C, (A + 1)*(B + 1))"
+    # a product of two variances under the root: the scaled helpers (no underflow)
+    assert code(sympy.acos(c / sympy.sqrt(a * b))) == "_acos_ratio2(C, A, B)"
+    assert code(sympy.asin(2 * c / sympy.sqrt((1 + a) * (1 + b)))) == "_asin_ratio2(2*C, A + 1, B + 1)"
+    assert code(sympy.acos(c / sympy.sqrt(a))) == "_acos_ratio(C, A)"
 
 
 def test_determinant_under_root_is_cancellation_free():
-    """√(p − c·n²) (c a rational square) prints as _sqrt_det(p, √c·n); other roots stay."""
-    assert code(sympy.sqrt(a * b - c**2)) == "_sqrt_det(A*B, C)"
-    assert code(sympy.sqrt((2 * a + 1) * (2 * b + 1) - 4 * c**2)) == "_sqrt_det((2*A + 1)*(2*B + 1), 2*C)"
-    assert code(((1 + a) * (1 + b) - c**2) ** sympy.Rational(3, 2)) == "_sqrt_det((A + 1)*(B + 1), C)**3"
-    assert code(1 / sympy.sqrt(a * b - c**2)) == "_safe_div(1, _sqrt_det(A*B, C))"
+    """√(p − c·n²) (c a rational square) prints as _sqrt_det(p, √c·n), or as the scaled
+    _sqrt_det2(a, b, √c·n) when p = a·b; other roots stay."""
+    assert code(sympy.sqrt(a * b - c**2)) == "_sqrt_det2(A, B, C)"
+    assert code(sympy.sqrt((2 * a + 1) * (2 * b + 1) - 4 * c**2)) == "_sqrt_det2(2*A + 1, 2*B + 1, 2*C)"
+    assert code(((1 + a) * (1 + b) - c**2) ** sympy.Rational(3, 2)) == "_sqrt_det2(A + 1, B + 1, C)**3"
+    assert code(1 / sympy.sqrt(a * b - c**2)) == "_safe_div(1, _sqrt_det2(A, B, C))"
+    assert code(sympy.sqrt(2 * a * b - c**2)) == "_sqrt_det(2*A*B, C)"
     assert code(sympy.sqrt(a * b - 2 * c**2)) == "_safe_sqrt(A*B - 2*C**2)"  # √2 is not rational
     assert code(sympy.sqrt(a * b + c**2)) == "_safe_sqrt(A*B + C**2)"
     assert code(sympy.sqrt(a + b - c**2)) == "_safe_sqrt(A + B - C**2)"  # three terms
@@ -49,7 +53,7 @@ def test_determinant_under_root_is_cancellation_free():
 def test_relu_maps_use_exact_determinant():
     from kernelc.rules.nonlinearities import kernel_map
     nngp, ntk = kernel_map("relu").emit_jax("k11", "k12", "k22")
-    assert "_sqrt_det(k11*k22, k12)" in nngp and "_acos_ratio(k12, k11*k22)" in ntk
+    assert "_sqrt_det2(k11, k22, k12)" in nngp and "_acos_ratio2(k12, k11, k22)" in ntk
     assert "_safe_sqrt" not in nngp + ntk
 
 
@@ -108,6 +112,14 @@ def test_helper_values(backend):
     assert float(h["_sqrt_det"](4.0, -3.0)) == 0.0      # p < m²: clamped
     assert float(h["_sqrt_det"](-1.0, 0.5)) == 0.0      # p < 0
     assert h["_broadcast"](1, np.ones((2, 1)), np.ones((1, 3)), 1.0).shape == (2, 3)
+    # the scaled forms: exact at a self pair, no underflow for tiny variances
+    tiny = 1e-170 if backend == "numpy" else 1e-25  # its square underflows (float64 / float32)
+    assert float(h["_acos_ratio2"](tiny, tiny, tiny)) == 0.0
+    assert float(h["_sqrt_det2"](tiny, tiny, tiny)) == 0.0
+    assert float(h["_sqrt_det2"](4 * tiny, tiny, tiny)) == pytest.approx(np.sqrt(3.0) * tiny)
+    assert float(h["_acos_ratio2"](tiny, 4 * tiny, tiny)) == pytest.approx(np.arccos(0.5))
+    assert float(h["_asin_ratio2"](tiny, 4 * tiny, tiny)) == pytest.approx(np.arcsin(0.5))
+    assert float(h["_acos_ratio2"](0.0, 0.0, 0.0)) == pytest.approx(np.pi / 2)
 
 
 def _x64():

@@ -118,3 +118,18 @@ def test_memory_budget_from_the_environment_is_checked(net, x, monkeypatch):
     monkeypatch.setenv("KERNELC_MAX_MEMORY", "inf")
     with pytest.raises(InputError, match="got 'inf'"):
         net.kernel_fn(x)
+
+
+@pytest.mark.parametrize("dtype, scale, tol", [("float32", 1e-10, 1e-5), ("float64", 1e-78, 1e-9)])
+def test_tiny_inputs_do_not_underflow(dtype, scale, tol):
+    """A relu network without biases is homogeneous of degree 2 in its input, so tiny inputs
+    must give the scaled kernels. k11·k22 of variances ~1e-20 (float32) or ~1e-156 (float64)
+    used to underflow and put the kernels 83% off; the maps now scale the product first."""
+    net = kernelc.compile("network tiny\ngroup p4\ninput 4 x 4 channels 1\nlift(W_std=1.3)\n"
+                          "relu\ngconv(W_std=1.2)\nrelu\ngroup_pool\ndense\n")
+    x = np.random.default_rng(5).normal(size=(3, 4, 4, 1))
+    ref = net.kernel_fn(x, dtype="float64")
+    out = net.kernel_fn(x * scale, dtype=dtype)
+    for k in ("nngp", "ntk"):
+        err = np.abs(out[k] / scale**2 - ref[k]).max() / np.abs(ref[k]).max()
+        assert err <= tol, (k, err)
