@@ -390,24 +390,37 @@ def _pair_scale(a, b):
     return jnp.where(c > 0, c, 1)
 
 
+def _correlation_one(n, a, b):
+    """a = b = |n| bit for bit: a self pair, correlation exactly +-1. Tested explicitly because
+    XLA's vectorised float64 division on CPU is not correctly rounded (v / v gave
+    0.9999999999999999), so the scaled forms below cannot rely on a/c == 1."""
+    return (a == b) & (jnp.abs(n) == a)
+
+
 def _sqrt_det2(a, b, m):
     """sqrt(max(a*b - m^2, 0)) as c * _sqrt_det((a/c)(b/c), m/c), c = max(|a|, |b|): a*b of two
     tiny variances (1e-160 each in float64, 1e-20 in float32) underflows, the scaled product
-    does not; a self pair (a = b = m) still gives exactly 0."""
+    does not; a self pair (a = b = |m|) gives exactly 0."""
     c = _pair_scale(a, b)
-    return c * _sqrt_det((a / c) * (b / c), m / c)
+    return jnp.where(_correlation_one(m, a, b), 0.0, c * _sqrt_det((a / c) * (b / c), m / c))
 
 
 def _acos_ratio2(n, a, b):
-    """arccos(n / sqrt(a*b)) = _acos_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow)."""
+    """arccos(n / sqrt(a*b)) = _acos_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow);
+    exactly 0 (pi) at a self pair with n = a (n = -a)."""
     c = _pair_scale(a, b)
-    return _acos_ratio(n / c, (a / c) * (b / c))
+    edge = jnp.where(n > 0, 0.0, jnp.pi)
+    return jnp.where(_correlation_one(n, a, b) & (a > 0), edge,
+                     _acos_ratio(n / c, (a / c) * (b / c)))
 
 
 def _asin_ratio2(n, a, b):
-    """arcsin(n / sqrt(a*b)) = _asin_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow)."""
+    """arcsin(n / sqrt(a*b)) = _asin_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow);
+    exactly +-pi/2 at a self pair."""
     c = _pair_scale(a, b)
-    return _asin_ratio(n / c, (a / c) * (b / c))
+    edge = jnp.where(n > 0, jnp.pi / 2, -jnp.pi / 2)
+    return jnp.where(_correlation_one(n, a, b) & (a > 0), edge,
+                     _asin_ratio(n / c, (a / c) * (b / c)))
 
 
 def _broadcast(value, k11, k12, k22):
