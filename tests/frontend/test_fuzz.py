@@ -335,3 +335,36 @@ def test_seeded_mutants_through_compile_and_a_tiny_kernel():
             assert all(np.all(np.isfinite(v)) for v in out.values()), seed
         except KernelcError:
             pass
+
+
+def campaign(lo: int, hi: int) -> str:
+    """Mutants lo..hi-1 through check(): outcomes, exceptions other than KernelcError, refusals
+    without a position, and CPU time (the campaign of issue 15; run it as
+    ``python -m tests.frontend.test_fuzz 0 12000``)."""
+    import time
+    accepted = refused = unpositioned = 0
+    others, slow, worst = [], [], (0.0, None)
+    for seed in range(lo, hi):
+        text = seeded_mutant(seed)
+        start = time.process_time()
+        try:
+            check(text)
+            accepted += 1
+        except KernelcError as err:
+            refused += 1
+            unpositioned += err.span is None
+        except Exception as exc:  # noqa: BLE001 - counting what escapes is the point
+            others.append(f"{seed}: {type(exc).__name__}: {exc}")
+        spent = time.process_time() - start
+        worst = max(worst, (spent, seed), key=lambda w: w[0])
+        if spent > 20:
+            slow.append(seed)
+    lines = [f"mutants {lo}..{hi - 1}: {accepted} accepted, {refused} refused "
+             f"({unpositioned} without a position), {len(others)} other exceptions, "
+             f"{len(slow)} over 20 CPU-s; slowest {worst[0]:.2f} CPU-s (mutant {worst[1]})"]
+    return "\n".join(lines + others[:20])
+
+
+if __name__ == "__main__":  # pragma: no cover - a command, not a test
+    import sys
+    print(campaign(int(sys.argv[1]), int(sys.argv[2])))
