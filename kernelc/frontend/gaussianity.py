@@ -182,10 +182,10 @@ def _concat_law(tg, node, data, ins):
 
 
 def _nonlinearity_law(tg, node, data, ins):
-    return apply_nonlinearity(ins[0], tg.layers.inputs(node)[0], node, data)
+    return apply_nonlinearity(ins[0], node, data)
 
 
-def apply_nonlinearity(law: Law, input_node: str, node: str, data) -> Law:
+def apply_nonlinearity(law: Law, node: str, data) -> Law:
     """The law after nonlinearity ``node``, or a :class:`ShapeError` saying why it is refused."""
     if isinstance(law, Gaussian):
         return Activation(law.node, (node,), data["hp"]["map"])
@@ -198,7 +198,7 @@ def apply_nonlinearity(law: Law, input_node: str, node: str, data) -> Law:
             raise ShapeError(exc.message, data["span"], suggestion=exc.suggestion) from None
         return Activation(law.source, law.chain + (node,), composed)
     if isinstance(law, Concatenation):
-        return Concatenation(law.weights, tuple(apply_nonlinearity(p, input_node, node, data)
+        return Concatenation(law.weights, tuple(apply_nonlinearity(p, node, data)
                                                 for p in law.parts))
     if isinstance(law, InputData):
         raise ShapeError(f"this nonlinearity ({data['name']}) is applied to the raw input; the "

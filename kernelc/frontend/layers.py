@@ -37,10 +37,14 @@ class LayerKind:
     name: str
     params: Tuple[Param, ...]
     infer: Callable[..., SignalType]
-    parametric: bool = False
     category: str = "pool"  # "weight" or "pool": the Gaussianity rule (frontend.gaussianity)
     doc: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parametric(self) -> bool:
+        """Fresh weights (and a width under the standard parameterization): a weight layer."""
+        return self.category == "weight"
 
 
 #: One table of layer kinds per group family; ``LAYER_KINDS`` is the lattice family's.
@@ -48,12 +52,13 @@ FAMILY_LAYER_KINDS: Dict[str, Dict[str, LayerKind]] = {"lattice": {}}
 LAYER_KINDS: Dict[str, LayerKind] = FAMILY_LAYER_KINDS["lattice"]
 
 
-def layer_kind(name, params=(), parametric=False, category="pool", doc="", family="lattice"):
+def layer_kind(name, params=(), category="pool", doc="", family="lattice"):
     """Register the decorated typing rule as layer kind ``name`` of group family ``family``.
 
     ``category`` says what the layer is for the Gaussianity of its output
     (:data:`kernelc.frontend.gaussianity.CATEGORY_LAWS`): ``"weight"`` (fresh independent weights:
-    the output is Gaussian) or ``"pool"`` (a fixed linear map: Gaussian stays Gaussian).
+    the output is Gaussian; also what makes a kind parametric) or ``"pool"`` (a fixed linear map:
+    Gaussian stays Gaussian).
     """
     if category not in CATEGORY_LAWS:
         raise KernelcError(f"layer kind '{name}': unknown category '{category}'",
@@ -63,7 +68,7 @@ def layer_kind(name, params=(), parametric=False, category="pool", doc="", famil
         table = FAMILY_LAYER_KINDS.setdefault(family, {})
         if name in table:
             raise KernelcError(f"layer kind '{name}' registered twice")
-        table[name] = LayerKind(name, tuple(params), infer, parametric, category, doc)
+        table[name] = LayerKind(name, tuple(params), infer, category, doc)
         return infer
     return register
 
@@ -229,8 +234,7 @@ def domain_words(domain: str) -> str:
 
 
 # -- the layer kinds ------------------------------------------------------------------------
-@layer_kind("lift", (_SIZE, _SUPPORT, _W, _B, _PAD, _WIDTH), parametric=True,
-            category="weight",
+@layer_kind("lift", (_SIZE, _SUPPORT, _W, _B, _PAD, _WIDTH), category="weight",
             doc="K[g,g'] = σ_w²/|S| Σ_{y∈S} K0[g·y, g'·y] + σ_b²  (X -> G)")
 def _lift(t, hp, group, layer):
     if t.domain == "group":
@@ -244,7 +248,7 @@ def _lift(t, hp, group, layer):
 
 @layer_kind("gconv", (_SIZE, _SUPPORT, Param("rotations", _rotations, "all",
             doc="rotational support R ⊂ H: all, identity, or element indices"), _W, _B, _PAD,
-            _WIDTH), parametric=True, category="weight",
+            _WIDTH), category="weight",
             doc="K⁺[g,g'] = σ_w²/|S_G| Σ_{h∈S_G} K[gh, g'h] + σ_b²  (G -> G)")
 def _gconv(t, hp, group, layer):
     if t.domain == "box":
@@ -264,8 +268,7 @@ def _gconv(t, hp, group, layer):
     return SignalType("group", shape, hp.get("width"), group.order)
 
 
-@layer_kind("conv", (_SIZE, _SUPPORT, _W, _B, _PAD, _WIDTH), parametric=True,
-            category="weight",
+@layer_kind("conv", (_SIZE, _SUPPORT, _W, _B, _PAD, _WIDTH), category="weight",
             doc="K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²  (plain convolution)")
 def _conv(t, hp, group, layer):
     if t.domain == "group":
@@ -279,8 +282,7 @@ def _conv(t, hp, group, layer):
 
 
 @layer_kind("dense", (Param("width", _positive_int, 1, positional=True,
-                            doc="number of outputs"), _W, _B), parametric=True,
-            category="weight",
+                            doc="number of outputs"), _W, _B), category="weight",
             doc="K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺")
 def _dense(t, hp, group, layer):
     if t.domain != "vector":

@@ -36,7 +36,7 @@ def _bands(t: SignalType, hp, layer):
     return band, grid
 
 
-@layer_kind("lift", (_BAND, _GRID, _W, _B, _WIDTH, _LOCAL), parametric=True,
+@layer_kind("lift", (_BAND, _GRID, _W, _B, _WIDTH, _LOCAL),
             category="weight", family="so3",
             doc="K⁺[g,g'] = σ_w² ∫_{S²} K0[g·y, g'·y] dy + σ_b²  (S² -> SO(3), full-sphere filter)")
 def _lift(t, hp, group, layer):
@@ -48,7 +48,7 @@ def _lift(t, hp, group, layer):
     return SignalType("so3", (2 * grid,) * 3, hp.get("width"), 0, band)
 
 
-@layer_kind("gconv", (_BAND, _GRID, _W, _B, _WIDTH, _LOCAL), parametric=True,
+@layer_kind("gconv", (_BAND, _GRID, _W, _B, _WIDTH, _LOCAL),
             category="weight", family="so3",
             doc="K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹g g'⁻¹u') du du' + σ_b²  (SO(3) -> SO(3))")
 def _gconv(t, hp, group, layer):
