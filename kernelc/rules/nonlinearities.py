@@ -23,6 +23,7 @@ import sympy
 
 from kernelc.codegen.jax_printer import jax_code, prelude
 from kernelc.errors import SpecError, did_you_mean
+from kernelc.frontend.graph import MAX_POLY_DEGREE  # the bound phi(...) and poly(...) share
 from kernelc.rules.gaussian import polynomial_kernel
 
 __all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "kernel_map", "compose",
@@ -411,13 +412,9 @@ def expression_map(name: str, expr: sympy.Expr, quad_degree: int) -> KernelMap:
             "(relu∘sin at n=32 is ~2% off in K⁺ and ~20% in K̇), so it is refused",
             suggestion="put a weight layer between the nonlinearities, or use a smooth φ "
                        "(e.g. gelu in place of relu)")
-    kmap = KernelMap(name, expr, f"gauss-hermite(n={quad_degree})", None, None, quad_degree)
-    kmap.emit_jax("k11", "k12", "k22")  # an untranslatable φ or φ' fails here, not at run time
-    return kmap
-
-
-#: Highest polynomial degree of a composed nonlinearity (the same bound as for phi(...)).
-MAX_COMPOSED_DEGREE = 16
+    # the callers (kernel_map, compose) print it through _checked: an untranslatable φ or φ'
+    # fails there, not at run time
+    return KernelMap(name, expr, f"gauss-hermite(n={quad_degree})", None, None, quad_degree)
 
 
 def compose(outer: KernelMap, inner: KernelMap, quad_degree: int = 32) -> KernelMap:
@@ -432,9 +429,9 @@ def compose(outer: KernelMap, inner: KernelMap, quad_degree: int = 32) -> Kernel
     gets exact Gaussian moments, anything else Gauss–Hermite quadrature of degree ``quad_degree``.
     """
     expr = outer.phi.subs(x, inner.phi)
-    if expr.is_polynomial(x) and sympy.degree(expr, x) > MAX_COMPOSED_DEGREE:
+    if expr.is_polynomial(x) and sympy.degree(expr, x) > MAX_POLY_DEGREE:
         raise SpecError(f"{outer.name}∘{inner.name} is a polynomial of degree "
-                        f"{sympy.degree(expr, x)}, above {MAX_COMPOSED_DEGREE}; its exact "
+                        f"{sympy.degree(expr, x)}, above {MAX_POLY_DEGREE}; its exact "
                         "kernel would take too long",
                         suggestion="put a weight layer between the two nonlinearities, or "
                                    "lower the polynomials' degrees")
