@@ -430,6 +430,19 @@ def _broadcast(value, k11, k12, k22):
     return jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
 
 
+def _sum_over_nodes(term, total, z, w):
+    """total + sum_i term(z_i, w_i) over quadrature nodes: lax.scan under JAX (the body is
+    traced once, so compile time does not grow with the number of nodes), a loop under numpy."""
+    if jnp.__name__.startswith("jax"):
+        import jax
+        step = lambda acc, zw: (acc + term(zw[0], zw[1]), None)  # noqa: E731
+        nodes = (jnp.asarray(z, total.dtype), jnp.asarray(w, total.dtype))
+        return jax.lax.scan(step, total, nodes)[0]
+    for zi, wi in zip(z.tolist(), w.tolist()):  # numpy reference path
+        total = total + term(zi, wi)
+    return total
+
+
 #: label -> (estimated absolute error, largest E[phi(u)^2], n): the worst Gauss-Hermite
 #: accuracy estimate seen since kernel_fn last cleared it (see _quadrature_estimate)
 _QUADRATURE_ERRORS = {}
@@ -463,18 +476,9 @@ def _quadrature_estimate(phi, k, n, label):
     max I_2n under ``label``; kernel_fn warns when the relative error is above tolerance."""
     dtype = jnp.result_type(k, 1.0)
     s = _safe_sqrt(jnp.asarray(k, dtype=dtype))
-    estimates = []
-    for m in (n, 2 * n):
-        z, w = _hermite_rule(m)
-        total = jnp.zeros(jnp.shape(s), dtype=dtype)
-        if jnp.__name__.startswith("jax"):
-            import jax
-            step = lambda acc, zw: (acc + zw[1] * phi(s * zw[0]) ** 2, None)  # noqa: E731
-            total = jax.lax.scan(step, total, (jnp.asarray(z, dtype), jnp.asarray(w, dtype)))[0]
-        else:
-            for zi, wi in zip(z.tolist(), w.tolist()):
-                total = total + wi * phi(s * zi) ** 2
-        estimates.append(total)
+    estimates = [_sum_over_nodes(lambda zi, wi: wi * phi(s * zi) ** 2,
+                                 jnp.zeros(jnp.shape(s), dtype=dtype), *_hermite_rule(m))
+                 for m in (n, 2 * n)]
     error = jnp.max(jnp.abs(estimates[0] - estimates[1]))
     scale = jnp.max(jnp.abs(estimates[1]))
     if jnp.__name__.startswith("jax"):
@@ -518,15 +522,7 @@ def _gauss_hermite_2d(phi, k11, k12, k22, n, label="phi"):
         inner = jnp.sum(phi(b22 * (b_rho * z1 + b_rho_c * z_in)) * w_in, axis=-1)
         return w1 * phi(s11 * z1) * inner
 
-    total = jnp.zeros(shape, dtype=dtype)
-    if jnp.__name__.startswith("jax"):
-        # lax.scan traces the body once: compile time does not grow with n
-        import jax
-        step = lambda acc, zw: (acc + outer_term(zw[0], zw[1]), None)  # noqa: E731
-        return jax.lax.scan(step, total, (z_in, w_in))[0]
-    for z1, w1 in zip(z.tolist(), w.tolist()):  # numpy reference path
-        total = total + outer_term(z1, w1)
-    return total
+    return _sum_over_nodes(outer_term, jnp.zeros(shape, dtype=dtype), z, w)
 
 
 # -- the network --------------------------------------------------------------------------
