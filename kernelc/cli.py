@@ -1,4 +1,4 @@
-"""The ``kernelc`` command line: one subcommand per user task (DESIGN §1).
+"""The ``kernelc`` command line: one subcommand per user task (README.md, "What you can do").
 
 Subcommands are entries of :data:`COMMANDS` (name -> (add_parser, run)); modules that own a
 task register theirs in :func:`_load_plugins`. Every :class:`KernelcError` is printed as a

@@ -1,4 +1,4 @@
-"""``kernelc explain``: the derivation shown before anything is computed (DESIGN §1.2).
+"""``kernelc explain``: the derivation shown before anything is computed (docs/explain_example.md).
 
 Per layer: the general recursion, the reduced form actually used, the values of the constants,
 the storage layout; then the identity decisions with their reasons; then, for a Gram matrix of

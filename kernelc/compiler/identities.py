@@ -1,4 +1,4 @@
-"""The symmetry identities (DESIGN §4) as named rules with checked preconditions.
+"""The symmetry identities (docs/math/identities.md) as named rules with checked preconditions.
 
 Each identity is an entry of :data:`IDENTITIES`: a function of the typed graph that returns an
 :class:`IdentityDecision` — applied or declined, where, and why. The derivation consults the
@@ -49,9 +49,10 @@ def right_invariance(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecisi
     """K[gs, g's] = K[g, g'] for s ∈ H when every spatial support is ρ(H)-invariant; store
     K̃[t,t'](q) = K[(t,e),(t',q)] instead of K.
 
-    DESIGN §4 also asks rotational supports R to be closed under conjugation. That is not
-    needed here: every gconv input descends from a lift, so it is right-invariant already, and
-    then K⁺[gs', g's'] = mean_{y,s} K̃[t+ρ(rs')y, t'+ρ(r's')y](r'r⁻¹) — the element s cancels
+    The original design also asked rotational supports R to be closed under conjugation. That
+    is not needed (docs/math/identities.md (R)): every gconv input descends from a lift, so it
+    is right-invariant already, and then
+    K⁺[gs', g's'] = mean_{y,s} K̃[t+ρ(rs')y, t'+ρ(r's')y](r'r⁻¹) — the element s cancels
     and y ↦ ρ(s')y permutes the invariant S — which is K⁺[g, g'] for any R (checked against
     the general path and the reference for p4m with R = {e, r}).
     """
@@ -120,7 +121,7 @@ def orbit_average(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
     return IdentityDecision("O", "orbit average", ok, reason)
 
 
-# -- the SO(3) family (DESIGN §3b) ----------------------------------------------------------------
+# -- the SO(3) family (docs/math/so3.md) ----------------------------------------------------------
 @identity("R", families=("so3",))
 def so3_right_invariance(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
     """With full-sphere / full-group filters every layer is right-invariant under all of SO(3):

@@ -1,4 +1,4 @@
-"""Layer kinds of the SO(3) family (signals on S² lifted to SO(3); DESIGN §3b).
+"""Layer kinds of the SO(3) family (signals on S² lifted to SO(3); docs/math/so3.md).
 
 Filters have full support: the whole sphere for ``lift``, the whole group for ``gconv``, with
 band limit ``bandlimit`` (degrees ℓ < L of the filter, hence of the output). ``grid`` is the

@@ -1,6 +1,6 @@
 """What flows along an edge of the layer graph: the type of a signal.
 
-Five domains, as in DESIGN §2 and §3b:
+Five domains (docs/math/conventions.md, "Signals"; docs/math/so3.md):
 
 * ``box``    -- a signal on a finite box of Z^d (the input image, or a plain CNN's features);
 * ``group``  -- a signal on G = H ⋉ Z^d restricted to the box: one value per (site, h ∈ H);

@@ -1,4 +1,4 @@
-"""SO(3), the compact group of 3-d rotations: the harmonic family (DESIGN §3b).
+"""SO(3), the compact group of 3-d rotations: the harmonic family (docs/math/so3.md).
 
 A group of this family is declared by its data, not by kernel code: the base space (S²), the
 grids and quadratures of :mod:`kernelc.groups.harmonic`, and the Wigner-D representation. The

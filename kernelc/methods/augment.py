@@ -1,6 +1,6 @@
 """Data augmentation ⇔ GCNN: the orbit-averaged kernel of a plain CNN and a checker.
 
-The theorem (DESIGN §4(O); Gerken & Kessel; Misof, Kessel, Gerken 2025): an ensemble of
+The theorem (docs/math/augmentation.md; Gerken & Kessel; Misof, Kessel, Gerken 2025): an ensemble of
 infinitely wide CNNs trained with *full* data augmentation over a point group H has the NTK (and
 NNGP) of the orbit average
 

@@ -9,7 +9,7 @@
 
 Layouts (channels last): box signals (N, *box, C), group signals (N, *box, |H|, C) with the
 group axis indexing ``group.elements``, vectors (N, C). See :mod:`kernelc.network.layers` for
-the layer conventions (DESIGN §2, NTK parameterisation).
+the layer conventions (docs/math/conventions.md, NTK parameterisation).
 """
 from .build import FiniteNetwork, build, network
 from .empirical import (empirical_nngp, empirical_ntk, monte_carlo, output_product,

@@ -7,7 +7,7 @@ Layouts of the signals flowing through the network (channels last, batch first):
                                 ``group.elements``;
 * vector (N, C)              -- after group_pool, flatten or dense.
 
-Conventions (DESIGN §2, NTK parameterisation): weights ω and biases β are N(0, 1) parameters,
+Conventions (docs/math/conventions.md, NTK parameterisation): weights ω and biases β are N(0, 1) parameters,
 and a layer computes σ_w/√fan_in · Σ ω·input + σ_b·β with fan_in = C·|S| (lift, conv),
 C·|S|·|R| (gconv) or the input size (dense). In the standard parameterisation the parameters
 themselves have standard deviations σ_w/√fan_in and σ_b and the layer is Σ ω·input + β.

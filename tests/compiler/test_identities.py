@@ -1,4 +1,4 @@
-"""The symmetry identities of DESIGN §4, checked on compiled kernels (float64):
+"""The symmetry identities of docs/math/identities.md, checked on compiled kernels (float64):
 
 (R) reduced == general, (D) diagonal == full, (S) mirrored == all pairs, invariance of
 group-pooled networks, equivariance (E) of group-domain outputs, Θ = K after a lift, one-layer
@@ -261,8 +261,9 @@ def test_orbit_average_of_matching_cnn(which):
 
 # ------------------------------------------------------ rotational support of gconv layers
 def test_restricted_rotational_support_p4_same_kernel():
-    """Abelian p4, rotations=[0] and [1, 3]: the kernel equals the full-support one (§4
-    corollary), on the general path (where R is summed explicitly) and the reduced one, and
+    """Abelian p4, rotations=[0] and [1, 3]: the kernel equals the full-support one
+    (docs/math/identities.md (O), corollary 1), on the general path (where R is summed
+    explicitly) and the reduced one, and
     the general path agrees with the reference looping over the restricted R."""
     text_full, x, (k_ref_full, t_ref_full) = reference_for("p4-same-relu-3")
     layers = CASES["p4-same-relu-3"][4]

@@ -1,10 +1,10 @@
 """Compiled kernels (float64, identities on and off) agree with the independent reference
-implementation of DESIGN §2 (tests/reference/lattice_reference.py) for every group.
+implementation of docs/math/rules.md (tests/reference/lattice_reference.py) for every group.
 
 Metric: max |kernelc − reference| / max |reference| ≤ 1e-10. The ReLU NTK gets 1e-9: its
 K̇ = (π − arccos ρ)/(2π) has an infinite derivative at ρ = 1, so a rounding-level difference
-δ in a correlation close to 1 becomes ~√δ ≈ 1e-8 in K̇ there (DESIGN §4 reports 1e-10 for the
-ReLU NTK of reduced vs general). Measured values are far below both bounds.
+δ in a correlation close to 1 becomes ~√δ ≈ 1e-8 in K̇ there (an early check of (R),
+docs/math/identities.md, measured 1e-10 for the ReLU NTK of reduced vs general). Measured values are far below both bounds.
 """
 from __future__ import annotations
 
@@ -253,7 +253,8 @@ def test_p6_ignores_input_outside_the_hexagon():
     (["abs", "relu"], "abs"), (["identity", "erf"], "erf")])
 def test_composed_nonlinearities_equal_their_closed_form(chain, single):
     """relu∘relu = relu, |relu| = relu, relu∘|x| = |x|, erf∘id = erf: the composed network's
-    kernels equal the reference kernels of the one-nonlinearity network (DESIGN: φ₂∘φ₁ acts on
+    kernels equal the reference kernels of the one-nonlinearity network (docs/gaussianity.md:
+    φ₂∘φ₁ acts on
     the last Gaussian pre-activation; applying φ₂'s map to φ₁'s kernel would double the
     relu∘relu diagonal)."""
     group, box, ch = "p4", (4, 4), 1

@@ -1,4 +1,5 @@
-"""The SO(3) family's kernels, checked three ways (DESIGN §7): the reduced path (R) against the
+"""The SO(3) family's kernels, checked three ways (docs/math/so3.md): the reduced path
+(R) against the
 general (2B)³ × (2B)³ path, exact invariance to 3-d rotations of band-limited inputs, and the
 pooled kernel against an independent Haar average of the matching MLP kernel.
 

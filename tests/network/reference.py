@@ -1,5 +1,5 @@
 """Brute-force numpy versions of the finite layers (loops over sites, elements and offsets),
-straight from the formulas of DESIGN §2, for tiny inputs only."""
+straight from the layer definitions of docs/math/conventions.md, for tiny inputs only."""
 import itertools
 
 import numpy as np

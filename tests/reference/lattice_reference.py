@@ -1,7 +1,7 @@
-"""A slow, independent reference implementation of DESIGN §2 for lattice groups H ⋉ Z^d.
+"""A slow, independent reference implementation of docs/math/rules.md for lattice groups H ⋉ Z^d.
 
 It shares no code with kernelc (kernelc is never imported here) and is meant for tiny inputs in
-tests only. Everything is written out from the conventions of DESIGN §2:
+tests only. Everything is written out from the conventions of docs/math/conventions.md:
 
 * The point group H is built here from its generator matrices by a breadth-first closure
   (:func:`group_closure`, own element order: identity first, then left multiplication by the
@@ -41,7 +41,7 @@ A weight layer may also give ``"support": [offset, ...]`` instead of ``size`` an
 standard parameterisation, ``"width"`` (its channel count). ``rotations`` lists matrices of H
 (None: all of H).
 
-Conventions (DESIGN §2): NTK parameterisation (or ``parameterization="standard"``: Θ⁺ = σ_w²Θ_lin
+Conventions (docs/math/conventions.md): NTK parameterisation (or ``parameterization="standard"``: Θ⁺ = σ_w²Θ_lin
 + fan_in·K_lin + [σ_b > 0]); K0[x,x'] = (1/C) Σ_c f_c(x) f'_c(x'), Θ0 = 0; g = (t, r),
 (t,r)(y,s) = (t+ρ(r)y, rs), (t,r)·y = t+ρ(r)y; zero padding outside the box ('same'), wrapped
 indices ('circular'), or only sites whose whole stencil is inside ('valid': output site t sits
