@@ -17,6 +17,7 @@ from .compiler.derive import Derivation, derive
 from .errors import GeneratedCodeError
 from .frontend.ast import Spec
 from .frontend.infer import TypedGraph, check
+from .runtime import HELPER_MODULES
 
 
 @dataclass
@@ -99,7 +100,12 @@ class CompiledKernel:
 _IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "numpy", "jax")
 #: ``from X import ...``: not os and sys, whose uses are checked by attribute name below.
 _FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax")
-_IMPORT_FROM = {"kernelc.errors"}  # the try/except ImportError block of the runtime prelude
+#: ``from X import names``: the runtime package's helper modules (and kernelc.errors, which a
+#: standalone module imports in a try/except ImportError block)
+_IMPORT_FROM = {"kernelc.errors", "kernelc.runtime", "kernelc.runtime.errors"} | set(HELPER_MODULES)
+#: The one top-level call a module makes: the runtime's driver around its _propagate, with names
+#: and constants as arguments.
+_DRIVER_CALLS = {"tiled_kernel"}
 _FORBIDDEN_NAMES = {"__import__", "eval", "exec", "compile", "open", "breakpoint", "globals",
                     "locals", "vars", "input", "setattr", "delattr", "__builtins__", "__loader__",
                     "__spec__", "memoryview"}
@@ -159,6 +165,17 @@ def _is_table(node) -> bool:
     return _is_literal(node)
 
 
+def _is_driver_call(stmt: ast.Assign) -> bool:
+    """``kernel_fn, plan_memory = tiled_kernel(_propagate, NAME, ..., key=constant)``."""
+    call = stmt.value
+    names = [t for target in stmt.targets
+             for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and call.func.id in _DRIVER_CALLS and all(isinstance(n, ast.Name) for n in names)
+            and all(isinstance(a, ast.Name) or _is_literal(a) for a in call.args)
+            and all(k.arg is not None and _is_literal(k.value) for k in call.keywords))
+
+
 def _check_decorators(node) -> Optional[str]:
     for dec in node.decorator_list:
         call = isinstance(dec, ast.Call)
@@ -197,6 +214,8 @@ def _check_statement(stmt, in_class: bool = False) -> Optional[str]:
         return None
     if isinstance(stmt, ast.Assign):
         if all(isinstance(t, ast.Name) for t in stmt.targets) and _is_table(stmt.value):
+            return None
+        if not in_class and _is_driver_call(stmt):
             return None
         return f"assignment {ast.unparse(stmt)[:80]}"
     if isinstance(stmt, ast.FunctionDef):

@@ -98,6 +98,9 @@ def _compile_args(p):
     p.add_argument("-o", "--output", help="where to write the module "
                    "(default: generated/<spec name>.py)")
     p.add_argument("--no-identities", action="store_true")
+    p.add_argument("--standalone", action="store_true",
+                   help="inline the kernelc runtime helpers the module uses: it then needs "
+                        "only jax and numpy")
 
 
 @command("compile", "write the generated JAX module for a spec")(_compile_args)
@@ -110,8 +113,13 @@ def _compile(args) -> int:
         out = output_path(Path("generated") / (Path(args.spec).stem + ".py"),
                           "compile (default output)", inputs=[args.spec], create_folder=True)
     net = compile(args.spec, identities=NO_IDENTITIES if args.no_identities else None)
-    write_text(out, net.source)
-    print(f"wrote {out} ({len(net.source.splitlines())} lines): {net.typed.summary()}")
+    source = net.source
+    if args.standalone:
+        from .codegen.standalone import standalone_module
+        source = standalone_module(source)
+    write_text(out, source)
+    kind = "standalone, " if args.standalone else ""
+    print(f"wrote {out} ({kind}{len(source.splitlines())} lines): {net.typed.summary()}")
     return 0
 
 

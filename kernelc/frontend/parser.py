@@ -278,7 +278,7 @@ class _Builder:
         return InputDecl(tuple(dims), channels, span)
 
     def input_sphere(self, node) -> InputDecl:
-        from ..groups.harmonic import MAX_BANDWIDTH
+        from ..runtime.harmonic import MAX_BANDWIDTH
         band, channels = [int(str(t)) for t in node.children]
         span = self.span_of(node)
         if band < 1 or channels < 1:

@@ -9,7 +9,7 @@ supported yet: a ``size=``/``support=`` argument is refused with that message.
 from __future__ import annotations
 
 from ..errors import ShapeError
-from ..groups.harmonic import MAX_BANDWIDTH
+from ..runtime.harmonic import MAX_BANDWIDTH
 from .layers import (FAMILY_LAYER_KINDS, LAYER_KINDS, Param, _B, _W, _WIDTH, _positive_int,
                      domain_words, layer_kind)
 from .types import SignalType

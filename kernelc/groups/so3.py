@@ -1,7 +1,7 @@
 """SO(3), the compact group of 3-d rotations: the harmonic family (docs/math/so3.md).
 
 A group of this family is declared by its data, not by kernel code: the base space (S²), the
-grids and quadratures of :mod:`kernelc.groups.harmonic`, and the Wigner-D representation. The
+grids and quadratures of :mod:`kernelc.runtime.harmonic`, and the Wigner-D representation. The
 layer typing rules (:mod:`kernelc.frontend.so3_layers`), kernel rules (:mod:`kernelc.rules.so3`)
 and the finite network (:mod:`kernelc.network.so3`) of the family look these up.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import harmonic
+from ..runtime import harmonic
 
 
 @dataclass(frozen=True)

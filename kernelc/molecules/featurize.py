@@ -17,7 +17,7 @@ therefore, in closed form,
 
 No grid is sampled to get these coefficients, so they are exactly rotation equivariant:
 rotating every position by Q maps a_ℓ to D^ℓ(Q) a_ℓ (Y, D conventions of
-:mod:`kernelc.groups.harmonic`). They are invariant to translations and equivariant to atom
+:mod:`kernelc.runtime.harmonic`). They are invariant to translations and equivariant to atom
 permutations by construction.
 
 Channel order (channels are the last axis of signals): channel index = element_index ·
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..groups import harmonic
+from ..runtime import harmonic
 from ..groups.so3 import x64
 
 ELEMENTS = (1, 6, 7, 8, 9)  # H, C, N, O, F: the QM9 elements
@@ -80,14 +80,14 @@ def _d_column_factors(l):
     Only the n = 0 column of d^ℓ is needed: this costs O(ℓ²) per direction instead of the
     O(ℓ³) of building the whole matrix with harmonic.wigner_d (same eigen-decomposition, so the
     same conventions and accuracy)."""
-    w, v = harmonic._jy_eigen(l)
+    w, v = harmonic.jy_eigen(l)
     return w, (v * v[l].conj()[None, :]).T  # (k, m): V_mk conj(V_ℓk)
 
 
 def conj_harmonics(directions, band):
     """conj(Y_ℓm(r̂)) of unit vectors r̂ (..., 3), dense zero-padded: (..., band, 2·band − 1).
 
-    Y_ℓm(θ, φ) = sqrt((2ℓ+1)/4π) e^{imφ} d^ℓ_m0(θ), the convention of kernelc.groups.harmonic."""
+    Y_ℓm(θ, φ) = sqrt((2ℓ+1)/4π) e^{imφ} d^ℓ_m0(θ), the convention of kernelc.runtime.harmonic."""
     directions = np.asarray(directions, dtype=np.float64)
     theta = np.arccos(np.clip(directions[..., 2], -1.0, 1.0))
     phi = np.arctan2(directions[..., 1], directions[..., 0])

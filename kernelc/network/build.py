@@ -283,11 +283,12 @@ class FiniteNetwork:
 
 def _phi_function(phi):
     """φ as a jnp function: kernelc's guarded JAX printer on the rule's sympy φ (our own tree,
-    never user text), evaluated over the printer's helper prelude."""
-    from ..codegen.jax_printer import jax_code, prelude
+    never user text), evaluated over the helpers of kernelc.runtime.maps."""
+    from ..codegen.jax_printer import jax_code
     from ..rules.nonlinearities import x as X
-    namespace: Dict[str, Any] = {}
-    source = prelude() + f"\n\ndef _phi(x):\n    return {jax_code(phi, {X: 'x'})}\n"
+    from ..runtime import maps
+    namespace: Dict[str, Any] = maps.namespace("jax")
+    source = f"def _phi(x):\n    return {jax_code(phi, {X: 'x'})}\n"
     exec(compile(source, "<kernelc:phi>", "exec"), namespace)  # noqa: S102 - generated code
     fn = namespace["_phi"]
 

@@ -1,8 +1,8 @@
-"""The finite-width networks of the SO(3) family: signals on S² lifted to SO(3) (DESIGN §3b).
+"""The finite-width networks of the SO(3) family: signals on S² lifted to SO(3) (docs/math/so3.md).
 
 Layouts (channels last, batch first): sphere signals (N, 2B, 2B, C) sampled at (θ_j, φ_k),
 SO(3) signals (N, 2B, 2B, 2B, C) sampled at (α_a, β_b, γ_c), vectors (N, C); grids, harmonics
-and conventions are those of :mod:`kernelc.groups.harmonic`. Filters cover the whole sphere /
+and conventions are those of :mod:`kernelc.runtime.harmonic`. Filters cover the whole sphere /
 group and are white up to their band limit L, drawn as complex harmonic coefficients
 ψ̂ = (u + i v)/√2 with N(0, 1) parameters u, v (NTK parameterisation; standard: N(0, σ_w²/n)).
 
@@ -20,11 +20,11 @@ group and are white up to their band limit L, drawn as complex harmonic coeffici
       G^ℓ_j = Σ_c F̂^ℓ_c (ψ̂^ℓ_jc)^H / (2ℓ+1),  F̂_c = so3_analysis(f_c) (grid quadrature).
   Weights W: (2, Σ_ℓ (2ℓ+1)², n, D) = (u, v) at (ℓ, m, n), ℓ-major, then m, n row-major.
 * nonlinearity: φ on every grid sample; group_pool: the grid quadrature Σ_g w_g f(g) of the
-  normalised Haar measure (:func:`~kernelc.groups.harmonic.so3_quadrature`); dense: as in the
+  normalised Haar measure (:func:`~kernelc.runtime.harmonic.so3_quadrature`); dense: as in the
   lattice networks (:mod:`kernelc.network.layers`).
 
 With the same quadratures, the infinite-width NNGP/NTK of this network is exactly the kernel of
-the "general path" of :mod:`kernelc.codegen.runtime_so3`.
+the "general path" of :mod:`kernelc.runtime.so3`.
 """
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ from typing import Dict
 
 import numpy as np
 
-from ..codegen.runtime_so3 import _complex, _so3_D_grid, _sphere_coefficients
+from ..runtime.so3 import complex_dtype, so3_D_grid, sphere_coefficients
 from ..errors import KernelcError
-from ..groups import harmonic
+from ..runtime import harmonic
 from .build import FiniteNetwork, _phi_function
 from .layers import FINITE_LAYERS, FiniteLayer, _affine, _weight_params
 
@@ -85,9 +85,9 @@ def _so3_coefficients(f, band):
     bandwidth = f.shape[-1] // 2
     if 2 * band - 1 <= 2 * bandwidth:
         return harmonic.so3_analysis(f, band)
-    D = np.conj(_so3_D_grid(band, bandwidth)) * harmonic.so3_quadrature(bandwidth).reshape(
+    D = np.conj(so3_D_grid(band, bandwidth)) * harmonic.so3_quadrature(bandwidth).reshape(
         -1, 1, 1, 1) * (2 * np.arange(band) + 1)[None, :, None, None]
-    flat = f.reshape(f.shape[:-3] + (-1,)).astype(_complex(f))
+    flat = f.reshape(f.shape[:-3] + (-1,)).astype(complex_dtype(f))
     return jnp.einsum("...g,glmn->...lmn", flat, jnp.asarray(D, flat.dtype))
 
 
@@ -104,7 +104,7 @@ class Lift:
         import jax.numpy as jnp
         x = ins[0]
         band, grid = net.band(node), net.hp(node)["grid"]
-        a = _sphere_coefficients(x, band)
+        a = sphere_coefficients(x, band)
         psi = lift_blocks(params["W"].astype(x.dtype), band)
         blocks = [jnp.einsum("ncp,mcj->njpm", jnp.conj(a[:, :, l, band - 1 - l:band + l]),
                              psi[l]) for l in range(band)]           # a: (N, C, L, 2L-1)

@@ -96,10 +96,10 @@ def _ntk_eq(new_k_term, theta_sum, standard: bool):
     return sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta_sum)
 
 
-def _stencil_call(ctx, node, src: str, terms: str, nslots: int, out_box, helper="_stencil") -> str:
+def _stencil_call(ctx, node, src: str, terms: str, nslots: int, out_box, helper="stencil") -> str:
     """Source of a stencil helper call on array ``src`` with the node's pads and padding."""
     hp = ctx.hp(node)
-    slots = f"{nslots}, " if helper == "_stencil" else ""
+    slots = f"{nslots}, " if helper == "stencil" else ""
     return (f"{helper}({src}, {terms}, {slots}{pad_widths(hp['support'])!r}, "
             f"{tuple(out_box)!r}, {hp['padding']!r})")
 
@@ -161,7 +161,7 @@ class Input:
         t = ctx.typed.layers.node(node)["out"]
         diag = ctx.uses("D", node)
         layout = Layout("box_diag" if diag else "box_full", t.shape)
-        fn = "_input_diag(xa, xb)" if diag else f"_input_full(xa, xb, {len(t.shape)})"
+        fn = "input_diag(xa, xb)" if diag else f"input_full(xa, xb, {len(t.shape)})"
         formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag else
                    "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
         # on a masked (hexagonal) domain, input values outside the domain are not signal
@@ -196,13 +196,13 @@ class Lift:
             ctx, node, {"group_reduced": "reduced", "group_diag": "diag",
                         "group_general": "general"}[out.kind]))
         if out.kind == "group_reduced":
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "_reduced_stencil")
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "reduced_stencil")
             formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)"
         elif out.kind == "group_diag":
             fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
             formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K0[t+y, t+y] + σ_b²   (R)+(D)"
         else:
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "_general_stencil")
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "general_stencil")
             formula = "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²   (general)"
         return _linear_op(ctx, node, ins, out, fn, formula)
 
@@ -259,7 +259,7 @@ class GroupConv:
         out = ctx.out_layout(node)
         if out.kind == "group_reduced":
             terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "reduced"))
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "_reduced_stencil")
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "reduced_stencil")
             formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)"
         elif out.kind == "group_diag":
             terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag"))
@@ -270,8 +270,8 @@ class GroupConv:
             right = ctx.constant(node, "RIGHT_MULT", repr(tuple(
                 tuple(int(ctx.group.cayley[r, s]) for r in range(ctx.group.order))
                 for s in ctx.hp(node)["rotations"])))
-            fn = lambda a: _stencil_call(ctx, node, f"_right_mix({a}, {right}, {out.d})", terms, 2,
-                                         out.box, "_general_stencil")
+            fn = lambda a: _stencil_call(ctx, node, f"right_mix({a}, {right}, {out.d})", terms, 2,
+                                         out.box, "general_stencil")
             formula = ("K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)]"
                        " + σ_b²   (general)")
         return _linear_op(ctx, node, ins, out, fn, formula)
@@ -328,9 +328,9 @@ def _map_lines(ctx, node, src: Value, kmap, k: str, t: str,
     nngp_expr, kdot_expr = kmap.emit_jax(k11, src.nngp, k22)
     lines = [
         f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
-        f"(_self_diagonal({lay.kind!r}, {lay.d}, {src.nngp}),) * 2",
+        f"(self_diagonal({lay.kind!r}, {lay.d}, {src.nngp}),) * 2",
         "stats.append(v_a)",
-        f"{k11}, {k22} = _variances({lay.kind!r}, {lay.d}, v_a, v_b)",
+        f"{k11}, {k22} = variances({lay.kind!r}, {lay.d}, v_a, v_b)",
         f"{k} = {nngp_expr}",
     ]
     ntk_lines = [f"{t} = ({kdot_expr}) * {src.ntk}"] if src.ntk is not None else []
@@ -492,7 +492,7 @@ class Flatten:
         lay = ins[0].layout
         n = ctx.site_count(lay)
         denom = float(n * (lay.order if lay.kind == "group_general" else 1))
-        fn = lambda a: (f"jnp.sum(_self_diagonal({lay.kind!r}, {lay.d}, {a}).reshape("
+        fn = lambda a: (f"jnp.sum(self_diagonal({lay.kind!r}, {lay.d}, {a}).reshape("
                         f"{a}.shape[0], -1), axis=1) / {denom!r}")
         return _pool(ctx, node, ins, fn, "K⁺ = mean_g K[g,g]")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Optional
@@ -21,13 +20,13 @@ from typing import Callable, Optional
 import numpy as np
 import sympy
 
-from kernelc.codegen.jax_printer import jax_code, prelude
+from kernelc.codegen.jax_printer import jax_code
 from kernelc.errors import SpecError, did_you_mean
 from kernelc.frontend.graph import MAX_POLY_DEGREE  # the bound phi(...) and poly(...) share
 from kernelc.rules.gaussian import polynomial_kernel
+from kernelc.runtime import maps
 
-__all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "kernel_map", "compose",
-           "prelude"]
+__all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "kernel_map", "compose"]
 
 k11, k22 = sympy.symbols("k11 k22", positive=True)  # variances (the zero case is guarded in code)
 k12 = sympy.Symbol("k12", real=True)                # covariance, |k12| <= sqrt(k11 k22)
@@ -78,12 +77,13 @@ class KernelMap:
         return expectation(self.phi), expectation(self.phi_prime)
 
     def emit_jax(self, k11: str, k12: str, k22: str) -> tuple[str, str]:
-        """JAX source expressions of K⁺ and K̇ over the given variable names (and prelude())."""
+        """JAX source expressions of K⁺ and K̇ over the given variable names (calling the helpers
+        of :mod:`kernelc.runtime.maps`)."""
         variables = f"{k11}, {k12}, {k22}"
         if self.nngp is None:
             # the lambda's own parameter 'x' only shadows inside the lambda body
             # the label names the map in kernel_fn's accuracy warning (a Python string literal)
-            return tuple(f"_gauss_hermite_2d(lambda x: {jax_code(f, {x: 'x'})}, {variables}, "
+            return tuple(f"gauss_hermite_2d(lambda x: {jax_code(f, {x: 'x'})}, {variables}, "
                          f"{self.quad_degree}, {label!r})"
                          for f, label in ((self.phi, f"K⁺ of {self.name}"),
                                           (self.phi_prime, f"K̇ of {self.name}")))
@@ -92,7 +92,7 @@ class KernelMap:
         for expr in (self.nngp, self.ntk_dot):
             code = jax_code(expr, names)
             if not set(_SYMBOLS) <= expr.free_symbols:
-                code = f"_broadcast({code}, {variables})"  # e.g. K̇ = 1: keep the array shape
+                code = f"broadcast({code}, {variables})"  # e.g. K̇ = 1: keep the array shape
             out.append(code)
         return tuple(out)
 
@@ -106,22 +106,11 @@ class KernelMap:
                     np.asarray(ntk_fn(*args), dtype=np.float64))
 
 
-def _special_namespace():
-    """scipy.special when installed; otherwise erf/erfc vectorised from math (float64)."""
-    try:
-        import scipy.special
-        return scipy.special
-    except ImportError:  # scipy is not a kernelc dependency
-        return types.SimpleNamespace(erf=np.vectorize(math.erf, otypes=[np.float64]),
-                                     erfc=np.vectorize(math.erfc, otypes=[np.float64]))
-
-
 @lru_cache(maxsize=256)
 def _numpy_functions(nngp_code: str, ntk_code: str):
     # The source is our printer's output (whitelisted functions, our own variable names and
     # numbers), never user text.
-    namespace = {"jnp": np, "jsp": _special_namespace()}
-    exec(prelude(imports=False), namespace)  # noqa: S102
+    namespace = maps.namespace("numpy")
     exec(f"def _nngp(k11, k12, k22):\n    return {nngp_code}\n"  # noqa: S102
          f"def _ntk(k11, k12, k22):\n    return {ntk_code}\n", namespace)
     return namespace["_nngp"], namespace["_ntk"]

@@ -1,10 +1,10 @@
-"""The layer rules of the SO(3) family (DESIGN §3b): the same recursions as the lattice rules
-(DESIGN §2) with Haar integrals in place of filter sums, lowered through harmonic analysis.
+"""The layer rules of the SO(3) family (docs/math/so3.md): the same recursions as the lattice rules
+(docs/math/rules.md) with Haar integrals in place of filter sums, lowered through harmonic analysis.
 
 Two storage layouts (:mod:`kernelc.compiler.plan`): ``so3_reduced`` — identity (R), one function
 K̃(q) = K[e, q] on the SO(3) grid per pair, plus its value at e — and ``so3_general``, the
 K[g_i, g_j] of every pair of grid points, kept to validate the reduced path. The runtime helpers
-named in the emitted lines live in :mod:`kernelc.codegen.runtime_so3`.
+named in the emitted lines live in :mod:`kernelc.runtime.so3`.
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def _affine(ctx, node, lin: str, grid: int, reduced: bool):
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
     if reduced:  # coefficients -> grid samples (+ the value at e)
-        lines = [f"coef_{name} = {w2} * {lin} + _so3_bias({b2}, {lin})",
-                 f"{k} = _so3_sample(coef_{name}, {grid})"]
+        lines = [f"coef_{name} = {w2} * {lin} + so3_bias({b2}, {lin})",
+                 f"{k} = so3_sample(coef_{name}, {grid})"]
         return lines, k, t
     return [f"{k} = {w2} * {lin} + {b2}"], k, t
 
@@ -73,8 +73,8 @@ class SphereInput:
         t = ctx.typed.layers.node(node)["out"]
         layout = Layout("sphere_coeffs", tuple(t.shape))
         band = t.band
-        line = (f"k_input = (_sphere_coefficients(xa, {band}), "
-                f"_sphere_coefficients(xb, {band}))")
+        line = (f"k_input = (sphere_coefficients(xa, {band}), "
+                f"sphere_coefficients(xb, {band}))")
         flops = 2 * t.sites * t.channels * (5 * band + 8 * band * band)
         return [Op("input", "a_cℓm = ∫ f_c conj(Y_ℓm) dΩ  (DH quadrature, exact for band "
                    f"< {band})", [line], layout.entries, flops)], Value("k_input", None, layout)
@@ -115,11 +115,11 @@ class SphereLift:
         reduced = out.kind == "so3_reduced"
         lin = f"lin_{name}"
         if reduced:
-            lines = [f"{lin} = _so3_cross_correlation(*{src}, {band})"]
+            lines = [f"{lin} = so3_cross_correlation(*{src}, {band})"]
             formula = ("K̃⁺(q) = σ_w²/C Σ_c ∫ f_c(y) f'_c(q·y) dy + σ_b²  (R: Wigner "
                        "coefficients, then the SO(3) grid)")
         else:
-            lines = [f"{lin} = _so3_lift_general(*{src}, {band}, {grid})"]
+            lines = [f"{lin} = so3_lift_general(*{src}, {band}, {grid})"]
             formula = "K⁺[g,g'] = σ_w² ∫ K0[g·y, g'·y] dy + σ_b²  (general: every grid pair)"
         more, k, t = _affine(ctx, node, lin, grid, reduced)
         c = ctx.typed.input_type.channels
@@ -167,10 +167,10 @@ class SO3Conv:
         reduced = out.kind == "so3_reduced"
         lin = f"lin_{name}"
         if reduced:
-            project = lambda a: f"_so3_project({a}, {grid_in}, {band})"
+            project = lambda a: f"so3_project({a}, {grid_in}, {band})"
             formula = "K̃⁺ = σ_w² Π_L K̃ + σ_b²  (R: SO(3) FFT, truncate to ℓ < L, inverse FFT)"
         else:
-            project = lambda a: f"_so3_gconv_general({a}, {grid_in}, {band}, {grid})"
+            project = lambda a: f"so3_gconv_general({a}, {grid_in}, {band}, {grid})"
             formula = ("K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹gg'⁻¹u') du du' + σ_b²  (general: "
                        "two-sided transform)")
         lines = [f"{lin} = {project(src.nngp)}"]
@@ -178,7 +178,7 @@ class SO3Conv:
         w2 = num(hp["W_std"] ** 2)
         if reduced:
             ntk = [f"coef_{t} = {w2} * {project(src.ntk)} + coef_{name}",
-                   f"{t} = _so3_sample(coef_{t}, {grid})"]
+                   f"{t} = so3_sample(coef_{t}, {grid})"]
         else:
             ntk = [f"{t} = {w2} * {project(src.ntk)} + {k}"]
         n = out.entries
@@ -207,7 +207,7 @@ class SO3Pool:
         src = ins[0]
         lay = src.layout
         grid = lay.box[0] // 2
-        fn = "_so3_mean" if lay.kind == "so3_reduced" else "_so3_mean_general"
+        fn = "so3_mean" if lay.kind == "so3_reduced" else "so3_mean_general"
         name = ctx.var(node)
         k, t = f"k_{name}", f"t_{name}"
         lines = [f"{k} = {fn}({src.nngp}, {grid})"]
@@ -220,6 +220,6 @@ class SO3Pool:
 
 # family-independent: the readout, the branch structure (fan-out, empty branch, sum, concat:
 # entrywise on two kernels of one layout), and nonlinearities (pointwise on the grid; under (R) the
-# runtime's _self_diagonal/_variances read the constant variance K̃(e) of so3_reduced kernels)
+# runtime's self_diagonal/variances read the constant variance K̃(e) of so3_reduced kernels)
 for _kind in ("dense", "nonlinearity", "fanout", "identity", "sum", "concat"):
     FAMILY_RULES[FAMILY][_kind] = FAMILY_RULES["lattice"][_kind]

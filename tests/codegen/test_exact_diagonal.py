@@ -4,7 +4,7 @@ At the sites of a self pair (an input with itself) the relu sees k11 = k22 = k12
 θ = acos ρ must be exactly 0. Printed naively, k11·k22 − k12² is contracted under jit into a
 fused multiply-add that leaves the rounding error of k11·k22 (~1e-16 relative); θ becomes ~1e-8
 and K̇ = (π − θ)/(2π) is off by ~1e-9 per site, ~1e-11–1e-10 on the NTK diagonal. The printer's
-``_sqrt_det`` computes the determinant as (s − k12)(s + k12), s = √(k11 k22), which is exactly 0
+``sqrt_det`` computes the determinant as (s − k12)(s + k12), s = √(k11 k22), which is exactly 0
 there; the runtime takes every self pair (the Gram diagonal, also with symmetric=False, and
 pairs of identical inputs) from the self pass, whose variances are bit-identical to the pair's
 covariances.

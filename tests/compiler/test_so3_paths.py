@@ -16,9 +16,9 @@ import jax.numpy as jnp
 
 import kernelc
 from kernelc.frontend.parser import parse_spec
-from kernelc.groups import harmonic as h
+from kernelc.runtime import harmonic as h
 from kernelc.groups import so3
-from tests.groups.test_harmonic import _real_sphere_coefficients
+from tests.runtime.test_harmonic import _real_sphere_coefficients
 
 BAND = 3
 

@@ -2,7 +2,7 @@
 import jax
 import numpy as np
 
-from kernelc.groups import harmonic
+from kernelc.runtime import harmonic
 
 # a small non-symmetric "molecule" with every QM9 element (Å); atoms ~1–2.5 Å apart
 Z_TOY = np.array([6, 1, 1, 8, 7, 9, 1])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kernelc.errors import InputError
-from kernelc.groups import harmonic
+from kernelc.runtime import harmonic
 from kernelc.molecules import featurize as F
 
 from ._common import R_TOY, Z_TOY, analysis, padded_dataset, rotate_coefficients, rotation

@@ -5,7 +5,7 @@
 * invariance of the pooled output under exact rotations of band-limited inputs: exact (to
   rounding) for polynomial φ on grids fine enough for every integrand, approximate for ReLU;
 * Monte Carlo means of the empirical NNGP and NTK against the infinite-width kernels: the
-  general path of kernelc.codegen.runtime_so3 composed by hand, and the compiled kernel.
+  general path of kernelc.runtime.so3 composed by hand, and the compiled kernel.
   Every Gram entry must lie within 4.5 standard errors (runs are seeded, so deterministic).
 """
 import math
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import kernelc
-from kernelc.codegen import runtime_so3 as rt
-from kernelc.groups import harmonic
+from kernelc.runtime import so3 as rt
+from kernelc.runtime import harmonic
 from kernelc.groups.so3 import (euler_angles, random_rotation, rotate_sphere_signal,
                                 rotation_matrix, wigner_D, x64)
 from kernelc.network import monte_carlo, network
@@ -226,7 +226,7 @@ dense(2)
 
 def general_path_kernels(typed, x):
     """The NNGP and NTK Gram matrices of an SO(3) spec, composed by hand from the general-path
-    helpers of runtime_so3 (float64): per layer K (and Θ) on all pairs of grid points."""
+    helpers of kernelc.runtime.so3 (float64): per layer K (and Θ) on all pairs of grid points."""
     g = typed.layers
     n = x.shape[0]
     i, j = np.divmod(np.arange(n * n), n)
@@ -237,13 +237,13 @@ def general_path_kernels(typed, x):
             kind = data["kind"]
             src = g.inputs(node)[0] if g.inputs(node) else None
             if kind == "input":
-                c = rt._sphere_coefficients(np.asarray(x, np.float64), typed.input_type.band)
+                c = rt.sphere_coefficients(np.asarray(x, np.float64), typed.input_type.band)
                 out[node] = c
                 continue
             K, T = out[src] if kind != "lift" else (None, None)
             if kind == "lift":
                 c = out[src]
-                K = hp["W_std"] ** 2 * rt._so3_lift_general(c[i], c[j], hp["bandlimit"],
+                K = hp["W_std"] ** 2 * rt.so3_lift_general(c[i], c[j], hp["bandlimit"],
                                                             hp["grid"]) + hp["b_std"] ** 2
                 T = K
             elif kind == "nonlinearity":
@@ -254,14 +254,14 @@ def general_path_kernels(typed, x):
                 K, T = K2, dot * np.asarray(T)
             elif kind == "gconv":
                 b_in = g.node(src)["out"].shape[0] // 2
-                K2 = hp["W_std"] ** 2 * rt._so3_gconv_general(
+                K2 = hp["W_std"] ** 2 * rt.so3_gconv_general(
                     np.asarray(K), b_in, hp["bandlimit"], hp["grid"]) + hp["b_std"] ** 2
-                T = hp["W_std"] ** 2 * rt._so3_gconv_general(
+                T = hp["W_std"] ** 2 * rt.so3_gconv_general(
                     np.asarray(T), b_in, hp["bandlimit"], hp["grid"]) + K2
                 K = K2
             elif kind == "group_pool":
                 b = g.node(src)["out"].shape[0] // 2
-                K, T = rt._so3_mean_general(np.asarray(K), b), rt._so3_mean_general(
+                K, T = rt.so3_mean_general(np.asarray(K), b), rt.so3_mean_general(
                     np.asarray(T), b)
             elif kind == "dense":
                 K2 = hp["W_std"] ** 2 * np.asarray(K) + hp["b_std"] ** 2
@@ -331,8 +331,8 @@ def test_layer_ntks_are_the_kernel_maps_of_the_empirical_features():
     params = _params(net, 7)
     hp = net.hp("n001")
     with x64():
-        c = rt._sphere_coefficients(np.asarray(x), 3)
-        ref = hp["W_std"] ** 2 * np.asarray(rt._so3_lift_general(c[i], c[j], 3, 3))
+        c = rt.sphere_coefficients(np.asarray(x), 3)
+        ref = hp["W_std"] ** 2 * np.asarray(rt.so3_lift_general(c[i], c[j], 3, 3))
     compare(_layer_ntk(net, params, x, "lift1"), ref + hp["b_std"] ** 2)
 
     net = network(LIFT_GCONV)
@@ -341,7 +341,7 @@ def test_layer_ntks_are_the_kernel_maps_of_the_empirical_features():
     h = _features(net, params, x, "n002").reshape(n, -1, 4)        # (N, G, n)
     kh = np.einsum("pgc,phc->pgh", h[i], h[j]) / h.shape[-1]
     with x64():
-        ref = hp["W_std"] ** 2 * np.asarray(rt._so3_gconv_general(kh, 2, 3, 3))
+        ref = hp["W_std"] ** 2 * np.asarray(rt.so3_gconv_general(kh, 2, 3, 3))
     compare(_layer_ntk(net, params, x, "gconv1"), ref + hp["b_std"] ** 2)
 
 

@@ -10,7 +10,8 @@ from scipy import integrate, special
 
 from kernelc.errors import SpecError
 from kernelc.rules.nonlinearities import (NONLINEARITIES, compose, k11, k12, k22, kernel_map,
-                                          prelude, x)
+                                          x)
+from kernelc.runtime import maps
 
 # (k11, k12, k22): generic, negative, unequal variances with rho near +1 and near -1
 LAMBDAS = [
@@ -213,8 +214,8 @@ def test_latex_and_pretty():
 
 def _jax_fn(kmap):
     nngp, ntk = kmap.emit_jax("k11", "k12", "k22")
-    ns = {}
-    exec(prelude() + f"\ndef f(k11, k12, k22):\n    return {nngp}, {ntk}\n", ns)
+    ns = maps.namespace("jax")
+    exec(f"def f(k11, k12, k22):\n    return {nngp}, {ntk}\n", ns)
     return jax.jit(ns["f"])
 
 
@@ -265,7 +266,6 @@ def test_emitted_text_is_deterministic():
     for key in ALL_KEYS:
         kmap = kernel_map(*key[:2]) if len(key) == 2 else kernel_map(key[0], expr=key[2])
         assert kmap.emit_jax("a", "b", "c") == kmap.emit_jax("a", "b", "c")
-    assert prelude() == prelude()
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -341,12 +341,11 @@ def test_kinked_phi_without_closed_form_is_refused(expr):
 
 
 def test_quadrature_accuracy_estimate_is_recorded_and_honest():
-    """_quadrature_estimate (n vs 2n points on the diagonal E[φ(u)²]) records, per map, an
+    """quadrature_estimate (n vs 2n points on the diagonal E[φ(u)²]) records, per map, an
     estimate of the true error of the n-point 2-d rule, on and off the diagonal, to within a
     factor of 2 (the 2n-point reference is itself not exact when n is small)."""
-    namespace = {"jnp": np}
-    exec(prelude(imports=False), namespace)  # noqa: S102 - our own printer's helper text
-    gh, errors = namespace["_gauss_hermite_2d"], namespace["_QUADRATURE_ERRORS"]
+    namespace = maps.namespace("numpy")
+    gh, errors = namespace["gauss_hermite_2d"], namespace["QUADRATURE_ERRORS"]
     k11, k22 = np.array([0.5, 2.0]), np.array([1.5, 2.0])
     k12 = np.array([0.6, 2.0]) * np.sqrt(k11 * k22) / np.array([1.0, 2.0])  # ρ = 0.6, 1
     coarse = gh(np.tanh, k11, k12, k22, 16, "tanh")

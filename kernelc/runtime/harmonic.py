@@ -19,13 +19,12 @@ Coefficient arrays are dense and zero-padded: ``(..., L, 2L-1, 2L-1)`` for SO(3)
 [ℓ, m+L-1, n+L-1]) and ``(..., L, 2L-1)`` for S². Tables are numpy (float64) and built once;
 the transforms are jax.numpy so they jit, batch and differentiate.
 
-This file is copied verbatim (below the marker) into generated modules of the SO(3) family, so
-they depend on jax and numpy only. Why our own transforms rather than a library (s2fft,
+Part of the runtime package (jax and numpy only): generated modules of the SO(3) family import
+it, and ``kernelc compile --standalone`` inlines the functions they use. Why our own transforms rather than a library (s2fft,
 lie_learn): the band limits here are small (L ≤ 32), the transforms are a few einsums and FFTs
 that XLA fuses with the kernel maps, the tables are exact float64 (eigen-decomposition of J_y,
-accurate to ~1e-14 at ℓ = 64), and generated modules must stay self-contained.
+accurate to ~1e-14 at ℓ = 64), and standalone modules must stay free of other dependencies.
 """
-# --- prelude ---
 import functools
 
 import numpy as np
@@ -35,7 +34,7 @@ MAX_BANDWIDTH = 64  # largest grid bandwidth B (2B points per Euler angle) the t
 
 
 @functools.lru_cache(maxsize=None)
-def _jy_eigen(l):
+def jy_eigen(l):
     """Eigen-decomposition of the angular momentum matrix J_y in the |ℓ m> basis, m = -ℓ..ℓ."""
     m = np.arange(-l, l)
     raise_ = np.diag(np.sqrt(l * (l + 1) - m * (m + 1.0)), -1)  # <m+1| J_+ |m>
@@ -45,7 +44,7 @@ def _jy_eigen(l):
 
 def wigner_d(l, beta):
     """d^ℓ(β) = exp(-iβ J_y): real (..., 2ℓ+1, 2ℓ+1), entry [m+ℓ, n+ℓ] = d^ℓ_mn(β)."""
-    w, v = _jy_eigen(int(l))
+    w, v = jy_eigen(int(l))
     beta = np.asarray(beta, dtype=np.float64)
     phase = np.exp(-1j * beta[..., None] * w)
     return np.real((v * phase[..., None, :]) @ v.conj().T)

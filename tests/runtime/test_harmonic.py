@@ -5,7 +5,7 @@ import pytest
 import jax.numpy as jnp
 from scipy.special import sph_harm_y
 
-from kernelc.groups import harmonic as h
+from kernelc.runtime import harmonic as h
 from kernelc.groups import so3
 
 

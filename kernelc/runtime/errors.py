@@ -1,0 +1,15 @@
+"""The runtime's error types: kernelc's own when it is installed (so that a user catches
+``kernelc.errors.KernelcError``), plain subclasses of the built-in ones in a standalone module."""
+try:
+    from kernelc.errors import InputError, MemoryBudgetError, QuadratureWarning
+except ImportError:  # pragma: no cover - a standalone module without kernelc
+    class InputError(ValueError):
+        pass
+
+    class MemoryBudgetError(MemoryError):
+        pass
+
+    class QuadratureWarning(UserWarning):
+        pass
+
+__all__ = ["InputError", "MemoryBudgetError", "QuadratureWarning"]

@@ -1,0 +1,70 @@
+"""Kernel layouts at run time: the input kernel, diagonals and the per-site variances that a
+nonlinearity reads, for each storage layout (``box_full``, ``box_diag``, ``group_reduced``,
+``group_general``, ``group_diag``, ``vector``, ``so3_reduced``, ``so3_general``; see
+:mod:`kernelc.compiler.plan`). jax and numpy only.
+"""
+import numpy as np
+import jax.numpy as jnp
+
+__all__ = ["input_full", "input_diag", "diag_full", "diag_general", "variances",
+           "self_diagonal"]
+
+LETTERS = "abcdefghijklmnopqrstuvw"
+
+
+def input_full(xa, xb, d):
+    """K0[t, t'] = (1/C) Σ_c f_c(t) f'_c(t') for each pair (xa[p], xb[p])."""
+    s1, s2 = LETTERS[:d], LETTERS[d:2 * d]
+    return jnp.einsum(f"p{s1}z,p{s2}z->p{s1}{s2}", xa, xb) / xa.shape[-1]
+
+
+def input_diag(xa, xb):
+    """K0[t, t] = (1/C) Σ_c f_c(t) f'_c(t)."""
+    return jnp.mean(xa * xb, axis=-1)
+
+
+def diag_full(k, d):
+    """(p, *box, *box) -> (p, *box): the entries K[t, t]."""
+    box = k.shape[1:1 + d]
+    n = int(np.prod(box))
+    return jnp.diagonal(k.reshape(k.shape[0], n, n), axis1=1, axis2=2).reshape(k.shape[:1] + box)
+
+
+def diag_general(k, d):
+    """(p, H, *box, H, *box) -> (p, H, *box): the entries K[(t,r), (t,r)]."""
+    head = k.shape[1:2 + d]
+    n = int(np.prod(head))
+    return jnp.diagonal(k.reshape(k.shape[0], n, n), axis1=1, axis2=2).reshape(k.shape[:1] + head)
+
+
+def variances(kind, d, va, vb):
+    """Broadcast per-site variances of the two inputs against a kernel of layout ``kind``."""
+    if kind in ("box_diag", "group_diag", "vector"):
+        return va, vb
+    if kind == "so3_reduced":  # one variance K̃(e) per input, for every grid entry
+        return va[:, None], vb[:, None]
+    if kind == "so3_general":  # K[g_i, g_i] per grid point: (p, N) against (p, N, N)
+        return va[:, :, None], vb[:, None, :]
+    if kind == "box_full":
+        return va.reshape(va.shape + (1,) * d), vb.reshape(vb.shape[:1] + (1,) * d + vb.shape[1:])
+    if kind == "group_reduced":
+        return (va.reshape(va.shape[:1] + (1,) + va.shape[1:] + (1,) * d),
+                vb.reshape(vb.shape[:1] + (1,) * (d + 1) + vb.shape[1:]))
+    # group_general: va, vb are (p, H, *box)
+    return (va.reshape(va.shape + (1,) * (d + 1)),
+            vb.reshape(vb.shape[:1] + (1,) * (d + 1) + vb.shape[1:]))
+
+
+def self_diagonal(kind, d, k):
+    """The variances K[g, g](f, f) of a self-pair kernel of layout ``kind``."""
+    if kind in ("box_diag", "group_diag", "vector"):
+        return k
+    if kind == "box_full":
+        return diag_full(k, d)
+    if kind == "group_reduced":
+        return diag_full(k[:, 0], d)  # K[(t,r),(t,r)] = K̃[t,t](e), the same for every r
+    if kind == "so3_reduced":
+        return k[:, -1]  # K̃(e), stored after the grid values (e is not a grid point)
+    if kind == "so3_general":
+        return jnp.diagonal(k, axis1=1, axis2=2)
+    return diag_general(k, d)

@@ -1,0 +1,248 @@
+"""Helpers of the nonlinearity maps (jax.numpy, and numpy for the float64 reference).
+
+The expressions :func:`kernelc.codegen.jax_printer.jax_code` prints call these functions by
+name: ``safe_sqrt``/``safe_div`` guard the variances, ``acos_ratio``/``asin_ratio`` (and their
+scaled forms ``*2``) evaluate the angle of a correlation n/√q without cancellation, and
+``gauss_hermite_2d`` computes E[φ(u)φ(v)] for maps without a closed form (docs/math/rules.md).
+
+Every function reads the module global ``jnp`` at call time, so the same code runs on numpy:
+:func:`namespace` ("numpy") returns these helpers bound to numpy and scipy.special (or math's
+erf), which the float64 reference and the rule tests evaluate the printed maps with. The
+double-``where`` idiom keeps value and gradient finite at the guarded points (``jnp.where``
+differentiates both branches).
+"""
+import functools
+import math
+import sys
+import types
+
+import numpy as np
+import jax.numpy as jnp
+import jax.scipy.special as jsp  # noqa: F401 - the printed maps call jsp.erf and jsp.erfc
+
+__all__ = ['safe_sqrt', 'sqrt_det', 'safe_div', 'clip_corr', 'safe_acos', 'safe_asin', 'acos_ratio', 'asin_ratio', 'pair_scale', 'correlation_one', 'sqrt_det2', 'acos_ratio2', 'asin_ratio2', 'broadcast', 'sum_over_nodes', 'record_quadrature', 'hermite_rule', 'quadrature_estimate', 'gauss_hermite_2d', 'QUADRATURE_ERRORS']
+
+def safe_sqrt(a):
+    """sqrt(max(a, 0)); gradient 0 (not inf/NaN) where a <= 0."""
+    pos = a > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, a, 1)), 0)
+
+
+def sqrt_det(p, m):
+    """sqrt(max(p - m^2, 0)) as sqrt((s - m)(s + m)), s = sqrt(max(p, 0)): no cancellation, and
+    no fused multiply-add can leave the rounding error of p = fl(a*a) behind, since
+    sqrt(fl(a*a)) == |a| exactly in IEEE arithmetic. So for p = a*a, m = a (a self pair,
+    correlation 1) the result is exactly 0. p <= 0 gives 0; gradients stay finite (safe_sqrt)."""
+    s = safe_sqrt(p)
+    return safe_sqrt((s - m) * (s + m))
+
+
+def safe_div(a, b):
+    """a / b, and 0 where b == 0 (a correlation of a zero-variance input counts as 0)."""
+    nonzero = b != 0
+    return jnp.where(nonzero, a / jnp.where(nonzero, b, 1), 0)
+
+
+def clip_corr(c):
+    """Correlation clipped into [-1, 1] (round-off can push k12/sqrt(k11 k22) past 1)."""
+    return jnp.clip(c, -1, 1)
+
+
+def safe_acos(c):
+    """arccos of c clipped into [-1, 1]; finite gradient at |c| >= 1; NaN passes through."""
+    inside = jnp.abs(c) < 1
+    edge = jnp.where(c >= 1, 0.0, jnp.where(c <= -1, jnp.pi, c))
+    return jnp.where(inside, jnp.arccos(jnp.where(inside, c, 0)), edge)
+
+
+def safe_asin(c):
+    """arcsin of c clipped into [-1, 1]; finite gradient at |c| >= 1; NaN passes through."""
+    inside = jnp.abs(c) < 1
+    edge = jnp.where(c >= 1, jnp.pi / 2, jnp.where(c <= -1, -jnp.pi / 2, c))
+    return jnp.where(inside, jnp.arcsin(jnp.where(inside, c, 0)), edge)
+
+
+def acos_ratio(n, q):
+    """arccos(n / sqrt(q)) as atan2(sqrt(q - n^2), n): exact at n^2 = q (correlation +-1; the
+    determinant by sqrt_det, so exactly 0 for q = fl(n*n)), implicitly clipped to [-1, 1];
+    q = n = 0 (zero variance) counts as correlation 0."""
+    s = sqrt_det(q, n)
+    degenerate = (s == 0) & (n == 0)
+    return jnp.where(degenerate, jnp.pi / 2, jnp.arctan2(s, jnp.where(degenerate, 1, n)))
+
+
+def asin_ratio(n, q):
+    """arcsin(n / sqrt(q)) as atan2(n, sqrt(q - n^2)); same guards as acos_ratio."""
+    s = sqrt_det(q, n)
+    degenerate = (s == 0) & (n == 0)
+    return jnp.where(degenerate, 0.0, jnp.arctan2(n, jnp.where(degenerate, 1, s)))
+
+
+def pair_scale(a, b):
+    """max(|a|, |b|), and 1 where both are 0: the scale of a product a*b of two variances."""
+    c = jnp.maximum(jnp.abs(a), jnp.abs(b))
+    return jnp.where(c > 0, c, 1)
+
+
+def correlation_one(n, a, b):
+    """a = b = |n| bit for bit: a self pair, correlation exactly +-1. Tested explicitly because
+    XLA's vectorised float64 division on CPU is not correctly rounded (v / v gave
+    0.9999999999999999), so the scaled forms below cannot rely on a/c == 1."""
+    return (a == b) & (jnp.abs(n) == a)
+
+
+def sqrt_det2(a, b, m):
+    """sqrt(max(a*b - m^2, 0)) as c * sqrt_det((a/c)(b/c), m/c), c = max(|a|, |b|): a*b of two
+    tiny variances (1e-160 each in float64, 1e-20 in float32) underflows, the scaled product
+    does not; a self pair (a = b = |m|) gives exactly 0."""
+    c = pair_scale(a, b)
+    return jnp.where(correlation_one(m, a, b), 0.0, c * sqrt_det((a / c) * (b / c), m / c))
+
+
+def acos_ratio2(n, a, b):
+    """arccos(n / sqrt(a*b)) = acos_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow);
+    exactly 0 (pi) at a self pair with n = a (n = -a)."""
+    c = pair_scale(a, b)
+    edge = jnp.where(n > 0, 0.0, jnp.pi)
+    return jnp.where(correlation_one(n, a, b) & (a > 0), edge,
+                     acos_ratio(n / c, (a / c) * (b / c)))
+
+
+def asin_ratio2(n, a, b):
+    """arcsin(n / sqrt(a*b)) = asin_ratio(n/c, (a/c)(b/c)), c = max(|a|, |b|) (no underflow);
+    exactly +-pi/2 at a self pair."""
+    c = pair_scale(a, b)
+    edge = jnp.where(n > 0, jnp.pi / 2, -jnp.pi / 2)
+    return jnp.where(correlation_one(n, a, b) & (a > 0), edge,
+                     asin_ratio(n / c, (a / c) * (b / c)))
+
+
+def broadcast(value, k11, k12, k22):
+    """value as a float array of the broadcast shape of (k11, k12, k22): constant maps keep shape."""
+    dtype = jnp.result_type(k11, k12, k22, 1.0)
+    shape = jnp.broadcast_shapes(jnp.shape(k11), jnp.shape(k12), jnp.shape(k22))
+    return jnp.broadcast_to(jnp.asarray(value, dtype=dtype), shape)
+
+
+def sum_over_nodes(term, total, z, w):
+    """total + sum_i term(z_i, w_i) over quadrature nodes: lax.scan under JAX (the body is
+    traced once, so compile time does not grow with the number of nodes), a loop under numpy."""
+    if jnp.__name__.startswith("jax"):
+        import jax
+        step = lambda acc, zw: (acc + term(zw[0], zw[1]), None)  # noqa: E731
+        nodes = (jnp.asarray(z, total.dtype), jnp.asarray(w, total.dtype))
+        return jax.lax.scan(step, total, nodes)[0]
+    for zi, wi in zip(z.tolist(), w.tolist()):  # numpy reference path
+        total = total + term(zi, wi)
+    return total
+
+
+#: label -> (estimated absolute error, largest E[phi(u)^2], n): the worst Gauss-Hermite
+#: accuracy estimate seen since kernel_fn last cleared it (see quadrature_estimate)
+QUADRATURE_ERRORS = {}
+
+
+def record_quadrature(label, n, error, scale):
+    """Keep the worst (error, scale) of the map ``label`` (called from inside jit as a callback)."""
+    error, scale = float(np.max(error)), float(np.max(scale))
+    old = QUADRATURE_ERRORS.get(label)
+    if old is None or error * max(old[1], 1e-300) > old[0] * max(scale, 1e-300):
+        QUADRATURE_ERRORS[label] = (error, scale, n)
+
+
+def hermite_rule(n):
+    """Probabilists' Gauss-Hermite nodes and weights (summing to 1) by Golub-Welsch: the
+    eigenvalues of the Jacobi matrix of He_n and the squared first eigenvector components
+    (stable for any n, where numpy's hermegauss overflows past n ~ 400)."""
+    off = np.sqrt(np.arange(1, n, dtype=np.float64))
+    nodes, vectors = np.linalg.eigh(np.diag(off, 1) + np.diag(off, -1))
+    weights = vectors[0] ** 2
+    return nodes, weights / weights.sum()
+
+
+def quadrature_estimate(phi, k, n, label):
+    """Accuracy of the n-point rule where it is worst, on the diagonal: I_m(k) = sum_i w_i
+    phi(sqrt(k) z_i)^2 = E[phi(u)^2] by the m-point rule; |I_n - I_2n| estimates the n-point
+    error (the 2n-point rule is far more accurate for a smooth phi), and it bounds the
+    off-diagonal error of the 2-d rule, which reduces to I_n at correlation 1. Recorded with
+    max I_2n under ``label``; kernel_fn warns when the relative error is above tolerance."""
+    dtype = jnp.result_type(k, 1.0)
+    s = safe_sqrt(jnp.asarray(k, dtype=dtype))
+    estimates = [sum_over_nodes(lambda zi, wi: wi * phi(s * zi) ** 2,
+                                 jnp.zeros(jnp.shape(s), dtype=dtype), *hermite_rule(m))
+                 for m in (n, 2 * n)]
+    error = jnp.max(jnp.abs(estimates[0] - estimates[1]))
+    scale = jnp.max(jnp.abs(estimates[1]))
+    if jnp.__name__.startswith("jax"):
+        import functools
+        import jax
+        jax.debug.callback(functools.partial(record_quadrature, label, n), error, scale)
+    else:
+        record_quadrature(label, n, error, scale)
+
+
+def gauss_hermite_2d(phi, k11, k12, k22, n, label="phi"):
+    """E[phi(u) phi(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), by n x n Gauss-Hermite.
+
+    Probabilists' nodes z_i, weights w_i / sqrt(2 pi); u = sqrt(k11) z1,
+    v = sqrt(k22) (rho z1 + sqrt(1 - rho^2) z2), rho = k12 / sqrt(k11 k22) clipped to [-1, 1].
+    The outer sum is a loop (lax.scan under JAX) so memory stays at n times the input size.
+    The rule's accuracy at the variances k11 is estimated and recorded under ``label``
+    (quadrature_estimate): quadrature is not exact, and kernel_fn says so when it matters.
+    """
+    quadrature_estimate(phi, k11, n, label)
+    z, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / np.sqrt(2 * np.pi)
+    dtype = jnp.result_type(k11, k12, k22, 1.0)
+    shape = jnp.broadcast_shapes(jnp.shape(k11), jnp.shape(k12), jnp.shape(k22))
+    s11 = safe_sqrt(jnp.asarray(k11, dtype=dtype))
+    s22 = safe_sqrt(jnp.asarray(k22, dtype=dtype))
+    # ρ and √(1 − ρ²) from s = √(k11 k22) and the cancellation-free determinant: a self pair
+    # (k11 = k22 = k12 bit-identical) gets ρ = 1 and √(1 − ρ²) = 0 exactly (1 − ρ² from a ρ one
+    # ulp off 1 is ~1e-8, which moves every node v and the result by ~1e-7)
+    k12 = jnp.asarray(k12, dtype=dtype)
+    p = jnp.asarray(k11, dtype=dtype) * jnp.asarray(k22, dtype=dtype)
+    s12 = safe_sqrt(p)
+    rho = clip_corr(safe_div(k12, s12))
+    rho_c = jnp.minimum(safe_div(sqrt_det(p, k12), s12), 1)
+    z_in = jnp.asarray(z, dtype=dtype)
+    w_in = jnp.asarray(w, dtype=dtype)
+    b22, b_rho, b_rho_c = s22[..., None], rho[..., None], rho_c[..., None]
+
+    def outer_term(z1, w1):  # w1 phi(u) sum_j w_j phi(v_j) at one outer node z1
+        inner = jnp.sum(phi(b22 * (b_rho * z1 + b_rho_c * z_in)) * w_in, axis=-1)
+        return w1 * phi(s11 * z1) * inner
+
+    return sum_over_nodes(outer_term, jnp.zeros(shape, dtype=dtype), z, w)
+
+
+def _numpy_special():
+    """scipy.special when installed; otherwise erf/erfc vectorised from math (float64)."""
+    try:
+        import scipy.special
+        return scipy.special
+    except ImportError:  # scipy is not a kernelc dependency
+        return types.SimpleNamespace(erf=np.vectorize(math.erf, otypes=[np.float64]),
+                                     erfc=np.vectorize(math.erfc, otypes=[np.float64]))
+
+
+def namespace(backend="jax"):
+    """A fresh dict holding these helpers (and ``jnp``, ``jsp``) to evaluate printed maps in:
+    bound to jax.numpy (``"jax"``) or to numpy with float64 special functions (``"numpy"``,
+    the reference backend; its QUADRATURE_ERRORS is a dict of its own)."""
+    if backend == "jax":
+        return {name: globals()[name] for name in __all__ + ["jnp", "jsp"]}
+    if backend != "numpy":
+        raise ValueError(f"backend must be 'jax' or 'numpy', got {backend!r}")
+    return dict(_numpy_helpers())
+
+
+@functools.lru_cache(maxsize=None)
+def _numpy_helpers():
+    """This module's source executed once more, with ``jnp`` = numpy (the helpers read it at
+    call time): the numpy float64 twins of the helpers above."""
+    ns = {"__name__": __name__ + "[numpy]"}
+    source = sys.modules[__name__].__loader__.get_source(__name__)
+    exec(compile(source, __file__, "exec"), ns)  # noqa: S102 - this module's own source
+    ns["jnp"], ns["jsp"] = np, _numpy_special()
+    return tuple((name, ns[name]) for name in __all__ + ["jnp", "jsp"])

@@ -1,0 +1,99 @@
+"""Lattice stencils: the filter sums of lift, gconv and conv layers as shift-and-add over the
+trailing spatial axes of a kernel (jax and numpy only; docs/math/rules.md, docs/math/identities.md).
+"""
+import numpy as np
+import jax.numpy as jnp
+
+__all__ = ["stencil", "reduced_stencil", "general_stencil", "right_mix", "stack_general",
+           "SLICE_LIMIT"]
+
+
+def stencil(k, terms, nslots, pads, out_box, mode):
+    """mean_j k[..., t + a_j, t' + b_j]: a shift-and-add over the trailing spatial slots.
+
+    ``terms`` lists one offset per slot for each j; ``pads`` gives (lo, hi) per axis; ``mode``
+    is 'same' (zero padding), 'circular' (wrap around) or 'valid' (no padding).
+    """
+    d = len(pads)
+    lead = k.ndim - nslots * d
+    if mode != "valid" and any(lo or hi for lo, hi in pads):
+        widths = [(0, 0)] * lead + list(pads) * nslots
+        k = jnp.pad(k, widths, mode="constant" if mode == "same" else "wrap")
+    acc = None
+    for term in terms:
+        index = [slice(None)] * lead
+        for offset in term:
+            for axis in range(d):
+                start = pads[axis][0] + offset[axis]
+                index.append(slice(start, start + out_box[axis]))
+        part = k[tuple(index)]
+        acc = part if acc is None else acc + part
+    return acc / len(terms)
+
+
+def reduced_stencil(k, terms, pads, out_box, mode):
+    """K̃⁺[t,t'](q) = mean_y k[t+y, t'+ρ(q)y] for each q: ``terms[q]`` pairs (y, ρ(q)y).
+
+    ``k`` is either a box kernel (p, *box, *box) (the lift) or a reduced group kernel
+    (p, H, *box, *box) whose slice q is used for output q (the group convolution).
+    """
+    grouped = k.ndim == 2 + 2 * len(pads)
+    return jnp.stack([stencil(k[:, q] if grouped else k, terms[q], 2, pads, out_box, mode)
+                      for q in range(len(terms))], axis=1)
+
+
+SLICE_LIMIT = 1024  # shifted slices per general stencil before switching to gathers
+
+
+def general_stencil(k, terms, pads, out_box, mode):
+    """K⁺[(t,r),(t',r')] = mean_y k[(t+ρ(r)y, r), (t'+ρ(r')y, r')]: ``terms[r][r']`` pairs
+    (ρ(r)y, ρ(r')y). ``k`` is a box kernel (the lift) or a general group kernel.
+
+    Small cases run as |H|²·|S| shifted slices (fast on CPU); large ones (O: 24²·27) as one
+    gather per offset y, which keeps the compile time bounded (minutes -> seconds for O).
+    """
+    d = len(pads)
+    grouped = k.ndim == 3 + 2 * d
+    order = len(terms)
+    if order * order * len(terms[0][0]) <= SLICE_LIMIT:
+        blocks = [[stencil(k[(slice(None), r) + (slice(None),) * d + (rp,)] if grouped else k,
+                            terms[r][rp], 2, pads, out_box, mode) for rp in range(order)]
+                  for r in range(order)]
+        return stack_general(blocks, d)
+    if mode != "valid" and any(lo or hi for lo, hi in pads):
+        widths = [(0, 0)] + ([(0, 0)] if grouped else []) + list(pads) \
+            + ([(0, 0)] if grouped else []) + list(pads)
+        k = jnp.pad(k, widths, mode="constant" if mode == "same" else "wrap")
+    pbox = k.shape[2:2 + d] if grouped else k.shape[1:1 + d]
+    n_in = int(np.prod(pbox))
+    k = k.reshape((k.shape[0], order, n_in, order, n_in) if grouped else (k.shape[0], n_in, n_in))
+    out_sites = np.stack(np.meshgrid(*[np.arange(n) for n in out_box], indexing="ij"), -1)
+    out_sites = out_sites.reshape(-1, d) + np.array([lo for lo, _ in pads])
+    strides = np.array([int(np.prod(pbox[i + 1:])) for i in range(d)])
+    rows = np.arange(order)[:, None, None, None]
+    cols = np.arange(order)[None, None, :, None]
+    acc = None
+    for j in range(len(terms[0][0])):
+        first = np.array([terms[r][0][j][0] for r in range(order)])  # ρ(r) y_j
+        second = np.array([terms[0][rp][j][1] for rp in range(order)])  # ρ(r') y_j
+        i1 = ((out_sites[None] + first[:, None]) @ strides)[:, :, None, None]
+        i2 = ((out_sites[None] + second[:, None]) @ strides)[None, None]
+        part = k[:, rows, i1, cols, i2] if grouped else k[:, i1, i2]
+        acc = part if acc is None else acc + part
+    shape = (k.shape[0], order) + tuple(out_box) + (order,) + tuple(out_box)
+    return (acc / len(terms[0][0])).reshape(shape)
+
+
+def right_mix(k, perms, d):
+    """mean_{s∈R} K[(t, rs), (t', r's)]: both group axes permuted by right multiplication."""
+    acc = None
+    for perm in perms:
+        idx = np.asarray(perm)
+        part = jnp.take(jnp.take(k, idx, axis=1), idx, axis=2 + d)
+        acc = part if acc is None else acc + part
+    return acc / len(perms)
+
+
+def stack_general(blocks, d):
+    """blocks[r][r'] of shape (p, *box, *box) -> (p, H, *box, H, *box)."""
+    return jnp.stack([jnp.stack(row, axis=1 + d) for row in blocks], axis=1)
