@@ -15,7 +15,7 @@ import numpy as np
 from ..frontend.infer import TypedGraph
 from ..rules.layers import Formulas, rules_for
 from .identities import IdentityDecision, decide
-from .plan import Layout, Op, Value
+from ..ir.plan import Layout, Op, Value
 
 ALL_IDENTITIES = {"R": True, "D": True, "S": True}
 

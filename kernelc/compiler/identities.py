@@ -11,6 +11,7 @@ from typing import Callable, Dict, FrozenSet, List
 
 
 from ..frontend.infer import TypedGraph
+from .orbit import orbit_precondition
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,6 @@ def gram_symmetry(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
 @identity("O")
 def orbit_average(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
     """After group pooling, K(f, f') = mean_h k(f, ρ(h) f') with k the matching plain-CNN kernel."""
-    from .orbit import orbit_precondition
     ok, reason = orbit_precondition(tg)
     return IdentityDecision("O", "orbit average", ok, reason)
 

@@ -14,14 +14,12 @@ from typing import Any, Dict, List
 import networkx as nx
 
 from ..errors import KernelcError, SpecError, did_you_mean
+from ..rules.nonlinearities import MAX_POLY_DEGREE, NONLINEARITIES, kernel_map
 from .ast import Branches, Layer, Repeat, Spec
 from .layers import LAYER_KINDS, layer_kinds, resolve_hyperparameters, spec_family
 
 #: Most nodes an unrolled layer graph may have (``repeat 99999999 {...}`` would never finish).
 MAX_NODES = 10_000
-#: Highest polynomial degree of a phi(...) / poly(...) nonlinearity: the exact Gaussian moments
-#: grow steeply with the degree (a dense degree-64 polynomial takes minutes).
-MAX_POLY_DEGREE = 16
 
 
 @dataclass
@@ -50,7 +48,6 @@ class LayerGraph:
 
 def layer_names(family: str = "lattice") -> List[str]:
     """Every name a layer statement may use: the family's layer table plus the nonlinearities."""
-    from ..rules.nonlinearities import NONLINEARITIES
     return sorted(set(layer_kinds(family)) | set(NONLINEARITIES))
 
 
@@ -108,7 +105,6 @@ def build_graph(spec: Spec) -> LayerGraph:
         kind = kinds.get(layer.kind)
         if kind is not None:
             return add(layer.kind, layer.span, resolve_hyperparameters(layer, kind))
-        from ..rules.nonlinearities import NONLINEARITIES
         if layer.kind in NONLINEARITIES or layer.kind == "phi":
             return add("nonlinearity", layer.span, nonlinearity_hp(layer), label=layer.kind)
         valid = layer_names(family)
@@ -151,7 +147,6 @@ def _degree_bound(expr, x) -> int:
 
 def nonlinearity_hp(layer: Layer) -> Dict[str, Any]:
     """Resolve an elementwise layer to its kernel map (rules table lookup, checked here)."""
-    from ..rules.nonlinearities import kernel_map
     import sympy
     positional = tuple(a.value for a in layer.args if a.name is None)
     named = {a.name: a for a in layer.args if a.name is not None}

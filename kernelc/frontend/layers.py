@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Tuple
 import numpy as np
 
 from ..errors import KernelcError, ShapeError, SpecError, did_you_mean
+from ..groups import get_group
 from .ast import Layer, Word
 from .gaussianity import CATEGORY_LAWS
 from .types import SignalType
@@ -77,7 +78,6 @@ def spec_family(spec) -> str:
     """The group family a spec's group belongs to (user-defined groups are lattice groups)."""
     if spec.group.generators is not None:
         return "lattice"
-    from ..groups import get_group
     try:
         return get_group(spec.group.name).family
     except KernelcError:  # an unknown name is reported, with suggestions, by the type checker

@@ -18,6 +18,7 @@ import lark
 import sympy
 
 from ..errors import GroupError, SourceSpan, SpecError, SpecSyntaxError, did_you_mean
+from ..runtime.harmonic import MAX_BANDWIDTH
 from .ast import Argument, Branches, GroupDecl, InputDecl, Layer, Repeat, Spec, Word
 
 #: The variable of nonlinearity expressions (shared with the rules table).
@@ -278,7 +279,6 @@ class _Builder:
         return InputDecl(tuple(dims), channels, span)
 
     def input_sphere(self, node) -> InputDecl:
-        from ..runtime.harmonic import MAX_BANDWIDTH
         band, channels = [int(str(t)) for t in node.children]
         span = self.span_of(node)
         if band < 1 or channels < 1:

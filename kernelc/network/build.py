@@ -20,6 +20,10 @@ import networkx as nx
 import numpy as np
 
 from ..errors import InputError, KernelcError, ShapeError
+from ..frontend.infer import check
+from ..ir.jax_printer import jax_code
+from ..rules.nonlinearities import x as X
+from ..runtime import maps
 from .filters import FilterExpansion, expansion_index
 from .layers import FINITE_LAYERS, check_table
 
@@ -32,7 +36,6 @@ def _typed(obj):
         return obj
     if hasattr(obj, "typed"):
         return obj.typed
-    from ..frontend.infer import check
     return check(obj)
 
 
@@ -284,9 +287,6 @@ class FiniteNetwork:
 def _phi_function(phi):
     """φ as a jnp function: kernelc's guarded JAX printer on the rule's sympy φ (our own tree,
     never user text), evaluated over the helpers of kernelc.runtime.maps."""
-    from ..codegen.jax_printer import jax_code
-    from ..rules.nonlinearities import x as X
-    from ..runtime import maps
     namespace: Dict[str, Any] = maps.namespace("jax")
     source = f"def _phi(x):\n    return {jax_code(phi, {X: 'x'})}\n"
     exec(compile(source, "<kernelc:phi>", "exec"), namespace)  # noqa: S102 - generated code

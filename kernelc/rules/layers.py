@@ -3,7 +3,7 @@ and its lowering to plan ops (for the code generator).
 
 A rule is registered next to its definition with :func:`rule`; the compiler's walk looks rules
 up by node kind. ``lower(ctx, node, ins)`` returns the plan ops and the output
-:class:`~kernelc.compiler.plan.Value`; ``ctx`` (a :class:`~kernelc.compiler.derive.Context`)
+:class:`~kernelc.ir.plan.Value`; ``ctx`` (a :class:`~kernelc.compiler.derive.Context`)
 knows the group, which identities hold at this node, and names constants and variables.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import sympy
 
-from ..compiler.plan import Layout, Op, Value, pad_widths, pairs_literal
-from ..frontend.gaussianity import Activation, Concatenation, concat_weights
+from ..ir.plan import Layout, Op, Value, pad_widths, pairs_literal
+from ..ir.laws import Activation, Concatenation, concat_weights
 from ..errors import KernelcError
 from .formulas import (K, K0, KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
                        gp, size)

@@ -20,13 +20,13 @@ from typing import Callable, Optional
 import numpy as np
 import sympy
 
-from kernelc.codegen.jax_printer import jax_code
+from kernelc.ir.jax_printer import jax_code
 from kernelc.errors import SpecError, did_you_mean
-from kernelc.frontend.graph import MAX_POLY_DEGREE  # the bound phi(...) and poly(...) share
 from kernelc.rules.gaussian import polynomial_kernel
 from kernelc.runtime import maps
 
-__all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "kernel_map", "compose"]
+__all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "MAX_POLY_DEGREE", "kernel_map",
+           "compose"]
 
 k11, k22 = sympy.symbols("k11 k22", positive=True)  # variances (the zero case is guarded in code)
 k12 = sympy.Symbol("k12", real=True)                # covariance, |k12| <= sqrt(k11 k22)
@@ -34,6 +34,10 @@ x = sympy.Symbol("x", real=True)                    # the argument of φ in user
 
 _SYMBOLS = (k11, k12, k22)
 _MAX_QUAD_DEGREE = 256
+#: Highest polynomial degree of a phi(...) / poly(...) nonlinearity (the front end checks it on
+#: the spec, compose on compositions): the exact Gaussian moments grow steeply with the degree
+#: (a dense degree-64 polynomial takes minutes).
+MAX_POLY_DEGREE = 16
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The layer rules of the SO(3) family (docs/math/so3.md): the same recursions as the lattice rules
 (docs/math/rules.md) with Haar integrals in place of filter sums, lowered through harmonic analysis.
 
-Two storage layouts (:mod:`kernelc.compiler.plan`): ``so3_reduced`` — identity (R), one function
+Two storage layouts (:mod:`kernelc.ir.plan`): ``so3_reduced`` — identity (R), one function
 K̃(q) = K[e, q] on the SO(3) grid per pair, plus its value at e — and ``so3_general``, the
 K[g_i, g_j] of every pair of grid points, kept to validate the reduced path. The runtime helpers
 named in the emitted lines live in :mod:`kernelc.runtime.so3`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..compiler.plan import Layout, Op, Value
+from ..ir.plan import Layout, Op, Value
 from ..errors import ShapeError
 from .formulas import K, K0, SB2, SW2, THETA, THETA_NEW, K_NEW, S, g, gp
 from .layers import FAMILY_RULES, Formulas, num, rule

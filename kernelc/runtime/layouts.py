@@ -1,7 +1,7 @@
 """Kernel layouts at run time: the input kernel, diagonals and the per-site variances that a
 nonlinearity reads, for each storage layout (``box_full``, ``box_diag``, ``group_reduced``,
 ``group_general``, ``group_diag``, ``vector``, ``so3_reduced``, ``so3_general``; see
-:mod:`kernelc.compiler.plan`). jax and numpy only.
+:mod:`kernelc.ir.plan`). jax and numpy only.
 """
 import numpy as np
 import jax.numpy as jnp

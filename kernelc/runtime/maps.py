@@ -1,6 +1,6 @@
 """Helpers of the nonlinearity maps (jax.numpy, and numpy for the float64 reference).
 
-The expressions :func:`kernelc.codegen.jax_printer.jax_code` prints call these functions by
+The expressions :func:`kernelc.ir.jax_printer.jax_code` prints call these functions by
 name: ``safe_sqrt``/``safe_div`` guard the variances, ``acos_ratio``/``asin_ratio`` (and their
 scaled forms ``*2``) evaluate the angle of a correlation n/√q without cancellation, and
 ``gauss_hermite_2d`` computes E[φ(u)φ(v)] for maps without a closed form (docs/math/rules.md).

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import sympy
 
-from kernelc.codegen.jax_printer import jax_code
+from kernelc.ir.jax_printer import jax_code
 from kernelc.errors import SpecError
 from kernelc.runtime import maps
 
