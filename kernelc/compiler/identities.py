@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List
 
+import networkx as nx
 
 from ..frontend.infer import TypedGraph
+from ..frontend.layers import layer_kinds
 from .orbit import orbit_precondition
 
 
@@ -78,22 +80,43 @@ def right_invariance(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecisi
 
 @identity("D")
 def diagonal_only(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
-    """Only K[t,t] is needed at nodes after which no layer averages over translations."""
+    """Only K[t,t] is needed at nodes after which no layer averages over translations.
+
+    The averaging layers are the kinds registered with ``off_diagonal=True`` (group_pool,
+    avg_pool, global or windowed). A diagonal kernel is computed only from diagonal kernels, so
+    a node keeps K[t,t] only if its spatial inputs and successors do too: the nodes right after
+    a pooling layer with a spatial output (a windowed avg_pool) and the branches of a block
+    whose other branch pools keep all pairs.
+    """
     name = "diagonal only"
     if not enabled.get("D", True):
         return IdentityDecision("D", name, False, "switched off by the caller")
     g = tg.layers
-    averaging = set(_nodes_of(tg, "group_pool", "avg_pool"))
+    kinds = layer_kinds(getattr(tg.group, "family", "lattice"))
+    averaging = {n for n in g.order()
+                 if getattr(kinds.get(g.node(n)["kind"]), "off_diagonal", False)}
     if g.node(g.output_node)["out"].domain != "vector":
         return IdentityDecision("D", name, False, "the output is a feature map: all pairs needed")
-    diag = set()
-    import networkx as nx
-    for n in g.order():
-        if g.node(n)["out"].domain == "vector":
-            continue
-        if not (nx.descendants(g.graph, n) & averaging) and n not in averaging:
-            diag.add(n)
+
+    def spatial(n):
+        return g.node(n)["out"].domain != "vector"
+
+    diag = {n for n in g.order() if spatial(n) and n not in averaging
+            and not (nx.descendants(g.graph, n) & averaging)}
+    candidates = len(diag)
+    changed = True
+    while changed:  # keep the diagonal nodes closed under spatial inputs and successors
+        changed = False
+        for n in sorted(diag):
+            if any(spatial(m) and m not in diag
+                   for m in list(g.inputs(n)) + list(g.successors(n))):
+                diag.discard(n)
+                changed = True
     if not diag:
+        if candidates:
+            return IdentityDecision("D", name, False, "the nodes that no pooling layer follows "
+                                    "read the full kernel of a pooled signal (or of a block "
+                                    "input that another branch pools), so all pairs are needed")
         return IdentityDecision("D", name, False, "a later pooling layer averages over "
                                 "translations, so off-diagonal site pairs are needed")
     return IdentityDecision("D", name, True, f"no layer after {len(diag)} node(s) averages over "

@@ -41,6 +41,9 @@ class LayerKind:
     category: str = "pool"  # "weight" or "pool": the Gaussianity rule (frontend.gaussianity)
     doc: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
+    #: The kernel rule reads entries K[g, g'] at g ≠ g' of its input (a mean over positions):
+    #: identity (D) must keep full kernels at every node before it (compiler.identities).
+    off_diagonal: bool = False
 
     @property
     def parametric(self) -> bool:
@@ -53,13 +56,14 @@ FAMILY_LAYER_KINDS: Dict[str, Dict[str, LayerKind]] = {"lattice": {}}
 LAYER_KINDS: Dict[str, LayerKind] = FAMILY_LAYER_KINDS["lattice"]
 
 
-def layer_kind(name, params=(), category="pool", doc="", family="lattice"):
+def layer_kind(name, params=(), category="pool", doc="", family="lattice", off_diagonal=False):
     """Register the decorated typing rule as layer kind ``name`` of group family ``family``.
 
     ``category`` says what the layer is for the Gaussianity of its output
     (:data:`kernelc.frontend.gaussianity.CATEGORY_LAWS`): ``"weight"`` (fresh independent weights:
     the output is Gaussian; also what makes a kind parametric) or ``"pool"`` (a fixed linear map:
-    Gaussian stays Gaussian).
+    Gaussian stays Gaussian). ``off_diagonal``: the kind's kernel rule reads site pairs g ≠ g' of
+    its input (poolings that average over positions), so identity (D) cannot hold before it.
     """
     if category not in CATEGORY_LAWS:
         raise KernelcError(f"layer kind '{name}': unknown category '{category}'",
@@ -69,7 +73,8 @@ def layer_kind(name, params=(), category="pool", doc="", family="lattice"):
         table = FAMILY_LAYER_KINDS.setdefault(family, {})
         if name in table:
             raise KernelcError(f"layer kind '{name}' registered twice")
-        table[name] = LayerKind(name, tuple(params), infer, category, doc)
+        table[name] = LayerKind(name, tuple(params), infer, category, doc,
+                                off_diagonal=off_diagonal)
         return infer
     return register
 
@@ -292,7 +297,7 @@ def _dense(t, hp, group, layer):
     return SignalType("vector", (), hp["width"], 1)
 
 
-@layer_kind("group_pool", (), category="pool",
+@layer_kind("group_pool", (), category="pool", off_diagonal=True,
             doc="K⁺ = mean_{g,g'} K[g,g']  (G -> invariant vector)")
 def _group_pool(t, hp, group, layer):
     if t.domain != "group":
@@ -301,13 +306,40 @@ def _group_pool(t, hp, group, layer):
     return SignalType("vector", (), t.channels, 1)
 
 
-@layer_kind("avg_pool", (), category="pool",
-            doc="K⁺[h,h'] = mean_{t,t'} K[(t,h),(t',h')]  (global mean over translations)")
+@layer_kind("avg_pool", (Param("size", _positive_int, None, positional=True,
+                             doc="window side k (default: none, the global mean)"),
+                       Param("stride", _positive_int, None,
+                             doc="step s between windows (default: size)")),
+            category="pool", off_diagonal=True,
+            doc="K⁺[h,h'] = mean_{t,t'} K[(t,h),(t',h')]  (global mean over translations); with "
+                "size=k, stride=s: K⁺[u,u'] = mean_{a,b∈{0..k-1}^d} K[su+a, su'+b] per group "
+                "index (valid windows, floor((n-k)/s)+1 per axis)")
 def _avg_pool(t, hp, group, layer):
     if t.domain == "vector":
         raise ShapeError("'avg_pool' needs a spatial signal, but gets an invariant vector",
                          layer.span)
-    return SignalType(t.domain, (1,) * len(t.shape), t.channels, t.group_order)
+    size, stride = hp["size"], hp["stride"]
+    if size is None:
+        if stride is not None:
+            raise SpecError("'avg_pool' with stride= needs a window size=; without size= it is "
+                            "the global mean over all positions", layer.span,
+                            suggestion=f"avg_pool(size={stride}, stride={stride})")
+        return SignalType(t.domain, (1,) * len(t.shape), t.channels, t.group_order)
+    if getattr(group, "lattice", "square") != "square":
+        raise ShapeError(f"windowed 'avg_pool' (size=) needs a square lattice; {group.name} "
+                         f"lives on the {group.lattice} lattice, whose domain has no square "
+                         "windows", layer.span,
+                         suggestion="use the global avg_pool (no size=) or group_pool")
+    if size > min(t.shape):
+        axis = int(np.argmin(t.shape))
+        raise ShapeError(f"the window size={size} does not fit the "
+                         f"{'×'.join(map(str, t.shape))} box (n = {t.shape[axis]} on axis "
+                         f"{axis}; windows are not padded)", layer.span,
+                         suggestion=f"use size ≤ {min(t.shape)}")
+    stride = size if stride is None else stride
+    hp["stride"] = stride
+    shape = tuple((n - size) // stride + 1 for n in t.shape)
+    return SignalType(t.domain, shape, t.channels, t.group_order)
 
 
 @layer_kind("flatten", (), category="pool",

@@ -64,6 +64,8 @@ def _layer_desc(tg, node) -> str:
     nd = tg.layers.node(node)
     parts = []
     for k, v in sorted(nd["hp"].items()):
+        if v is None and k in ("size", "stride"):  # avg_pool without windows: the global mean
+            continue
         if k in ("width", "rotations", "support", "map", "degree"):
             if k == "map":
                 parts.append(f"phi={v.name}")
@@ -103,6 +105,18 @@ def _require_da_cnn(cnn, group) -> None:
             raise SpecError(f"the filter support of {nd['name']} in '{name}' is not invariant under "
                             f"ρ({group.name}); its kernel is then not jointly invariant and the orbit "
                             "average is not the kernel of the augmented ensemble")
+        if nd["kind"] == "avg_pool" and nd["hp"].get("size") is not None and group.order > 1:
+            # ρ(H) maps windows to windows when they lie symmetrically about the box centre:
+            # (n − k) divisible by s on every axis (docs/math/identities.md, (E) and the lemma)
+            box = tg.layers.node(tg.layers.inputs(n)[0])["out"].shape
+            k, s = nd["hp"]["size"], nd["hp"]["stride"]
+            if any((b - k) % s for b in box):
+                raise SpecError(f"the windows of {nd['name']} (size={k}, stride={s}) on the "
+                                f"{'×'.join(map(str, box))} box are not symmetric about its "
+                                "centre (n − size is not a multiple of the stride), so "
+                                f"ρ({group.name}) need not map windows to windows: the kernel is "
+                                "then not jointly invariant and the orbit average is not the "
+                                "kernel of the augmented ensemble")
 
 
 def _orbit(group, x: np.ndarray) -> np.ndarray:

@@ -201,14 +201,24 @@ class GroupPool:
 
 @finite_layer("avg_pool")
 class AvgPool:
-    """Mean over sites, keeping the group axis: (N,*box,[|H|,]C) -> (N,1,..,1,[|H|,]C)."""
+    """Mean over sites, keeping the group axis: (N,*box,[|H|,]C) -> (N,1,..,1,[|H|,]C). With
+    size=k, stride=s: the mean over each valid window {s·u + a : a ∈ {0..k−1}^d},
+    (N,*box,[|H|,]C) -> (N,*out,[|H|,]C) with out = floor((n − k)/s) + 1 per axis."""
 
     @staticmethod
     def apply(net, node, params, ins):
         import jax.numpy as jnp
+        from jax import lax
         x = ins[0]
         d = net.dim
         box = x.shape[1:1 + d]
+        hp = net.hp(node)
+        if hp.get("size") is not None:
+            k, s = hp["size"], hp["stride"]
+            rest = (1,) * (x.ndim - 1 - d)
+            total = lax.reduce_window(x, 0.0, lax.add, (1,) + (k,) * d + rest,
+                                      (1,) + (s,) * d + rest, "VALID")
+            return total / float(k ** d)
         return jnp.sum(x, axis=tuple(range(1, d + 1)), keepdims=True) / float(net.site_count(box))
 
 

@@ -8,6 +8,7 @@ knows the group, which identities hold at this node, and names constants and var
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -424,14 +425,16 @@ class Nonlinearity:
             Value(k, t if with_ntk else None, lay)
 
 
-def _pool(ctx, node, ins, reduce_k: Callable[[str], str], formula: str):
+def _pool(ctx, node, ins, reduce_k: Callable[[str], str], formula: str,
+          flops: Optional[int] = None):
     src = ins[0]
     out = ctx.out_layout(node)
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
     lines = [f"{k} = {reduce_k(src.nngp)}"]
     ntk_lines = [f"{t} = {reduce_k(src.ntk)}"] if src.ntk is not None else []
-    return [Op("mean", formula, lines, out.entries, src.layout.entries, ntk_lines)], \
+    flops = src.layout.entries if flops is None else flops
+    return [Op("mean", formula, lines, out.entries, flops, ntk_lines)], \
         Value(k, t if src.ntk else None, out)
 
 
@@ -457,10 +460,15 @@ class GroupPool:
 
 @rule("avg_pool")
 class AvgPool:
-    """K⁺[h,h'] = mean_{t,t'} K[(t,h),(t',h')]: a global mean over translations."""
+    """K⁺[h,h'] = mean_{t,t'} K[(t,h),(t',h')]: a global mean over translations; with size=k,
+    stride=s a mean over the valid windows W(u) = {s·u + a : a ∈ {0..k−1}^d} of both slots,
+    K⁺[(u,h),(u',h')] = (1/k^{2d}) Σ_{a,b} K[(s·u+a, h), (s·u'+b, h')] (docs/math/rules.md)."""
 
     @staticmethod
     def formulas(ctx, node):
+        hp = ctx.hp(node)
+        if hp["size"] is not None:
+            return _window_formulas(ctx, node, hp["size"], hp["stride"])
         return Formulas(sympy.Eq(S("K⁺[h,h']"), MeanOver(K[S("(t,h)"), S("(t',h')")], S("t,t'"),
                                                          S("X"))),
                         sympy.Eq(S("Θ⁺[h,h']"), MeanOver(THETA[S("(t,h)"), S("(t',h')")],
@@ -471,11 +479,65 @@ class AvgPool:
         lay = ins[0].layout
         d = lay.d
         n = ctx.site_count(lay)
-        axes = {"box_full": tuple(range(1, 1 + 2 * d)),
-                "group_reduced": tuple(range(2, 2 + 2 * d)),
-                "group_general": tuple(range(2, 2 + d)) + tuple(range(3 + d, 3 + 2 * d))}[lay.kind]
+        if lay.kind not in _SITE_AXES:  # (D) is declined before every off_diagonal kind
+            raise KernelcError(f"internal error: avg_pool cannot read a {lay.kind} kernel")
+        axes = _SITE_AXES[lay.kind](d)
+        hp = ctx.hp(node)
+        if hp["size"] is not None:
+            return _window_pool(ctx, node, ins, axes, hp["size"], hp["stride"])
         fn = lambda a: f"jnp.sum({a}, axis={axes!r}, keepdims=True) / {float(n * n)!r}"
         return _pool(ctx, node, ins, fn, "K⁺ = mean_{t,t'} K[t,t'] (per group index)")
+
+
+#: The site axes (both slots) of each full layout, counting the leading pair axis.
+_SITE_AXES = {
+    "box_full": lambda d: tuple(range(1, 1 + 2 * d)),
+    "group_reduced": lambda d: tuple(range(2, 2 + 2 * d)),
+    "group_general": lambda d: tuple(range(2, 2 + d)) + tuple(range(3 + d, 3 + 2 * d)),
+}
+
+
+def _window_formulas(ctx, node, k: int, s: int) -> Formulas:
+    """explain's form of the windowed mean: W = {0..k−1}^d, stride s."""
+    out = ctx.typed.layers.node(node)["out"]
+    d = len(out.shape)
+    a, b = S(f"({s}u+a,h)"), S(f"({s}u'+b,h')")
+    f = Formulas(sympy.Eq(K_NEW[S("(u,h)"), S("(u',h')")], MeanOver(K[a, b], S("a,b"), S("W"))),
+                 sympy.Eq(THETA_NEW[S("(u,h)"), S("(u',h')")],
+                          MeanOver(THETA[a, b], S("a,b"), S("W"))),
+                 values={"k": k, "s": s, "|W|": k ** d})
+    if out.domain == "group" and ctx.uses("R", node):
+        f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("u"), S("u'"), S("q")), MeanOver(
+            sympy.Function("K̃")(S(f"{s}u+a"), S(f"{s}u'+b"), S("q")), S("a,b"), S("W"))))
+    f.notes.append(f"W = {{0..{k - 1}}}^{d}: valid windows (no padding), "
+                   f"floor((n − {k})/{s}) + 1 outputs per axis of n sites; translations only, "
+                   "the group index is kept")
+    return f
+
+
+def _window_flops(pair_shape, axes, k: int, s: int) -> int:
+    """FLOPs of window_mean per pair: k − 1 additions per entry of each axis pass (the axes are
+    reduced one after the other), then one division per output entry."""
+    shape = list(pair_shape)
+    flops = 0
+    for axis in axes:
+        shape[axis] = (shape[axis] - k) // s + 1
+        flops += (k - 1) * math.prod(shape)
+    return flops + math.prod(shape)
+
+
+def _window_pool(ctx, node, ins, axes, k: int, s: int):
+    lay = ins[0].layout
+    d = lay.d
+    scale = f"(1/{k}^{2 * d}) Σ_{{a,b∈{{0..{k - 1}}}^{d}}}"
+    formula = {
+        "box_full": f"K⁺[u,u'] = {scale} K[{s}u+a, {s}u'+b]",
+        "group_reduced": f"K̃⁺[u,u'](q) = {scale} K̃[{s}u+a, {s}u'+b](q)   (R)",
+        "group_general": f"K⁺[(u,r),(u',r')] = {scale} K[({s}u+a, r), ({s}u'+b, r')]   (general)",
+    }[lay.kind] + f"   (windows of {k}, stride {s})"
+    fn = lambda a: f"window_mean({a}, {axes!r}, {k}, {s})"
+    flops = _window_flops(lay.pair_shape, [a - 1 for a in axes], k, s)
+    return _pool(ctx, node, ins, fn, formula, flops)
 
 
 @rule("flatten")

@@ -1,11 +1,12 @@
 """Lattice stencils: the filter sums of lift, gconv and conv layers as shift-and-add over the
-trailing spatial axes of a kernel (jax and numpy only; docs/math/rules.md, docs/math/identities.md).
+trailing spatial axes of a kernel, and the window means of a windowed avg_pool (jax and numpy
+only; docs/math/rules.md, docs/math/identities.md).
 """
 import numpy as np
 import jax.numpy as jnp
 
 __all__ = ["stencil", "reduced_stencil", "general_stencil", "right_mix", "stack_general",
-           "SLICE_LIMIT"]
+           "window_mean", "SLICE_LIMIT"]
 
 
 def stencil(k, terms, nslots, pads, out_box, mode):
@@ -97,3 +98,23 @@ def right_mix(k, perms, d):
 def stack_general(blocks, d):
     """blocks[r][r'] of shape (p, *box, *box) -> (p, H, *box, H, *box)."""
     return jnp.stack([jnp.stack(row, axis=1 + d) for row in blocks], axis=1)
+
+
+def window_mean(k, axes, size, stride):
+    """K⁺[u, u'] = (1/size^{2d}) Σ_{a,b ∈ {0..size-1}^d} K[stride·u + a, stride·u' + b]:
+    the mean over the valid windows of side ``size`` with step ``stride`` on every spatial axis
+    listed in ``axes`` (both slots of a pair kernel, 2d axes; every other axis is kept). An axis
+    of n sites becomes floor((n − size)/stride) + 1 (no padding). The mean is separable: each
+    axis is reduced in turn by a sum of ``size`` strided slices, and the total is divided once
+    by size^len(axes).
+    """
+    for axis in axes:
+        m = (k.shape[axis] - size) // stride + 1
+        acc = None
+        for a in range(size):
+            index = [slice(None)] * k.ndim
+            index[axis] = slice(a, a + stride * (m - 1) + 1, stride)
+            part = k[tuple(index)]
+            acc = part if acc is None else acc + part
+        k = acc
+    return k / float(size ** len(axes))

@@ -63,6 +63,9 @@ def statement(layer: dict) -> str:
             "branch { " + " ".join(statement(s) for s in b) + " }" for b in layer["branches"]) + " }"
     if kind == "leaky_relu":
         return f"leaky_relu({layer['slope']})"
+    if kind == "avg_pool" and layer.get("size") is not None:
+        stride = f", stride={layer['stride']}" if layer.get("stride") is not None else ""
+        return f"avg_pool(size={layer['size']}{stride})"
     if kind == "swish":
         return f"phi(x*sigmoid(x), degree={layer['points']})"
     if "degree" in layer:  # Gauss–Hermite points of kernelc's quadrature for this φ

@@ -460,3 +460,52 @@ def test_valid_padding_with_off_centre_support_is_refused():
                                          "contains the offset 0") as info:
         check(spec)
     assert info.value.span.line == 3
+
+
+# -- windowed avg_pool(size=, stride=) ------------------------------------------------------------
+
+def test_windowed_avg_pool_bad_values():
+    """size and stride are positive integers; the error points at the argument."""
+    for arg, col, name in (("size=0", 10, "size"), ("size=1.5", 10, "size"), ("0", 10, "size"),
+                           ("size=2, stride=0", 18, "stride"),
+                           ("size=2, stride=-1", 18, "stride"),
+                           ("size=2, stride=1.5", 18, "stride")):
+        assert_error(H + f"lift\navg_pool({arg})\n", SpecError,
+                     f"bad value for '{name}' of 'avg_pool': expected a positive integer", 5, col)
+
+
+def test_windowed_avg_pool_window_larger_than_the_box():
+    assert_error("network t\ngroup Z2\ninput 4 x 6 channels 1\nconv\navg_pool(size=5)\n",
+                 ShapeError, "the window size=5 does not fit the 4×6 box (n = 4 on axis 0; "
+                 "windows are not padded)", 5, 1, suggestion="use size ≤ 4")
+    # after a global pool the box has one site
+    assert_error(H + "lift\navg_pool\navg_pool(2)\n", ShapeError,
+                 "the window size=2 does not fit the 1×1 box (n = 1 on axis 0; windows are not "
+                 "padded)", 6, 1, suggestion="use size ≤ 1")
+
+
+def test_windowed_avg_pool_stride_without_size():
+    assert_error(H + "lift\navg_pool(stride=2)\n", SpecError,
+                 "'avg_pool' with stride= needs a window size=; without size= it is the global "
+                 "mean over all positions", 5, 1, suggestion="avg_pool(size=2, stride=2)")
+
+
+def test_windowed_avg_pool_on_a_vector():
+    assert_error(H + "lift\ngroup_pool\navg_pool(size=2)\n", ShapeError,
+                 "'avg_pool' needs a spatial signal, but gets an invariant vector", 6, 1)
+
+
+def test_windowed_avg_pool_on_the_hexagonal_lattice():
+    assert_error("network t\ngroup p6\ninput 5 x 5 channels 1\nlift\navg_pool(size=2)\n",
+                 ShapeError, "windowed 'avg_pool' (size=) needs a square lattice; p6 lives on "
+                 "the hexagonal lattice, whose domain has no square windows", 5, 1,
+                 suggestion="use the global avg_pool (no size=) or group_pool")
+
+
+def test_windowed_avg_pool_on_so3():
+    """The SO(3) family has no spatial grid to window: its layer table has no avg_pool."""
+    err = assert_error("network t\ngroup SO3\ninput sphere bandlimit 2 channels 1\nlift\n"
+                       "avg_pool(size=2, stride=2)\ngroup_pool\n", SpecError,
+                       "layer 'avg_pool' is not defined for the SO3 family", 5, 1,
+                       suggestion=None)
+    assert "avg_pool" not in err.expected and "group_pool" in err.expected

@@ -146,6 +146,21 @@ def test_pre_activation_residual_sum_is_gaussian():
     assert isinstance(laws["relu3"], Activation)
 
 
+def test_windowed_pool_of_an_activation_then_a_weight_layer():
+    """avg_pool(size=2) is a fixed linear map: it keeps a Gaussian field Gaussian and a pooled
+    activation non-Gaussian, which the next gconv makes Gaussian again for the relu after it
+    (the numbers: tests/compiler/test_windowed_avg_pool.py)."""
+    laws = _laws(H + "lift(size=3)\nrelu\navg_pool(size=2, stride=2)\ngconv(size=3)\nrelu\n"
+                     "group_pool\ndense\n")
+    assert not isinstance(laws["avg_pool1"], (Gaussian, Activation))
+    assert isinstance(laws["gconv1"], Gaussian) and isinstance(laws["relu2"], Activation)
+    laws = _laws(H + "lift(size=3)\navg_pool(size=3, stride=1)\nrelu\ngroup_pool\ndense\n")
+    assert isinstance(laws["avg_pool1"], Gaussian)
+    # a relu right after the windowed pool of an activation is refused
+    text = H + "lift(size=3)\nrelu\navg_pool(size=2)\nrelu\ngroup_pool\ndense\n"
+    assert_error(text, ShapeError, pooled("avg_pool1", 6), 7, 1, suggestion=POOL_FIRST)
+
+
 def test_pooling_a_gaussian_field_keeps_it_gaussian():
     laws = _laws(H + "lift(size=3)\navg_pool\nrelu\ngroup_pool\ndense\n")
     assert isinstance(laws["avg_pool1"], Gaussian)

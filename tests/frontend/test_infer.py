@@ -179,6 +179,28 @@ def test_avg_pool_gives_a_one_site_box():
                          "gconv1=group:1x1:inf group_pool1=vector:-:inf dense1=vector:-:3")
 
 
+def test_windowed_avg_pool_output_box():
+    """floor((n − size)/stride) + 1 valid windows per axis; stride defaults to size; the group
+    axis and the channels are kept."""
+    assert fmt(out(P4_HEADER + "lift\navg_pool(size=2)\n")) == "group:4x4:inf"
+    assert fmt(out(P4_HEADER + "lift\navg_pool(3)\n")) == "group:2x2:inf"        # 8 -> 2
+    assert fmt(out(P4_HEADER + "lift\navg_pool(size=3, stride=1)\n")) == "group:6x6:inf"
+    assert fmt(out(P4_HEADER + "lift\navg_pool(size=2, stride=3)\n")) == "group:3x3:inf"
+    assert fmt(out(P4_HEADER + "lift\navg_pool(size=8)\n")) == "group:1x1:inf"
+    assert fmt(out("group Z2\ninput 5 x 9 channels 3\navg_pool(size=2)\n")) == "box:2x4:3"
+    assert fmt(out("group Z3\ninput 4 x 5 x 6 channels 3\nconv\navg_pool(size=2, stride=2)\n")
+               ) == "box:2x2x3:inf"
+    tg = check(P4_HEADER + "lift(width=5)\navg_pool(size=2, stride=2)\ngconv\ngroup_pool\n")
+    assert chain(tg) == ("input=box:8x8:1 lift1=group:8x8:5 avg_pool1=group:4x4:5 "
+                         "gconv1=group:4x4:inf group_pool1=vector:-:inf")
+    pool = next(n for n in tg.layers.order() if tg.layers.node(n)["kind"] == "avg_pool")
+    assert tg.layers.node(pool)["hp"] == {"size": 2, "stride": 2}
+    # without size= it stays the global mean (stride left unset)
+    tg = check(P4_HEADER + "lift\navg_pool\n")
+    pool = next(n for n in tg.layers.order() if tg.layers.node(n)["kind"] == "avg_pool")
+    assert tg.layers.node(pool)["hp"] == {"size": None, "stride": None}
+
+
 def test_group_pool_and_flatten_channels():
     assert fmt(out(P4_HEADER + "lift(width=6)\ngroup_pool\n")) == "vector:-:6"
     # flatten keeps every site and group element: width × sites × |H|

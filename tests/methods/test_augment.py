@@ -11,7 +11,7 @@ import pytest
 import kernelc
 from kernelc.cli import main
 from kernelc.errors import SpecError
-from kernelc.methods.augment import augmented_kernel, check_augmentation
+from kernelc.methods.augment import _require_da_cnn, augmented_kernel, check_augmentation
 
 
 def gcnn_spec(group, act, w=1.5):
@@ -99,3 +99,38 @@ def test_augmented_kernel_refuses_non_cnn_and_asymmetric_support():
     spatial = "network s\ngroup Z2\ninput 6 x 6 channels 1\nconv(size=3)\nrelu\nconv(size=3)\n"
     with pytest.raises(SpecError, match="spatial output"):
         augmented_kernel(kernelc.compile(spatial), "p4", x)
+
+
+def _windowed_cnn(n, size, stride):
+    return f"""network w
+group Z2
+input {n} x {n} channels 1
+conv(size=3, W_std=1.5, b_std=0.1)
+erf
+avg_pool(size={size}, stride={stride})
+conv(size=1, W_std=1.5)
+erf
+flatten
+dense(2)
+"""
+
+
+def test_windowed_avg_pool_needs_windows_symmetric_about_the_centre():
+    """avg_pool(size=k, stride=s) keeps the CNN kernel jointly invariant iff ρ(H) maps windows to
+    windows, i.e. (n − k) is a multiple of s: 6×6 with k = 3, s = 2 leaves the last column out
+    and is refused; 4×4 with k = s = 2 tiles the box, the check accepts it, and
+    k(ρ(h)f, ρ(h)f') = k(f, f') for every h ∈ p4m (docs/math/augmentation.md)."""
+    with pytest.raises(SpecError, match=r"windows of avg_pool1 \(size=3, stride=2\) on the 6×6 "
+                                        r"box are not symmetric"):
+        augmented_kernel(kernelc.compile(_windowed_cnn(6, 3, 2)), "p4m", _x(2))
+    cnn = kernelc.compile(_windowed_cnn(4, 2, 2))
+    G = kernelc.groups.get_group("p4m")
+    x = _x(2)[:, 1:5, 1:5]
+    orbit = np.concatenate([np.asarray(G.transform_signal(x, h, spatial_axes=(1, 2)))
+                            for h in range(G.order)])
+    gram = cnn.kernel_fn(orbit, get=("nngp", "ntk"), dtype="float64")
+    for k in ("nngp", "ntk"):
+        blocks = gram[k].reshape(G.order, 2, G.order, 2)
+        same_h = np.stack([blocks[h, :, h] for h in range(G.order)])
+        assert np.abs(same_h - same_h[0]).max() <= 1e-12 * np.abs(same_h[0]).max()
+    _require_da_cnn(cnn, G)  # the check augmented_kernel runs: accepted

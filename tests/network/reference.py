@@ -72,3 +72,17 @@ def conv(x, W, b, support, W_std, b_std, padding):
                 acc = acc + _read(x[k], t + y, box, padding) @ W[i]
             z[(k,) + u] = W_std / np.sqrt(c * m) * acc + (b_std * b if b is not None else 0)
     return z
+
+
+def window_pool(x, d, size, stride):
+    """Windowed mean: out(u) = (1/size^d) Σ_{a ∈ {0..size−1}^d} x(stride·u + a) over the valid
+    windows; x: (N, *box, ...) with d spatial axes after the batch axis."""
+    box = x.shape[1:1 + d]
+    out_box = tuple((n - size) // stride + 1 for n in box)
+    out = np.zeros(x.shape[:1] + out_box + x.shape[1 + d:])
+    for u in itertools.product(*map(range, out_box)):
+        acc = 0.0
+        for a in itertools.product(range(size), repeat=d):
+            acc = acc + x[(slice(None),) + tuple(stride * ui + ai for ui, ai in zip(u, a))]
+        out[(slice(None),) + u] = acc / size ** d
+    return out

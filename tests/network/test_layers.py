@@ -90,3 +90,22 @@ def test_hexagonal_support_and_mask():
     mask = tg.group.domain_mask((5, 5))
     assert np.all(out[0][~mask] == 0) and np.all(out[0][mask] != 0)
     assert net.site_count((5, 5)) == 19 and net.site_count((3, 3)) == 9
+
+
+@pytest.mark.parametrize("group, box, pool", [
+    ("p4", (6, 6), "avg_pool(size=2)"), ("p4m", (5, 5), "avg_pool(size=3, stride=1)"),
+    ("Z2", (5, 6), "avg_pool(size=2, stride=3)"), ("Z3", (4, 3, 5), "avg_pool(2, stride=1)")])
+def test_windowed_avg_pool_matches_brute_force(group, box, pool):
+    """The finite windowed mean (lax.reduce_window) against the loop over windows, on group
+    features (N, *box, |H|, C) and box features (N, *box, C)."""
+    first = "lift(size=3, b_std=0.2)" if group.startswith("p") else "conv(size=3, b_std=0.2)"
+    tg, net = _net(_spec(group, box, 2, f"{first}\n{pool}"))
+    p = net.init(jax.random.PRNGKey(4), None, 3)
+    x = np.random.default_rng(5).normal(size=(2,) + box + (2,)).astype(np.float32)
+    order = tg.layers.order()
+    feats = np.asarray(net.features(p, x, order[1]), np.float64)
+    want = ref.window_pool(feats, len(box), tg.layers.node(order[2])["hp"]["size"],
+                           tg.layers.node(order[2])["hp"]["stride"])
+    got = np.asarray(net.apply(p, x))
+    assert got.shape == want.shape == net.output_shape(2, 3)
+    np.testing.assert_allclose(got, want, atol=1e-5)

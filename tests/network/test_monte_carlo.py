@@ -39,6 +39,28 @@ avg_pool
 flatten
 dense(3, W_std=1.0, b_std=0.2)
 """,
+    # windowed avg_pool: overlapping windows on G (4×4 -> 3×3), then non-overlapping ones with
+    # a leftover row/column on the box of a plain CNN (5×6 -> 2×3, stride 2 > size 1 skips)
+    "p4_window": """network lin_window
+group p4
+input 4 x 4 channels 2
+lift(size=3, W_std=1.3, b_std=0.3)
+identity
+avg_pool(size=2, stride=1)
+gconv(size=3, W_std=1.1, b_std=0.2)
+group_pool
+dense(3, W_std=1.0, b_std=0.1)
+""",
+    "z2_window": """network lin_cnn_window
+group Z2
+input 5 x 6 channels 2
+conv(size=3, W_std=1.3, b_std=0.3)
+avg_pool(size=2)
+conv(size=1, W_std=1.2, b_std=0.1)
+avg_pool(size=1, stride=2)
+flatten
+dense(3, W_std=1.0, b_std=0.2)
+""",
     # hexagonal p6: masks, and flatten over the hexagon's 19 sites × 6 elements
     "p6_flatten": """network lin_p6
 group p6
@@ -177,3 +199,27 @@ dense(4, W_std=1.0, b_std=0.1)
     z, exact, mc = _z_scores(compiled, _inputs(compiled, seed=6), width=32, samples=64, seed=7)
     for k in ("nngp", "nngp_readout", "ntk"):
         assert np.all(np.abs(z[k]) < 4.5), (k, z[k])
+
+
+@pytest.mark.slow
+def test_windowed_avg_pool_between_relus_at_moderate_width():
+    """relu -> avg_pool(size=2) -> gconv -> relu: the pooled activation is not Gaussian, the
+    gconv after it is (infinite width), and the relu map is exact for it. Width 64."""
+    text = """network window_mc
+group p4
+input 6 x 6 channels 2
+lift(size=3, W_std=1.4, b_std=0.2)
+relu
+avg_pool(size=2, stride=2)
+gconv(size=3, W_std=1.4, b_std=0.1)
+relu
+group_pool
+dense(4, W_std=1.0, b_std=0.1)
+"""
+    compiled = kernelc.compile(text)
+    z, exact, mc = _z_scores(compiled, _inputs(compiled, 3, seed=8), width=64, samples=64,
+                             seed=9)
+    for k in ("nngp", "nngp_readout", "ntk"):
+        assert np.all(np.abs(z[k]) < 4.5), (k, z[k])
+    rel = np.abs(mc["nngp_readout"].mean(axis=0) - exact["nngp"]) / np.abs(exact["nngp"]).max()
+    assert rel.max() < 0.02

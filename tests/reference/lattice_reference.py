@@ -32,6 +32,7 @@ Layers are plain dicts (``kind`` plus hyperparameters, the defaults of the spec 
     {"kind": "relu"} {"kind": "erf"} {"kind": "leaky_relu", "slope": 0.2} {"kind": "gelu"}
     {"kind": "poly", "coeffs": [c0, c1, ...]} {"kind": "quad", "phi": f, "dphi": df} ...
     {"kind": "group_pool"} {"kind": "flatten"} {"kind": "avg_pool"}
+    {"kind": "avg_pool", "size": 2, "stride": 2}           # windowed mean (stride: default size)
     {"kind": "dense", "W_std": 1.0, "b_std": 0.0}
     {"kind": "residual", "body": [layers]}                  # body + identity shortcut
     {"kind": "residual", "branches": [[layers], [layers]]}  # sum of branches ([] = identity)
@@ -590,11 +591,49 @@ def _flatten(state):
     return _State(None, K, T, ch)
 
 
-def _avg_pool(state):
-    """K⁺[(0,h),(0,h')] = mean over sites t, t' of K[(t,h),(t',h')]; the box becomes 1 site."""
+def _window_pool(state, size, stride):
+    """K⁺[(u,h),(u',h')] = (1/size^{2d}) Σ_{a,b ∈ {0..size−1}^d} K[(stride·u+a, h),
+    (stride·u'+b, h')] over the valid windows (no padding): floor((n − size)/stride) + 1 sites
+    per axis. Written out with explicit loops over output site pairs, element pairs and window
+    offsets."""
+    sp = state.space
+    if sp.lattice != "square":
+        raise ValueError("windowed avg_pool is defined on the square lattice only")
+    d = len(sp.box)
+    out_box = tuple((n - size) // stride + 1 for n in sp.box)
+    if min(out_box) < 1:
+        raise ValueError("the window does not fit the box")
+    out = _Space(out_box, sp.lattice, sp.elements, sp.on_group)
+    offsets = list(itertools.product(range(size), repeat=d))
+
+    def window(u):
+        return [sp.site_index[tuple(stride * u[c] + a[c] for c in range(d))] for a in offsets]
+
+    def pool(K):
+        N = K.shape[0]
+        new = np.zeros((N, out.size, N, out.size))
+        for ui, u in enumerate(out.sites):
+            for vi, v in enumerate(out.sites):
+                for e in range(sp.nel):
+                    for f in range(sp.nel):
+                        acc = np.zeros((N, N))
+                        for p in window(u):
+                            for q in window(v):
+                                acc += K[:, sp.flat(p, e), :, sp.flat(q, f)]
+                        new[:, out.flat(ui, e), :, out.flat(vi, f)] = acc / len(offsets) ** 2
+        return new
+    return _State(out, pool(state.K), None if state.T is None else pool(state.T),
+                  state.channels)
+
+
+def _avg_pool(state, size=None, stride=None):
+    """K⁺[(0,h),(0,h')] = mean over sites t, t' of K[(t,h),(t',h')]; the box becomes 1 site.
+    With ``size`` (and ``stride``, default ``size``): the windowed mean of :func:`_window_pool`."""
     sp = state.space
     if sp is None:
         raise ValueError("avg_pool needs a spatial signal")
+    if size is not None:
+        return _window_pool(state, size, size if stride is None else stride)
     N, D = state.K.shape[:2]
     P, E = len(sp.sites), sp.nel
 
@@ -648,7 +687,7 @@ def _run(state, layers, elements, parameterization, direct):
         elif kind == "flatten":
             state = _flatten(state)
         elif kind == "avg_pool":
-            state = _avg_pool(state)
+            state = _avg_pool(state, layer.get("size"), layer.get("stride"))
         elif kind == "residual":
             branches = layer.get("branches")
             if branches is None:
