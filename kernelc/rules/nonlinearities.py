@@ -315,6 +315,40 @@ _NON_SMOOTH = (sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign, sym
                sympy.floor, sympy.ceiling, sympy.frac)
 
 
+#: functions continuous on all of ℝ (an expression built from them, x, numbers, +, ×, and
+#: powers with natural exponents or a positive constant base is continuous on ℝ)
+_CONTINUOUS = (sympy.sin, sympy.cos, sympy.exp, sympy.tanh, sympy.sinh, sympy.cosh, sympy.atan,
+               sympy.erf, sympy.erfc, sympy.Abs, sympy.Max, sympy.Min)
+#: the bound on sympy's domain computation for the other φ (see _not_gaussian_integrable)
+#: (continuous_domain takes 1.5 s at function depth 4, 3.7 s at 6, 27 s at 8, log(2 + tanh(.))
+#: nested; long sums are cheap: 30 terms 1/(2 + sin(kx)) in 0.3 s)
+MAX_DOMAIN_OPS, MAX_DOMAIN_DEPTH = 200, 6
+#: the most operations (sympy.count_ops) of any φ, after composition: bounds the symbolic work
+#: (φ', printing) per expression; a 1000-operation sum of sines takes ~2 s
+MAX_PHI_OPS = 1000
+
+
+def _continuous_everywhere(expr: sympy.Expr) -> bool:
+    """True when ``expr`` is continuous on ℝ by construction (a sufficient, linear-time test)."""
+    if expr.is_Number or expr == x or (expr.is_Atom and not expr.free_symbols
+                                       and expr.is_real):
+        return True
+    if expr.is_Add or expr.is_Mul or isinstance(expr, _CONTINUOUS):
+        return all(_continuous_everywhere(a) for a in expr.args)
+    if expr.is_Pow:
+        base, exp = expr.args
+        if exp.is_Integer and exp >= 0:
+            return _continuous_everywhere(base)
+        return bool(base.is_positive and not base.free_symbols) and _continuous_everywhere(exp)
+    return False
+
+
+def _depth(expr: sympy.Expr) -> int:
+    """Nesting depth of function applications and powers (sums and products do not count)."""
+    inner = max((_depth(a) for a in expr.args), default=0)
+    return inner + (1 if isinstance(expr, (sympy.Function, sympy.Pow)) else 0)
+
+
 def _not_gaussian_integrable(expr: sympy.Expr) -> Optional[str]:
     """Why E[φ(u)²] is not finite for a Gaussian u, or None when no reason is found: a pole,
     branch point or gap in the real domain (1/x, tan x, sqrt(x), log x), or growth like
@@ -329,6 +363,18 @@ def _not_gaussian_integrable(expr: sympy.Expr) -> Optional[str]:
             if sympy.degree(arg, x) > 2 or (lead.is_real and lead > 0) \
                     or not isinstance(atom, sympy.exp):
                 return f"grows like {sympy.sstr(atom)}"
+    if _continuous_everywhere(expr):
+        return None  # built from functions continuous on ℝ: no domain to compute
+    ops, depth = sympy.count_ops(expr), _depth(expr)
+    if ops > MAX_DOMAIN_OPS or depth > MAX_DOMAIN_DEPTH:
+        # sympy's continuous_domain is exponential in the nesting depth
+        raise SpecError(
+            f"phi(...) has divisions, roots, logarithms or other functions with a restricted "
+            f"domain, and is too large for kernelc to check that E[φ(u)²] is finite ({ops} "
+            f"operations, functions nested {depth} deep; the checkable limit is "
+            f"{MAX_DOMAIN_OPS} operations and depth {MAX_DOMAIN_DEPTH}), so it is refused",
+            suggestion="write φ with fewer nested functions, or with functions continuous on "
+                       "ℝ only (sin, cos, exp, tanh, erf, atan, polynomials, ...)")
     probe = expr.replace(sympy.erf, sympy.atan).replace(sympy.erfc, sympy.atan)
     try:
         domain = continuous_domain(probe, x, sympy.S.Reals)
@@ -381,6 +427,13 @@ def expression_map(name: str, expr: sympy.Expr, quad_degree: int) -> KernelMap:
     polynomial, the two-slope closed form for a piecewise-linear φ, Gauss–Hermite quadrature of
     degree ``quad_degree`` for any other smooth φ; a non-smooth φ without a closed form is
     refused (:class:`SpecError`)."""
+    ops = sympy.count_ops(expr)
+    if ops > MAX_PHI_OPS:
+        short = name if len(name) <= 60 else name[:59] + "…"
+        raise SpecError(f"{short} has {ops} operations, more than the {MAX_PHI_OPS} kernelc "
+                        "treats symbolically (its derivative and printed maps grow with it)",
+                        suggestion="split it into smaller nonlinearities with weight layers "
+                                   "between them")
     for entry in ("identity", "relu", "abs", "erf", "sin", "cos", "gelu"):
         known = NONLINEARITIES[entry]((), None, quad_degree)
         if known.phi == expr:

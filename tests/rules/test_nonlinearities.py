@@ -355,3 +355,46 @@ def test_quadrature_accuracy_estimate_is_recorded_and_honest():
     true = np.max(np.abs(coarse - fine))
     assert true / 2 <= error <= 2 * true
     assert errors["tanh fine"][0] < 1e-10
+
+
+# -- bounded symbolic work per user expression ------------------------------------------------
+
+def _nested(fn, depth):
+    e = x
+    for _ in range(depth):
+        e = fn(e)
+    return e
+
+
+def test_deeply_nested_continuous_phi_is_checked_structurally_and_fast():
+    """tanh nested 30 deep: sympy's continuous_domain would take hours (18 s at depth 14); the
+    structural test (built from functions continuous on ℝ) answers at once."""
+    import time
+    start = time.process_time()
+    kmap = kernel_map("phi", expr=_nested(lambda e: sympy.tanh(e + sympy.Rational(1, 10)), 30))
+    assert kmap.method.startswith("gauss-hermite")
+    assert time.process_time() - start < 10
+
+
+def test_phi_with_restricted_domain_too_deep_to_check_is_refused():
+    with pytest.raises(SpecError, match=r"too large for kernelc to check that E\[φ\(u\)²\] is "
+                                        r"finite \(12 operations, functions nested 8 deep; the "
+                                        r"checkable limit is 200 operations and depth 6\)"):
+        kernel_map("phi", expr=_nested(lambda e: sympy.log(2 + sympy.tanh(e)), 4))
+    # depth 6 is still checked (continuous on ℝ, so accepted)
+    assert kernel_map("phi", expr=_nested(lambda e: sympy.log(2 + sympy.tanh(e)), 3)).nngp is None
+
+
+def test_phi_with_too_many_operations_is_refused():
+    big = sum(sympy.sin(k * x) / (k + 1) for k in range(1, 300))
+    with pytest.raises(SpecError, match=r"has 1194 operations, more than the 1000 kernelc "
+                                        r"treats symbolically"):
+        kernel_map("phi", expr=big)
+
+
+def test_compositions_are_bounded_like_one_phi():
+    inner = kernel_map("phi", expr=sympy.log(2 + sympy.tanh(x)))
+    twice = compose(inner, inner)
+    thrice = compose(inner, twice)  # depth 6: checked
+    with pytest.raises(SpecError, match="functions nested 8 deep"):
+        compose(inner, thrice)
