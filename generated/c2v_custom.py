@@ -56,8 +56,6 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     #    layout group_reduced (4×10×14×10×14 per pair)
     lin_lift1 = reduced_stencil(k_input, LIFT1_TERMS, ((1, 1), (1, 1)), (10, 14), 'same')
     k_lift1 = 1.69 * lin_lift1 + 0.01
-    if want_ntk:
-        t_lift1 = k_lift1
     # -- leaky_relu1 (line 8): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = leaky_relu(0.2)
     #    layout group_reduced (4×10×14×10×14 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_lift1),) * 2
@@ -65,7 +63,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_leaky_relu1 = k_lift1/5 + 8*(k_lift1*(jnp.pi - acos_ratio2(k_lift1, k11, k22)) + sqrt_det2(k11, k22, k_lift1))/(25*jnp.pi)
     if want_ntk:
-        t_leaky_relu1 = ((-8*acos_ratio2(k_lift1, k11, k22) + 13*jnp.pi)/(25*jnp.pi)) * t_lift1
+        t_leaky_relu1 = ((-8*acos_ratio2(k_lift1, k11, k22) + 13*jnp.pi)/(25*jnp.pi)) * k_lift1
     # -- gconv1 (line 9): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×10×14×10×14 per pair)
     lin_gconv1 = reduced_stencil(k_leaky_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (10, 14), 'same')
@@ -88,10 +86,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_group_pool1 = jnp.sum(t_phi1, axis=tuple(range(1, t_phi1.ndim))) / 78400.0
     # -- dense1 (line 12): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense1 = 1.0 * k_group_pool1
     if want_ntk:
-        t_dense1 = 1.0 * t_group_pool1 + k_dense1
-    return k_dense1, (t_dense1 if want_ntk else None), stats
+        t_dense1 = t_group_pool1 + k_group_pool1
+    return k_group_pool1, (t_dense1 if want_ntk else None), stats
 
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs

@@ -44,8 +44,6 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- dense1 (line 8): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense1 = 1.96 * k_flatten1 + 0.01
-    if want_ntk:
-        t_dense1 = k_dense1
     # -- relu1 (line 9): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout vector (1 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('vector', 0, k_dense1),) * 2
@@ -53,7 +51,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k11, k22 = variances('vector', 0, v_a, v_b)
     k_relu1 = (k_dense1*(jnp.pi - acos_ratio2(k_dense1, k11, k22)) + sqrt_det2(k11, k22, k_dense1))/(2*jnp.pi)
     if want_ntk:
-        t_relu1 = ((jnp.pi - acos_ratio2(k_dense1, k11, k22))/(2*jnp.pi)) * t_dense1
+        t_relu1 = ((jnp.pi - acos_ratio2(k_dense1, k11, k22))/(2*jnp.pi)) * k_dense1
     # -- dense2 (line 10): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense2 = 1.96 * k_relu1 + 0.01
@@ -69,9 +67,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_relu2 = ((jnp.pi - acos_ratio2(k_dense2, k11, k22))/(2*jnp.pi)) * t_dense2
     # -- dense3 (line 12): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense3 = 1.0 * k_relu2 + 0.01
+    k_dense3 = k_relu2 + 0.01
     if want_ntk:
-        t_dense3 = 1.0 * t_relu2 + k_dense3
+        t_dense3 = t_relu2 + k_dense3
     return k_dense3, (t_dense3 if want_ntk else None), stats
 
 

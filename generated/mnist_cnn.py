@@ -46,8 +46,6 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     #    layout box_full (7×7×7×7 per pair)
     lin_conv1 = stencil(k_input, CONV1_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same')
     k_conv1 = 2.0 * lin_conv1 + 0.01
-    if want_ntk:
-        t_conv1 = k_conv1
     # -- relu1 (line 11): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout box_full (7×7×7×7 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('box_full', 2, k_conv1),) * 2
@@ -55,7 +53,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k11, k22 = variances('box_full', 2, v_a, v_b)
     k_relu1 = (k_conv1*(jnp.pi - acos_ratio2(k_conv1, k11, k22)) + sqrt_det2(k11, k22, k_conv1))/(2*jnp.pi)
     if want_ntk:
-        t_relu1 = ((jnp.pi - acos_ratio2(k_conv1, k11, k22))/(2*jnp.pi)) * t_conv1
+        t_relu1 = ((jnp.pi - acos_ratio2(k_conv1, k11, k22))/(2*jnp.pi)) * k_conv1
     # -- conv2 (line 12): K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²
     #    layout box_full (7×7×7×7 per pair)
     lin_conv2 = stencil(k_relu1, CONV2_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same')
@@ -83,10 +81,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_flatten1 = jnp.sum(self_diagonal('box_full', 2, t_avg_pool1).reshape(t_avg_pool1.shape[0], -1), axis=1) / 1.0
     # -- dense1 (line 16): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense1 = 1.0 * k_flatten1
     if want_ntk:
-        t_dense1 = 1.0 * t_flatten1 + k_dense1
-    return k_dense1, (t_dense1 if want_ntk else None), stats
+        t_dense1 = t_flatten1 + k_flatten1
+    return k_flatten1, (t_dense1 if want_ntk else None), stats
 
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs

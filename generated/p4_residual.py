@@ -74,8 +74,6 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     #    layout group_reduced (4×16×16×16×16 per pair)
     lin_lift1 = reduced_stencil(k_input, LIFT1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_lift1 = 1.96 * lin_lift1 + 0.01
-    if want_ntk:
-        t_lift1 = k_lift1
     # -- relu1 (line 15): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_lift1),) * 2
@@ -83,7 +81,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_relu1 = (k_lift1*(jnp.pi - acos_ratio2(k_lift1, k11, k22)) + sqrt_det2(k11, k22, k_lift1))/(2*jnp.pi)
     if want_ntk:
-        t_relu1 = ((jnp.pi - acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * t_lift1
+        t_relu1 = ((jnp.pi - acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * k_lift1
     # -- gconv1 (line 16): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
     lin_gconv1 = reduced_stencil(k_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
@@ -110,7 +108,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     #    layout group_reduced (4×16×16×16×16 per pair)
     k_sum1 = k_gconv2 + k_lift1
     if want_ntk:
-        t_sum1 = t_gconv2 + t_lift1
+        t_sum1 = t_gconv2 + k_lift1
     # -- relu3 (line 15): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
     v_a, v_b = (stats_a[2], stats_b[2]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_sum1),) * 2
@@ -161,10 +159,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_group_pool1 = jnp.sum(t_relu5, axis=tuple(range(1, t_relu5.ndim))) / 262144.0
     # -- dense1 (line 23): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense1 = 1.0 * k_group_pool1
     if want_ntk:
-        t_dense1 = 1.0 * t_group_pool1 + k_dense1
-    return k_dense1, (t_dense1 if want_ntk else None), stats
+        t_dense1 = t_group_pool1 + k_group_pool1
+    return k_group_pool1, (t_dense1 if want_ntk else None), stats
 
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs

@@ -101,10 +101,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_group_pool1 = jnp.sum(t_relu2, axis=tuple(range(1, t_relu2.ndim))) / 22326.0
     # -- dense1 (line 12): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense1 = 1.0 * k_group_pool1
     if want_ntk:
-        t_dense1 = 1.0 * t_group_pool1 + k_dense1
-    return k_dense1, (t_dense1 if want_ntk else None), stats
+        t_dense1 = t_group_pool1 + k_group_pool1
+    return k_group_pool1, (t_dense1 if want_ntk else None), stats
 
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs

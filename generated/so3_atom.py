@@ -78,9 +78,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_group_pool1 = so3_mean(t_relu2, 6)
     # -- dense1 (line 14): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense1 = 1.0 * k_group_pool1 + 0.01
+    k_dense1 = k_group_pool1 + 0.01
     if want_ntk:
-        t_dense1 = 1.0 * t_group_pool1 + k_dense1
+        t_dense1 = t_group_pool1 + k_dense1
     return k_dense1, (t_dense1 if want_ntk else None), stats
 
 

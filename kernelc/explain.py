@@ -1,7 +1,8 @@
 """``kernelc explain``: the derivation shown before anything is computed (docs/explain_example.md).
 
-Per layer: the general recursion, the reduced form actually used, the values of the constants,
-the storage layout; then the identity decisions with their reasons; then, for a Gram matrix of
+Per layer: the general recursion, the reduced form actually used, the plan's statements exactly
+as the generated code runs them (after the rewrite passes), the values of the constants, the
+storage layout; then the identity decisions with their reasons; then, for a Gram matrix of
 N inputs, the predicted FLOPs and memory of the whole matrix and of one tile — opt_einsum style.
 """
 from __future__ import annotations
@@ -41,6 +42,15 @@ def _map_text(kmap, style):
     return [f"K⁺ = {to_text(kmap.nngp)}", f"K̇ = {to_text(kmap.ntk_dot)}"]
 
 
+def _statements(op, md: bool):
+    """The op's statements as they run (the same objects the code generator prints)."""
+    pre = "    - `" if md else "          "
+    end = "`" if md else ""
+    out = [pre + s.source() + end for s in op.lines]
+    out += [pre + "[NTK] " + s.source() + end for s in op.ntk_lines]
+    return out
+
+
 def _fmt_count(n: float) -> str:
     for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= scale:
@@ -73,6 +83,10 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
     lines.append(h("Identities"))
     for dec in der.decisions.values():
         lines.append(("- " if md else "  ") + dec.line())
+    if der.rewrites:
+        lines.append(h("Rewrites"))
+        for name, (reason, count) in der.rewrites.items():
+            lines.append(("- " if md else "  ") + f"{name} (×{count}): {reason}")
     lines.append(h("Layers"))
     formulas = layer_formulas(der, style)
     for nd in der.nodes:
@@ -83,6 +97,7 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
         if nd.kind == "input":
             for op in nd.ops:
                 lines.append(("    " if not md else "- ") + op.formula)
+                lines.extend(_statements(op, md))
             continue
         entry = formulas.get(nd.name)
         if entry is None:
@@ -97,6 +112,7 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
             lines.append(pre + "used: " + r)
         for op in nd.ops:
             lines.append(pre + "plan: " + op.formula)
+            lines.extend(_statements(op, md))
         if entry["values"]:
             lines.append(pre + "with " + ", ".join(f"{k} = {v:g}" for k, v in entry["values"].items()))
         for note in entry["notes"]:

@@ -89,10 +89,10 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
                                     if nd.kind != "input" else "")
             out.append(f"    # -- {_printable(title)}: {_printable(op.formula)}")
             out.append(f"    #    layout {_printable(nd.layout.describe())}")
-            out.extend(_indent(op.lines))
+            out.extend(_indent([s.source() for s in op.lines]))
             if op.ntk_lines:
                 out.append("    if want_ntk:")
-                out.extend(_indent(op.ntk_lines, 8))
+                out.extend(_indent([s.source() for s in op.ntk_lines], 8))
     final = der.output
     ntk = final.ntk or "jnp.zeros_like(" + final.nngp + ")"
     out.append(f"    return {final.nngp}, ({ntk} if want_ntk else None), stats")

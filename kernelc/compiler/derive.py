@@ -7,6 +7,7 @@ rules table (:data:`kernelc.rules.layers.RULES`). Layouts follow from the identi
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -15,6 +16,7 @@ import numpy as np
 from ..frontend.infer import TypedGraph
 from ..rules.layers import Formulas, rules_for
 from .identities import IdentityDecision, decide
+from .passes import simplify
 from ..ir.plan import Layout, Op, Value
 
 ALL_IDENTITIES = {"R": True, "D": True, "S": True}
@@ -43,6 +45,8 @@ class Derivation:
     constants: Dict[str, str]
     stats: List[Layout]
     enabled: Dict[str, bool] = field(default_factory=dict)
+    #: rewrite name -> (its reason, how often it fired): what kernelc.compiler.passes simplified
+    rewrites: Dict[str, tuple] = field(default_factory=dict)
 
     @property
     def group(self):
@@ -160,5 +164,10 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
         values[n] = value
         nodes.append(NodeDerivation(n, data["name"], data["kind"], rule.formulas(ctx, n), ops,
                                     value))
-    return Derivation(typed, decisions, nodes, values[g.output_node], ctx.constants, ctx.stats,
-                      enabled)
+    new_ops, new_values, output, rewrites = simplify([nd.ops for nd in nodes],
+                                                     [nd.value for nd in nodes],
+                                                     values[g.output_node])
+    nodes = [dataclasses.replace(nd, ops=o, value=v)
+             for nd, o, v in zip(nodes, new_ops, new_values)]
+    return Derivation(typed, decisions, nodes, output, ctx.constants, ctx.stats, enabled,
+                      rewrites)

@@ -16,8 +16,11 @@ layout             array shape per batch of pairs  entry
 ``so3_general``    (p, (2B)³, (2B)³)               K[g_i, g_j]       -- no identity
 =================  ==============================  =========================================
 
-An :class:`Op` is one step of the plan: the JAX source lines it stands for, the formula it
+An :class:`Op` is one step of the plan: its statements (:class:`Assign` of expressions such as
+:class:`Call`, :class:`Affine`, :class:`Sum`; each prints itself as source), the formula it
 implements (a comment in the generated code) and its cost per pair (entries written, FLOPs).
+The rewrite passes (:mod:`kernelc.compiler.passes`) fold and forward these statements; the code
+generator and ``explain`` print the result.
 """
 from __future__ import annotations
 
@@ -78,16 +81,168 @@ class Value:
     layout: Layout
 
 
+# -- statements ----------------------------------------------------------------------------------
+# An op's body is a list of statements over array names. The common forms are structured (the
+# rewrite passes of kernelc.compiler.passes read and fold them); the rest are kept as ``Code``
+# (an expression) or ``Line`` (a statement) of array source text until they get a form of their
+# own. Every node prints itself as Python source with ``source()``: the code generator and
+# ``explain`` print the same statements.
+
+class Expr:
+    """An array expression of the plan."""
+
+    def source(self) -> str:  # pragma: no cover - every expression overrides it
+        raise NotImplementedError
+
+    def refs(self) -> Tuple[str, ...]:
+        """The array names the expression reads."""
+        return ()
+
+
+def number_source(value: float) -> str:
+    """A constant as short source text: 15 significant digits (sqrt(2)**2 prints as 2.0)."""
+    return repr(float(f"{value:.15g}"))
+
+
+@dataclass(frozen=True)
+class Ref(Expr):
+    """An array by name."""
+
+    name: str
+
+    def source(self) -> str:
+        return self.name
+
+    def refs(self):
+        return (self.name,)
+
+
+@dataclass(frozen=True)
+class Num(Expr):
+    """A floating-point constant."""
+
+    value: float
+
+    def source(self) -> str:
+        return number_source(self.value)
+
+
+@dataclass(frozen=True)
+class Lit(Expr):
+    """A Python literal argument (an int, a tuple of offsets, a layout name): ``repr``."""
+
+    value: object
+
+    def source(self) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    """``fn(arg, ...)``: a runtime helper or a jax function."""
+
+    fn: str
+    args: Tuple[Expr, ...]
+
+    def source(self) -> str:
+        return f"{self.fn}({', '.join(a.source() for a in self.args)})"
+
+    def refs(self):
+        return tuple(r for a in self.args for r in a.refs())
+
+
+@dataclass(frozen=True)
+class Affine(Expr):
+    """``scale * x + shift`` (no shift: ``scale * x``)."""
+
+    scale: Expr
+    x: Expr
+    shift: Optional[Expr] = None
+
+    def source(self) -> str:
+        head = f"{self.scale.source()} * {self.x.source()}"
+        return head if self.shift is None else f"{head} + {self.shift.source()}"
+
+    def refs(self):
+        return self.scale.refs() + self.x.refs() + (self.shift.refs() if self.shift else ())
+
+
+@dataclass(frozen=True)
+class Sum(Expr):
+    """``a + b + ...``."""
+
+    terms: Tuple[Expr, ...]
+
+    def source(self) -> str:
+        return " + ".join(t.source() for t in self.terms)
+
+    def refs(self):
+        return tuple(r for t in self.terms for r in t.refs())
+
+
+@dataclass(frozen=True)
+class Code(Expr):
+    """Array source text not (yet) structured: its names are only renamed by the passes."""
+
+    text: str
+    names: Tuple[str, ...] = ()  # the array names it reads
+
+    def source(self) -> str:
+        return self.text
+
+    def refs(self):
+        return self.names
+
+
+class Stmt:
+    """A statement of an op's body."""
+
+    def source(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Assign(Stmt):
+    """``target, ... = value``."""
+
+    targets: Tuple[str, ...]
+    value: Expr
+
+    def source(self) -> str:
+        return f"{', '.join(self.targets)} = {self.value.source()}"
+
+
+@dataclass(frozen=True)
+class Line(Stmt):
+    """A statement as source text (not structured yet)."""
+
+    text: str
+
+    def source(self) -> str:
+        return self.text
+
+
+def as_statement(item) -> Stmt:
+    """Statements stay; text becomes a :class:`Line`."""
+    return item if isinstance(item, Stmt) else Line(str(item))
+
+
 @dataclass
 class Op:
-    """One plan step. ``lines`` are JAX statements; ``formula`` goes above them as a comment."""
+    """One plan step: its body (``lines``, statements; ``ntk_lines`` run only when the NTK is
+    wanted), the formula it implements (a comment above the code and a line of ``explain``) and
+    its cost per pair. Text given for a statement becomes a :class:`Line`."""
 
     kind: str  # input | stencil | reindex | affine | elementwise | mean | mask | combine
     formula: str
-    lines: List[str]
+    lines: List[Stmt]
     entries: int  # entries written per pair (NNGP; the NTK doubles it when requested)
     flops: int  # floating point operations per pair
-    ntk_lines: List[str] = field(default_factory=list)  # executed only when the NTK is wanted
+    ntk_lines: List[Stmt] = field(default_factory=list)  # executed only when the NTK is wanted
+
+    def __post_init__(self):
+        self.lines = [as_statement(s) for s in self.lines]
+        self.ntk_lines = [as_statement(s) for s in self.ntk_lines]
 
 
 def stencil_cost(layout: Layout, n_terms: int) -> int:

@@ -14,7 +14,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import sympy
 
-from ..ir.plan import Layout, Op, Value, pad_widths, pairs_literal
+from ..ir.plan import (Affine, Assign, Call, Code, Expr, Layout, Lit, Num, Op, Ref, Value,
+                       number_source, pad_widths, pairs_literal)
+from ..ir.plan import Sum as SumOf
 from ..ir.laws import Activation, Concatenation, concat_weights
 from ..errors import KernelcError
 from .formulas import (K, K0, KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
@@ -60,30 +62,29 @@ def rules_for(family: str) -> Dict[str, LayerRule]:
 
 
 # -- helpers shared by the weight layers ----------------------------------------------------
-def num(value: float) -> str:
-    """A constant as short source text: 15 significant digits (sqrt(2)**2 prints as 2.0)."""
-    return repr(float(f"{value:.15g}"))
+num = number_source  # a constant as short source text (used by the family rule modules)
 
 
-def _affine_lines(ctx, node, lin: str, out: str) -> List[str]:
+def _affine_lines(ctx, node, lin: str, out: str) -> List[Assign]:
+    """K⁺ = σ_w² K_lin + σ_b² (no bias term when σ_b = 0)."""
     hp = ctx.hp(node)
     w2, b2 = hp["W_std"] ** 2, hp["b_std"] ** 2
-    line = f"{out} = {num(w2)} * {lin}" + (f" + {num(b2)}" if b2 else "")
-    return [line]
+    return [Assign((out,), Affine(Num(w2), Ref(lin), Num(b2) if b2 else None))]
 
 
-def _ntk_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str, out_t: str) -> List[str]:
+def _ntk_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str,
+               out_t: str) -> List[Assign]:
     """Θ⁺ = σ_w² (stencil of Θ) + K⁺ (ntk) or + fan_in · K_lin + [bias] (standard)."""
     hp = ctx.hp(node)
     w2 = hp["W_std"] ** 2
     if ctx.parameterization == "ntk":
-        rest = out_k
+        rest: Expr = Ref(out_k)
     else:
         fan_in = ctx.fan_in(node)
-        rest = f"{float(fan_in)!r} * {lin}" + (" + 1.0" if hp["b_std"] > 0 else "")
+        rest = Affine(Lit(float(fan_in)), Ref(lin), Num(1.0) if hp["b_std"] > 0 else None)
     if ntk_lin is None:
-        return [f"{out_t} = {rest}"]
-    return [f"{out_t} = {num(w2)} * {ntk_lin} + {rest}"]
+        return [Assign((out_t,), rest)]
+    return [Assign((out_t,), Affine(Num(w2), Ref(ntk_lin), rest))]
 
 
 def _weight_values(ctx, node, domain_size: int, label: str) -> Dict[str, float]:
@@ -97,12 +98,13 @@ def _ntk_eq(new_k_term, theta_sum, standard: bool):
     return sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta_sum)
 
 
-def _stencil_call(ctx, node, src: str, terms: str, nslots: int, out_box, helper="stencil") -> str:
-    """Source of a stencil helper call on array ``src`` with the node's pads and padding."""
+def _stencil_call(ctx, node, src: Expr, terms: str, nslots: int, out_box,
+                  helper="stencil") -> Call:
+    """A stencil helper call on ``src`` with the node's offset table, pads and padding."""
     hp = ctx.hp(node)
-    slots = f"{nslots}, " if helper == "stencil" else ""
-    return (f"{helper}({src}, {terms}, {slots}{pad_widths(hp['support'])!r}, "
-            f"{tuple(out_box)!r}, {hp['padding']!r})")
+    slots = (Lit(nslots),) if helper == "stencil" else ()
+    return Call(helper, (src, Ref(terms)) + slots + (Lit(pad_widths(hp["support"])),
+                                                      Lit(tuple(out_box)), Lit(hp["padding"])))
 
 
 def _offset_terms(ctx, node, pairing: str):
@@ -133,14 +135,15 @@ def _linear_op(ctx, node, ins, out_layout, stencil, formula) -> Tuple[List[Op], 
     name = ctx.var(node)
     k, t, lin = f"k_{name}", f"t_{name}", f"lin_{name}"
     n_terms = len(ctx.hp(node)["support"])
-    lines = [f"{lin} = {stencil(src.nngp)}"] + _affine_lines(ctx, node, lin, k)
+    lines = [Assign((lin,), stencil(Ref(src.nngp)))] + _affine_lines(ctx, node, lin, k)
     ntk_lines = []
     if src.ntk is not None:
         # The barrier keeps XLA from fusing Θ's stencil with K's (same slices, and Θ = K after
         # the first weight layer): jaxlib 0.10.2 on CPU miscompiled that fusion in residual
         # networks (self-pair NTK 2-4x off under jit, right without jit or with HLO CSE off;
         # tests/compiler/test_reference_agreement.py, p4-residual-gconv-first and -flatten)
-        ntk_lines.append(f"{t}_lin = jax.lax.optimization_barrier({stencil(src.ntk)})")
+        ntk_lines.append(Assign((f"{t}_lin",), Call("jax.lax.optimization_barrier",
+                                                     (stencil(Ref(src.ntk)),))))
     ntk_lines += _ntk_lines(ctx, node, lin, f"{t}_lin" if src.ntk is not None else None, k, t)
     lines += ctx.mask_lines(k, out_layout)
     ntk_lines += ctx.mask_lines(t, out_layout)
@@ -162,11 +165,12 @@ class Input:
         t = ctx.typed.layers.node(node)["out"]
         diag = ctx.uses("D", node)
         layout = Layout("box_diag" if diag else "box_full", t.shape)
-        fn = "input_diag(xa, xb)" if diag else f"input_full(xa, xb, {len(t.shape)})"
+        fn = Call("input_diag", (Ref("xa"), Ref("xb"))) if diag else \
+            Call("input_full", (Ref("xa"), Ref("xb"), Lit(len(t.shape))))
         formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag else
                    "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
         # on a masked (hexagonal) domain, input values outside the domain are not signal
-        op = Op("input", formula, [f"k_input = {fn}"] + ctx.mask_lines("k_input", layout),
+        op = Op("input", formula, [Assign(("k_input",), fn)] + ctx.mask_lines("k_input", layout),
                 layout.entries, layout.entries * 2 * t.channels)
         return [op], Value("k_input", None, layout)
 
@@ -271,8 +275,8 @@ class GroupConv:
             right = ctx.constant(node, "RIGHT_MULT", repr(tuple(
                 tuple(int(ctx.group.cayley[r, s]) for r in range(ctx.group.order))
                 for s in ctx.hp(node)["rotations"])))
-            fn = lambda a: _stencil_call(ctx, node, f"right_mix({a}, {right}, {out.d})", terms, 2,
-                                         out.box, "general_stencil")
+            fn = lambda a: _stencil_call(ctx, node, Call("right_mix", (a, Ref(right), Lit(out.d))),
+                                         terms, 2, out.box, "general_stencil")
             formula = ("K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)]"
                        " + σ_b²   (general)")
         return _linear_op(ctx, node, ins, out, fn, formula)
@@ -331,10 +335,12 @@ def _map_lines(ctx, node, src: Value, kmap, k: str, t: str,
         f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
         f"(self_diagonal({lay.kind!r}, {lay.d}, {src.nngp}),) * 2",
         "stats.append(v_a)",
-        f"{k11}, {k22} = variances({lay.kind!r}, {lay.d}, v_a, v_b)",
-        f"{k} = {nngp_expr}",
+        Assign((k11, k22), Call("variances", (Lit(lay.kind), Lit(lay.d), Ref("v_a"),
+                                               Ref("v_b")))),
+        Assign((k,), Code(nngp_expr, (k11, src.nngp, k22))),
     ]
-    ntk_lines = [f"{t} = ({kdot_expr}) * {src.ntk}"] if src.ntk is not None else []
+    ntk_lines = [Assign((t,), Code(f"({kdot_expr}) * {src.ntk}", (k11, src.nngp, k22, src.ntk)))] \
+        if src.ntk is not None else []
     return lines, ntk_lines
 
 
@@ -410,11 +416,11 @@ class Nonlinearity:
                 lines += more
                 ntk_lines += more_ntk
             weights = [w for w, _ in parts]
-            lines.append(f"{k} = " + _weighted_sum(weights, [f"{k}_{b}" for b in
-                                                             range(len(parts))]))
+            lines.append(Assign((k,), _weighted_sum(weights, [f"{k}_{b}" for b in
+                                                              range(len(parts))])))
             if with_ntk:
-                ntk_lines.append(f"{t} = " + _weighted_sum(weights, [f"{t}_{b}" for b in
-                                                                     range(len(parts))]))
+                ntk_lines.append(Assign((t,), _weighted_sum(weights, [f"{t}_{b}" for b in
+                                                                      range(len(parts))])))
         if not with_ntk:
             ntk_lines = []
         lines += ctx.mask_lines(k, lay)
@@ -431,8 +437,8 @@ def _pool(ctx, node, ins, reduce_k: Callable[[str], str], formula: str,
     out = ctx.out_layout(node)
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
-    lines = [f"{k} = {reduce_k(src.nngp)}"]
-    ntk_lines = [f"{t} = {reduce_k(src.ntk)}"] if src.ntk is not None else []
+    lines = [Assign((k,), Code(reduce_k(src.nngp), (src.nngp,)))]
+    ntk_lines = [Assign((t,), Code(reduce_k(src.ntk), (src.ntk,)))] if src.ntk is not None else []
     flops = src.layout.entries if flops is None else flops
     return [Op("mean", formula, lines, out.entries, flops, ntk_lines)], \
         Value(k, t if src.ntk else None, out)
@@ -559,9 +565,10 @@ class Flatten:
         return _pool(ctx, node, ins, fn, "K⁺ = mean_g K[g,g]")
 
 
-def _weighted_sum(weights, names) -> str:
-    """Source of Σ_i w_i · name_i (a weight of 1 is left out)."""
-    return " + ".join(f"{w!r} * {v}" if w != 1.0 else v for w, v in zip(weights, names))
+def _weighted_sum(weights, names) -> Expr:
+    """Σ_i w_i · name_i (a weight of 1 is left out; one term is that term)."""
+    terms = tuple(Affine(Lit(w), Ref(v)) if w != 1.0 else Ref(v) for w, v in zip(weights, names))
+    return terms[0] if len(terms) == 1 else SumOf(terms)
 
 
 def _combine(ctx, node, ins, weights, formula):
@@ -573,9 +580,9 @@ def _combine(ctx, node, ins, weights, formula):
                            f" have different layouts ({', '.join(v.layout.kind for v in ins)})")
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
-    lines = [f"{k} = {_weighted_sum(weights, [v.nngp for v in ins])}"]
+    lines = [Assign((k,), _weighted_sum(weights, [v.nngp for v in ins]))]
     with_ntk = [(w, v.ntk) for w, v in zip(weights, ins) if v.ntk is not None]
-    ntk_lines = [f"{t} = " + _weighted_sum(*zip(*with_ntk))] if with_ntk else []
+    ntk_lines = [Assign((t,), _weighted_sum(*zip(*with_ntk)))] if with_ntk else []
     return [Op("combine", formula, lines, out.entries, out.entries * len(ins), ntk_lines)], \
         Value(k, t if with_ntk else None, out)
 

@@ -1,0 +1,202 @@
+"""Rewrite passes over the plan (stage 4b): the lowered ops -> the same computation, simpler.
+
+Two kinds of rewrites, each registered with the reason ``explain`` prints:
+
+* **expression rules** (:data:`REWRITES`): pattern -> replacement on one expression, applied
+  bottom-up until none fires (tinygrad-style: the math in the reason);
+* **statement passes** (:data:`PASSES`): over the whole body in program order.
+
+Every rewrite here is exact (the generated code computes bit-identical numbers); a rewrite that
+changed a value would need an error bound in its reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..ir.plan import Affine, Assign, Call, Code, Expr, Line, Lit, Num, Op, Ref, Stmt, Sum, Value
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A rewrite rule: ``apply`` returns the replacement of an expression, or None."""
+
+    name: str
+    reason: str
+    apply: Callable[[Expr], Optional[Expr]]
+
+
+#: name -> expression rule, in the order they are tried
+REWRITES: Dict[str, Rewrite] = {}
+
+
+def rewrite(name: str, reason: str):
+    """Register an expression rule next to its definition."""
+    def register(fn):
+        REWRITES[name] = Rewrite(name, reason, fn)
+        return fn
+    return register
+
+
+def _is_one(e: Expr) -> bool:
+    return isinstance(e, (Num, Lit)) and isinstance(e.value, float) and e.value == 1.0
+
+
+@rewrite("unit scale", "1.0 * x -> x: a weight variance σ_w² = 1 (or a block weight 1) "
+                       "multiplies by one, exactly")
+def _unit_scale(e: Expr) -> Optional[Expr]:
+    if isinstance(e, Affine) and _is_one(e.scale):
+        return e.x if e.shift is None else Sum((e.x, e.shift))
+    return None
+
+
+def _children_rewritten(e: Expr, fired: Counter) -> Expr:
+    if isinstance(e, Affine):
+        return Affine(rewrite_expr(e.scale, fired), rewrite_expr(e.x, fired),
+                      None if e.shift is None else rewrite_expr(e.shift, fired))
+    if isinstance(e, Call):
+        return Call(e.fn, tuple(rewrite_expr(a, fired) for a in e.args))
+    if isinstance(e, Sum):
+        return Sum(tuple(rewrite_expr(t, fired) for t in e.terms))
+    return e
+
+
+def rewrite_expr(e: Expr, fired: Counter) -> Expr:
+    """``e`` with every expression rule applied bottom-up until none fires; ``fired`` counts
+    the rules that did."""
+    e = _children_rewritten(e, fired)
+    changed = True
+    while changed:
+        changed = False
+        for rule in REWRITES.values():
+            out = rule.apply(e)
+            if out is not None:
+                fired[rule.name] += 1
+                e, changed = _children_rewritten(out, fired), True
+    return e
+
+
+# -- statement passes ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    reason: str
+    run: Callable[[List[Tuple[int, str, Stmt]], Counter], Tuple[List[Tuple[int, str, Stmt]],
+                                                               Dict[str, str]]]
+
+
+#: name -> statement pass, in the order they run
+PASSES: Dict[str, Pass] = {}
+
+
+def statement_pass(name: str, reason: str):
+    def register(fn):
+        PASSES[name] = Pass(name, reason, fn)
+        return fn
+    return register
+
+
+def _rename_expr(e: Expr, names: Dict[str, str]) -> Expr:
+    if not names:
+        return e
+    if isinstance(e, Ref):
+        return Ref(names.get(e.name, e.name))
+    if isinstance(e, Affine):
+        return Affine(_rename_expr(e.scale, names), _rename_expr(e.x, names),
+                      None if e.shift is None else _rename_expr(e.shift, names))
+    if isinstance(e, Call):
+        return Call(e.fn, tuple(_rename_expr(a, names) for a in e.args))
+    if isinstance(e, Sum):
+        return Sum(tuple(_rename_expr(t, names) for t in e.terms))
+    if isinstance(e, Code):
+        return Code(_rename_text(e.text, names), tuple(names.get(n, n) for n in e.names))
+    return e
+
+
+def _rename_text(text: str, names: Dict[str, str]) -> str:
+    for old, new in names.items():
+        text = re.sub(rf"\b{re.escape(old)}\b", new, text)
+    return text
+
+
+def rename(stmt: Stmt, names: Dict[str, str]) -> Stmt:
+    """``stmt`` reading ``names[x]`` wherever it read ``x`` (its targets stay)."""
+    if isinstance(stmt, Assign):
+        return Assign(stmt.targets, _rename_expr(stmt.value, names))
+    return Line(_rename_text(stmt.source(), names))
+
+
+def _assigned(stmt: Stmt) -> Tuple[str, ...]:
+    if isinstance(stmt, Assign):
+        return stmt.targets
+    head = stmt.source().split("=", 1)
+    if len(head) == 2 and "==" not in stmt.source() and head[0].strip().replace(",", " ") \
+            .replace("_", "a").replace(" ", "").isalnum():
+        return tuple(t.strip() for t in head[0].split(","))
+    return ()
+
+
+@statement_pass("copy forwarding", "t = k: later statements read k itself (t and k are each "
+                                   "assigned once, so they are the same array)")
+def _forward_copies(body, fired):
+    counts = Counter(name for _, _, stmt in body for name in _assigned(stmt))
+    alias: Dict[str, str] = {}
+    out = []
+    for index, part, stmt in body:
+        stmt = rename(stmt, alias)
+        if isinstance(stmt, Assign) and len(stmt.targets) == 1 and isinstance(stmt.value, Ref) \
+                and counts[stmt.targets[0]] == 1 and counts[stmt.value.name] <= 1:
+            alias[stmt.targets[0]] = stmt.value.name
+            fired["copy forwarding"] += 1
+            continue
+        out.append((index, part, stmt))
+    return out, alias
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+def simplify(ops: List[List[Op]], values: List[Value], output: Value):
+    """The ops of every node (in program order), rewritten: expression rules on every
+    statement, then the statement passes over the whole body. Returns (new ops per node, the
+    node values and the output with names forwarded, {rewrite name: (reason, times fired)})."""
+    fired: Counter = Counter()
+    body = []  # (node index, "nngp" | "ntk" and op position, statement) in program order
+    for i, node_ops in enumerate(ops):
+        for j, op in enumerate(node_ops):
+            for stmt in op.lines:
+                body.append((i, f"{j}:nngp", _rewrite_statement(stmt, fired)))
+            for stmt in op.ntk_lines:
+                body.append((i, f"{j}:ntk", _rewrite_statement(stmt, fired)))
+    names: Dict[str, str] = {}
+    for p in PASSES.values():
+        body, renamed = p.run(body, fired)
+        names = {k: renamed.get(v, v) for k, v in names.items()}
+        names.update(renamed)
+    new_ops = []
+    for i, node_ops in enumerate(ops):
+        rebuilt = []
+        for j, op in enumerate(node_ops):
+            lines = [s for n, part, s in body if n == i and part == f"{j}:nngp"]
+            ntk = [s for n, part, s in body if n == i and part == f"{j}:ntk"]
+            rebuilt.append(dataclasses.replace(op, lines=lines, ntk_lines=ntk))
+        new_ops.append(rebuilt)
+    reasons = {**{r.name: r.reason for r in REWRITES.values()},
+               **{p.name: p.reason for p in PASSES.values()}}
+    report = {name: (reasons[name], count) for name, count in sorted(fired.items())}
+    return new_ops, [_renamed_value(v, names) for v in values], _renamed_value(output, names), \
+        report
+
+
+def _rewrite_statement(stmt: Stmt, fired: Counter) -> Stmt:
+    if isinstance(stmt, Assign):
+        return Assign(stmt.targets, rewrite_expr(stmt.value, fired))
+    return stmt
+
+
+def _renamed_value(v: Value, names: Dict[str, str]) -> Value:
+    return dataclasses.replace(v, nngp=names.get(v.nngp, v.nngp),
+                               ntk=names.get(v.ntk, v.ntk) if v.ntk is not None else None)

@@ -1,0 +1,94 @@
+"""The rewrite passes over the plan (kernelc/compiler/passes.py) and the promise that what
+``explain`` shows is what runs: both print the same IR statements."""
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import kernelc
+from kernelc.compiler import passes
+from kernelc.ir.plan import Affine, Assign, Call, Code, Layout, Line, Lit, Num, Op, Ref, Sum, Value
+from kernelc.rules import layers as layer_rules
+
+SPEC = ("network tiny\ngroup p4\ninput 4 x 4 channels 1\nlift(size=3, b_std=0.1)\nrelu\n"
+        "group_pool\ndense(1, W_std=1.0)\n")
+
+
+def test_unit_scale_folds_bottom_up():
+    fired = Counter()
+    e = passes.rewrite_expr(Affine(Num(1.0), Ref("k"), Affine(Num(1.0), Ref("t"))), fired)
+    assert e == Sum((Ref("k"), Ref("t")))
+    assert fired["unit scale"] == 2
+    assert passes.rewrite_expr(Affine(Num(2.0), Ref("k")), Counter()) == Affine(Num(2.0), Ref("k"))
+    # inside a call's arguments too
+    e = passes.rewrite_expr(Call("f", (Affine(Lit(1.0), Ref("a")),)), Counter())
+    assert e.source() == "f(a)"
+
+
+def _op(lines, ntk=()):
+    return Op("affine", "test", list(lines), 1, 1, list(ntk))
+
+
+def test_copies_are_forwarded_and_names_renamed_in_text():
+    ops = [[_op([Assign(("k1",), Call("f", (Ref("x"),)))], [Assign(("t1",), Ref("k1"))])],
+           [_op([Line("v = g(k1)")], [Assign(("t2",), Code("h(t1) * v", ("t1", "v")))])]]
+    lay = Layout("vector")
+    new_ops, values, out, report = passes.simplify(
+        ops, [Value("k1", "t1", lay), Value("v", "t2", lay)], Value("v", "t2", lay))
+    assert [s.source() for s in new_ops[0][0].ntk_lines] == []
+    assert new_ops[1][0].ntk_lines[0].source() == "t2 = h(k1) * v"
+    assert values[0].ntk == "k1" and report["copy forwarding"][1] == 1
+
+
+def test_a_copy_of_a_reassigned_array_is_kept():
+    """t = k, then k is masked in place (k = k * MASK): t must keep the unmasked value."""
+    ops = [[_op([Assign(("k",), Call("f", ())), Assign(("t",), Ref("k")),
+                 Line("k = k * MASK"), Line("u = t + k")])]]
+    lay = Layout("vector")
+    new_ops, _, _, report = passes.simplify(ops, [Value("u", None, lay)], Value("u", None, lay))
+    assert [s.source() for s in new_ops[0][0].lines] == ["k = f()", "t = k", "k = k * MASK",
+                                                          "u = t + k"]
+    assert "copy forwarding" not in report
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return kernelc.compile(SPEC)
+
+
+def test_generated_code_is_folded(compiled):
+    src = compiled.source
+    assert "1.0 * " not in src  # dense(W_std=1.0): k = k_prev, folded and forwarded
+    assert "t_lift1 = k_lift1" not in src  # the lifting-layer NTK Θ = K is forwarded
+    assert "copy forwarding" in compiled.explain() and "unit scale" in compiled.explain()
+
+
+def test_explain_shows_the_statements_that_run(compiled):
+    text = compiled.explain()
+    for nd in compiled.derivation.nodes:
+        for op in nd.ops:
+            for stmt in op.lines + op.ntk_lines:
+                assert stmt.source() in compiled.source
+                assert stmt.source() in text
+
+
+def test_changing_a_rule_changes_code_and_explain_alike(monkeypatch):
+    """A different affine rule (σ_b² doubled) shows up in both outputs and in the numbers."""
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 1))
+    before = kernelc.compile(SPEC)
+    original = layer_rules._affine_lines
+
+    def doubled_bias(ctx, node, lin, out):
+        hp = ctx.hp(node)
+        return [Assign((out,), Affine(Num(hp["W_std"] ** 2), Ref(lin),
+                                      Num(2 * hp["b_std"] ** 2 + 0.5)))]
+    monkeypatch.setattr(layer_rules, "_affine_lines", doubled_bias)
+    after = kernelc.compile(SPEC)
+    # lift's W_std is 1: the unit-scale rewrite folds 1.0 * lin_lift1 in both
+    assert "k_lift1 = lin_lift1 + 0.52" in after.source
+    assert "k_lift1 = lin_lift1 + 0.52" in after.explain()
+    assert "0.52" not in before.source and "0.52" not in before.explain()
+    monkeypatch.setattr(layer_rules, "_affine_lines", original)
+    k0 = before.kernel_fn(x, dtype="float64", get="nngp")
+    k1 = after.kernel_fn(x, dtype="float64", get="nngp")
+    assert not np.allclose(k0, k1)
