@@ -7,7 +7,8 @@ import kernelc
 from kernelc.runtime import stencils
 
 
-@pytest.mark.parametrize("group, padding", [("p6", "same"), ("p4m", "circular"),
+@pytest.mark.parametrize("group, padding", [("p6", "same"),
+                                            pytest.param("p4m", "circular", marks=pytest.mark.slow),
                                             ("p4", "valid"), ("p2", "same")])
 def test_gather_and_slice_general_paths_equal_reduced(group, padding, monkeypatch):
     spec = (f"group {group}\ninput 5 x 5 channels 1\nlift(size=3, b_std=0.1, padding={padding})\n"
