@@ -32,8 +32,7 @@ of it: that is the pre-activation form's reason to exist.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence
 
 from ..errors import KernelcError, ShapeError
 from ..rules.nonlinearities import compose  # the rules table derives composed maps

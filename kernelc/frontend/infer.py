@@ -16,7 +16,7 @@ from ..groups import LatticeGroup, get_group
 from .ast import GroupDecl, Spec
 from .gaussianity import node_law
 from .graph import LayerGraph, build_graph
-from .layers import LAYER_KINDS, layer_kinds, spec_family
+from .layers import LAYER_KINDS, layer_kinds
 from .parser import load_spec
 from .types import SignalType
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime import harmonic
+from ..runtime.driver import x64_context
 
 
 @dataclass(frozen=True)
@@ -92,20 +93,10 @@ def rotate_sphere_coefficients(coeffs, matrix):
     return out
 
 
-def x64():
-    """A local float64 context for JAX (global flags are never touched)."""
-    import jax
-    enable = getattr(jax, "enable_x64", None)
-    if enable is not None:
-        return enable(True)
-    from jax.experimental import enable_x64  # older JAX
-    return enable_x64()
-
-
 def rotate_sphere_signal(x, matrix, band):
     """Grid samples (N, 2B, 2B, C) of f(R⁻¹x) for band-limited f: exact, via the harmonics."""
     x = np.asarray(x, dtype=np.float64)
-    with x64():
+    with x64_context("float64"):
         a = np.asarray(harmonic.sphere_analysis(np.moveaxis(x, -1, -3), band))
         rotated = rotate_sphere_coefficients(a, matrix)
         out = np.asarray(harmonic.sphere_synthesis(rotated, x.shape[-2] // 2))

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..runtime import harmonic
-from ..groups.so3 import x64
+from ..runtime.driver import x64_context
 
 ELEMENTS = (1, 6, 7, 8, 9)  # H, C, N, O, F: the QM9 elements
 ELEMENT_SYMBOLS = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F"}
@@ -172,7 +172,7 @@ def synthesize(coeffs, bandwidth):
     band = coeffs.shape[-2]
     if band > bandwidth:
         raise InputError(f"band {band} needs a grid of bandwidth ≥ {band}, got {bandwidth}")
-    with x64():
+    with x64_context("float64"):
         return np.asarray(harmonic.sphere_synthesis(coeffs, bandwidth), dtype=np.float64)
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import nullcontext
 from functools import lru_cache
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.driver import x64_context
 
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes of Jacobian blocks "auto" allows before it streams
 
@@ -185,11 +185,6 @@ def empirical_nngp(apply_fn: Callable, params, x1, x2=None):
     return jnp.mean(jax.vmap(lambda p: output_product(apply_fn, p, x1, x2))(params), axis=0)
 
 
-def _x64(dtype):
-    import jax
-    return jax.enable_x64(True) if np.dtype(dtype) == np.float64 else nullcontext()
-
-
 def monte_carlo(init_fn: Callable, apply_fn: Callable, x1, x2=None, *, width: int,
                 samples: int = 64, seed: int = 0, get: Sequence[str] = ("nngp", "ntk"),
                 dtype: str = "float32", method: str = "auto", chunk: Optional[int] = None,
@@ -217,7 +212,7 @@ def monte_carlo(init_fn: Callable, apply_fn: Callable, x1, x2=None, *, width: in
         raise InputError("get='nngp_readout' needs a readout_fn")
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise InputError(f"samples must be a positive integer, got {samples!r}")
-    with _x64(dtype):
+    with x64_context(dtype):
         xa = jnp.asarray(np.asarray(x1), dtype)
         xb = None if x2 is None else jnp.asarray(np.asarray(x2), dtype)
         base = jax.random.key(seed, impl=key_impl)

@@ -18,6 +18,7 @@ import kernelc
 from kernelc.frontend.parser import parse_spec
 from kernelc.runtime import harmonic as h
 from kernelc.groups import so3
+from kernelc.runtime.driver import x64_context
 from tests.runtime.test_harmonic import _real_sphere_coefficients
 
 BAND = 3
@@ -37,7 +38,7 @@ def _inputs(n=3, band=BAND, channels=2, seed=0):
     """Band-limited signals sampled on the 2L × 2L grid: (n, 2L, 2L, C)."""
     rng = np.random.default_rng(seed)
     a = _real_sphere_coefficients(rng, band, (n, channels))
-    with so3.x64():
+    with x64_context("float64"):
         return np.moveaxis(np.asarray(h.sphere_synthesis(jnp.asarray(a), band)), 1, -1)
 
 
@@ -132,7 +133,7 @@ def test_pooled_kernel_is_the_haar_average_of_the_mlp_kernel():
                  "b_std=0.1)")
     rng = np.random.default_rng(11)
     a = _real_sphere_coefficients(rng, BAND, (2, 2))
-    with so3.x64():
+    with x64_context("float64"):
         x = np.moveaxis(np.asarray(h.sphere_synthesis(jnp.asarray(a), BAND)), 1, -1)
     k = _compiled(text).kernel_fn(x, dtype="float64", get="nngp")
     ref = _mlp_kernel_haar_average(a[0], a[1], 1.69, 0.04, 0.81, 0.01)

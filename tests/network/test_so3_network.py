@@ -16,9 +16,10 @@ import pytest
 
 import kernelc
 from kernelc.runtime import so3 as rt
+from kernelc.runtime.driver import x64_context
 from kernelc.runtime import harmonic
 from kernelc.groups.so3 import (euler_angles, random_rotation, rotate_sphere_signal,
-                                rotation_matrix, wigner_D, x64)
+                                rotation_matrix, wigner_D)
 from kernelc.network import monte_carlo, network
 from kernelc.network.so3 import SO3Network, gconv_blocks, lift_blocks
 
@@ -35,7 +36,7 @@ dense(1)
 def _bandlimited_input(n, band, channels, seed):
     """Grid samples (n, 2L, 2L, C) of real functions of band limit L, and their coefficients."""
     x = np.random.default_rng(seed).normal(size=(n, channels, 2 * band, 2 * band))
-    with x64():
+    with x64_context("float64"):
         a = np.asarray(harmonic.sphere_analysis(x.astype(np.complex128), band))
         xb = np.asarray(harmonic.sphere_synthesis(a, band))
     return np.moveaxis(xb, 1, -1), a  # (n, 2L, 2L, C), (n, C, L, 2L-1)
@@ -95,13 +96,13 @@ def _so3_nodes(n=6):
 
 
 def _params(net, key, width=None):
-    with x64():
+    with x64_context("float64"):
         return jax.tree_util.tree_map(np.asarray, net.init(jax.random.PRNGKey(key), None, width,
                                                            "float64"))
 
 
 def _features(net, params, x, node):
-    with x64():
+    with x64_context("float64"):
         return np.asarray(net.features(params, np.asarray(x, np.float64), node))
 
 
@@ -180,7 +181,7 @@ def _rotation_gap(phi, dtype, width=4, n_rot=3):
     rng = np.random.default_rng(4)
     xs = np.concatenate([x] + [rotate_sphere_signal(x, random_rotation(rng), 3)
                                for _ in range(n_rot)])
-    with x64():
+    with x64_context("float64"):
         params = net.init(jax.random.PRNGKey(5), None, width, dtype)
         out = np.asarray(jax.jit(net.apply)(params, np.asarray(xs, dtype)))
     out = out.reshape(n_rot + 1, 2, -1)
@@ -231,7 +232,7 @@ def general_path_kernels(typed, x):
     n = x.shape[0]
     i, j = np.divmod(np.arange(n * n), n)
     out = {}
-    with x64():
+    with x64_context("float64"):
         for node in g.order():
             data, hp = g.node(node), g.node(node)["hp"]
             kind = data["kind"]
@@ -305,7 +306,7 @@ gconv(3, grid=3, W_std=1.1, b_std=0.2, width=3)
 def _layer_ntk(net, params, x, layer):
     """Θ[i, g, j, h] = (1/D) Σ_d <∂z_d(x_i, g)/∂θ, ∂z_d(x_j, h)/∂θ> over one layer's
     parameters θ, for a network whose output z is a signal on the SO(3) grid (float64)."""
-    with x64():
+    with x64_context("float64"):
         jac = jax.jit(jax.jacrev(lambda t: net.apply({**params, layer: t}, x)))(params[layer])
         leaves = [np.asarray(v) for v in jax.tree_util.tree_leaves(jac)]  # (N, a,b,c, D, *θ)
     n, d = x.shape[0], leaves[0].shape[4]
@@ -330,7 +331,7 @@ def test_layer_ntks_are_the_kernel_maps_of_the_empirical_features():
     net = network(LIFT)
     params = _params(net, 7)
     hp = net.hp("n001")
-    with x64():
+    with x64_context("float64"):
         c = rt.sphere_coefficients(np.asarray(x), 3)
         ref = hp["W_std"] ** 2 * np.asarray(rt.so3_lift_general(c[i], c[j], 3, 3))
     compare(_layer_ntk(net, params, x, "lift1"), ref + hp["b_std"] ** 2)
@@ -340,7 +341,7 @@ def test_layer_ntks_are_the_kernel_maps_of_the_empirical_features():
     hp = net.hp("n003")
     h = _features(net, params, x, "n002").reshape(n, -1, 4)        # (N, G, n)
     kh = np.einsum("pgc,phc->pgh", h[i], h[j]) / h.shape[-1]
-    with x64():
+    with x64_context("float64"):
         ref = hp["W_std"] ** 2 * np.asarray(rt.so3_gconv_general(kh, 2, 3, 3))
     compare(_layer_ntk(net, params, x, "gconv1"), ref + hp["b_std"] ** 2)
 
