@@ -21,13 +21,13 @@ import numpy as np
 
 from ..errors import InputError, KernelcError, ShapeError
 from ..frontend.infer import check
+from ..frontend.layers import layer_kinds
 from ..ir.jax_printer import jax_code
 from ..rules.nonlinearities import x as X
 from ..runtime import maps
 from .filters import FilterExpansion, expansion_index
 from .layers import FINITE_LAYERS, check_table
 
-WEIGHT_KINDS = ("lift", "gconv", "conv", "dense")
 
 
 def _typed(obj):
@@ -91,9 +91,14 @@ class FiniteNetwork:
             return expansion_index(self.group, hp["support"], range(H), H, hp["rotations"])
         return expansion_index(self.group, hp["support"], (0,), 1)
 
+    def _is_weight(self, kind: str) -> bool:
+        """A layer with fresh weights (its kind's category is "weight"): it has a width."""
+        entry = layer_kinds(getattr(self.group, "family", "lattice")).get(kind)
+        return entry is not None and entry.parametric
+
     def _final_weight_layers(self) -> set:
         g = self.typed.layers
-        weights = {n for n in self.order if g.node(n)["kind"] in WEIGHT_KINDS}
+        weights = {n for n in self.order if self._is_weight(g.node(n)["kind"])}
         return {n for n in weights if not (nx.descendants(g.graph, n) & weights)}
 
     # -- hexagonal domains ----------------------------------------------------------------------
@@ -130,7 +135,7 @@ class FiniteNetwork:
             ins = [out[i] for i in g.inputs(n)]
             if kind == "input":
                 out[n] = self.input_channels if input_channels is None else int(input_channels)
-            elif kind in WEIGHT_KINDS:
+            elif self._is_weight(kind):
                 out[n] = self._layer_width(n, kind, width)
             elif kind == "flatten":
                 t_in = g.node(g.inputs(n)[0])["out"]
