@@ -9,6 +9,7 @@ supported yet: a ``size=``/``support=`` argument is refused with that message.
 from __future__ import annotations
 
 from ..errors import ShapeError
+from ..groups.so3 import SHARED_KINDS
 from ..runtime.harmonic import MAX_BANDWIDTH
 from .layers import (FAMILY_LAYER_KINDS, LAYER_KINDS, Param, _B, _W, _WIDTH, _positive_int,
                      domain_words, layer_kind)
@@ -72,4 +73,7 @@ def _group_pool(t, hp, group, layer):
     return SignalType("vector", (), t.channels, 1)
 
 
-FAMILY_LAYER_KINDS["so3"]["dense"] = LAYER_KINDS["dense"]  # the readout is family-independent
+# the shared kinds that are layer kinds (dense; the others are structural nodes of the graph)
+for _kind in SHARED_KINDS:
+    if _kind in LAYER_KINDS:
+        FAMILY_LAYER_KINDS["so3"][_kind] = LAYER_KINDS[_kind]

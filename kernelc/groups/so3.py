@@ -14,6 +14,12 @@ import numpy as np
 from ..runtime import harmonic
 from ..runtime.driver import x64_context
 
+#: The node kinds the SO(3) family takes over unchanged from the lattice family: the dense
+#: readout, nonlinearities (pointwise on the grid) and the branch structure (fan-out, empty
+#: branch, sum, concat: entrywise on kernels of one layout). Typing, kernel rules and finite
+#: layers all read this one list.
+SHARED_KINDS = ("dense", "nonlinearity", "fanout", "identity", "sum", "concat")
+
 
 @dataclass(frozen=True)
 class HarmonicGroup:

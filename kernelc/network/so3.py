@@ -35,6 +35,7 @@ import numpy as np
 
 from ..runtime.so3 import complex_dtype, so3_D_grid, sphere_coefficients
 from ..errors import KernelcError
+from ..groups.so3 import SHARED_KINDS
 from ..runtime import harmonic
 from .build import FiniteNetwork, _phi_function
 from .layers import FINITE_LAYERS, FiniteLayer, _affine, _weight_params
@@ -152,8 +153,7 @@ SO3_LAYERS: Dict[str, FiniteLayer] = {
     "gconv": FiniteLayer("gconv", GroupConv.init, GroupConv.apply),
     "group_pool": FiniteLayer("group_pool", None, GroupPool.apply),
     # family-independent kinds: φ per sample, the dense readout, graph plumbing
-    **{k: FINITE_LAYERS[k] for k in ("nonlinearity", "dense", "sum", "concat", "fanout",
-                                      "identity")},
+    **{k: FINITE_LAYERS[k] for k in SHARED_KINDS},
 }
 
 

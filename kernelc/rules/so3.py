@@ -12,6 +12,7 @@ import sympy
 
 from ..ir.plan import Layout, Op, Value
 from ..errors import ShapeError
+from ..groups.so3 import SHARED_KINDS
 from .formulas import K, K0, SB2, SW2, THETA, THETA_NEW, K_NEW, S, g, gp
 from .layers import FAMILY_RULES, Formulas, num, rule
 
@@ -221,5 +222,5 @@ class SO3Pool:
 # family-independent: the readout, the branch structure (fan-out, empty branch, sum, concat:
 # entrywise on two kernels of one layout), and nonlinearities (pointwise on the grid; under (R) the
 # runtime's self_diagonal/variances read the constant variance K̃(e) of so3_reduced kernels)
-for _kind in ("dense", "nonlinearity", "fanout", "identity", "sum", "concat"):
+for _kind in SHARED_KINDS:
     FAMILY_RULES[FAMILY][_kind] = FAMILY_RULES["lattice"][_kind]
