@@ -28,6 +28,19 @@ GENERATORS = {
 LATTICE = {"p6": "hexagonal"}
 
 
+# layer dicts of the reference's spec language (3×3 supports unless given)
+def lift(**kw):
+    return {"kind": "lift", "size": 3, **kw}
+
+
+def gconv(**kw):
+    return {"kind": "gconv", "size": 3, **kw}
+
+
+def conv(**kw):
+    return {"kind": "conv", "size": 3, **kw}
+
+
 def group_line(name: str) -> str:
     if name == "c2v":
         return "group c2v = generators [[-1, 0], [0, 1]], [[1, 0], [0, -1]]"

@@ -13,21 +13,10 @@ import zlib
 import numpy as np
 import pytest
 
-from tests.compiler._shared import (ALL_ON, GENERAL, GENERATORS, LATTICE, compiled, inputs,
-                                    kernels, rel_err, spec_text, with_rotation_matrices)
+from tests.compiler._shared import (ALL_ON, GENERAL, GENERATORS, LATTICE, compiled, conv, gconv,
+                                    inputs, kernels, lift, rel_err, spec_text,
+                                    with_rotation_matrices)
 from tests.reference.lattice_reference import reference_kernels
-
-
-def lift(**kw):
-    return {"kind": "lift", "size": 3, **kw}
-
-
-def gconv(**kw):
-    return {"kind": "gconv", "size": 3, **kw}
-
-
-def conv(**kw):
-    return {"kind": "conv", "size": 3, **kw}
 
 
 def dense(**kw):

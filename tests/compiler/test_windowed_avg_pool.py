@@ -15,23 +15,12 @@ import pytest
 
 from kernelc.compiler.orbit import orbit_precondition
 
-from tests.compiler._shared import (ALL_ON, GENERAL, GENERATORS, compiled, inputs, kernels,
-                                    reduced_to_general, ref_to_kernelc_order, rel_err, spec_text)
+from tests.compiler._shared import (ALL_ON, GENERAL, GENERATORS, compiled, conv, gconv, inputs,
+                                    kernels, lift, reduced_to_general, ref_to_kernelc_order,
+                                    rel_err, spec_text)
 from tests.reference.lattice_reference import reference_feature_kernels, reference_kernels
 
 TOL = 1e-12
-
-
-def lift(**kw):
-    return {"kind": "lift", "size": 3, **kw}
-
-
-def gconv(**kw):
-    return {"kind": "gconv", "size": 3, **kw}
-
-
-def conv(**kw):
-    return {"kind": "conv", "size": 3, **kw}
 
 
 def window(size, stride=None):
