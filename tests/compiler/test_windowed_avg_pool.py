@@ -203,4 +203,4 @@ def test_plan_reports_entries_and_flops_of_the_window_mean():
     # four axis passes of one addition per entry (4·4·4·4 -> 2·4·4·4 -> ... -> 2·2·2·2
     # entries, times |H| = 4), then one division per output entry
     assert op.flops == 4 * (2 * 4 ** 3 + 4 * 4 ** 2 + 8 * 4 + 16) + 4 * 16
-    assert "window_mean(" in op.lines[0] and "(1/2^4)" in op.formula
+    assert "window_mean(" in op.lines[0].source() and "(1/2^4)" in op.formula
