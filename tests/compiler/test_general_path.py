@@ -7,7 +7,7 @@ import kernelc
 from kernelc.runtime import stencils
 
 
-@pytest.mark.parametrize("group, padding", [("p6", "same"),
+@pytest.mark.parametrize("group, padding", [pytest.param("p6", "same", marks=pytest.mark.slow),
                                             pytest.param("p4m", "circular", marks=pytest.mark.slow),
                                             ("p4", "valid"), ("p2", "same")])
 def test_gather_and_slice_general_paths_equal_reduced(group, padding, monkeypatch):

@@ -419,7 +419,8 @@ dense(2, W_std=0.9, b_std=0.1)
 
 
 @pytest.mark.parametrize("text", MC_BRANCHES, ids=["residual", "concat"])
-@pytest.mark.parametrize("identities", [{"R": False}, {}], ids=["general", "reduced"])
+@pytest.mark.parametrize("identities", [pytest.param({"R": False}, marks=pytest.mark.slow), {}],
+                         ids=["general", "reduced"])
 def test_residual_and_concat_on_so3_match_monte_carlo(text, identities):
     """Residual sums and concatenations on SO(3) features and on pooled vectors (they used to
     crash the derivation with KeyError 'fanout'): a linear network, so the Monte Carlo mean equals
