@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
 from kernelc.runtime.stencils import reduced_stencil
-from kernelc.runtime.maps import acos_ratio2, gauss_hermite_2d, safe_div, sqrt_det2
+from kernelc.runtime.maps import acos_ratio2, gauss_hermite_2d, safe_div, sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
 
@@ -62,6 +62,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_leaky_relu1 = k_lift1/5 + 8*(k_lift1*(jnp.pi - acos_ratio2(k_lift1, k11, k22)) + sqrt_det2(k11, k22, k_lift1))/(25*jnp.pi)
+    # float32: estimate the rounding error after leaky_relu1 (docs/precision.md)
+    track_precision('leaky_relu1 (line 8)',
+                    lambda k11, k12, k22: k12/5 + 8*(k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(25*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (-8*acos_ratio2(k12, k11, k22) + 13*jnp.pi)/(25*jnp.pi),  # K̇
+                    k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
         t_leaky_relu1 = ((-8*acos_ratio2(k_lift1, k11, k22) + 13*jnp.pi)/(25*jnp.pi)) * k_lift1
     # -- gconv1 (line 9): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
@@ -77,6 +82,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_phi1 = gauss_hermite_2d(lambda x: safe_div(x, 1 + jnp.exp(-x)), k11, k_gconv1, k22, 24, 'K⁺ of phi(x/(1 + exp(-x)))')
+    # float32: estimate the rounding error after phi1 (docs/precision.md)
+    track_precision('phi1 (line 10)',
+                    lambda k11, k12, k22: gauss_hermite_2d(lambda x: safe_div(x, 1 + jnp.exp(-x)), k11, k12, k22, 24, 'K⁺ of phi(x/(1 + exp(-x)))'),  # K⁺
+                    lambda k11, k12, k22: gauss_hermite_2d(lambda x: safe_div(x*jnp.exp(-x), (1 + jnp.exp(-x))**2) + safe_div(1, 1 + jnp.exp(-x)), k11, k12, k22, 24, 'K̇ of phi(x/(1 + exp(-x)))'),  # K̇
+                    k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'quadrature')
     if want_ntk:
         t_phi1 = (gauss_hermite_2d(lambda x: safe_div(x*jnp.exp(-x), (1 + jnp.exp(-x))**2) + safe_div(1, 1 + jnp.exp(-x)), k11, k_gconv1, k22, 24, 'K̇ of phi(x/(1 + exp(-x)))')) * t_gconv1
     # -- group_pool1 (line 11): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)

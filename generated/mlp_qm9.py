@@ -14,7 +14,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_diag, self_diagonal, variances
-from kernelc.runtime.maps import acos_ratio2, sqrt_det2
+from kernelc.runtime.maps import acos_ratio2, sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
 
@@ -50,6 +50,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     stats.append(v_a)
     k11, k22 = variances('vector', 0, v_a, v_b)
     k_relu1 = (k_dense1*(jnp.pi - acos_ratio2(k_dense1, k11, k22)) + sqrt_det2(k11, k22, k_dense1))/(2*jnp.pi)
+    # float32: estimate the rounding error after relu1 (docs/precision.md)
+    track_precision('relu1 (line 9)',
+                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    k11, k_dense1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
         t_relu1 = ((jnp.pi - acos_ratio2(k_dense1, k11, k22))/(2*jnp.pi)) * k_dense1
     # -- dense2 (line 10): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
@@ -63,6 +68,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     stats.append(v_a)
     k11, k22 = variances('vector', 0, v_a, v_b)
     k_relu2 = (k_dense2*(jnp.pi - acos_ratio2(k_dense2, k11, k22)) + sqrt_det2(k11, k22, k_dense2))/(2*jnp.pi)
+    # float32: estimate the rounding error after relu2 (docs/precision.md)
+    track_precision('relu2 (line 11)',
+                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    k11, k_dense2, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
         t_relu2 = ((jnp.pi - acos_ratio2(k_dense2, k11, k22))/(2*jnp.pi)) * t_dense2
     # -- dense3 (line 12): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
 from kernelc.runtime.stencils import reduced_stencil
-from kernelc.runtime.maps import asin_ratio2, safe_div, sqrt_det2
+from kernelc.runtime.maps import asin_ratio2, safe_div, sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
 
@@ -58,6 +58,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_erf1 = 2*asin_ratio2(2*k_lift1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
+    # float32: estimate the rounding error after erf1 (docs/precision.md)
+    track_precision('erf1 (line 7)',
+                    lambda k11, k12, k22: 2*asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
+                    lambda k11, k12, k22: safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k12)),  # K̇
+                    k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'closed form')
     if want_ntk:
         t_erf1 = (safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k_lift1))) * k_lift1
     # -- gconv1 (line 8): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
@@ -73,6 +78,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_erf2 = 2*asin_ratio2(2*k_gconv1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
+    # float32: estimate the rounding error after erf2 (docs/precision.md)
+    track_precision('erf2 (line 9)',
+                    lambda k11, k12, k22: 2*asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
+                    lambda k11, k12, k22: safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k12)),  # K̇
+                    k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'closed form')
     if want_ntk:
         t_erf2 = (safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k_gconv1))) * t_gconv1
     # -- group_pool1 (line 10): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)

@@ -14,7 +14,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import self_diagonal, variances
-from kernelc.runtime.maps import acos_ratio2, sqrt_det2
+from kernelc.runtime.maps import acos_ratio2, sqrt_det2, track_precision
 from kernelc.runtime.so3 import (so3_bias, so3_cross_correlation, so3_mean, so3_project, so3_sample,
                                  sphere_coefficients)
 from kernelc.runtime.driver import tiled_kernel
@@ -53,6 +53,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     stats.append(v_a)
     k11, k22 = variances('so3_reduced', 3, v_a, v_b)
     k_relu1 = (k_lift1*(jnp.pi - acos_ratio2(k_lift1, k11, k22)) + sqrt_det2(k11, k22, k_lift1))/(2*jnp.pi)
+    # float32: estimate the rounding error after relu1 (docs/precision.md)
+    track_precision('relu1 (line 10)',
+                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
         t_relu1 = ((jnp.pi - acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * t_lift1
     # -- gconv1 (line 11): K̃⁺ = σ_w² Π_L K̃ + σ_b²  (R: SO(3) FFT, truncate to ℓ < L, inverse FFT)
@@ -69,6 +74,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     stats.append(v_a)
     k11, k22 = variances('so3_reduced', 3, v_a, v_b)
     k_relu2 = (k_gconv1*(jnp.pi - acos_ratio2(k_gconv1, k11, k22)) + sqrt_det2(k11, k22, k_gconv1))/(2*jnp.pi)
+    # float32: estimate the rounding error after relu2 (docs/precision.md)
+    track_precision('relu2 (line 12)',
+                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
         t_relu2 = ((jnp.pi - acos_ratio2(k_gconv1, k11, k22))/(2*jnp.pi)) * t_gconv1
     # -- group_pool1 (line 13): K⁺ = ∫ K̃(q) dq  (R: grid quadrature)

@@ -12,10 +12,11 @@ import argparse
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
-from .errors import KernelcError
+from .errors import KernelcError, KernelcWarning
 
 COMMANDS: Dict[str, Tuple[Callable, Callable]] = {}
 NO_IDENTITIES = {"R": False, "D": False, "S": False}  # --no-identities: the general path
@@ -234,12 +235,24 @@ def _run(argv: Optional[list]) -> int:
     return COMMANDS[args.command][1](args) or 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """kernelc's own warnings (PrecisionWarning, QuadratureWarning) as one line for CLI users,
+    without the Python source location; others as Python prints them."""
+    if issubclass(category, KernelcWarning):
+        print(_terminal_text(f"kernelc: warning: {message}"), file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line),
+              file=sys.stderr, end="")
+
+
 def main(argv: Optional[list] = None) -> int:
     """Run one command; the exit status: 0 success, 1 a check failed (or no command), 2 a user
     error (a :class:`KernelcError`, printed without a traceback), 3 an internal error, 130
     interrupted."""
     try:
-        return _run(argv)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _run(argv)
     except KernelcError as exc:
         print(_terminal_text(str(exc)), file=sys.stderr)
         return 2

@@ -106,10 +106,23 @@ class GeneratedCodeError(KernelcError):
     kind = "internal error"
 
 
-class QuadratureWarning(UserWarning):
+class KernelcWarning(UserWarning):
+    """A result kernelc computed but cannot vouch for to the working precision (the CLI prints
+    these as one line, ``kernelc: warning: ...``)."""
+
+
+class QuadratureWarning(KernelcWarning):
     """A kernel map computed by Gauss–Hermite quadrature (a φ without closed form) is less
     accurate than the working precision at the variances of this computation; the message gives
     the estimate and how to raise the rule's degree."""
+
+
+class PrecisionWarning(KernelcWarning):
+    """A float32 kernel is estimated to be off by more than the tolerance (1e-3): near
+    correlation 1, rounding errors grow from layer to layer in a chaotic network (deep erf with a
+    large W_std), or move relu's NTK factor, which has a square-root edge there. The message
+    names the layer where the estimate first passes the tolerance and suggests dtype='float64'
+    (docs/precision.md)."""
 
 
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> Optional[str]:

@@ -46,8 +46,19 @@ def _statements(op, md: bool):
     """The op's statements as they run (the same objects the code generator prints)."""
     pre = "    - `" if md else "          "
     end = "`" if md else ""
-    out = [pre + s.source() + end for s in op.lines]
-    out += [pre + "[NTK] " + s.source() + end for s in op.ntk_lines]
+    out = []
+    for tag, statements in (("", op.lines), ("[NTK] ", op.ntk_lines)):
+        for s in statements:
+            first, *more = s.source().split("\n")
+            if md:  # one code span per statement: a call split for reading is joined again
+                calls = [first] + [m.split("  # ")[0].strip() for m in more]
+                if first.startswith("#") and more:  # a leading comment is its own item
+                    out.append(pre + tag + first + end)
+                    calls = calls[1:]
+                out.append(pre + tag + " ".join(calls).replace("( ", "(") + end)
+            else:
+                out.append(pre + tag + first)
+                out += [" " * len(pre + tag) + m for m in more]
     return out
 
 

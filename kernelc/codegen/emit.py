@@ -40,7 +40,8 @@ def _doc(text) -> str:
 
 
 def _indent(lines: List[str], n: int = 4) -> List[str]:
-    return [" " * n + ln for ln in lines]
+    # a statement may span lines (a call split for reading): indent each
+    return [" " * n + part for ln in lines for part in ln.split("\n")]
 
 
 def emit_module(der: Derivation, source_name: str = "<spec>") -> str:

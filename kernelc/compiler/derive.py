@@ -73,6 +73,10 @@ class Context:
     def var(self, node: str) -> str:
         return self.typed.layers.node(node)["name"]
 
+    def line(self, node: str) -> int:
+        """The spec line that declares ``node`` (messages name the layer by it)."""
+        return self.typed.layers.node(node)["span"].line
+
     def law(self, node: str):
         """The law (Gaussian, activation, ...) of ``node``'s output (frontend.gaussianity)."""
         return self.typed.layers.node(node)["out"].law

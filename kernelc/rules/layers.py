@@ -338,6 +338,9 @@ def _map_lines(ctx, node, src: Value, kmap, k: str, t: str,
         Assign((k11, k22), Call("variances", (Lit(lay.kind), Lit(lay.d), Ref("v_a"),
                                                Ref("v_b")))),
         Assign((k,), Code(nngp_expr, (k11, src.nngp, k22))),
+        # float32 only: the first-order rounding-error estimate kernel_fn's PrecisionWarning
+        # reads (docs/precision.md); a no-op, traced to nothing, in float64
+        kmap.emit_precision(k11, src.nngp, k22, f"{ctx.var(node)} (line {ctx.line(node)})"),
     ]
     ntk_lines = [Assign((t,), Code(f"({kdot_expr}) * {src.ntk}", (k11, src.nngp, k22, src.ntk)))] \
         if src.ntk is not None else []

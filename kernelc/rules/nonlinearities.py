@@ -100,6 +100,41 @@ class KernelMap:
             out.append(code)
         return tuple(out)
 
+    def emit_precision(self, k11: str, k12: str, k22: str, label: str,
+                       want_ntk: str = "want_ntk", scope: str = "stats",
+                       self_pairs: str = "stats_a is None") -> str:
+        """JAX source of the statement that estimates the float32 rounding error after this map
+        (:func:`kernelc.runtime.maps.track_precision`): ``label`` names the layer in kernel_fn's
+        PrecisionWarning (e.g. ``"erf3 (line 9)"``); ``k11``, ``k12``, ``k22`` are the variable
+        names the map reads; ``want_ntk`` and ``scope`` name _propagate's flag and an object made
+        anew by each of its calls (its ``stats`` list), which chains the nonlinearities of one
+        call; ``self_pairs`` is true in the self pass (each input with itself). The statement
+        does nothing in float64 (nothing is traced)."""
+        nngp, kdot = self.emit_jax("k11", "k12", "k22")  # the lambda's own parameters
+        indent = " " * len("track_precision(")
+        return (f"# float32: estimate the rounding error after {label.split()[0]} "
+                "(docs/precision.md)\n"
+                f"track_precision({label!r},\n"
+                f"{indent}lambda k11, k12, k22: {nngp},  # K⁺\n"
+                f"{indent}lambda k11, k12, k22: {kdot},  # K̇\n"
+                f"{indent}{k11}, {k12}, {k22}, {want_ntk}, {scope}, {self_pairs}, "
+                f"{self.precision_kind!r})")
+
+    @property
+    def precision_kind(self) -> str:
+        """How track_precision evaluates this map: "homogeneous" (once per pair), "quadrature"
+        (per entry, all points in one quadrature loop) or "closed form" (per entry)."""
+        if self.homogeneous:
+            return "homogeneous"
+        return "quadrature" if self.nngp is None else "closed form"
+
+    @property
+    def homogeneous(self) -> bool:
+        """K⁺ positively homogeneous of degree 1 and K̇ of degree 0 in (k11, k12, k22), as for
+        every φ(x) = a·x (x > 0), b·x (x < 0) (relu, leaky_relu, abs, identity): the normalised
+        maps then depend on ρ alone (checked numerically on the float64 maps)."""
+        return _homogeneous(self)
+
     def evaluate(self, k11, k12, k22) -> tuple[np.ndarray, np.ndarray]:
         """numpy float64 values of (K⁺, K̇), running the emitted code with jnp = numpy."""
         nngp_fn, ntk_fn = _numpy_functions(*self.emit_jax("k11", "k12", "k22"))
@@ -108,6 +143,21 @@ class KernelMap:
         with np.errstate(all="ignore"):
             return (np.asarray(nngp_fn(*args), dtype=np.float64),
                     np.asarray(ntk_fn(*args), dtype=np.float64))
+
+
+@lru_cache(maxsize=256)
+def _homogeneous(kmap: KernelMap) -> bool:
+    if kmap.nngp is None:
+        return False  # quadrature: φ is smooth, hence not of this kind (unless linear)
+    points = (np.array([0.7, 1.3, 2.0, 0.2]), np.array([0.3, -0.5, 1.1, 0.19]),
+              np.array([1.1, 0.9, 2.5, 0.3]))
+    nngp, kdot = kmap.evaluate(*points)
+    for t in (3.0, 0.01):
+        scaled = kmap.evaluate(*(t * p for p in points))
+        if not (np.allclose(scaled[0], t * nngp, rtol=1e-9, atol=0)
+                and np.allclose(scaled[1], kdot, rtol=1e-9, atol=0)):
+            return False
+    return True
 
 
 @lru_cache(maxsize=256)

@@ -15,12 +15,16 @@ import jax
 import jax.numpy as jnp
 
 from kernelc.runtime import RUNTIME_VERSION
-from kernelc.runtime.errors import InputError, MemoryBudgetError, QuadratureWarning
-from kernelc.runtime.maps import QUADRATURE_ERRORS
+from kernelc.runtime.errors import (InputError, MemoryBudgetError, PrecisionWarning,
+                                    QuadratureWarning)
+from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADRATURE_ERRORS,
+                                  precision_tracking)
 
 __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
            "Progress", "run_chunks", "pair_indices", "same_inputs", "QUADRATURE_TOLERANCE",
-           "warn_inexact_quadrature"]
+           "warn_inexact_quadrature", "PRECISION_TOLERANCE", "precision_estimate",
+           "warn_imprecise", "CompiledPass", "count_operations",
+           "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
 
@@ -131,6 +135,70 @@ class Progress:
         sys.stderr.flush()
 
 
+#: seconds of XLA compilation per traced array operation: a rough starting value (2-core CPU),
+#: replaced by the rate each compilation in this process measures
+COMPILE_SECONDS_PER_OPERATION = [1e-3]
+#: a compilation estimated to take longer is announced (when progress is shown)
+COMPILE_NOTICE_SECONDS = 5.0
+
+
+def count_operations(jaxpr):
+    """Equations of a jaxpr, those of its sub-jaxprs (loop bodies, branches) included."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += 1
+        for param in eqn.params.values():
+            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+                inner = getattr(sub, "jaxpr", None)
+                inner = getattr(inner, "jaxpr", inner)  # a ClosedJaxpr holds the Jaxpr
+                if inner is not None and hasattr(inner, "eqns"):
+                    count += count_operations(inner)
+    return count
+
+
+class CompiledPass:
+    """One pass of ``_propagate`` (self or cross), traced and compiled ahead of time once per
+    shapes of its arguments. Tracing first gives the number of array operations, so a long
+    compilation is announced with its estimate (``operations × seconds per operation``, the
+    rate measured by the compilations before it) before XLA starts, and its time is reported
+    when it ends; compiling a deep network takes ~1 ms per operation on a 2-core CPU."""
+
+    def __init__(self, fn, label):
+        self.jitted, self.label, self.compiled = jax.jit(fn), label, {}
+        self.progress = None  # kernel_fn sets it for the call
+
+    def __call__(self, *args):
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        key = (tree, tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves))
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            compiled = self.compiled[key] = self._compile(args, leaves)
+        return compiled(*args)
+
+    def _compile(self, args, leaves):
+        start = time.perf_counter()
+        traced = self.jitted.trace(*args)
+        operations = count_operations(traced.jaxpr.jaxpr)
+        estimate = operations * COMPILE_SECONDS_PER_OPERATION[0]
+        show = sys.stderr.isatty() if self.progress is None else bool(self.progress)
+        announce = show and estimate > COMPILE_NOTICE_SECONDS
+        dtype = leaves[0].dtype if leaves else ""
+        if announce:
+            sys.stderr.write(f"kernelc: compiling the {self.label} for {dtype} "
+                             f"({operations:,} array operations, ~{estimate:.0f} s estimated; "
+                             "once per input shape) ...")
+            sys.stderr.flush()
+        compile_start = time.perf_counter()
+        compiled = traced.lower().compile()
+        elapsed = time.perf_counter() - compile_start
+        if operations:
+            COMPILE_SECONDS_PER_OPERATION[0] = elapsed / operations
+        if announce:
+            sys.stderr.write(f" done in {time.perf_counter() - start:.1f} s\n")
+            sys.stderr.flush()
+        return compiled
+
+
 def run_chunks(fn, n_items, chunk, label, progress):
     """Apply ``fn(start, stop)`` over fixed-size chunks (the last one padded), with progress."""
     bar = Progress(-(-n_items // chunk), label, progress)
@@ -231,6 +299,56 @@ def warn_inexact_quadrature(dtype):
                 QuadratureWarning, stacklevel=3)
 
 
+#: estimated float32 rounding error, in correlation units |ΔK| / √(K(x,x) K(x',x')), above which
+#: kernel_fn warns (PrecisionWarning); float64 is not checked (docs/precision.md)
+PRECISION_TOLERANCE = 1e-3
+
+
+def precision_estimate():
+    """``(nngp, ntk, rows)`` from the estimates recorded during the last kernel_fn call: the
+    estimated float32 error of the outputs (ntk is nan when it was not computed, both are 0
+    without a nonlinearity) and the per-nonlinearity rows ``(label, nngp, ntk, slope, gain)``
+    in program order (:func:`kernelc.runtime.maps.track_precision`); a row's ntk is at least
+    its nngp (the weight layers after a map add K to Θ: Θ⁺ = σ_w² Θ + K⁺, or + n_in K)."""
+    rows = []
+    for (_, label), (nngp, ntk, slope, gain) in sorted(PRECISION_ESTIMATES.items()):
+        rows.append((label, nngp, max(ntk, nngp) if ntk == ntk else ntk, slope, gain))
+    if not rows:
+        return 0.0, 0.0, rows
+    after = PRECISION_ROUNDING[1] * 2.0 ** -24  # the linear layers after the last map
+    return rows[-1][1] + after, rows[-1][2] + after, rows
+
+
+def warn_imprecise(dtype, get):
+    """One PrecisionWarning when the estimated float32 error of a requested kernel is above
+    PRECISION_TOLERANCE, naming the nonlinearity where the estimate first passes it."""
+    if str(np.dtype(dtype)) != "float32" or not PRECISION_ESTIMATES:
+        return
+    tol = PRECISION_TOLERANCE
+    nngp, ntk, rows = precision_estimate()
+    bad = [(name, column, value) for name, column, value in (("NNGP", 1, nngp), ("NTK", 2, ntk))
+           if name.lower() in get and value > tol]  # nan (not computed) compares False
+    if not bad:
+        return
+    first = next(row for row in rows if any(row[column] > tol for _, column, _ in bad))
+    worst = max(row[3] for row in rows)
+    # past ~1 (every digit of the correlation lost) the first-order estimate means nothing more
+    kernels = " and ".join(f"{name} ~{value:.1e}" if value < 1 else f"{name} over 100%"
+                           for name, _, value in bad)
+    if worst > 1:
+        why = (f"near correlation 1 the nonlinearities stretch correlations by up to {worst:.2g}x "
+               "per layer (a chaotic network), so the rounding errors of nearly identical inputs "
+               "or patches grow geometrically with depth")
+    else:
+        why = ("near correlation 1 the NTK factor K̇ changes steeply (relu-like nonlinearities "
+               "have a square-root edge there), so rounding errors of nearly identical inputs or "
+               "patches move the NTK by ~1e-4 per layer")
+    warnings.warn(
+        f"float32 kernels may be inaccurate: estimated rounding error {kernels} (relative to "
+        f"sqrt(K(x,x) K(x',x')); tolerance {tol:.0e}), above tolerance from {first[0]} on: {why}. "
+        "Use dtype='float64' (CLI: --dtype float64)", PrecisionWarning, stacklevel=3)
+
+
 def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, output_entries,
                  stats_entries, max_tile=MAX_TILE, runtime_version=RUNTIME_VERSION):
     """``(kernel_fn, plan_memory)`` of a network whose kernels of input pairs are computed by
@@ -243,10 +361,19 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         raise InputError(f"this module was generated for kernelc runtime version "
                          f"{runtime_version}, but the installed runtime is version "
                          f"{RUNTIME_VERSION}: regenerate it (kernelc compile SPEC)")
-    self_batch = jax.jit(lambda x: propagate(x, x, None, None, True))
-    self_batch_nngp = jax.jit(lambda x: propagate(x, x, None, None, False))
-    cross_batch = jax.jit(lambda xa, xb, sa, sb: propagate(xa, xb, sa, sb, True)[:2])
-    cross_batch_nngp = jax.jit(lambda xa, xb, sa, sb: propagate(xa, xb, sa, sb, False)[:2])
+    def traced(check, fn, label):  # the precision statements are traced (or not) by this switch
+        def run(*args):
+            with precision_tracking(check):
+                return fn(*args)
+        return CompiledPass(run, label)
+
+    # (want_ntk, check_precision) -> (self pass, cross pass), each compiled once per shape
+    batches = {(want, check): (traced(check, lambda x, w=want: propagate(x, x, None, None, w),
+                                      "diagonal pass" + " (NNGP+NTK)" * want),
+                               traced(check, lambda xa, xb, sa, sb, w=want:
+                                      propagate(xa, xb, sa, sb, w)[:2],
+                                      "Gram-tile pass" + " (NNGP+NTK)" * want))
+               for want in (True, False) for check in (True, False)}
 
     def plan_memory(n1, n2=None, dtype="float32", max_memory=None, symmetric=True):
         """Predicted bytes of the result and of one tile, and the tile size (pairs) under budget."""
@@ -267,7 +394,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                 "tile_bytes": chunk * per_pair, "result_bytes": result, "budget": budget}
 
     def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=None,
-                  progress=None, symmetric=True):
+                  progress=None, symmetric=True, check_precision=True):
         """The exact infinite-width NNGP and NTK Gram matrices of this network.
 
         x1: (N1, *box, C) inputs (channels last; single-channel inputs may omit the channel axis);
@@ -280,6 +407,10 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         local x64 context; global JAX flags are not touched). ``max_memory``: bytes or "4GB"; a
         request that cannot fit is refused before anything is allocated. ``progress``: show a
         progress bar (default: when stderr is a terminal and the job runs for over 2 s).
+        ``check_precision``: in float32, estimate the rounding error after each nonlinearity
+        and warn (PrecisionWarning) when a requested kernel may be off by more than
+        PRECISION_TOLERANCE (docs/precision.md); False skips the estimate and its cost (up to
+        ~1.5x for erf-like maps, docs/performance.md). float64 checks nothing.
         """
         single = isinstance(get, str)
         get = (get,) if single else tuple(get)
@@ -291,8 +422,8 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         x1 = check_inputs(x1, "x1", input_shape)
         x2 = None if x2 is None else check_inputs(x2, "x2", input_shape)
         want_ntk = "ntk" in get
-        self_fn = self_batch if want_ntk else self_batch_nngp
-        cross_fn = cross_batch if want_ntk else cross_batch_nngp
+        self_fn, cross_fn = batches[want_ntk, bool(check_precision)]
+        self_fn.progress = cross_fn.progress = progress
         n1 = x1.shape[0]
         n2 = n1 if x2 is None else x2.shape[0]
         mirror = symmetric and x2 is None and output_is_vector
@@ -303,6 +434,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         SI, SJ = same_inputs(x1c, x1c if x2 is None else np.asarray(x2, dtype))
         SK = np.minimum(SI, SJ) if x2 is None else SI
         QUADRATURE_ERRORS.clear()
+        PRECISION_ESTIMATES.clear()
         with x64_context(dtype):
             xa = jnp.asarray(x1, dtype)
             xb = xa if x2 is None else jnp.asarray(x2, dtype)
@@ -312,6 +444,9 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
             else:
                 _, _, s2 = self_pass(self_fn, xb, plan["tile_pairs"], progress)
             I, J = pair_indices(n1, n2, x2 is None, mirror)
+            if len(SI):  # pairs of identical inputs come from the self pass: not computed again
+                keep = ~np.isin(I * n2 + J, SI * n2 + SJ)
+                I, J = I[keep], J[keep]
             shape = (n1, n2) + tuple(k1.shape[1:])
             out = {}
             if len(I):
@@ -331,7 +466,9 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                     raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
                                      "may be too large for float32 (try dtype='float64')")
                 out[name] = gram
+        jax.effects_barrier()  # every callback of this call has recorded its estimate
         warn_inexact_quadrature(dtype)
+        warn_imprecise(dtype, get)
         return out[get[0]] if single else out
 
     return kernel_fn, plan_memory

@@ -1,7 +1,7 @@
 """The runtime's error types: kernelc's own when it is installed (so that a user catches
 ``kernelc.errors.KernelcError``), plain subclasses of the built-in ones in a standalone module."""
 try:
-    from kernelc.errors import InputError, MemoryBudgetError, QuadratureWarning
+    from kernelc.errors import InputError, MemoryBudgetError, PrecisionWarning, QuadratureWarning
 except ImportError:  # pragma: no cover - a standalone module without kernelc
     class InputError(ValueError):
         pass
@@ -12,4 +12,7 @@ except ImportError:  # pragma: no cover - a standalone module without kernelc
     class QuadratureWarning(UserWarning):
         pass
 
-__all__ = ["InputError", "MemoryBudgetError", "QuadratureWarning"]
+    class PrecisionWarning(UserWarning):
+        pass
+
+__all__ = ["InputError", "MemoryBudgetError", "QuadratureWarning", "PrecisionWarning"]

@@ -20,8 +20,9 @@ Coefficient arrays are dense and zero-padded: ``(..., L, 2L-1, 2L-1)`` for SO(3)
 the transforms are jax.numpy so they jit, batch and differentiate.
 
 Part of the runtime package (jax and numpy only): generated modules of the SO(3) family import
-it, and ``kernelc compile --standalone`` inlines the functions they use. Why our own transforms rather than a library (s2fft,
-lie_learn): the band limits here are small (L ≤ 32), the transforms are a few einsums and FFTs
+it, and ``kernelc compile --standalone`` inlines the functions they use. Why our own
+transforms rather than a library (s2fft, lie_learn): the band limits here are small (L and the
+grid bandwidth B at most MAX_BANDWIDTH = 64), the transforms are a few einsums and FFTs
 that XLA fuses with the kernel maps, the tables are exact float64 (eigen-decomposition of J_y,
 accurate to ~1e-14 at ℓ = 64), and standalone modules must stay free of other dependencies.
 """

@@ -3,7 +3,8 @@
 The expressions :func:`kernelc.ir.jax_printer.jax_code` prints call these functions by
 name: ``safe_sqrt``/``safe_div`` guard the variances, ``acos_ratio``/``asin_ratio`` (and their
 scaled forms ``*2``) evaluate the angle of a correlation n/√q without cancellation, and
-``gauss_hermite_2d`` computes E[φ(u)φ(v)] for maps without a closed form (docs/math/rules.md).
+``gauss_hermite_2d`` computes E[φ(u)φ(v)] for maps without a closed form (docs/math/rules.md);
+``track_precision`` estimates the float32 rounding error after each map (docs/precision.md).
 
 Every function reads the module global ``jnp`` at call time, so the same code runs on numpy:
 :func:`namespace` ("numpy") returns these helpers bound to numpy and scipy.special (or math's
@@ -20,7 +21,8 @@ import numpy as np
 import jax.numpy as jnp
 import jax.scipy.special as jsp  # noqa: F401 - the printed maps call jsp.erf and jsp.erfc
 
-__all__ = ['safe_sqrt', 'sqrt_det', 'safe_div', 'clip_corr', 'safe_acos', 'safe_asin', 'acos_ratio', 'asin_ratio', 'pair_scale', 'correlation_one', 'sqrt_det2', 'acos_ratio2', 'asin_ratio2', 'broadcast', 'sum_over_nodes', 'record_quadrature', 'hermite_rule', 'quadrature_estimate', 'gauss_hermite_2d', 'QUADRATURE_ERRORS']
+__all__ = ['safe_sqrt', 'sqrt_det', 'safe_div', 'clip_corr', 'safe_acos', 'safe_asin', 'acos_ratio', 'asin_ratio', 'pair_scale', 'correlation_one', 'sqrt_det2', 'acos_ratio2', 'asin_ratio2', 'broadcast', 'sum_over_nodes', 'record_quadrature', 'hermite_rule', 'quadrature_estimate', 'gauss_hermite_2d', 'QUADRATURE_ERRORS',
+           'track_precision', 'record_precision', 'precision_tracking', 'PRECISION_ESTIMATES', 'PRECISION_ROUNDING']
 
 def safe_sqrt(a):
     """sqrt(max(a, 0)); gradient 0 (not inf/NaN) where a <= 0."""
@@ -214,6 +216,150 @@ def gauss_hermite_2d(phi, k11, k12, k22, n, label="phi"):
         return w1 * phi(s11 * z1) * inner
 
     return sum_over_nodes(outer_term, jnp.zeros(shape, dtype=dtype), z, w)
+
+
+#: (order, label) -> [NNGP, NTK (nan: not computed), largest correlation slope, largest change
+#: of K̇]: the worst float32 error estimates after each nonlinearity since kernel_fn cleared it
+PRECISION_ESTIMATES = {}
+#: float32 roundoffs u = 2^-24 added to the correlation a map reads (the layers before it, its
+#: arguments) and to its output (its evaluation); calibrated in docs/precision.md
+PRECISION_ROUNDING = (4.0, 2.0)
+#: id(scope) -> [scope, count, e_k, e_t, e_var] of one _propagate trace (a few are kept)
+_PRECISION_CHAINS = {}
+
+
+_PRECISION_TRACKING = [True]  # read at trace time: kernel_fn(check_precision=...) sets it
+
+
+class precision_tracking:
+    """``with precision_tracking(enabled):`` traces ``track_precision`` statements (True) or
+    traces nothing for them (False) inside the block: kernel_fn jit-compiles its passes once
+    for each setting. (A class, not a generator: generated modules have no decorators.)"""
+
+    def __init__(self, enabled):
+        self.enabled = bool(enabled)
+
+    def __enter__(self):
+        _PRECISION_TRACKING.append(self.enabled)
+
+    def __exit__(self, *exc):
+        _PRECISION_TRACKING.pop()
+
+
+def record_precision(label, order, e_k, e_t, slope, gain):
+    """Keep the worst estimates of the nonlinearity ``label`` (a callback from inside jit)."""
+    new = [float(np.max(v)) if np.size(v) else 0.0 for v in (e_k, e_t, slope, gain)]
+    old = PRECISION_ESTIMATES.get((order, label), new)
+    PRECISION_ESTIMATES[(order, label)] = [float(np.fmax(o, n)) for o, n in zip(old, new)]
+
+
+def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pairs=False,
+                    kind="closed form"):
+    """First-order estimate of the float32 rounding error after the nonlinearity ``label``
+    (K⁺ = ``nngp``, K̇ = ``kdot`` of (k11, k12, k22)), carried on from the one before it in the
+    same _propagate call (``scope``, made anew by each call) and recorded in
+    PRECISION_ESTIMATES for kernel_fn's PrecisionWarning. Nothing is traced unless float32.
+
+    Per pair, in correlation units: an error e in ρ = k12/√(k11 k22) becomes slope·e after the
+    map, slope = |K̇| √(k11 k22) / √(K⁺(k11,k11,k11) K⁺(k22,k22,k22)) (χ(1) near ρ = 1: above 1
+    the network is chaotic); the NTK gains the change of K̇ over the window [hi − e, hi],
+    hi = min(|ρ| + e, 1) (K̇ increasing and convex in |ρ|), which stays finite at relu's
+    square-root edge. ``self_pairs``: the self pass, whose entries with k11 = k22 = |k12| are
+    exact in ρ. ``kind``: "homogeneous" (K⁺ of degree 1: relu, abs, leaky_relu; evaluated once
+    per pair at its largest |ρ|), "quadrature" or "closed form". See docs/precision.md.
+    """
+    if not jnp.__name__.startswith("jax") or not _PRECISION_TRACKING[-1]:
+        return None
+    dtype = jnp.result_type(k11, k12, k22)
+    if dtype != jnp.float32:
+        return None  # float64: nothing to check, nothing traced
+    import jax
+    chain = _PRECISION_CHAINS.get(id(scope))
+    if chain is None or chain[0] is not scope:
+        while len(_PRECISION_CHAINS) >= 8:  # they hold tracers: keep a few traces only
+            del _PRECISION_CHAINS[next(iter(_PRECISION_CHAINS))]
+        chain = _PRECISION_CHAINS[id(scope)] = [scope, 0, None, None, None]
+    order, chain[1] = chain[1], chain[1] + 1
+    before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
+    k11, k12, k22 = (jnp.asarray(a, dtype) for a in (k11, k12, k22))
+    shape = jnp.broadcast_shapes(k11.shape, k12.shape, k22.shape)
+    pairs = shape[0]
+
+    def per_pair(a):  # the worst entry of each pair
+        full = jnp.broadcast_shapes(jnp.shape(a), k11.shape, k22.shape)
+        return jnp.max(jnp.broadcast_to(a, full).reshape(pairs, -1), axis=1)
+
+    def column(e):
+        return e.reshape((pairs,) + (1,) * (len(shape) - 1))
+
+    e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
+    homogeneous = kind == "homogeneous"
+    stretch = np.float32(1)  # the log-slope of k -> K⁺(k, k, k): variance errors grow by it
+    if not homogeneous:  # K⁺ and its log-slope at the variances of both inputs (small arrays)
+        flat = jnp.concatenate([jnp.ravel(k11), jnp.ravel(k22)])
+        v, dv = jax.jvp(lambda a: nngp(a, a, a), (flat,), (flat,))
+        stretch = jnp.max(jnp.abs(safe_div(dv, v)))
+        v1, v2 = v[:k11.size].reshape(k11.shape), v[k11.size:].reshape(k22.shape)
+    e_in = jnp.sqrt(e_k * e_k + e_var * e_var + before * before)  # of the ρ this map reads
+    s1, s2 = safe_sqrt(k11), safe_sqrt(k22)
+    inexact = ~correlation_one(k12, k11, k22) if self_pairs else True
+    if homogeneous:  # the slope and change depend on ρ alone: evaluate at unit variances
+        # (ρ², the clip and the mask as a product: no abs and no full-size constant array next
+        # to the reduction, which XLA would materialise: +20% on p4_histology)
+        rho = k12 * safe_div(1, s1) * safe_div(1, s2)
+        one = jnp.ones((pairs,), dtype)
+        hi = jnp.minimum(jnp.sqrt(per_pair(rho * rho if self_pairs is False
+                                           else rho * rho * inexact)) + e_in, 1)
+        d_hi = jnp.abs(kdot(one, hi, one))
+        slope = d_hi * safe_div(1, jnp.abs(nngp(one, one, one)))
+        if want_ntk:
+            d_lo = jnp.abs(kdot(one, jnp.maximum(hi - e_in, 0), one))
+            gain = safe_div(jnp.abs(d_hi - d_lo), jnp.abs(kdot(one, one, one)))
+        e_k_out = jnp.sqrt((slope * e_in) ** 2 + after * after)
+    else:  # every entry its own window; an exact one only that of its arguments' rounding
+        a12, width = jnp.abs(k12), column(e_in)
+        if self_pairs:
+            width = jnp.where(~inexact, before, width)
+        # entries sharing their variances (e.g. the group axis of group_reduced): the largest
+        free = tuple(ax for ax in range(1, len(shape)) if k11.ndim == k12.ndim == k22.ndim
+                     and k11.shape[ax] == 1 and k22.shape[ax] == 1 and k12.shape[ax] > 1)
+        if free:
+            a12 = jnp.max(a12, axis=free, keepdims=True)
+            if jnp.ndim(width) and width.shape[free[0]] > 1:
+                width = jnp.max(width, axis=free, keepdims=True)
+        s = s1 * s2
+        hi = jnp.minimum(a12 + width * s, s)
+        lo = jnp.maximum(hi - width * s, 0)
+        if kind == "quadrature":  # one loop over the nodes for all points, on flat arrays
+            full = jnp.broadcast_shapes(hi.shape, k11.shape, k22.shape)
+            a, b = (jnp.ravel(jnp.broadcast_to(x, full)) for x in (k11, k22))
+            ends = [jnp.ravel(jnp.broadcast_to(x, full)) for x in ([hi, lo][:1 + want_ntk])]
+            at = [flat] if want_ntk else []  # K̇ at the variances, for the NTK
+            d = jnp.abs(kdot(*(jnp.concatenate(at + x) for x in
+                               ([a] * len(ends), ends, [b] * len(ends)))))
+            m = flat.size if want_ntk else 0
+            n, d_hi, d_lo = d[:m], d[m:m + a.size].reshape(full), d[m + a.size:]
+            d_lo = d_lo.reshape(full) if want_ntk else None
+        else:
+            d_hi = jnp.abs(kdot(k11, hi, k22))
+        stretched = d_hi * safe_div(s1, safe_sqrt(v1)) * safe_div(s2, safe_sqrt(v2))
+        slope = per_pair(stretched)
+        e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2 + after * after)
+        if want_ntk:
+            if kind != "quadrature":
+                d_lo = jnp.abs(kdot(k11, lo, k22))
+                n = jnp.abs(kdot(flat, flat, flat))  # K̇ at the variances
+            n1, n2 = n[:k11.size].reshape(k11.shape), n[k11.size:].reshape(k22.shape)
+            gain = per_pair(safe_div(jnp.abs(d_hi - d_lo), safe_sqrt(n1) * safe_sqrt(n2)))
+    if want_ntk:  # Θ⁺ = K̇ ⊙ (σ_w² Θ + K): the error of Θ or K, and the change of K̇
+        e_t_out = jnp.sqrt(jnp.maximum(e_t, e_in) ** 2 + gain * gain + after * after)
+    else:
+        gain = e_t_out = jnp.full((pairs,), jnp.nan, dtype)
+    chain[2:5] = [e_k_out, e_t_out if want_ntk else None,
+                  jnp.sqrt((stretch * e_var) ** 2 + after * after)]
+    jax.debug.callback(functools.partial(record_precision, label, order),
+                       e_k_out, e_t_out, slope, gain)
+    return None
 
 
 def _numpy_special():

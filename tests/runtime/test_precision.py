@@ -1,0 +1,186 @@
+"""float32 that cannot be trusted is not returned silently (docs/precision.md).
+
+A deep erf network with a large W_std is chaotic: near correlation 1 each layer stretches
+correlations by χ(1) ≈ 3.4, so the float32 rounding of two nearly identical inputs grows like
+χ^L. kernel_fn estimates that error to first order during the float32 run
+(kernelc.runtime.maps.track_precision) and warns (PrecisionWarning) naming the layer where the
+estimate passes the tolerance; float64 runs trace and compute nothing of it.
+"""
+import re
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import kernelc
+from kernelc.errors import PrecisionWarning
+from kernelc.rules.nonlinearities import KernelMap, kernel_map
+from kernelc.runtime.driver import PRECISION_TOLERANCE, precision_estimate, x64_context
+
+
+def deep(phi="erf", w_std=5.0, depth=10):
+    return ("network deep\ngroup Z2\ninput 5 x 1 channels 1\nflatten\n"
+            + f"dense(8, W_std={w_std}, b_std=0.1)\n{phi}\n" * depth + "dense(1)\n")
+
+
+@pytest.fixture(scope="module")
+def compile_spec():
+    return kernelc.compile
+
+
+@pytest.fixture(scope="module")
+def erf_net(compile_spec):
+    """Small and quick to compile: 3 erf layers with W_std = 30 (χ(1) ≈ 19-27)."""
+    return compile_spec(deep(depth=3, w_std=30.0))
+
+
+def near_duplicates(s, seed=2):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(1, 5, 1, 1))
+    return np.concatenate([x, x + s * rng.normal(size=x.shape)])
+
+
+def _run(net, x, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = net.kernel_fn(x, **kwargs)
+    estimate = precision_estimate()  # before another call clears it
+    return out, [w for w in caught if issubclass(w.category, PrecisionWarning)], estimate
+
+
+def _normalised_error(got, ref):
+    scale = np.sqrt(np.outer(np.diag(ref), np.diag(ref)))
+    return float(np.max(np.abs(got - ref) / scale))
+
+
+def _check_warning(net, x, layers, chi):
+    g32, caught, (nngp, ntk, rows) = _run(net, x)
+    g64 = net.kernel_fn(x, dtype="float64")
+    # the warning is true: float32 is off by more than the 1e-3 the issue asks for
+    assert _normalised_error(g32["ntk"], g64["ntk"]) > 1e-3
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert re.search(r"above tolerance from erf\d+ \(line \d+\) on", message), message
+    assert "NNGP ~" in message and "NTK ~" in message
+    assert f"stretch correlations by up to {chi}" in message
+    assert "dtype='float64'" in message
+    assert [r[0].split()[0] for r in rows] == [f"erf{i}" for i in range(1, layers + 1)]
+    assert min(nngp, ntk) > PRECISION_TOLERANCE
+
+
+def test_chaotic_erf_near_duplicates_warn_naming_the_layer(erf_net):
+    _check_warning(erf_net, near_duplicates(1e-5), 3, "27")  # χ(1) for this draw
+
+
+@pytest.mark.slow
+def test_the_issue_reproducer_warns(compile_spec):
+    """10 layers dense(8, W_std=5) + erf, two inputs 1e-5 apart: float32 is ~1e-2 off (NTK)."""
+    _check_warning(compile_spec(deep()), near_duplicates(1e-5, seed=1), 10, "3.")
+
+
+def test_nngp_only_request_checks_the_nngp_alone(erf_net):
+    _, caught, (_, ntk, _) = _run(erf_net, near_duplicates(1e-5), get="nngp")
+    assert len(caught) == 1 and np.isnan(ntk)
+    assert "NNGP ~" in str(caught[0].message) and "NTK" not in str(caught[0].message)
+
+
+def test_distant_inputs_of_the_same_network_do_not_warn(erf_net):
+    x = np.random.default_rng(1).normal(size=(2, 5, 1, 1))  # N = 2: the compiled shapes again
+    g32, caught, (nngp, ntk, _) = _run(erf_net, x)
+    assert caught == []
+    assert max(nngp, ntk) < PRECISION_TOLERANCE
+    g64 = erf_net.kernel_fn(x, dtype="float64")
+    for name in ("nngp", "ntk"):  # and the estimate bounds the actual error
+        assert _normalised_error(g32[name], g64[name]) < {"nngp": nngp, "ntk": ntk}[name]
+
+
+def test_identical_inputs_are_self_pairs_and_do_not_warn(erf_net):
+    """Pairs of bit-identical inputs come from the self pass, whose correlations are exact."""
+    x = near_duplicates(0.0)
+    assert _run(erf_net, x)[1] == []
+    assert _run(erf_net, x[:1], x2=x)[1] == []
+
+
+def test_float64_traces_nothing_and_is_unchanged(compile_spec, erf_net):
+    x = near_duplicates(1e-5)
+    g64, caught, _ = _run(erf_net, x, dtype="float64")
+    assert caught == []
+    module = erf_net.module
+    with x64_context("float64"):
+        xa = jnp.asarray(x, "float64")
+        jaxpr = str(jax.make_jaxpr(lambda a: module._propagate(a, a, None, None, True))(xa))
+    assert "callback" not in jaxpr
+    original = KernelMap.emit_precision
+    try:
+        KernelMap.emit_precision = lambda self, *a, **k: "pass"
+        plain = compile_spec(deep(depth=3, w_std=30.0))
+    finally:
+        KernelMap.emit_precision = original
+    assert "track_precision" not in plain.source
+    reference = plain.kernel_fn(x, dtype="float64")
+    for name in ("nngp", "ntk"):
+        np.testing.assert_array_equal(g64[name], reference[name])
+
+
+def test_relu_is_not_chaotic_and_its_nngp_does_not_warn(compile_spec):
+    net = compile_spec(deep("relu", 2 ** 0.5, depth=3))
+    x = near_duplicates(1e-5)
+    g32, caught, (nngp, _, rows) = _run(net, x, get="nngp")
+    assert caught == [] and nngp < 1e-5
+    np.testing.assert_allclose(g32, net.kernel_fn(x, get="nngp", dtype="float64"), rtol=1e-5)
+    assert max(r[3] for r in rows) <= 1.0 + 1e-6  # relu: χ(1) = 1
+
+
+def test_the_emitted_statement_names_the_map_and_the_layer():
+    relu, erf = kernel_map("relu"), kernel_map("erf")
+    assert relu.homogeneous and kernel_map("leaky_relu", (0.2,)).homogeneous
+    assert not erf.homogeneous and not kernel_map("gelu").homogeneous
+    line = erf.emit_precision("k11", "k_dense2", "k22", "erf2 (line 8)")
+    comment, call = line.split("\n", 1)
+    assert comment.startswith("# float32: estimate the rounding error after erf2")
+    assert call.startswith("track_precision('erf2 (line 8)',\n")
+    assert call.endswith("k11, k_dense2, k22, want_ntk, stats, stats_a is None, 'closed form')")
+    assert relu.precision_kind == "homogeneous"
+    compile(call, "<line>", "eval")  # one Python expression
+
+
+def test_check_precision_false_skips_the_estimate(erf_net):
+    x = near_duplicates(1e-5)
+    checked, caught, _ = _run(erf_net, x)
+    assert len(caught) == 1
+    unchecked, caught, (nngp, ntk, rows) = _run(erf_net, x, check_precision=False)
+    assert caught == [] and rows == [] and nngp == ntk == 0.0
+    for name in ("nngp", "ntk"):  # the estimate never feeds back into the kernels
+        np.testing.assert_allclose(unchecked[name], checked[name], rtol=1e-6)
+
+
+def test_the_cli_prints_the_warning_as_one_line(tmp_path, capsys):
+    from kernelc.cli import main
+    spec = tmp_path / "deep.kc"
+    spec.write_text(deep(depth=3, w_std=30.0))
+    np.savez(tmp_path / "x.npz", x=near_duplicates(1e-5))
+    assert main(["kernel", str(spec), "--data", str(tmp_path / "x.npz"),
+                 "--out", str(tmp_path / "k.npz")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("kernelc: warning: float32 kernels may be inaccurate")
+    assert "above tolerance from erf" in err and "(CLI: --dtype float64)" in err
+    assert "PrecisionWarning" not in err and "cli.py" not in err  # no Python source location
+
+
+def test_an_estimate_past_one_says_every_digit_may_be_lost():
+    from kernelc.runtime.driver import warn_imprecise
+    from kernelc.runtime.maps import PRECISION_ESTIMATES
+    PRECISION_ESTIMATES.clear()
+    PRECISION_ESTIMATES[(0, "erf1 (line 5)")] = [2e-4, 3e-4, 30.0, 0.1]
+    PRECISION_ESTIMATES[(1, "erf2 (line 7)")] = [5.0, 7e3, 30.0, 0.5]
+    try:
+        with pytest.warns(PrecisionWarning) as caught:
+            warn_imprecise("float32", ("nngp", "ntk"))
+    finally:
+        PRECISION_ESTIMATES.clear()
+    message = str(caught[0].message)
+    assert "NNGP over 100% and NTK over 100%" in message
+    assert "above tolerance from erf2 (line 7) on" in message
+    assert "stretch correlations by up to 30x per layer" in message
