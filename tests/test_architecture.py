@@ -93,3 +93,13 @@ def test_no_private_names_from_other_packages(path):
 def test_the_layers_exist():
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert set(LAYERS) - {"errors"} <= packages
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists the packages explicitly: a new subpackage missing there works in an
+    editable install (this checkout) and is absent from a wheel."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {_module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
