@@ -51,11 +51,17 @@ _TOKEN_NAMES = {
 
 
 def grammar_text() -> str:
-    """The grammar source: packaged as ``kernelc.grammars`` (mapped from ``grammars/``)."""
-    try:
-        return resources.files("kernelc.grammars").joinpath("kernelc.lark").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):  # running from a source checkout
-        return (Path(__file__).resolve().parents[2] / "grammars" / "kernelc.lark").read_text()
+    """The grammar source: ``grammars/kernelc.lark`` of the source checkout this package lives
+    in, else the installed package data ``kernelc.grammars`` (mapped from ``grammars/``).
+
+    The checkout comes first: with an editable install of one checkout, ``kernelc.grammars``
+    resolves to *that* checkout's folder even when ``PYTHONPATH`` puts another checkout's
+    ``kernelc`` first (a git worktree), which then parsed with the other checkout's grammar."""
+    root = Path(__file__).resolve().parents[2]
+    checkout = root / "grammars" / "kernelc.lark"
+    if checkout.is_file() and (root / "pyproject.toml").is_file():
+        return checkout.read_text()
+    return resources.files("kernelc.grammars").joinpath("kernelc.lark").read_text()
 
 
 @functools.lru_cache(maxsize=1)
