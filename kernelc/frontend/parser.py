@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Union
@@ -104,19 +105,71 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
 
 
 def load_spec(path_or_text: Union[str, Path]) -> Spec:
-    """A spec from a file path (``*.kc``) or from spec text itself."""
-    if isinstance(path_or_text, Path) or (
-            isinstance(path_or_text, str) and "\n" not in path_or_text
-            and path_or_text.strip().endswith(".kc")):
-        path = Path(path_or_text)
+    """A spec from a file or from spec text itself.
+
+    A :class:`~pathlib.Path` is always a file. A string is a file when it looks like a path
+    (:func:`looks_like_spec_path`: one line that names an existing file, ends in ``.kc``, names
+    ``FILE`` with ``FILE.kc`` existing, or holds a ``/`` and none of the spec language's
+    punctuation); any other string is spec text. ``FILE`` without its ``.kc`` reads
+    ``FILE.kc`` when only that exists.
+    """
+    if isinstance(path_or_text, Path) or (isinstance(path_or_text, str)
+                                          and looks_like_spec_path(path_or_text)):
+        path = _spec_file(Path(path_or_text))
         try:
-            if not path.is_file():
-                raise SpecError(f"spec file not found: {path}")
             text = path.read_text()
-        except (OSError, ValueError) as exc:  # name too long, unreadable, not UTF-8...
+        except (OSError, ValueError) as exc:  # unreadable, not UTF-8...
             raise SpecError(f"cannot read spec file {path}: {exc}") from None
         return parse_spec(text, filename=str(path))
     return parse_spec(str(path_or_text))
+
+
+def _is_file(path: Path, folder: bool = False) -> bool:
+    """``path.is_file()`` (or ``is_dir()``), False for names the OS refuses."""
+    try:
+        return path.is_dir() if folder else path.is_file()
+    except (OSError, ValueError):  # a name too long for the OS, a NUL byte
+        return False
+
+
+def looks_like_spec_path(text: str) -> bool:
+    """Whether a string handed to :func:`load_spec` means a file rather than spec text: one
+    line that names an existing file or folder, ends in ``.kc``, is ``FILE`` with ``FILE.kc``
+    existing, or contains a path separator and no character of the spec language's punctuation
+    (``; ( ) { } [ ] =`` or a ``//`` comment) — a one-line spec always has one of those, since
+    ``let`` needs ``=`` and an expression with ``/`` sits in a ``let`` or an argument list."""
+    if "\n" in text or not text.strip():
+        return False
+    if text.strip().endswith(".kc") or _is_file(Path(text)) or _is_file(Path(text + ".kc")) \
+            or _is_file(Path(text), folder=True):
+        return True
+    separators = "/" in text or (os.sep != "/" and os.sep in text)
+    return separators and "//" not in text and not any(c in text for c in ";(){}[]=")
+
+
+def _spec_file(path: Path) -> Path:
+    """``path``, or ``path.kc`` when only that exists; :class:`SpecError` "no such spec file"
+    (with the nearest ``.kc`` files of its folder) when neither is a file."""
+    if _is_file(path):
+        return path
+    with_suffix = Path(str(path) + ".kc")
+    if path.suffix != ".kc" and _is_file(with_suffix):
+        return with_suffix
+    try:
+        folder_exists = path.parent.is_dir()
+        is_folder = path.is_dir()
+        nearby = sorted(str(p) for p in path.parent.glob("*.kc")) if folder_exists else []
+    except (OSError, ValueError) as exc:  # a name too long for the OS, a NUL byte
+        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    if is_folder:
+        inside = sorted(str(p) for p in path.glob("*.kc"))[:20]
+        raise SpecError(f"no such spec file: {path} is a folder",
+                        suggestion=f"spec files in it: {', '.join(inside)}" if inside else None)
+    wanted = str(path) if path.suffix == ".kc" else str(with_suffix)
+    hint = did_you_mean(wanted, nearby)
+    if hint is None and not folder_exists:
+        hint = f"the folder {path.parent} does not exist"
+    raise SpecError(f"no such spec file: {path}", suggestion=hint)
 
 
 def _span(lines, filename, line, column, length=1) -> SourceSpan:
