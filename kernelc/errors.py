@@ -108,6 +108,14 @@ class GeneratedCodeError(KernelcError):
     kind = "internal error"
 
 
+class MissingDependencyError(KernelcError, ImportError):
+    """An optional dependency that a part of kernelc needs is not installed; the message names
+    the package and the pip extra that brings it. Also an :class:`ImportError`, so that
+    ``pytest.importorskip`` and ``except ImportError`` treat it as one."""
+
+    kind = "missing dependency"
+
+
 class QuadratureWarning(UserWarning):
     """A kernel map computed by Gauss–Hermite quadrature (a φ without closed form) is less
     accurate than the working precision at the variances of this computation; the message gives
