@@ -204,14 +204,10 @@ class _KernelcEstimator(BaseEstimator):
             self.constants = {**(self.constants or {}), **named}
         return self
 
-    def __sklearn_tags__(self):  # scikit-learn >= 1.6
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.non_deterministic = False
-        return tags
-
     # -- fitting --------------------------------------------------------------------------------
-    def _time(self) -> float:
+    def _validated_time(self) -> float:
+        """Check the parameters (in fit, not in the constructor: scikit-learn's convention);
+        the gradient-flow time, ∞ for t=None."""
         if self.kernel not in KERNELS:
             raise EstimatorInputError(f"kernel must be 'ntk' or 'nngp', got {self.kernel!r}")
         if self.dtype not in DTYPES:
@@ -232,7 +228,7 @@ class _KernelcEstimator(BaseEstimator):
 
     def _fit_targets(self, X, targets):
         """Compile (cached), check X, the training Gram matrix and the predictor."""
-        self._time()
+        self._validated_time()
         owner = type(self).__name__
         arr = _checked(X, owner)
         text, filename = final_spec_text(self.spec, self.constants, _features(arr))
@@ -265,7 +261,7 @@ class _KernelcEstimator(BaseEstimator):
         x = _shaped(arr, net, owner)
         cross = net.kernel_fn(x, self.X_fit_, self.kernel, dtype=self.dtype,
                               max_memory=self.max_memory)
-        return self.predictor_.mean(cross, self._time())
+        return self.predictor_.mean(cross, self._validated_time())
 
 
 class KernelRegressor(RegressorMixin, _KernelcEstimator):
@@ -313,7 +309,7 @@ class KernelRegressor(RegressorMixin, _KernelcEstimator):
         return tags
 
     def _more_tags(self):  # scikit-learn < 1.6
-        return {"multioutput": True, "allow_nan": False}
+        return {"multioutput": True}
 
 
 class KernelClassifier(ClassifierMixin, _KernelcEstimator):

@@ -166,6 +166,19 @@ def test_set_params_of_a_constant_makes_a_new_dict():
     assert est.constants == {"ws": 2.0} and est.ridge == 1e-2 and given == {"ws": 1.0}
 
 
+def test_set_params_of_a_constant_needs_a_dict():
+    est = KernelRegressor(MLP, constants=[1.0])
+    err = _error(SpecError, est.set_params, constants__ws=2.0)
+    assert err.message == "constants must be a dict of spec constant names to numbers, got [1.0]"
+
+
+def test_a_kernel_without_a_positive_eigenvalue_is_an_input_error():
+    linear = "network lin; group Z2; flatten; dense(1)"  # no bias: K = x·x'/d, zero at x = 0
+    err = _error(EstimatorInputError, KernelRegressor(linear).fit, np.zeros((3, 2)), np.ones(3))
+    assert err.message == ("k_train_train has no positive eigenvalue; it is not a valid NTK Gram "
+                           "matrix")
+
+
 def test_pipeline_with_a_scaler():
     x, y, xt, yt = regression_data()
     pipe = make_pipeline(StandardScaler(), KernelRegressor(MLP, ridge=1e-3)).fit(x, y)
