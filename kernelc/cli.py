@@ -36,7 +36,7 @@ def command(name: str, help: str):
 # -- check / graph / groups ---------------------------------------------------------------
 def _spec_arg(p):
     # a Path, so that any file name (even one with a newline) is read as a file, never as text
-    p.add_argument("spec", type=Path, help="a spec file (.kc)")
+    p.add_argument("spec", type=Path, help="a spec file (.kc; FILE reads FILE.kc when only that exists)")
 
 
 @command("check", "parse and type-check a spec; print a one-line summary or the errors")(_spec_arg)

@@ -12,6 +12,7 @@ compiler diagnostic::
 from __future__ import annotations
 
 import difflib
+import textwrap
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -50,9 +51,10 @@ class KernelcError(Exception):
             text = self.span.source_line.rstrip("\n")
             lines.append("    " + text)
             lines.append("    " + " " * (self.span.column - 1) + "^" * max(1, self.span.length))
-        if self.expected:
-            shown = ", ".join(self.expected[:12]) + (", ..." if len(self.expected) > 12 else "")
-            lines.append(f"expected one of: {shown}")
+        if self.expected:  # all of them, wrapped: a list cut off hides the one wanted
+            lines.append(textwrap.fill("expected one of: " + ", ".join(self.expected),
+                                       width=100, subsequent_indent="    ",
+                                       break_long_words=False, break_on_hyphens=False))
         if self.suggestion:
             lines.append(self.suggestion)
         return "\n".join(lines)
@@ -104,6 +106,14 @@ class GeneratedCodeError(KernelcError):
     :func:`kernelc.api.check_generated_source`); a bug in kernelc, never the user's fault."""
 
     kind = "internal error"
+
+
+class MissingDependencyError(KernelcError, ImportError):
+    """An optional dependency that a part of kernelc needs is not installed; the message names
+    the package and the pip extra that brings it. Also an :class:`ImportError`, so that
+    ``pytest.importorskip`` and ``except ImportError`` treat it as one."""
+
+    kind = "missing dependency"
 
 
 class KernelcWarning(UserWarning):

@@ -31,7 +31,7 @@ def test_check_reports_errors_with_position(capsys, tmp_path):
 
 def test_missing_spec_file(capsys):
     code, _, err = run(capsys, "check", "no/such/file.kc")
-    assert code == 2 and "spec file not found: no/such/file.kc" in err
+    assert code == 2 and "no such spec file: no/such/file.kc" in err
 
 
 def test_graph_text_and_dot(capsys):

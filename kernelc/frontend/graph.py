@@ -9,13 +9,14 @@ every later stage deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import networkx as nx
 
 from ..errors import KernelcError, SpecError, did_you_mean
 from ..rules.nonlinearities import MAX_POLY_DEGREE, NONLINEARITIES, kernel_map
-from .ast import Branches, Layer, Repeat, Spec
+from .ast import Branches, Layer, Repeat, Spec, Word
+from .parser import CONSTANTS as EXPRESSION_CONSTANTS, FUNCTIONS as EXPRESSION_FUNCTIONS
 from .layers import LAYER_KINDS, layer_kinds, resolve_hyperparameters, spec_family
 
 #: Most nodes an unrolled layer graph may have (``repeat 99999999 {...}`` would never finish).
@@ -51,9 +52,29 @@ def layer_names(family: str = "lattice") -> List[str]:
     return sorted(set(layer_kinds(family)) | set(NONLINEARITIES))
 
 
+#: What the nonlinearities with arguments take (every other one takes none); all of them also
+#: take ``degree=``, the Gauss–Hermite points per axis of a quadrature map.
+NONLINEARITY_ARGUMENTS = {
+    "leaky_relu": "one positional number, the negative slope, as in leaky_relu(0.1)",
+    "poly": "the coefficients c0, c1, ..., cn as positional numbers, as in poly(0, 1, 0.5)",
+    "phi": "one positional expression in x, as in phi(x * sigmoid(x))",
+}
+
+
+def _phi_hint(word: str) -> Optional[str]:
+    """For a layer named after an expression function (tanh, softplus, sigmoid...): how to
+    write it as ``phi(...)``."""
+    if word not in EXPRESSION_FUNCTIONS:
+        return None
+    example = f"phi({word}(0, x))" if word in ("max", "min") else f"phi({word}(x))"
+    return (f"'{word}' is an expression function, not a layer: write {example} for the "
+            "elementwise nonlinearity (any expression in x works, e.g. phi(x * sigmoid(x)))")
+
+
 def build_graph(spec: Spec) -> LayerGraph:
     family = spec_family(spec)
     kinds = layer_kinds(family)
+    defined_names = tuple(name for name, _ in spec.constants) + tuple(EXPRESSION_CONSTANTS)
     g = nx.DiGraph()
     counter = [0]
     names: Dict[str, int] = {}
@@ -104,15 +125,17 @@ def build_graph(spec: Spec) -> LayerGraph:
     def layer_node(layer: Layer) -> str:
         kind = kinds.get(layer.kind)
         if kind is not None:
-            return add(layer.kind, layer.span, resolve_hyperparameters(layer, kind))
+            return add(layer.kind, layer.span,
+                       resolve_hyperparameters(layer, kind, defined_names))
         if layer.kind in NONLINEARITIES or layer.kind == "phi":
-            return add("nonlinearity", layer.span, nonlinearity_hp(layer), label=layer.kind)
+            return add("nonlinearity", layer.span, nonlinearity_hp(layer, defined_names),
+                       label=layer.kind)
         valid = layer_names(family)
         if family != "lattice" and layer.kind in LAYER_KINDS:
             raise SpecError(f"layer '{layer.kind}' is not defined for the {spec.group.name} "
                             "family", layer.span, expected=valid)
         raise SpecError(f"unknown layer '{layer.kind}'", layer.span, expected=valid,
-                        suggestion=did_you_mean(layer.kind, valid))
+                        suggestion=_phi_hint(layer.kind) or did_you_mean(layer.kind, valid))
 
     inp = add("input", spec.input.span)
     out = sequence(spec.body, inp)
@@ -145,16 +168,28 @@ def _degree_bound(expr, x) -> int:
     return max((_degree_bound(a, x) for a in expr.args), default=0)
 
 
-def nonlinearity_hp(layer: Layer) -> Dict[str, Any]:
-    """Resolve an elementwise layer to its kernel map (rules table lookup, checked here)."""
+def nonlinearity_hp(layer: Layer, defined_names: tuple = ()) -> Dict[str, Any]:
+    """Resolve an elementwise layer to its kernel map (rules table lookup, checked here).
+
+    ``defined_names``: the names a value may use (``let`` constants, pi, e), suggested when an
+    argument is an undefined name."""
     import sympy
+    for arg in layer.args:
+        if isinstance(arg.value, Word):
+            takes = NONLINEARITY_ARGUMENTS.get(layer.kind, "no arguments")
+            listing = ", ".join(defined_names) if defined_names else "none"
+            raise SpecError(f"unknown name '{arg.value.name}': '{layer.kind}' takes {takes} "
+                            f"(defined names: {listing})", arg.span,
+                            suggestion=did_you_mean(arg.value.name, defined_names))
     positional = tuple(a.value for a in layer.args if a.name is None)
     named = {a.name: a for a in layer.args if a.name is not None}
     unknown = set(named) - {"degree"}
     if unknown:
         bad = named[sorted(unknown)[0]]
-        raise SpecError(f"'{layer.kind}' has no hyperparameter '{bad.name}'", bad.span,
-                        expected=["degree"], suggestion=did_you_mean(bad.name, ["degree"]))
+        takes = NONLINEARITY_ARGUMENTS.get(layer.kind, "no arguments")
+        raise SpecError(f"'{layer.kind}' has no hyperparameter '{bad.name}': it takes {takes}, "
+                        "and optionally degree= (Gauss–Hermite points per axis)", bad.span,
+                        suggestion=did_you_mean(bad.name, ["degree"]))
     degree = named["degree"].value if "degree" in named else 32
     if not isinstance(degree, int) or not 2 <= degree <= 200:
         raise SpecError("'degree' (Gauss–Hermite points per axis) must be an integer in 2..200",

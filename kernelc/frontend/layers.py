@@ -97,7 +97,19 @@ def layer_kinds(family: str) -> Dict[str, LayerKind]:
 
 
 # -- value checkers -------------------------------------------------------------------------
+class UnknownName(ValueError):
+    """A bare name where a number belongs (``W_std=zz``): the parser keeps names it does not
+    know as :class:`Word` (``padding=same``), so a numeric parameter meets the undefined name
+    here; :func:`resolve_hyperparameters` reports it with the names the spec defines."""
+
+    def __init__(self, name: str):
+        super().__init__(f"unknown name '{name}'")
+        self.name = name
+
+
 def _positive_int(v):
+    if isinstance(v, Word):
+        raise UnknownName(v.name)
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -111,7 +123,9 @@ MAX_STD = 1e6
 
 
 def _nonneg_float(v):
-    if isinstance(v, Word) or not isinstance(v, (int, float)):
+    if isinstance(v, Word):
+        raise UnknownName(v.name)
+    if not isinstance(v, (int, float)):
         raise ValueError("expected a number")
     if v < 0:
         raise ValueError("expected a number ≥ 0")
@@ -351,8 +365,12 @@ def _flatten(t, hp, group, layer):
                       * t.group_order, 1)
 
 
-def resolve_hyperparameters(layer: Layer, kind: LayerKind) -> Dict[str, Any]:
-    """Match a layer call's arguments to its kind's parameters (defaults filled in)."""
+def resolve_hyperparameters(layer: Layer, kind: LayerKind,
+                            defined_names: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """Match a layer call's arguments to its kind's parameters (defaults filled in).
+
+    ``defined_names``: the names a value may use (the spec's ``let`` constants, pi, e), listed
+    or suggested when a numeric parameter gets an undefined name."""
     names = [p.name for p in kind.params]
     positional = [p for p in kind.params if p.positional]
     hp: Dict[str, Any] = {}
@@ -372,6 +390,12 @@ def resolve_hyperparameters(layer: Layer, kind: LayerKind) -> Dict[str, Any]:
             raise SpecError(f"hyperparameter '{param.name}' given twice", arg.span)
         try:
             hp[param.name] = param.check(arg.value)
+        except UnknownName as exc:
+            listing = ", ".join(defined_names) if defined_names else "none"
+            raise SpecError(f"unknown name '{exc.name}': '{param.name}' of '{layer.kind}' takes "
+                            f"a number or a name defined with 'let' (defined names: {listing})",
+                            arg.span, suggestion=did_you_mean(exc.name, defined_names)
+                            or f"define it first: let {exc.name} = ...") from None
         except ValueError as exc:
             raise SpecError(f"bad value for '{param.name}' of '{layer.kind}': {exc}",
                             arg.span, expected=getattr(exc, "expected", None),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Mapping, Union
 
 import lark
+import numpy as np
 import sympy
 
 from ..errors import GroupError, SourceSpan, SpecError, SpecSyntaxError, did_you_mean
@@ -51,11 +53,17 @@ _TOKEN_NAMES = {
 
 
 def grammar_text() -> str:
-    """The grammar source: packaged as ``kernelc.grammars`` (mapped from ``grammars/``)."""
-    try:
-        return resources.files("kernelc.grammars").joinpath("kernelc.lark").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):  # running from a source checkout
-        return (Path(__file__).resolve().parents[2] / "grammars" / "kernelc.lark").read_text()
+    """The grammar source: ``grammars/kernelc.lark`` of the source checkout this package lives
+    in, else the installed package data ``kernelc.grammars`` (mapped from ``grammars/``).
+
+    The checkout comes first: with an editable install of one checkout, ``kernelc.grammars``
+    resolves to *that* checkout's folder even when ``PYTHONPATH`` puts another checkout's
+    ``kernelc`` first (a git worktree), which then parsed with the other checkout's grammar."""
+    root = Path(__file__).resolve().parents[2]
+    checkout = root / "grammars" / "kernelc.lark"
+    if checkout.is_file() and (root / "pyproject.toml").is_file():
+        return checkout.read_text()
+    return resources.files("kernelc.grammars").joinpath("kernelc.lark").read_text()
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,19 +106,158 @@ def parse_spec(text: str, filename: str = "<spec>") -> Spec:
 
 
 def load_spec(path_or_text: Union[str, Path]) -> Spec:
-    """A spec from a file path (``*.kc``) or from spec text itself."""
-    if isinstance(path_or_text, Path) or (
-            isinstance(path_or_text, str) and "\n" not in path_or_text
-            and path_or_text.strip().endswith(".kc")):
-        path = Path(path_or_text)
+    """A spec from a file or from spec text itself.
+
+    A :class:`~pathlib.Path` is always a file. A string is a file when it looks like a path
+    (:func:`looks_like_spec_path`: one line that names an existing file, ends in ``.kc``, names
+    ``FILE`` with ``FILE.kc`` existing, or holds a ``/`` and none of the spec language's
+    punctuation); any other string is spec text. ``FILE`` without its ``.kc`` reads
+    ``FILE.kc`` when only that exists.
+    """
+    text, filename = read_spec_text(path_or_text)
+    return parse_spec(text, filename)
+
+
+def read_spec_text(path_or_text: Union[str, Path]) -> "tuple[str, str]":
+    """``(text, filename)`` of a spec file or of spec text (``"<spec>"``), by the rule of
+    :func:`load_spec`, without parsing it."""
+    if isinstance(path_or_text, Path) or (isinstance(path_or_text, str)
+                                          and looks_like_spec_path(path_or_text)):
+        path = _spec_file(Path(path_or_text))
         try:
-            if not path.is_file():
-                raise SpecError(f"spec file not found: {path}")
-            text = path.read_text()
-        except (OSError, ValueError) as exc:  # name too long, unreadable, not UTF-8...
+            return path.read_text(), str(path)
+        except (OSError, ValueError) as exc:  # unreadable, not UTF-8...
             raise SpecError(f"cannot read spec file {path}: {exc}") from None
-        return parse_spec(text, filename=str(path))
-    return parse_spec(str(path_or_text))
+    return str(path_or_text), "<spec>"
+
+
+def _is_file(path: Path, folder: bool = False) -> bool:
+    """``path.is_file()`` (or ``is_dir()``), False for names the OS refuses."""
+    try:
+        return path.is_dir() if folder else path.is_file()
+    except (OSError, ValueError):  # a name too long for the OS, a NUL byte
+        return False
+
+
+def looks_like_spec_path(text: str) -> bool:
+    """Whether a string handed to :func:`load_spec` means a file rather than spec text: one
+    line that names an existing file or folder, ends in ``.kc``, is ``FILE`` with ``FILE.kc``
+    existing, or contains a path separator and no character of the spec language's punctuation
+    (``; ( ) { } [ ] =`` or a ``//`` comment) — a one-line spec always has one of those, since
+    ``let`` needs ``=`` and an expression with ``/`` sits in a ``let`` or an argument list."""
+    if "\n" in text or not text.strip():
+        return False
+    if text.strip().endswith(".kc") or _is_file(Path(text)) or _is_file(Path(text + ".kc")) \
+            or _is_file(Path(text), folder=True):
+        return True
+    separators = "/" in text or (os.sep != "/" and os.sep in text)
+    return separators and "//" not in text and not any(c in text for c in ";(){}[]=")
+
+
+def _spec_file(path: Path) -> Path:
+    """``path``, or ``path.kc`` when only that exists; :class:`SpecError` "no such spec file"
+    (with the nearest ``.kc`` files of its folder) when neither is a file."""
+    if _is_file(path):
+        return path
+    with_suffix = Path(str(path) + ".kc")
+    if path.suffix != ".kc" and _is_file(with_suffix):
+        return with_suffix
+    try:
+        folder_exists = path.parent.is_dir()
+        is_folder = path.is_dir()
+        nearby = sorted(str(p) for p in path.parent.glob("*.kc")) if folder_exists else []
+    except (OSError, ValueError) as exc:  # a name too long for the OS, a NUL byte
+        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    if is_folder:
+        inside = sorted(str(p) for p in path.glob("*.kc"))[:20]
+        raise SpecError(f"no such spec file: {path} is a folder",
+                        suggestion=f"spec files in it: {', '.join(inside)}" if inside else None)
+    wanted = str(path) if path.suffix == ".kc" else str(with_suffix)
+    hint = did_you_mean(wanted, nearby)
+    if hint is None and not folder_exists:
+        hint = f"the folder {path.parent} does not exist"
+    raise SpecError(f"no such spec file: {path}", suggestion=hint)
+
+
+def with_constants(text: str, constants: Mapping[str, Any], filename: str = "<spec>") -> str:
+    """``text`` with the value of each named ``let NAME = ...`` replaced by the given number.
+
+    The spec stays the one source of truth and a hyperparameter search sets its constants, e.g.
+    ``with_constants("... let ws = 1.4 ... conv(3, W_std=ws) ...", {"ws": 2.0})``. Only the
+    value's characters change (located by the parse tree), so comments and layout are kept and an
+    override that equals the text's value can be told apart only by its spelling. A name without
+    a ``let`` in the spec, or a value that is not a finite real number, is a :class:`SpecError`.
+    """
+    if not constants:
+        return text
+    lines = text.split("\n")
+    try:
+        tree = _lark().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise _syntax_error(exc, text, lines, filename) from None
+    defined = {str(node.children[0]): node.children[1] for node in tree.children
+               if isinstance(node, lark.Tree) and node.data == "constant"}
+    edits = []
+    for name, value in constants.items():
+        if name not in defined:
+            raise SpecError(f"constant '{name}' is not defined by a 'let' in the spec",
+                            expected=defined, suggestion=did_you_mean(str(name), defined)
+                            or f"add 'let {name} = ...' to the spec and use it")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                            np.floating)) \
+                or not math.isfinite(value):
+            raise SpecError(f"constant '{name}' must be a finite real number, got {value!r}")
+        literal = str(int(value)) if isinstance(value, (int, np.integer)) else repr(float(value))
+        node = defined[name]
+        edits.append((node.meta.start_pos, node.meta.end_pos, literal))
+    for start, end, literal in sorted(edits, reverse=True):
+        text = text[:start] + literal + text[end:]
+    return text
+
+
+def with_feature_input(text: str, n_features: int, filename: str = "<spec>") -> str:
+    """``text`` with ``input 1 x ... x 1 channels n_features;`` (one site of the group's lattice
+    Z^d) put before its first layer when it declares no input: a spec written for feature
+    vectors of any length (``flatten; dense(...)``, or ``conv(1)`` layers) takes its width from
+    the data. A spec that declares an input is returned unchanged; a group outside the lattice
+    family (SO3) needs its input declared. The line ends in ``;`` so that line numbers of errors
+    stay those of ``text``."""
+    if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) \
+            or n_features < 1:
+        raise SpecError(f"the number of input features must be a positive integer, got "
+                        f"{n_features!r}")
+    lines = text.split("\n")
+    try:
+        tree = _lark().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise _syntax_error(exc, text, lines, filename) from None
+    headers = {"network", "group_builtin", "group_defined", "group_trivial", "input_box",
+               "input_sphere", "parameterization", "constant"}
+    nodes = [c for c in tree.children if isinstance(c, lark.Tree)]
+    if any(n.data in ("input_box", "input_sphere") for n in nodes):
+        return text
+    group = next((n for n in nodes if n.data.startswith("group")), None)
+    if group is None:
+        return text  # parse_spec reports the missing group
+    if group.data == "group_trivial":
+        dim = int(str(group.children[1]))
+    elif group.data == "group_defined":
+        first = next(c for c in group.children if isinstance(c, lark.Tree))
+        dim = len(first.children[0].children)  # entries of the first row
+    else:
+        from ..groups import get_group
+        name = str(group.children[0])
+        found = get_group(name, _span(lines, filename, group.meta.line, group.meta.column))
+        if getattr(found, "family", "lattice") != "lattice":
+            raise SpecError(f"a spec without an 'input' line takes feature vectors, which need "
+                            f"a lattice group; group {name} needs its input declared (e.g. "
+                            "'input sphere bandlimit 6 channels 10')",
+                            _span(lines, filename, group.meta.line, group.meta.column))
+        dim = found.dim
+    line = f"input {' x '.join(['1'] * dim)} channels {int(n_features)}; "
+    body = [n for n in nodes if n.data not in headers]
+    at = body[0].meta.start_pos if body else len(text)
+    return text[:at] + line + text[at:]
 
 
 def _span(lines, filename, line, column, length=1) -> SourceSpan:

@@ -274,7 +274,7 @@ def test_unreadable_spec_file(tmp_path):
     bad.write_bytes(b"network caf\xe9\n")
     with pytest.raises(SpecError, match="cannot read spec file"):
         check(str(bad))
-    with pytest.raises(SpecError, match="spec file not found"):
+    with pytest.raises(SpecError, match="no such spec file"):
         check(str(tmp_path / "missing.kc"))
 
 
