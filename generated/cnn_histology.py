@@ -86,9 +86,11 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_avg_pool1 = jnp.sum(t_relu2, axis=(1, 2, 3, 4), keepdims=True) / 1048576.0
     # -- flatten1 (line 13): K⁺ = mean_g K[g,g]
     #    layout vector (1 per pair)
-    k_flatten1 = jnp.sum(self_diagonal('box_full', 2, k_avg_pool1).reshape(k_avg_pool1.shape[0], -1), axis=1) / 1.0
+    diag_k_flatten1 = self_diagonal('box_full', 2, k_avg_pool1)
+    k_flatten1 = jnp.sum(diag_k_flatten1, axis=tuple(range(1, diag_k_flatten1.ndim)))
     if want_ntk:
-        t_flatten1 = jnp.sum(self_diagonal('box_full', 2, t_avg_pool1).reshape(t_avg_pool1.shape[0], -1), axis=1) / 1.0
+        diag_t_flatten1 = self_diagonal('box_full', 2, t_avg_pool1)
+        t_flatten1 = jnp.sum(diag_t_flatten1, axis=tuple(range(1, diag_t_flatten1.ndim)))
     # -- dense1 (line 14): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense1 = 2.0 * k_flatten1 + 0.0025

@@ -40,7 +40,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k_input = input_diag(xa, xb)
     # -- flatten1 (line 7): K⁺ = mean_g K[g,g]
     #    layout vector (1 per pair)
-    k_flatten1 = jnp.sum(self_diagonal('box_diag', 2, k_input).reshape(k_input.shape[0], -1), axis=1) / 64.0
+    diag_k_flatten1 = self_diagonal('box_diag', 2, k_input)
+    k_flatten1 = jnp.sum(diag_k_flatten1, axis=tuple(range(1, diag_k_flatten1.ndim))) / 64.0
     # -- dense1 (line 8): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense1 = 1.96 * k_flatten1 + 0.01

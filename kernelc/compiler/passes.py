@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
-from ..ir.plan import Affine, Assign, Call, Code, Expr, Line, Lit, Num, Op, Ref, Stmt, Sum, Value
+from ..ir.plan import Affine, Assign, Code, Expr, Line, Lit, Num, Op, Ref, Stmt, Sum, Value
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,8 @@ def _unit_scale(e: Expr) -> Optional[Expr]:
 
 
 def _children_rewritten(e: Expr, fired: Counter) -> Expr:
-    if isinstance(e, Affine):
-        return Affine(rewrite_expr(e.scale, fired), rewrite_expr(e.x, fired),
-                      None if e.shift is None else rewrite_expr(e.shift, fired))
-    if isinstance(e, Call):
-        return Call(e.fn, tuple(rewrite_expr(a, fired) for a in e.args))
-    if isinstance(e, Sum):
-        return Sum(tuple(rewrite_expr(t, fired) for t in e.terms))
-    return e
+    children = e.children()
+    return e.with_children(tuple(rewrite_expr(c, fired) for c in children)) if children else e
 
 
 def rewrite_expr(e: Expr, fired: Counter) -> Expr:
@@ -105,16 +99,10 @@ def _rename_expr(e: Expr, names: Dict[str, str]) -> Expr:
         return e
     if isinstance(e, Ref):
         return Ref(names.get(e.name, e.name))
-    if isinstance(e, Affine):
-        return Affine(_rename_expr(e.scale, names), _rename_expr(e.x, names),
-                      None if e.shift is None else _rename_expr(e.shift, names))
-    if isinstance(e, Call):
-        return Call(e.fn, tuple(_rename_expr(a, names) for a in e.args))
-    if isinstance(e, Sum):
-        return Sum(tuple(_rename_expr(t, names) for t in e.terms))
-    if isinstance(e, Code):
+    if isinstance(e, Code):  # text: renamed as whole words
         return Code(_rename_text(e.text, names), tuple(names.get(n, n) for n in e.names))
-    return e
+    children = e.children()
+    return e.with_children(tuple(_rename_expr(c, names) for c in children)) if children else e
 
 
 def _rename_text(text: str, names: Dict[str, str]) -> str:

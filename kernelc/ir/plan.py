@@ -24,8 +24,9 @@ generator and ``explain`` print the result.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -96,7 +97,15 @@ class Expr:
 
     def refs(self) -> Tuple[str, ...]:
         """The array names the expression reads."""
+        return tuple(r for c in self.children() for r in c.refs())
+
+    def children(self) -> Tuple["Expr", ...]:
+        """The sub-expressions (the passes rewrite and rename through them)."""
         return ()
+
+    def with_children(self, children: Tuple["Expr", ...]) -> "Expr":
+        """This node over other sub-expressions (same number, same order)."""
+        return self
 
 
 def number_source(value: float) -> str:
@@ -147,8 +156,11 @@ class Call(Expr):
     def source(self) -> str:
         return f"{self.fn}({', '.join(a.source() for a in self.args)})"
 
-    def refs(self):
-        return tuple(r for a in self.args for r in a.refs())
+    def children(self):
+        return self.args
+
+    def with_children(self, children):
+        return Call(self.fn, tuple(children))
 
 
 @dataclass(frozen=True)
@@ -160,11 +172,17 @@ class Affine(Expr):
     shift: Optional[Expr] = None
 
     def source(self) -> str:
-        head = f"{self.scale.source()} * {self.x.source()}"
+        scale = self.scale.source()
+        if not isinstance(self.scale, (Ref, Num, Lit, Call)):  # a sum or a map: parenthesised
+            scale = f"({scale})"
+        head = f"{scale} * {self.x.source()}"
         return head if self.shift is None else f"{head} + {self.shift.source()}"
 
-    def refs(self):
-        return self.scale.refs() + self.x.refs() + (self.shift.refs() if self.shift else ())
+    def children(self):
+        return (self.scale, self.x) + (() if self.shift is None else (self.shift,))
+
+    def with_children(self, children):
+        return Affine(*children)
 
 
 @dataclass(frozen=True)
@@ -176,8 +194,61 @@ class Sum(Expr):
     def source(self) -> str:
         return " + ".join(t.source() for t in self.terms)
 
-    def refs(self):
-        return tuple(r for t in self.terms for r in t.refs())
+    def children(self):
+        return self.terms
+
+    def with_children(self, children):
+        return Sum(tuple(children))
+
+
+@dataclass(frozen=True)
+class Map(Expr):
+    """A nonlinearity's kernel map at (k11, k12, k22): ``part`` "K⁺" = E[φ(u)φ(v)] or
+    "K̇" = E[φ'(u)φ'(v)], (u, v) ~ N(0, [[k11, k12], [k12, k22]]), of the map ``name``
+    (rules.nonlinearities.KernelMap). ``emit`` prints its array source at three argument
+    sources (the rules' printer; the IR does not know the maps)."""
+
+    name: str
+    part: str
+    args: Tuple[Expr, Expr, Expr]
+    emit: Callable[[str, str, str], str] = field(compare=False, repr=False)
+
+    def source(self) -> str:
+        return self.emit(*(a.source() for a in self.args))
+
+    def children(self):
+        return self.args
+
+    def with_children(self, children):
+        return Map(self.name, self.part, tuple(children), self.emit)
+
+
+@dataclass(frozen=True)
+class Mean(Expr):
+    """The mean of ``x`` over site or group axes: Σ_axes x / count over ``axes`` (None: every
+    axis after the pair axis; ``keepdims`` keeps them as size 1), or with ``window`` = (size,
+    stride) the windowed mean of runtime.stencils.window_mean over ``axes``."""
+
+    x: Expr
+    axes: Optional[Tuple[int, ...]] = None
+    count: float = 1.0
+    keepdims: bool = False
+    window: Optional[Tuple[int, int]] = None
+
+    def source(self) -> str:
+        a = self.x.source()
+        if self.window is not None:
+            return f"window_mean({a}, {self.axes!r}, {self.window[0]}, {self.window[1]})"
+        axes = f"tuple(range(1, {a}.ndim))" if self.axes is None else repr(self.axes)
+        keep = ", keepdims=True" if self.keepdims else ""
+        total = f"jnp.sum({a}, axis={axes}{keep})"
+        return total if self.count == 1 else f"{total} / {float(self.count)!r}"  # x / 1 = x
+
+    def children(self):
+        return (self.x,)
+
+    def with_children(self, children):
+        return dataclasses.replace(self, x=children[0])
 
 
 @dataclass(frozen=True)

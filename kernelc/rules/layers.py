@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import sympy
 
-from ..ir.plan import (Affine, Assign, Call, Code, Expr, Layout, Lit, Num, Op, Ref, Value,
+from ..ir.plan import (Affine, Assign, Call, Expr, Layout, Lit, Mean, Num, Op, Ref, Value,
                        number_source, pad_widths, pairs_literal)
 from ..ir.plan import Sum as SumOf
 from ..ir.laws import Activation, Concatenation, concat_weights
@@ -330,19 +330,18 @@ def _map_lines(ctx, node, src: Value, kmap, k: str, t: str,
     lay = src.layout
     i = ctx.stat_index(node, lay)
     k11, k22 = f"k11{suffix}", f"k22{suffix}"
-    nngp_expr, kdot_expr = kmap.emit_jax(k11, src.nngp, k22)
     lines = [
         f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
         f"(self_diagonal({lay.kind!r}, {lay.d}, {src.nngp}),) * 2",
         "stats.append(v_a)",
         Assign((k11, k22), Call("variances", (Lit(lay.kind), Lit(lay.d), Ref("v_a"),
                                                Ref("v_b")))),
-        Assign((k,), Code(nngp_expr, (k11, src.nngp, k22))),
+        Assign((k,), kmap.expr("K⁺", k11, src.nngp, k22)),
         # float32 only: the first-order rounding-error estimate kernel_fn's PrecisionWarning
         # reads (docs/precision.md); a no-op, traced to nothing, in float64
         kmap.emit_precision(k11, src.nngp, k22, f"{ctx.var(node)} (line {ctx.line(node)})"),
     ]
-    ntk_lines = [Assign((t,), Code(f"({kdot_expr}) * {src.ntk}", (k11, src.nngp, k22, src.ntk)))] \
+    ntk_lines = [Assign((t,), Affine(kmap.expr("K̇", k11, src.nngp, k22), Ref(src.ntk)))] \
         if src.ntk is not None else []
     return lines, ntk_lines
 
@@ -434,14 +433,15 @@ class Nonlinearity:
             Value(k, t if with_ntk else None, lay)
 
 
-def _pool(ctx, node, ins, reduce_k: Callable[[str], str], formula: str,
+def _pool(ctx, node, ins, mean: Callable[[Expr], Mean], formula: str,
           flops: Optional[int] = None):
+    """K⁺ = mean(K), Θ⁺ = mean(Θ) over the same axes (``mean`` builds the node of one)."""
     src = ins[0]
     out = ctx.out_layout(node)
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
-    lines = [Assign((k,), Code(reduce_k(src.nngp), (src.nngp,)))]
-    ntk_lines = [Assign((t,), Code(reduce_k(src.ntk), (src.ntk,)))] if src.ntk is not None else []
+    lines = [Assign((k,), mean(Ref(src.nngp)))]
+    ntk_lines = [Assign((t,), mean(Ref(src.ntk)))] if src.ntk is not None else []
     flops = src.layout.entries if flops is None else flops
     return [Op("mean", formula, lines, out.entries, flops, ntk_lines)], \
         Value(k, t if src.ntk else None, out)
@@ -461,7 +461,7 @@ class GroupPool:
         lay = ins[0].layout
         n = ctx.site_count(lay)
         denom = float(n * n * (lay.order if lay.kind == "group_reduced" else lay.order ** 2))
-        fn = lambda a: f"jnp.sum({a}, axis=tuple(range(1, {a}.ndim))) / {denom!r}"
+        fn = lambda a: Mean(a, None, denom)  # every axis after the pair axis
         formula = ("K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)" if lay.kind == "group_reduced"
                    else "K⁺ = mean_{g,g'} K[g,g']")
         return _pool(ctx, node, ins, fn, formula)
@@ -494,7 +494,7 @@ class AvgPool:
         hp = ctx.hp(node)
         if hp["size"] is not None:
             return _window_pool(ctx, node, ins, axes, hp["size"], hp["stride"])
-        fn = lambda a: f"jnp.sum({a}, axis={axes!r}, keepdims=True) / {float(n * n)!r}"
+        fn = lambda a: Mean(a, axes, float(n * n), keepdims=True)
         return _pool(ctx, node, ins, fn, "K⁺ = mean_{t,t'} K[t,t'] (per group index)")
 
 
@@ -544,7 +544,7 @@ def _window_pool(ctx, node, ins, axes, k: int, s: int):
         "group_reduced": f"K̃⁺[u,u'](q) = {scale} K̃[{s}u+a, {s}u'+b](q)   (R)",
         "group_general": f"K⁺[(u,r),(u',r')] = {scale} K[({s}u+a, r), ({s}u'+b, r')]   (general)",
     }[lay.kind] + f"   (windows of {k}, stride {s})"
-    fn = lambda a: f"window_mean({a}, {axes!r}, {k}, {s})"
+    fn = lambda a: Mean(a, axes, window=(k, s))
     flops = _window_flops(lay.pair_shape, [a - 1 for a in axes], k, s)
     return _pool(ctx, node, ins, fn, formula, flops)
 
@@ -563,9 +563,19 @@ class Flatten:
         lay = ins[0].layout
         n = ctx.site_count(lay)
         denom = float(n * (lay.order if lay.kind == "group_general" else 1))
-        fn = lambda a: (f"jnp.sum(self_diagonal({lay.kind!r}, {lay.d}, {a}).reshape("
-                        f"{a}.shape[0], -1), axis=1) / {denom!r}")
-        return _pool(ctx, node, ins, fn, "K⁺ = mean_g K[g,g]")
+        src, name = ins[0], ctx.var(node)
+        out = ctx.out_layout(node)
+
+        def mean_of_diagonal(kernel: str, target: str):  # K[g,g] for every g, then the mean
+            diagonal = f"diag_{target}"
+            return [Assign((diagonal,), Call("self_diagonal", (Lit(lay.kind), Lit(lay.d),
+                                                                Ref(kernel)))),
+                    Assign((target,), Mean(Ref(diagonal), None, denom))]
+        k, t = f"k_{name}", f"t_{name}"
+        lines = mean_of_diagonal(src.nngp, k)
+        ntk_lines = mean_of_diagonal(src.ntk, t) if src.ntk is not None else []
+        return [Op("mean", "K⁺ = mean_g K[g,g]", lines, out.entries, lay.entries, ntk_lines)], \
+            Value(k, t if src.ntk else None, out)
 
 
 def _weighted_sum(weights, names) -> Expr:

@@ -21,6 +21,7 @@ import numpy as np
 import sympy
 
 from kernelc.ir.jax_printer import jax_code
+from kernelc.ir.plan import Map, Ref
 from kernelc.errors import SpecError, did_you_mean
 from kernelc.rules.gaussian import polynomial_kernel
 from kernelc.runtime import maps
@@ -99,6 +100,12 @@ class KernelMap:
                 code = f"broadcast({code}, {variables})"  # e.g. K̇ = 1: keep the array shape
             out.append(code)
         return tuple(out)
+
+    def expr(self, part: str, k11: str, k12: str, k22: str) -> Map:
+        """The plan node of K⁺ (``part`` "K⁺") or K̇ ("K̇") at the arrays k11, k12, k22."""
+        index = {"K⁺": 0, "K̇": 1}[part]
+        return Map(self.name, part, (Ref(k11), Ref(k12), Ref(k22)),
+                   lambda a, b, c: self.emit_jax(a, b, c)[index])
 
     def emit_precision(self, k11: str, k12: str, k22: str, label: str,
                        want_ntk: str = "want_ntk", scope: str = "stats",
