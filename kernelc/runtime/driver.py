@@ -23,7 +23,7 @@ from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADR
 __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
            "Progress", "run_chunks", "pair_indices", "same_inputs", "QUADRATURE_TOLERANCE",
            "warn_inexact_quadrature", "PRECISION_TOLERANCE", "precision_estimate",
-           "warn_imprecise", "CompiledPass", "count_operations",
+           "warn_imprecise", "CompiledPass", "Placement", "count_operations",
            "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
@@ -169,7 +169,8 @@ class CompiledPass:
 
     def __call__(self, *args):
         leaves, tree = jax.tree_util.tree_flatten(args)
-        key = (tree, tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves))
+        key = (tree, tuple((leaf.shape, str(leaf.dtype), getattr(leaf, "sharding", None))
+                           for leaf in leaves))
         compiled = self.compiled.get(key)
         if compiled is None:
             compiled = self.compiled[key] = self._compile(args, leaves)
@@ -216,31 +217,70 @@ def padded(idx, size):
         if len(idx) < size else idx
 
 
-def self_pass(fn, x, tile, progress):
+class Placement:
+    """Where the tiles run: on one device (arrays stay where JAX puts them), or split over a
+    1-d mesh of devices along the pair axis. Every operation of ``_propagate`` acts on each
+    pair separately, so XLA partitions a tile into ``count`` equal slices, one per device,
+    without communication; the results equal one device's to rounding (a slice of a tile is
+    vectorised differently: ≤ 3e-17 in float64, 2e-8 in float32, measured)."""
+
+    def __init__(self, devices=None):
+        devices = jax.local_devices() if devices is None else devices
+        try:
+            devices = list(devices)
+        except TypeError:
+            devices = None
+        if not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise InputError("devices must be a non-empty list of JAX devices (e.g. "
+                             f"jax.devices()), got {devices!r}")
+        self.devices, self.count = devices, len(devices)
+        self.sharding = None
+        if self.count > 1:
+            mesh = jax.sharding.Mesh(np.array(devices), ("pairs",))
+            self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pairs"))
+
+    def tile(self, size):
+        """The tile size rounded up to a multiple of the device count (equal slices)."""
+        return -(-size // self.count) * self.count
+
+    def put(self, arrays):
+        """The arrays of one tile, split over the devices along their first (pair) axis."""
+        return arrays if self.sharding is None else jax.device_put(arrays, self.sharding)
+
+    def gathered(self, array):
+        """A result to index on the host (several devices) or left where it is (one)."""
+        return array if self.sharding is None else np.asarray(array)
+
+
+def self_pass(fn, x, tile, progress, placement=None):
     """The self pairs (x[i], x[i]) by tiles of ``tile`` inputs: (K, Θ or None, per-site variances)."""
+    placement = placement or Placement([jax.devices()[0]])
     n = x.shape[0]
-    size = min(tile, n)
+    size = placement.tile(min(tile, n))
 
     def run(start, stop):
         idx = padded(np.arange(start, stop), size)
-        k, t, stats = fn(x[idx])
+        k, t, stats = fn(placement.put(x[idx]))
         keep = stop - start
         return k[:keep], (None if t is None else t[:keep]), [s[:keep] for s in stats]
     parts = run_chunks(run, n, size, "kernelc: diagonal", progress)
-    k = jnp.concatenate([p[0] for p in parts])
-    t = None if parts[0][1] is None else jnp.concatenate([p[1] for p in parts])
-    stats = [jnp.concatenate([p[2][i] for p in parts]) for i in range(len(parts[0][2]))]
+    join = (lambda arrays: placement.gathered(jnp.concatenate(arrays))) \
+        if placement.count == 1 else (lambda arrays: np.concatenate([np.asarray(a) for a in arrays]))
+    k = join([p[0] for p in parts])
+    t = None if parts[0][1] is None else join([p[1] for p in parts])
+    stats = [join([p[2][i] for p in parts]) for i in range(len(parts[0][2]))]
     return k, t, stats
 
 
-def cross_pass(fn, xa, xb, sa, sb, I, J, tile, progress):
+def cross_pass(fn, xa, xb, sa, sb, I, J, tile, progress, placement=None):
     """The pairs (xa[I[p]], xb[J[p]]) by tiles of ``tile`` pairs, as numpy arrays (K, Θ or None)."""
-    size = min(tile, len(I))
+    placement = placement or Placement([jax.devices()[0]])
+    size = placement.tile(min(tile, len(I)))
 
     def run(start, stop):
         i = padded(I[start:stop], size)
         j = padded(J[start:stop], size)
-        k, t = fn(xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb])
+        k, t = fn(*placement.put((xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb])))
         keep = stop - start
         return np.asarray(k[:keep]), None if t is None else np.asarray(t[:keep])
     parts = run_chunks(run, len(I), size, "kernelc: Gram tiles", progress)
@@ -394,7 +434,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                 "tile_bytes": chunk * per_pair, "result_bytes": result, "budget": budget}
 
     def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=None,
-                  progress=None, symmetric=True, check_precision=True):
+                  progress=None, symmetric=True, check_precision=True, devices=None):
         """The exact infinite-width NNGP and NTK Gram matrices of this network.
 
         x1: (N1, *box, C) inputs (channels last; single-channel inputs may omit the channel axis);
@@ -411,6 +451,9 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         and warn (PrecisionWarning) when a requested kernel may be off by more than
         PRECISION_TOLERANCE (docs/precision.md); False skips the estimate and its cost (up to
         ~1.5x for erf-like maps, docs/performance.md). float64 checks nothing.
+        ``devices``: the JAX devices the tiles are split over (default: every local device of
+        the default backend, e.g. all GPUs of a node; one CPU device on a plain CPU machine);
+        each tile's pairs are divided evenly between them (docs/performance.md, "Devices").
         """
         single = isinstance(get, str)
         get = (get,) if single else tuple(get)
@@ -419,6 +462,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
             raise InputError(f"get must name 'nngp' and/or 'ntk', got {get!r}")
         if str(np.dtype(dtype)) not in ("float32", "float64"):
             raise InputError(f"dtype must be float32 or float64, got {dtype!r}")
+        placement = Placement(devices)
         x1 = check_inputs(x1, "x1", input_shape)
         x2 = None if x2 is None else check_inputs(x2, "x2", input_shape)
         want_ntk = "ntk" in get
@@ -438,11 +482,11 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         with x64_context(dtype):
             xa = jnp.asarray(x1, dtype)
             xb = xa if x2 is None else jnp.asarray(x2, dtype)
-            k1, t1, s1 = self_pass(self_fn, xa, plan["tile_pairs"], progress)
+            k1, t1, s1 = self_pass(self_fn, xa, plan["tile_pairs"], progress, placement)
             if x2 is None:
                 s2 = s1
             else:
-                _, _, s2 = self_pass(self_fn, xb, plan["tile_pairs"], progress)
+                _, _, s2 = self_pass(self_fn, xb, plan["tile_pairs"], progress, placement)
             I, J = pair_indices(n1, n2, x2 is None, mirror)
             if len(SI):  # pairs of identical inputs come from the self pass: not computed again
                 keep = ~np.isin(I * n2 + J, SI * n2 + SJ)
@@ -450,7 +494,8 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
             shape = (n1, n2) + tuple(k1.shape[1:])
             out = {}
             if len(I):
-                k, t = cross_pass(cross_fn, xa, xb, s1, s2, I, J, plan["tile_pairs"], progress)
+                k, t = cross_pass(cross_fn, xa, xb, s1, s2, I, J, plan["tile_pairs"], progress,
+                                  placement)
             for name, vals, diag in (("nngp", k if len(I) else None, k1),
                                      ("ntk", t if len(I) else None, t1)):
                 if name not in get:
@@ -471,4 +516,5 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         warn_imprecise(dtype, get)
         return out[get[0]] if single else out
 
+    kernel_fn.compiled_passes = batches  # (want_ntk, check) -> (self, cross): for inspection
     return kernel_fn, plan_memory

@@ -357,8 +357,10 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         gain = e_t_out = jnp.full((pairs,), jnp.nan, dtype)
     chain[2:5] = [e_k_out, e_t_out if want_ntk else None,
                   jnp.sqrt((stretch * e_var) ** 2 + after * after)]
+    # the worst pair, reduced in the graph: a tile split over devices hands the host a scalar
+    # (an all-reduce), not its per-pair arrays
     jax.debug.callback(functools.partial(record_precision, label, order),
-                       e_k_out, e_t_out, slope, gain)
+                       *(jnp.max(v) for v in (e_k_out, e_t_out, slope, gain)))
     return None
 
 
