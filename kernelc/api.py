@@ -97,7 +97,8 @@ class CompiledKernel:
 # runs at import time except imports, constant tables and definitions), and no code anywhere may
 # import other modules or use the builtins that run code or touch files.
 # It is a check against text escaping into code, not a sandbox for hostile generated code.
-_IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "numpy", "jax")
+_IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "hashlib", "json", "numpy",
+               "jax")
 #: ``from X import ...``: not os and sys, whose uses are checked by attribute name below.
 _FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax")
 #: ``from X import names``: the runtime package's helper modules (and kernelc.errors, which a
@@ -113,7 +114,7 @@ _FORBIDDEN_NAMES = {"__import__", "eval", "exec", "compile", "open", "breakpoint
 _MODULE_ATTRS = {
     "os": {"environ", "getenv", "sysconf", "sysconf_names", "cpu_count", "sched_getaffinity",
            "getpid", "path", "name", "sep", "linesep", "pathsep", "devnull", "fspath",
-           "get_terminal_size"},
+           "get_terminal_size", "makedirs"},  # makedirs: kernel_fn(out=FOLDER) (runtime.store)
     "sys": {"stderr", "stdout", "platform", "version_info", "hexversion", "maxsize", "float_info",
             "int_info", "byteorder", "flags", "implementation", "getrecursionlimit", "getsizeof"},
 }

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from kernelc.runtime import RUNTIME_VERSION
+from kernelc.runtime.store import GramStore, fingerprint
 from kernelc.runtime.errors import (InputError, MemoryBudgetError, PrecisionWarning,
                                     QuadratureWarning)
 from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADRATURE_ERRORS,
@@ -272,21 +273,40 @@ def self_pass(fn, x, tile, progress, placement=None):
     return k, t, stats
 
 
-def cross_pass(fn, xa, xb, sa, sb, I, J, tile, progress, placement=None):
-    """The pairs (xa[I[p]], xb[J[p]]) by tiles of ``tile`` pairs, as numpy arrays (K, Θ or None)."""
+def cross_pass(fn, xa, xb, sa, sb, I, J, tile, progress, placement=None, store=None,
+               mirror=False):
+    """The pairs (xa[I[p]], xb[J[p]]) by tiles of ``tile`` pairs, as numpy arrays (K, Θ or None).
+    With a :class:`~kernelc.runtime.store.GramStore` each tile is written to disk as it
+    finishes (and mirrored to (J, I) when ``mirror``), tiles it holds already are skipped, and
+    nothing is returned."""
     placement = placement or Placement([jax.devices()[0]])
     size = placement.tile(min(tile, len(I)))
 
     def run(start, stop):
+        if store is not None and store.done[start // size]:
+            return None  # finished by an earlier, interrupted run
         i = padded(I[start:stop], size)
         j = padded(J[start:stop], size)
         k, t = fn(*placement.put((xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb])))
         keep = stop - start
-        return np.asarray(k[:keep]), None if t is None else np.asarray(t[:keep])
+        k, t = np.asarray(k[:keep]), None if t is None else np.asarray(t[:keep])
+        if store is None:
+            return k, t
+        store.write(start // size, {name: v for name, v in (("nngp", k), ("ntk", t))
+                                    if name in store.arrays}, I[start:stop], J[start:stop], mirror)
+        return None
     parts = run_chunks(run, len(I), size, "kernelc: Gram tiles", progress)
+    if store is not None:
+        return None
     k = np.concatenate([p[0] for p in parts])
     t = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
     return k, t
+
+
+def all_finite(array, rows=1024):
+    """No NaN or inf in ``array``, checked by blocks of rows (a memory-mapped Gram matrix is
+    not read into memory at once)."""
+    return all(np.all(np.isfinite(array[i:i + rows])) for i in range(0, len(array), rows))
 
 
 def pair_indices(n1, n2, gram, mirror):
@@ -415,13 +435,15 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                                       "Gram-tile pass" + " (NNGP+NTK)" * want))
                for want in (True, False) for check in (True, False)}
 
-    def plan_memory(n1, n2=None, dtype="float32", max_memory=None, symmetric=True):
-        """Predicted bytes of the result and of one tile, and the tile size (pairs) under budget."""
+    def plan_memory(n1, n2=None, dtype="float32", max_memory=None, symmetric=True,
+                    results_on_disk=False):
+        """Predicted bytes of the result and of one tile, and the tile size (pairs) under budget
+        (``results_on_disk``: the Gram matrices are written to files, not held in memory)."""
         itemsize = np.dtype(dtype).itemsize
         per_pair = bytes_per_pair * itemsize // 4
         budget = budget_bytes(max_memory)
         n_pairs = n1 * (n1 - 1) // 2 if (n2 is None and symmetric) else n1 * (n2 or n1)
-        result = (n1 * (n2 or n1)) * output_entries * itemsize * 2
+        result = 0 if results_on_disk else (n1 * (n2 or n1)) * output_entries * itemsize * 2
         fixed = result + 2 * (n1 + (n2 or 0)) * stats_entries * itemsize
         if fixed + per_pair > budget:
             raise MemoryBudgetError(
@@ -434,7 +456,8 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                 "tile_bytes": chunk * per_pair, "result_bytes": result, "budget": budget}
 
     def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=None,
-                  progress=None, symmetric=True, check_precision=True, devices=None):
+                  progress=None, symmetric=True, check_precision=True, devices=None,
+                  out=None):
         """The exact infinite-width NNGP and NTK Gram matrices of this network.
 
         x1: (N1, *box, C) inputs (channels last; single-channel inputs may omit the channel axis);
@@ -454,6 +477,10 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         ``devices``: the JAX devices the tiles are split over (default: every local device of
         the default backend, e.g. all GPUs of a node; one CPU device on a plain CPU machine);
         each tile's pairs are divided evenly between them (docs/performance.md, "Devices").
+        ``out``: a folder; the Gram matrices are written there tile by tile (``nngp.npy``,
+        ``ntk.npy``, memory-mapped, not held in memory) and returned opened read-only from it;
+        the same call after an interruption computes only the missing tiles
+        (:mod:`kernelc.runtime.store`).
         """
         single = isinstance(get, str)
         get = (get,) if single else tuple(get)
@@ -471,7 +498,8 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         n1 = x1.shape[0]
         n2 = n1 if x2 is None else x2.shape[0]
         mirror = symmetric and x2 is None and output_is_vector
-        plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror)
+        plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror,
+                           results_on_disk=out is not None)
         # self pairs: the diagonal of a Gram matrix and every pair of identical inputs; the value
         # comes from the self pass of x1 (of the smaller index in a Gram matrix: stays symmetric)
         x1c = np.asarray(x1, dtype)
@@ -492,29 +520,46 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                 keep = ~np.isin(I * n2 + J, SI * n2 + SJ)
                 I, J = I[keep], J[keep]
             shape = (n1, n2) + tuple(k1.shape[1:])
-            out = {}
-            if len(I):
+            grams = {}
+            if out is not None:
+                tile = placement.tile(min(plan["tile_pairs"], max(len(I), 1)))
+                run = {"runtime_version": RUNTIME_VERSION, "tile_pairs": tile,
+                       "pairs": int(len(I)), "dtype": str(np.dtype(dtype)),
+                       "fingerprint": fingerprint(
+                           input_shape, x1c, None if x2 is None else np.asarray(x2, dtype),
+                           sorted(get), mirror, k1, t1)}  # k1, t1: identify the network
+                store = GramStore(out, run, {name: shape for name in get}, dtype,
+                                  -(-len(I) // tile))
+                grams = store.arrays
+            k = t = None
+            if len(I):  # on disk: the tiles are written there, nothing comes back
                 k, t = cross_pass(cross_fn, xa, xb, s1, s2, I, J, plan["tile_pairs"], progress,
-                                  placement)
-            for name, vals, diag in (("nngp", k if len(I) else None, k1),
-                                     ("ntk", t if len(I) else None, t1)):
+                                  placement, *((store, mirror) if out is not None else ())) \
+                    or (None, None)
+            for name, vals, diag in (("nngp", k, k1), ("ntk", t, t1)):
                 if name not in get:
                     continue
-                gram = np.zeros(shape, dtype=np.dtype(dtype))
-                if vals is not None:
-                    gram[I, J] = vals
-                if mirror:
-                    gram[J, I] = vals if vals is not None else 0
+                if out is None:
+                    gram = grams[name] = np.zeros(shape, dtype=np.dtype(dtype))
+                    if vals is not None:
+                        gram[I, J] = vals
+                    if mirror:
+                        gram[J, I] = vals if vals is not None else 0
+                gram = grams[name]
                 if len(SI):  # self pairs: from the self pass, also when symmetric=False
                     gram[SI, SJ] = np.asarray(diag)[SK]
-                if not np.all(np.isfinite(gram)):
+                if not all_finite(gram):
                     raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
                                      "may be too large for float32 (try dtype='float64')")
-                out[name] = gram
+            if out is not None:
+                for gram in grams.values():
+                    gram.flush()
+                grams = {name: np.load(os.path.join(store.folder, f"{name}.npy"), mmap_mode="r")
+                         for name in grams}
         jax.effects_barrier()  # every callback of this call has recorded its estimate
         warn_inexact_quadrature(dtype)
         warn_imprecise(dtype, get)
-        return out[get[0]] if single else out
+        return grams[get[0]] if single else grams
 
     kernel_fn.compiled_passes = batches  # (want_ntk, check) -> (self, cross): for inspection
     return kernel_fn, plan_memory

@@ -1,9 +1,13 @@
 """The runtime's error types: kernelc's own when it is installed (so that a user catches
 ``kernelc.errors.KernelcError``), plain subclasses of the built-in ones in a standalone module."""
 try:
-    from kernelc.errors import InputError, MemoryBudgetError, PrecisionWarning, QuadratureWarning
+    from kernelc.errors import (InputError, MemoryBudgetError, OutputError, PrecisionWarning,
+                                QuadratureWarning)
 except ImportError:  # pragma: no cover - a standalone module without kernelc
     class InputError(ValueError):
+        pass
+
+    class OutputError(OSError):
         pass
 
     class MemoryBudgetError(MemoryError):
@@ -15,4 +19,5 @@ except ImportError:  # pragma: no cover - a standalone module without kernelc
     class PrecisionWarning(UserWarning):
         pass
 
-__all__ = ["InputError", "MemoryBudgetError", "QuadratureWarning", "PrecisionWarning"]
+__all__ = ["InputError", "MemoryBudgetError", "OutputError", "QuadratureWarning",
+           "PrecisionWarning"]

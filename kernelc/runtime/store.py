@@ -1,0 +1,103 @@
+"""Gram matrices written to disk tile by tile, and resumed after an interruption.
+
+``kernel_fn(x1, ..., out=FOLDER)`` keeps each requested Gram matrix in ``FOLDER/<name>.npy`` (a
+memory-mapped .npy file: numpy reads it, ``np.load(path, mmap_mode="r")`` without loading it)
+and records the finished tiles of input pairs in ``FOLDER/tiles_done.npy``, flushed after each
+tile. ``FOLDER/run.npy`` (JSON text) fingerprints the computation (network code and constants, inputs,
+dtype, kernels, tiling); running the same call again computes only the tiles not yet done, and
+a folder that holds another computation is refused. Plain .npy files rather than a chunked
+format (zarr): the Gram matrices are dense and uncompressible, each tile writes scattered
+entries (i, j) and (j, i), and .npy needs nothing but numpy.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from kernelc.runtime.errors import OutputError
+
+__all__ = ["GramStore", "fingerprint"]
+
+RUN_FILE = "run.npy"  # the run's description, JSON text in a 0-d array
+DONE_FILE = "tiles_done.npy"
+
+
+def fingerprint(*parts) -> str:
+    """SHA-256 of the parts: arrays by dtype, shape and bytes, others by repr. kernel_fn
+    fingerprints a run by its inputs, dtype, kernels and the self-pass kernels of the inputs:
+    those identify the network too (another spec gives other diagonal kernels)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if part is not None and not isinstance(part, (str, int, float, tuple, list, bool)):
+            part = np.asarray(part)
+            h.update(f"{part.dtype}{part.shape}".encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(repr(part).encode())
+    return h.hexdigest()
+
+
+class GramStore:
+    """The on-disk Gram matrices of one computation in ``folder`` (made if missing): ``arrays``
+    maps each kernel name to its memory-mapped (n1, n2, ...) array, ``done`` the finished tiles.
+    ``resumed`` says how many tiles an earlier run had finished."""
+
+    def __init__(self, folder, run: dict, shapes: dict, dtype, n_tiles: int):
+        self.folder = os.fspath(folder)
+        if os.path.exists(self.folder) and not os.path.isdir(self.folder):
+            raise OutputError(f"out={self.folder!r} is a file; give a folder for the Gram "
+                              "matrices (it is made if missing)")
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot make the folder {self.folder!r}: {exc.strerror}") from None
+        run = dict(run, tiles=n_tiles, kernels=sorted(shapes))
+        run_path = os.path.join(self.folder, RUN_FILE)
+        previous = self._read_run(run_path)
+        if previous is not None and previous != run:
+            raise OutputError(
+                f"{self.folder!r} holds the Gram matrices of another computation (other "
+                "inputs, network, dtype, kernels or memory budget); give an empty or new "
+                "folder, or delete this one")
+        fresh = previous is None or not all(
+            os.path.isfile(os.path.join(self.folder, f)) for f in
+            [DONE_FILE] + [f"{name}.npy" for name in shapes])
+        mode = "w+" if fresh else "r+"
+        try:
+            self.done = np.lib.format.open_memmap(os.path.join(self.folder, DONE_FILE), mode,
+                                                  dtype=bool, shape=(n_tiles,))
+            self.arrays = {name: np.lib.format.open_memmap(
+                os.path.join(self.folder, f"{name}.npy"), mode, dtype=np.dtype(dtype),
+                shape=shape) for name, shape in shapes.items()}
+        except OSError as exc:
+            raise OutputError(f"cannot write the Gram matrices in {self.folder!r}: "
+                              f"{exc.strerror or exc}") from None
+        if fresh:
+            self.done[:] = False
+            self.done.flush()
+            np.save(run_path, np.array(json.dumps(run)))  # last: then the arrays exist
+        self.resumed = int(self.done.sum())
+
+    @staticmethod
+    def _read_run(path):
+        if not os.path.exists(path):
+            return None
+        try:
+            return json.loads(str(np.load(path)))
+        except (OSError, ValueError):
+            return {"unreadable": True}  # never matches: refused as another computation
+
+    def write(self, tile: int, entries: dict, I, J, mirror: bool):
+        """Store one finished tile's values at (I, J) (and (J, I) when mirrored), then mark it
+        done; the arrays are flushed before the mark, so a done tile is on disk."""
+        for name, vals in entries.items():
+            array = self.arrays[name]
+            array[I, J] = vals
+            if mirror:
+                array[J, I] = vals
+            array.flush()
+        self.done[tile] = True
+        self.done.flush()

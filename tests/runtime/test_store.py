@@ -1,0 +1,86 @@
+"""Gram matrices on disk, tile by tile, resumed after an interruption (kernelc.runtime.store)."""
+import json
+
+import numpy as np
+import pytest
+
+import kernelc
+from kernelc.errors import OutputError
+
+SPEC = "group p4\ninput 3 x 3 channels 1\nlift(size=3, b_std=0.1)\nrelu\ngroup_pool\ndense(1)"
+
+
+@pytest.fixture(scope="module")
+def net():
+    return kernelc.compile(SPEC)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(0).normal(size=(9, 3, 3, 1))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(net, tiles, monkeypatch):
+    """Make the cross pass fail on its (tiles + 1)-th tile, as a killed run would stop."""
+    cross = net.kernel_fn.compiled_passes[True, True][1]
+    calls = {"n": 0}
+    original = type(cross).__call__
+
+    def call(self, *args):
+        if self is cross:
+            calls["n"] += 1
+            if calls["n"] > tiles:
+                raise Interrupted
+        return original(self, *args)
+    monkeypatch.setattr(type(cross), "__call__", call)
+    return calls
+
+
+def test_an_interrupted_gram_matrix_resumes_where_it_stopped(net, x, tmp_path, monkeypatch):
+    expected = net.kernel_fn(x, dtype="float64")
+    folder = tmp_path / "grams"
+    per_pair = net.module.BYTES_PER_PAIR * 2  # float64
+    budget = 2 * len(x) * net.module.STATS_ENTRIES * 8 + 5 * per_pair  # tiles of 5 pairs
+    with monkeypatch.context() as m:
+        calls = _interrupt_after(net, 2, m)
+        with pytest.raises(Interrupted):
+            net.kernel_fn(x, dtype="float64", out=folder, max_memory=budget)
+    done = np.load(folder / "tiles_done.npy")
+    assert done.sum() == 2 and len(done) > 3
+    with monkeypatch.context() as m:
+        calls = _interrupt_after(net, 10 ** 6, m)
+        grams = net.kernel_fn(x, dtype="float64", out=folder, max_memory=budget)
+    assert calls["n"] == len(done) - 2  # only the missing tiles were computed
+    for name in ("nngp", "ntk"):
+        assert isinstance(grams[name], np.memmap)
+        # other tiles than the in-memory run's: equal to rounding
+        np.testing.assert_allclose(grams[name], expected[name], rtol=1e-13, atol=0)
+        np.testing.assert_array_equal(np.load(folder / f"{name}.npy"), grams[name])
+    assert json.loads(str(np.load(folder / "run.npy")))["tiles"] == len(done)
+
+
+def test_a_folder_of_another_computation_is_refused(net, x, tmp_path):
+    folder = tmp_path / "grams"
+    net.kernel_fn(x[:4], get="nngp", out=folder)
+    with pytest.raises(OutputError, match="holds the Gram matrices of another computation"):
+        net.kernel_fn(x[:5], get="nngp", out=folder)  # other inputs
+    with pytest.raises(OutputError, match="another computation"):
+        net.kernel_fn(x[:4], get="ntk", out=folder)  # another kernel
+    other = kernelc.compile(SPEC.replace("b_std=0.1", "b_std=0.2"))
+    with pytest.raises(OutputError, match="another computation"):
+        other.kernel_fn(x[:4], get="nngp", out=folder)  # another network
+    file = tmp_path / "file"
+    file.write_text("")
+    with pytest.raises(OutputError, match="is a file; give a folder"):
+        net.kernel_fn(x[:4], out=file)
+
+
+def test_the_results_are_not_held_in_the_memory_budget(net):
+    in_memory = net.module.plan_memory(20000, dtype="float32")
+    on_disk = net.module.plan_memory(20000, dtype="float32", results_on_disk=True)
+    assert in_memory["result_bytes"] > 0 and on_disk["result_bytes"] == 0
+    assert on_disk["tile_pairs"] >= in_memory["tile_pairs"]
