@@ -5,8 +5,8 @@ positions (``group_pool``, ``avg_pool``, ``flatten``).
 The storage layouts (:mod:`kernelc.ir.plan`) are ``box_full``/``box_diag`` on the box and
 ``group_reduced``/``group_diag``/``group_general`` on G; :meth:`Context.out_layout
 <kernelc.compiler.derive.Context.out_layout>` picks them from the identity decisions. The
-runtime helpers named in the emitted code (stencils, window means) live in
-:mod:`kernelc.runtime.stencils` and :mod:`kernelc.runtime.maps`.
+runtime helpers named in the emitted code live in :mod:`kernelc.runtime.stencils` (stencils,
+window means) and :mod:`kernelc.runtime.layouts` (the input kernels, self-diagonals).
 """
 from __future__ import annotations
 
