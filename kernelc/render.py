@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .families import family_of
 from .frontend.infer import TypedGraph
 from .groups import builtin_groups, get_group
 
@@ -64,25 +65,14 @@ def graph_dot(tg: TypedGraph) -> str:
 
 
 def groups_text(name: Optional[str] = None) -> str:
+    """``kernelc groups``: one row per group; ``kernelc groups NAME``: the group in detail, as
+    its family shows it."""
     if name is not None:
         group = get_group(name)
-        if getattr(group, "family", "lattice") != "lattice":
-            return group.describe()
-        lines = [group.describe(), "", "elements (index: matrix, inverse, order-class):"]
-        cls = {e: i for i, c in enumerate(group.conjugacy_classes) for e in c}
-        for i, label in enumerate(group.element_labels):
-            lines.append(f"  {i:>3}: {label:<28} inverse {int(group.inverse[i]):>3}   class {cls[i]}")
-        lines.append(f"abelian: {group.is_abelian}; conjugacy classes: "
-                     f"{[len(c) for c in group.conjugacy_classes]}")
-        return "\n".join(lines)
+        return family_of(group).details(group)
     rows = [("name", "|H|", "dim", "lattice", "generators")]
     for gname, group in builtin_groups().items():
-        gens = "; ".join(str([list(r) for r in m]).replace(" ", "") for m in group.generators) \
-            or "none"
-        order = str(group.order) if group.order else "∞"
-        if getattr(group, "family", "lattice") != "lattice":
-            gens = "continuous: " + group.description
-        rows.append((gname, order, str(group.dim), group.lattice, gens))
+        rows.append((gname,) + tuple(family_of(group).listing(group)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4]
                      for r in rows)

@@ -13,6 +13,12 @@ The layers, lowest first (a package may import from its own layer and the layers
     codegen          module emission, --standalone
     the rest         network, methods, molecules, explain, render, verify, api, cli, testing
 
+A group family's package (kernelc/families/<family>/) is a vertical slice: each of its modules
+belongs to the layer of its pipeline stage (FAMILY_STAGES), and the protocol
+(kernelc/families/protocol.py, the package roots) to ``groups``. So a family's kinds may import
+the front end's machinery, and the front end may import the families' kinds, but a family's
+group module may not import its rules.
+
 Function-level imports count as much as top-level ones: a lazy import only hides a cycle.
 """
 import ast
@@ -23,10 +29,25 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "kernelc"
 LAYERS = ["errors", "runtime", "ir", "groups", "rules", "frontend", "compiler", "codegen"]
 TOP = len(LAYERS)  # everything else
+#: The layer of each stage module of a family package; the protocol and package roots are groups.
+FAMILY_STAGES = {"family": "groups", "group": "groups", "kinds": "frontend", "rules": "rules",
+                 "identities": "compiler", "network": "the rest"}
 
 
-def _layer(part: str) -> int:
+def _layer(module: str) -> int:
+    """The layer of a kernelc module (dotted name)."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] == "families":
+        if len(parts) <= 3 or parts[2] == "protocol":  # kernelc.families[.protocol|.<family>]
+            return LAYERS.index("groups")
+        stage = FAMILY_STAGES[parts[3]]  # KeyError: a family module of no declared stage
+        return LAYERS.index(stage) if stage in LAYERS else TOP
+    part = _part(module)
     return LAYERS.index(part) if part in LAYERS else TOP
+
+
+def _layer_name(layer: int) -> str:
+    return LAYERS[layer] if layer < TOP else "the rest"
 
 
 def _module_name(path: Path) -> str:
@@ -53,8 +74,11 @@ def _imports(path: Path):
 
 
 def _part(module: str) -> str:
-    """The package (or top-level module) of kernelc a dotted name belongs to."""
+    """The package (or top-level module) of kernelc a dotted name belongs to; a family package
+    (``families.so3``) counts as a package of its own."""
     parts = module.split(".")
+    if len(parts) > 2 and parts[1] == "families" and parts[2] != "protocol":
+        return ".".join(parts[1:3])
     return parts[1] if len(parts) > 1 else ""
 
 
@@ -63,7 +87,8 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_go_down_the_layers(path):
-    own = _part(_module_name(path))
+    module = _module_name(path)
+    own = _layer(module)
     for line, target, names in _imports(path):
         if not target.startswith("kernelc"):
             continue
@@ -71,12 +96,12 @@ def test_imports_go_down_the_layers(path):
         targets = [target] if target != "kernelc" else \
             [f"kernelc.{n}" for n in names if not n.startswith("__")]
         for t in targets:
-            part = _part(t)
-            if part == own or not part:
+            if not _part(t):
                 continue
-            assert _layer(part) <= _layer(own) or _layer(own) == TOP, (
-                f"kernelc/{path.relative_to(PACKAGE)}:{line} imports {t}: {own or 'kernelc'} "
-                f"is below {part} (order: {' < '.join(LAYERS)} < the rest)")
+            assert _layer(t) <= own or own == TOP, (
+                f"kernelc/{path.relative_to(PACKAGE)}:{line} imports {t}: {module} "
+                f"({_layer_name(own)}) is below {_layer_name(_layer(t))} "
+                f"(order: {' < '.join(LAYERS)} < the rest)")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -88,6 +113,22 @@ def test_no_private_names_from_other_packages(path):
         private = [n for n in names if n.startswith("_")]
         assert not private, f"kernelc/{path.relative_to(PACKAGE)}:{line} imports {private} " \
                             f"from {target}"
+
+
+@pytest.mark.parametrize("module, layer", [
+    ("kernelc.families", "groups"), ("kernelc.families.protocol", "groups"),
+    ("kernelc.families.so3", "groups"), ("kernelc.families.so3.group", "groups"),
+    ("kernelc.families.lattice.kinds", "frontend"), ("kernelc.families.so3.rules", "rules"),
+    ("kernelc.families.lattice.identities", "compiler"),
+    ("kernelc.families.so3.network", "the rest"), ("kernelc.frontend.graph", "frontend")])
+def test_a_family_module_is_in_the_layer_of_its_stage(module, layer):
+    assert _layer_name(_layer(module)) == layer
+
+
+def test_every_family_module_has_a_stage():
+    for path in sorted((PACKAGE / "families").glob("*/*.py")):
+        if path.name != "__init__.py":
+            assert path.stem in FAMILY_STAGES, f"kernelc/{path.relative_to(PACKAGE)}: which stage?"
 
 
 def test_the_layers_exist():

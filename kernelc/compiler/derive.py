@@ -2,8 +2,8 @@
 the storage layout and the plan ops.
 
 The walk is a loop over the nodes in topological order; every step is a look-up in the layer
-rules table (:data:`kernelc.rules.layers.RULES`). Layouts follow from the identity decisions:
-(R) stores group kernels as K̃[t,t'](q), (D) keeps only site-diagonal entries.
+rules table of the graph's family (:func:`kernelc.rules.family_rules.rules_for`). Layouts follow
+from the identity decisions: (R) stores group kernels as K̃[t,t'](q), (D) keeps only site-diagonal entries.
 """
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..families import family_of
 from ..frontend.infer import TypedGraph
-from ..rules.layers import Formulas, rules_for
-from .identities import IdentityDecision, decide
+from ..rules.family_rules import rules_for
+from ..rules.layers import Formulas
+from .family_identities import decide
+from .identities import IdentityDecision
 from .passes import simplify
 from ..ir.plan import Layout, Op, Value
 
@@ -158,7 +161,7 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
     decisions = decide(typed, enabled)
     ctx = Context(typed, decisions)
     g = typed.layers
-    rules = rules_for(getattr(typed.group, "family", "lattice"))
+    rules = rules_for(family_of(typed.group))
     values = ctx.values
     nodes: List[NodeDerivation] = []
     for n in g.order():

@@ -20,6 +20,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import InputError, SpecError
+from ..families.lattice import LatticeGroup
 from ..frontend.ast import Branches, GroupDecl, Layer, Repeat, Spec
 from ..frontend.infer import TypedGraph, resolve_group
 
@@ -94,8 +95,11 @@ def matching_cnn_spec(spec: Spec, dim: Optional[int] = None, lattice: Optional[s
     """
     if dim is None or lattice is None:
         group = resolve_group(spec.group)
+        if not isinstance(group, LatticeGroup):
+            raise SpecError(f"a plain CNN matches the networks of lattice groups only, not "
+                            f"{group.name}", spec.group.span)
         dim = group.dim if dim is None else dim
-        lattice = getattr(group, "lattice", "square") if lattice is None else lattice
+        lattice = group.lattice if lattice is None else lattice
     trivial = trivial_group_decl(dim, lattice, spec.group.span)
     return dataclasses.replace(spec, name=spec.name + "_cnn", group=trivial,
                                body=tuple(_cnn_statements(spec.body)))

@@ -17,7 +17,9 @@ from ..errors import KernelcError, SpecError, did_you_mean
 from ..rules.nonlinearities import MAX_POLY_DEGREE, NONLINEARITIES, kernel_map
 from .ast import Branches, Layer, Repeat, Spec, Word
 from .parser import CONSTANTS as EXPRESSION_CONSTANTS, FUNCTIONS as EXPRESSION_FUNCTIONS
-from .layers import LAYER_KINDS, layer_kinds, resolve_hyperparameters, spec_family
+from ..families import Family
+from .family_kinds import families_with_kind, layer_kinds, spec_family
+from .layers import resolve_hyperparameters
 
 #: Most nodes an unrolled layer graph may have (``repeat 99999999 {...}`` would never finish).
 MAX_NODES = 10_000
@@ -47,7 +49,7 @@ class LayerGraph:
         return sorted(self.graph.successors(n))
 
 
-def layer_names(family: str = "lattice") -> List[str]:
+def layer_names(family: Family) -> List[str]:
     """Every name a layer statement may use: the family's layer table plus the nonlinearities."""
     return sorted(set(layer_kinds(family)) | set(NONLINEARITIES))
 
@@ -131,7 +133,7 @@ def build_graph(spec: Spec) -> LayerGraph:
             return add("nonlinearity", layer.span, nonlinearity_hp(layer, defined_names),
                        label=layer.kind)
         valid = layer_names(family)
-        if family != "lattice" and layer.kind in LAYER_KINDS:
+        if families_with_kind(layer.kind):  # another family's kind
             raise SpecError(f"layer '{layer.kind}' is not defined for the {spec.group.name} "
                             "family", layer.span, expected=valid)
         raise SpecError(f"unknown layer '{layer.kind}'", layer.span, expected=valid,

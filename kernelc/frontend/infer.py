@@ -12,11 +12,12 @@ from typing import Callable, Dict, Union
 from pathlib import Path
 
 from ..errors import GroupError, KernelcError, ShapeError, SpecError
+from ..families import family_of, family_of_input
 from ..groups import LatticeGroup, get_group
 from .ast import GroupDecl, Spec
 from .gaussianity import node_law
 from .graph import LayerGraph, build_graph
-from .layers import LAYER_KINDS, layer_kinds
+from .family_kinds import input_types, layer_kinds
 from .parser import load_spec
 from .types import SignalType
 
@@ -26,7 +27,7 @@ class TypedGraph:
     """A layer graph whose nodes carry ``out`` (their output type), plus the resolved group."""
 
     layers: LayerGraph
-    group: LatticeGroup
+    group: object  # a group of one of the families (kernelc.families)
 
     @property
     def spec(self) -> Spec:
@@ -44,14 +45,10 @@ class TypedGraph:
         spec, group = self.spec, self.group
         n_layers = sum(1 for n in self.layers.order()
                        if self.layers.node(n)["kind"] not in ("input", "fanout", "identity"))
-        box = "×".join(map(str, spec.input.shape))
-        if spec.input.domain == "sphere":
-            return (f"{spec.name}: group {group.name} (continuous), input S² band "
-                    f"{spec.input.bandlimit} (grid {box})×{spec.input.channels}, {n_layers} "
-                    f"layers, output {self.output_type}, {spec.parameterization} parameterization")
-        return (f"{spec.name}: group {group.name} (|H|={group.order}), input {box}×"
-                f"{spec.input.channels}, {n_layers} layers, output {self.output_type}, "
-                f"{spec.parameterization} parameterization")
+        family = family_of(group)
+        return (f"{spec.name}: group {group.name} ({family.order_text(group)}), "
+                f"input {family.describe_input(self.input_type)}, {n_layers} layers, "
+                f"output {self.output_type}, {spec.parameterization} parameterization")
 
 
 def resolve_group(decl: GroupDecl) -> LatticeGroup:
@@ -68,25 +65,11 @@ def resolve_group(decl: GroupDecl) -> LatticeGroup:
 
 def _input(tg, node, ins):
     spec, group = tg.spec, tg.group
-    shape = spec.input.shape
-    family = getattr(group, "family", "lattice")
-    if (spec.input.domain == "sphere") != (family == "so3"):
-        if family == "so3":
-            raise ShapeError(f"group {group.name} acts on signals on the sphere: declare "
-                             "'input sphere bandlimit L channels C'", spec.input.span)
-        raise ShapeError(f"sphere inputs need a group that acts on the sphere (SO3), not "
-                         f"{group.name}", spec.input.span, suggestion="group SO3")
-    if family == "so3":
-        return SignalType("sphere", shape, spec.input.channels, 0, spec.input.bandlimit)
-    if group.dim != len(shape):
-        raise ShapeError(f"group {group.name} acts on Z^{group.dim}, but the input box has "
-                         f"{len(shape)} axes", spec.input.span)
-    try:
-        group.domain_mask(shape)
-        group.site_permutation(shape)
-    except KernelcError as exc:
-        raise ShapeError(exc.message, spec.input.span, suggestion=exc.suggestion) from None
-    return SignalType("box", shape, spec.input.channels, 1)
+    family = family_of(group)
+    if spec.input.domain != family.input_domain:
+        message, suggestion = family.input_mismatch(group, family_of_input(spec.input.domain))
+        raise ShapeError(message, spec.input.span, suggestion=suggestion)
+    return input_types(family)(spec.input, group)
 
 
 def _same_as_input(tg, node, ins):
@@ -116,9 +99,9 @@ def _check_independent_branches(tg, node):
     """A sum's kernel is the sum of branch kernels only if branch outputs are uncorrelated,
     which holds when all but at most one branch end in a layer with fresh zero-mean weights."""
     g = tg.layers
+    kinds = layer_kinds(family_of(tg.group))
     not_parametric = [i for i in g.inputs(node)
-                      if not LAYER_KINDS.get(g.node(i)["kind"], None)
-                      or not LAYER_KINDS[g.node(i)["kind"]].parametric]
+                      if g.node(i)["kind"] not in kinds or not kinds[g.node(i)["kind"]].parametric]
     if len(not_parametric) > 1:
         raise ShapeError("at most one branch of a residual block may end without a weight "
                          "layer (lift/gconv/conv/dense); otherwise the branches are correlated "
@@ -138,7 +121,7 @@ STRUCTURAL: Dict[str, Callable] = {
 
 def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
     tg = TypedGraph(layers, group)
-    kinds = layer_kinds(getattr(group, "family", "lattice"))
+    kinds = layer_kinds(family_of(group))
     for node in layers.order():
         data = layers.node(node)
         ins = [layers.node(i)["out"] for i in layers.inputs(node)]
@@ -173,10 +156,9 @@ def check(spec_or_path: Union[str, Path, Spec]) -> TypedGraph:
     """Parse (if needed), build the layer graph and infer types: the front end in one call."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load_spec(spec_or_path)
     group = resolve_group(spec.group)
-    if spec.group.generators is None and group.family == "lattice" \
-            and group.dim != len(spec.input.shape):
-        raise ShapeError(f"group {group.name} acts on Z^{group.dim}, but the input box has "
-                         f"{len(spec.input.shape)} axes", spec.input.span)
+    family = family_of(group)
+    if spec.group.generators is None and spec.input.domain == family.input_domain:
+        input_types(family)(spec.input, group)  # a wrong input box before any layer's error
     try:
         return infer_types(build_graph(spec), group)
     except RecursionError:  # deeply nested blocks, or a deeply nested phi(...) in sympy

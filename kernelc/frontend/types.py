@@ -1,6 +1,7 @@
 """What flows along an edge of the layer graph: the type of a signal.
 
-Five domains (docs/math/conventions.md, "Signals"; docs/math/so3.md):
+Five domains, declared by the group families (:mod:`kernelc.families`; docs/math/conventions.md,
+"Signals"; docs/math/so3.md):
 
 * ``box``    -- a signal on a finite box of Z^d (the input image, or a plain CNN's features);
 * ``group``  -- a signal on G = H ⋉ Z^d restricted to the box: one value per (site, h ∈ H);
@@ -21,7 +22,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-DOMAINS = ("box", "group", "sphere", "so3", "vector")
+from ..families import domain
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,7 @@ class SignalType:
         return int(np.prod(self.shape)) if self.shape else 1
 
     def describe(self) -> str:
-        width = "∞" if self.channels is None else str(self.channels)
-        if self.domain == "vector":
-            return f"vector[{width}]"
-        box = "×".join(map(str, self.shape))
-        if self.domain == "sphere":
-            return f"S² band {self.band} (grid {box}) ×{width}"
-        if self.domain == "so3":
-            return f"SO(3) band {self.band} (grid {box}) ×{width}"
-        if self.domain == "box":
-            return f"Z^{len(self.shape)} box {box} ×{width}"
-        return f"G (|H|={self.group_order}) on box {box} ×{width}"
+        return domain(self.domain).describe(self)
 
     def __str__(self) -> str:
         return self.describe()

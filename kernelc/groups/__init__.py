@@ -1,7 +1,10 @@
-"""Symmetry groups as algebraic data: lattice groups H ⋉ Z^d built from generators, and the
-harmonic family (SO(3) on S²) declared by its grids and representations."""
-from kernelc.groups.lattice import LATTICES, LatticeGroup
-from kernelc.groups.so3 import SO3, HarmonicGroup
+"""The registry of symmetry groups by name: the built-in lattice groups H ⋉ Z^d and SO(3).
+
+The group objects are their families' (:mod:`kernelc.families.lattice.group`,
+:mod:`kernelc.families.so3.group`); they are re-exported here for users.
+"""
+from kernelc.families.lattice.group import LATTICES, LatticeGroup
+from kernelc.families.so3.group import SO3, HarmonicGroup
 from kernelc.groups.registry import (builtin_groups, get_group, register_family_group,
                                      register_group)
 

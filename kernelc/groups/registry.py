@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from kernelc.errors import GroupError, SourceSpan, SpecError, did_you_mean
-from kernelc.groups.lattice import LatticeGroup
-from kernelc.groups.so3 import SO3
+from kernelc.families.lattice.group import LatticeGroup
+from kernelc.families.so3.group import SO3
 
 _REGISTRY: dict = {}
 

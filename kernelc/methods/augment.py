@@ -402,8 +402,8 @@ def _diagnose(cnn, gcnn, group, xs, g, dtype, tol, max_memory) -> List[str]:
     if not ok:
         return [f"the GCNN '{gcnn.typed.spec.name}' has no plain-CNN counterpart: {reason}"]
     try:
-        gg = gcnn.typed.group  # the matching CNN lives on the GCNN's lattice (hexagonal for p6)
-        own = kc_compile(matching_cnn_spec(gcnn.typed.spec, gg.dim, getattr(gg, "lattice", "square")))
+        # the matching CNN lives on the GCNN's lattice (hexagonal for p6)
+        own = kc_compile(matching_cnn_spec(gcnn.typed.spec))
         own_a = augmented_kernel(own, gcnn.typed.group, xs, xs, GET, dtype=dtype, max_memory=max_memory)
     except KernelcError as exc:
         return [f"could not build the GCNN's matching CNN: {exc.message}"]

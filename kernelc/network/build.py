@@ -1,9 +1,10 @@
 """Typed graph -> the finite-width network the kernels describe: ``init_fn`` and ``apply_fn``.
 
-The walk is the same as the kernel compiler's: nodes in topological order, one table look-up
-per node kind (:data:`kernelc.network.layers.FINITE_LAYERS`). Everything static (filter
-expansion indices, masks, φ) is prepared once here in numpy; ``apply_fn`` is pure JAX and
-jit-friendly.
+The walk is the same as the kernel compiler's: nodes in topological order, one look-up per node
+kind in the finite layers of the graph's family (:func:`kernelc.network.layers.finite_layers`).
+Everything static (filter expansion indices, masks, φ) is prepared once here in numpy;
+``apply_fn`` is pure JAX and jit-friendly. :class:`FiniteNetwork` is the lattice family's
+network and the base class of the other families' (:data:`FAMILY_NETWORKS`).
 
 Widths. The kernels assume every hidden layer is infinitely wide. ``init_fn(key, input_shape,
 width)`` gives every hidden weight layer (lift, gconv, conv, dense) ``width`` output channels;
@@ -14,23 +15,23 @@ spec's own ``width=`` values are used (an error names the first hidden layer wit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import networkx as nx
 import numpy as np
 
 from ..errors import InputError, KernelcError, ShapeError
 from ..frontend.infer import check
-from ..frontend.layers import layer_kinds
+from ..families import Family, family_of
+from ..frontend.family_kinds import layer_kinds
 from ..ir.jax_printer import jax_code
 from ..rules.nonlinearities import x as X
 from ..runtime import maps
 from .filters import FilterExpansion, expansion_index
-from .layers import FINITE_LAYERS, check_table
+from .layers import FiniteLayer, finite_layers
 
 
-
-def _typed(obj):
+def typed_graph(obj):
     """A TypedGraph from a TypedGraph, a CompiledKernel, a Spec, a path or spec text."""
     if hasattr(obj, "layers") and hasattr(obj, "group"):
         return obj
@@ -44,14 +45,13 @@ class FiniteNetwork:
     """The finite-width network of a typed graph; ``init``/``apply`` are init_fn/apply_fn."""
 
     typed: Any
-    layer_table: ClassVar[Dict[str, Any]] = FINITE_LAYERS  # kind -> FiniteLayer (init, apply)
     _expansions: Dict[str, FilterExpansion] = field(default_factory=dict, repr=False)
     _phis: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         g = self.typed.layers
-        check_table(g.node(n)["kind"] for n in g.order())
         self.group = self.typed.group
+        self.check_layer_table()
         self.dim = self.group.dim
         self.order: List[str] = g.order()
         self.parameterization = self.typed.spec.parameterization
@@ -64,8 +64,22 @@ class FiniteNetwork:
             if kind in ("lift", "gconv", "conv"):
                 self._expansions[n] = self._make_expansion(n, kind)
             elif kind == "nonlinearity":
-                self._phis[n] = _phi_function(g.node(n)["hp"]["map"].phi)
+                self._phis[n] = phi_function(g.node(n)["hp"]["map"].phi)
         self.final = self._final_weight_layers()
+
+    @property
+    def layer_table(self) -> Dict[str, FiniteLayer]:
+        """kind -> FiniteLayer (init, apply) of the group's family."""
+        return finite_layers(family_of(self.group))
+
+    def check_layer_table(self) -> None:
+        """KernelcError naming every layer kind of the graph this network cannot build."""
+        g = self.typed.layers
+        missing = sorted({g.node(n)["kind"] for n in g.order()} - set(self.layer_table)
+                         - {"input"})
+        if missing:
+            raise KernelcError(f"no finite-width {self.group.name} network for layer kind(s): "
+                               f"{', '.join(missing)}")
 
     # -- static structure ---------------------------------------------------------------------
     def hp(self, node: str) -> dict:
@@ -93,7 +107,7 @@ class FiniteNetwork:
 
     def _is_weight(self, kind: str) -> bool:
         """A layer with fresh weights (its kind's category is "weight"): it has a width."""
-        entry = layer_kinds(getattr(self.group, "family", "lattice")).get(kind)
+        entry = layer_kinds(family_of(self.group)).get(kind)
         return entry is not None and entry.parametric
 
     def _final_weight_layers(self) -> set:
@@ -289,7 +303,7 @@ class FiniteNetwork:
         return (n,) + tuple(t.shape) + (c,)
 
 
-def _phi_function(phi):
+def phi_function(phi):
     """φ as a jnp function: kernelc's guarded JAX printer on the rule's sympy φ (our own tree,
     never user text), evaluated over the helpers of kernelc.runtime.maps."""
     namespace: Dict[str, Any] = maps.namespace("jax")
@@ -304,24 +318,12 @@ def _phi_function(phi):
     return apply
 
 
-# group family -> (module, class) of its network; the lattice family is FiniteNetwork itself
-FAMILY_NETWORKS = {"so3": (".so3", "SO3Network")}
+#: Each family's network class (a FiniteNetwork), registered by the family's network module.
+FAMILY_NETWORKS: Dict[Family, type] = {}
 
 
-def network(obj) -> FiniteNetwork:
-    """The :class:`FiniteNetwork` of a TypedGraph, CompiledKernel, Spec, spec path or text
-    (a subclass from :data:`FAMILY_NETWORKS` for non-lattice group families)."""
-    typed = _typed(obj)
-    entry = FAMILY_NETWORKS.get(getattr(typed.group, "family", "lattice"))
-    if entry is None:
-        return FiniteNetwork(typed)
-    from importlib import import_module
-    return getattr(import_module(entry[0], __package__), entry[1])(typed)
-
-
-def build(obj):
-    """``(init_fn, apply_fn)`` of the finite-width network of ``obj`` (a TypedGraph, or anything
-    :func:`network` accepts). ``init_fn(key, input_shape=None, width=None, dtype="float32")`` ->
-    params; ``apply_fn(params, x)`` -> outputs."""
-    net = network(obj)
-    return net.init, net.apply
+def register_network(family: Family, cls: type) -> None:
+    """Make ``cls`` (FiniteNetwork or a subclass) the finite network of ``family``'s graphs."""
+    if family in FAMILY_NETWORKS:
+        raise KernelcError(f"the network of family '{family.name}' is registered twice")
+    FAMILY_NETWORKS[family] = cls

@@ -1,26 +1,28 @@
-"""The layer rules table: for each layer kind its NNGP/NTK recursion (sympy, for ``explain``)
-and its lowering to plan ops (for the code generator).
+"""Layer rules: for each layer kind its NNGP/NTK recursion (sympy, for ``explain``) and its
+lowering to plan ops (for the code generator); the machinery and the common table.
 
 A rule is registered next to its definition with :func:`rule`; the compiler's walk looks rules
-up by node kind. ``lower(ctx, node, ins)`` returns the plan ops and the output
-:class:`~kernelc.ir.plan.Value`; ``ctx`` (a :class:`~kernelc.compiler.derive.Context`)
-knows the group, which identities hold at this node, and names constants and variables.
+up by node kind. Rules registered with ``family=None`` (here: ``dense``, ``nonlinearity`` and the
+branch structure ``fanout``, ``identity``, ``sum``, ``concat``, entrywise on kernels of one
+layout) are in every family's table; a family's own rules are in its ``rules`` module
+(:mod:`kernelc.families.lattice.rules`, :mod:`kernelc.families.so3.rules`), and
+:mod:`kernelc.rules.family_rules` answers "the table of this family". ``lower(ctx, node, ins)``
+returns the plan ops and the output :class:`~kernelc.ir.plan.Value`; ``ctx`` (a
+:class:`~kernelc.compiler.derive.Context`) knows the group, which identities hold at this node, and names constants and variables.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import sympy
 
-from ..ir.plan import (Affine, Assign, Call, Expr, Layout, Lit, Mean, Num, Op, Ref, Value,
-                       number_source, pad_widths, pairs_literal)
+from ..families import Family
+from ..ir.plan import Affine, Assign, Call, Expr, Lit, Num, Op, Ref, Value, number_source
 from ..ir.plan import Sum as SumOf
 from ..ir.laws import Activation, Concatenation, concat_weights
 from ..errors import KernelcError
-from .formulas import (K, K0, KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
-                       gp, size)
+from .formulas import KDOT, K_NEW, SB2, SW2, THETA, THETA_NEW, S, SumOver, g, gp
 
 
 @dataclass
@@ -41,38 +43,35 @@ class LayerRule:
     lower: Callable
 
 
-#: One rules table per group family; ``RULES`` is the lattice family's.
-FAMILY_RULES: Dict[str, Dict[str, LayerRule]] = {"lattice": {}}
-RULES: Dict[str, LayerRule] = FAMILY_RULES["lattice"]
+#: The rules every family has (registered with ``family=None``), and each family's own rules.
+COMMON_RULES: Dict[str, LayerRule] = {}
+FAMILY_RULES: Dict[Family, Dict[str, LayerRule]] = {}
 
 
-def rule(kind: str, family: str = "lattice"):
-    """Register ``formulas`` and ``lower`` (methods of the decorated class) for ``kind``."""
+def rule(kind: str, family: Optional[Family] = None):
+    """Register ``formulas`` and ``lower`` (methods of the decorated class) for ``kind`` of
+    ``family`` (``None``: of every family)."""
     def register(cls):
-        FAMILY_RULES.setdefault(family, {})[kind] = LayerRule(kind, cls.formulas, cls.lower)
+        table = COMMON_RULES if family is None else FAMILY_RULES.setdefault(family, {})
+        if kind in table or kind in COMMON_RULES:
+            raise KernelcError(f"layer rule '{kind}' registered twice")
+        table[kind] = LayerRule(kind, cls.formulas, cls.lower)
         return cls
     return register
 
 
-def rules_for(family: str) -> Dict[str, LayerRule]:
-    """The rules table of a group family (importing the family's rules on first use)."""
-    if family == "so3":
-        from . import so3  # noqa: F401 - registers the SO(3) rules
-    return FAMILY_RULES[family]
-
-
 # -- helpers shared by the weight layers ----------------------------------------------------
-num = number_source  # a constant as short source text (used by the family rule modules)
+num = number_source  # a constant as short source text (used by the families' rule modules)
 
 
-def _affine_lines(ctx, node, lin: str, out: str) -> List[Assign]:
+def affine_lines(ctx, node, lin: str, out: str) -> List[Assign]:
     """K⁺ = σ_w² K_lin + σ_b² (no bias term when σ_b = 0)."""
     hp = ctx.hp(node)
     w2, b2 = hp["W_std"] ** 2, hp["b_std"] ** 2
     return [Assign((out,), Affine(Num(w2), Ref(lin), Num(b2) if b2 else None))]
 
 
-def _ntk_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str,
+def ntk_update_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str,
                out_t: str) -> List[Assign]:
     """Θ⁺ = σ_w² (stencil of Θ) + K⁺ (ntk) or + fan_in · K_lin + [bias] (standard)."""
     hp = ctx.hp(node)
@@ -87,199 +86,10 @@ def _ntk_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str,
     return [Assign((out_t,), Affine(Num(w2), Ref(ntk_lin), rest))]
 
 
-def _weight_values(ctx, node, domain_size: int, label: str) -> Dict[str, float]:
+def weight_values(ctx, node, domain_size: int, label: str) -> Dict[str, float]:
+    """The values explain prints for a weight layer: σ_w², σ_b² and |label| (the filter's size)."""
     hp = ctx.hp(node)
     return {"σ_w²": hp["W_std"] ** 2, "σ_b²": hp["b_std"] ** 2, f"|{label}|": domain_size}
-
-
-def _ntk_eq(new_k_term, theta_sum, standard: bool):
-    if standard:
-        return sympy.Eq(THETA_NEW[g, gp], SW2 * theta_sum + S("n_in") * (new_k_term) + S("[b]"))
-    return sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta_sum)
-
-
-def _stencil_call(ctx, node, src: Expr, terms: str, nslots: int, out_box,
-                  helper="stencil") -> Call:
-    """A stencil helper call on ``src`` with the node's offset table, pads and padding."""
-    hp = ctx.hp(node)
-    slots = (Lit(nslots),) if helper == "stencil" else ()
-    return Call(helper, (src, Ref(terms)) + slots + (Lit(pad_widths(hp["support"])),
-                                                      Lit(tuple(out_box)), Lit(hp["padding"])))
-
-
-def _offset_terms(ctx, node, pairing: str):
-    """Offset tables of the node's support S, as source text, for each storage layout:
-
-    ``diag``: (y,) for y ∈ S; ``full``: (y, y); ``reduced``: per q, (y, ρ(q)y);
-    ``general``: per (r, r'), (ρ(r)y, ρ(r')y).
-    """
-    support = ctx.hp(node)["support"]
-    elements = ctx.group.elements
-    if pairing == "diag":
-        return pairs_literal([(y,) for y in support])
-    if pairing == "full":
-        return pairs_literal([(y, y) for y in support])
-    if pairing == "reduced":  # one line per q
-        return "(\n    " + ",\n    ".join(pairs_literal([(y, elements[q] @ y) for y in support])
-                                       for q in range(len(elements))) + ",\n)"
-    rows = []
-    for r in elements:  # one line per (r, r')
-        rows.append("(\n        " + ",\n        ".join(
-            pairs_literal([(r @ y, rp @ y) for y in support]) for rp in elements) + ",\n    )")
-    return "(\n    " + ",\n    ".join(rows) + ",\n)"
-
-
-def _linear_op(ctx, node, ins, out_layout, stencil, formula) -> Tuple[List[Op], Value]:
-    """Common tail of lift/gconv/conv: the stencil (applied to K and Θ alike), affine, NTK, mask."""
-    src = ins[0]
-    name = ctx.var(node)
-    k, t, lin = f"k_{name}", f"t_{name}", f"lin_{name}"
-    n_terms = len(ctx.hp(node)["support"])
-    lines = [Assign((lin,), stencil(Ref(src.nngp)))] + _affine_lines(ctx, node, lin, k)
-    ntk_lines = []
-    if src.ntk is not None:
-        # The barrier keeps XLA from fusing Θ's stencil with K's (same slices, and Θ = K after
-        # the first weight layer): jaxlib 0.10.2 on CPU miscompiled that fusion in residual
-        # networks (self-pair NTK 2-4x off under jit, right without jit or with HLO CSE off;
-        # tests/compiler/test_reference_agreement.py, p4-residual-gconv-first and -flatten)
-        ntk_lines.append(Assign((f"{t}_lin",), Call("jax.lax.optimization_barrier",
-                                                     (stencil(Ref(src.ntk)),))))
-    ntk_lines += _ntk_lines(ctx, node, lin, f"{t}_lin" if src.ntk is not None else None, k, t)
-    lines += ctx.mask_lines(k, out_layout)
-    ntk_lines += ctx.mask_lines(t, out_layout)
-    op = Op("stencil", formula, lines, out_layout.entries,
-            out_layout.entries * (n_terms + 2), ntk_lines)
-    return [op], Value(k, t, out_layout)
-
-
-@rule("input")
-class Input:
-    """K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'), Θ0 = 0 (only K0[t,t] under (D))."""
-
-    @staticmethod
-    def formulas(ctx, node):
-        return None
-
-    @staticmethod
-    def lower(ctx, node, ins):
-        t = ctx.typed.layers.node(node)["out"]
-        diag = ctx.uses("D", node)
-        layout = Layout("box_diag" if diag else "box_full", t.shape)
-        fn = Call("input_diag", (Ref("xa"), Ref("xb"))) if diag else \
-            Call("input_full", (Ref("xa"), Ref("xb"), Lit(len(t.shape))))
-        formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag else
-                   "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
-        # on a masked (hexagonal) domain, input values outside the domain are not signal
-        op = Op("input", formula, [Assign(("k_input",), fn)] + ctx.mask_lines("k_input", layout),
-                layout.entries, layout.entries * 2 * t.channels)
-        return [op], Value("k_input", None, layout)
-
-
-@rule("lift")
-class Lift:
-    """K[g,g'] = σ_w²/|S| Σ_{y∈S} K0[g·y, g'·y] + σ_b²;  Θ = K + σ_w²/|S| Σ_y Θ0[...] (= K)."""
-
-    @staticmethod
-    def formulas(ctx, node):
-        y = S("y")
-        body = SumOver(K0[S("g·y"), S("g'·y")], y, S("S"))
-        f = Formulas(sympy.Eq(K_NEW[g, gp], SW2 / size("S") * body + SB2),
-                     _ntk_eq(body / size("S"), SumOver(THETA[S("g·y"), S("g'·y")], y, S("S"))
-                             / size("S"), ctx.parameterization == "standard"),
-                     values=_weight_values(ctx, node, len(ctx.hp(node)["support"]), "S"))
-        if ctx.uses("R", node):
-            f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("t"), S("t'"), S("q")),
-                                      SW2 / size("S") * SumOver(K0[S("t+y"), S("t'+ρ(q)y")], y,
-                                                                S("S")) + SB2))
-        f.notes.append("the input NTK is zero, so Θ = K for the first layer (not 2K − σ_b²)")
-        return f
-
-    @staticmethod
-    def lower(ctx, node, ins):
-        out = ctx.out_layout(node)
-        terms = ctx.constant(node, "TERMS", _offset_terms(
-            ctx, node, {"group_reduced": "reduced", "group_diag": "diag",
-                        "group_general": "general"}[out.kind]))
-        if out.kind == "group_reduced":
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "reduced_stencil")
-            formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)"
-        elif out.kind == "group_diag":
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
-            formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K0[t+y, t+y] + σ_b²   (R)+(D)"
-        else:
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "general_stencil")
-            formula = "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²   (general)"
-        return _linear_op(ctx, node, ins, out, fn, formula)
-
-
-@rule("conv")
-class Conv:
-    """K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²;  Θ⁺ = K⁺ + σ_w²/|S| Σ_y Θ[t+y, t'+y]."""
-
-    @staticmethod
-    def formulas(ctx, node):
-        y, t, tp = S("y"), S("t"), S("t'")
-        body = SumOver(K[S("t+y"), S("t'+y")], y, S("S"))
-        return Formulas(sympy.Eq(K_NEW[t, tp], SW2 / size("S") * body + SB2),
-                        _ntk_eq(body / size("S"), SumOver(THETA[S("t+y"), S("t'+y")], y, S("S"))
-                                / size("S"), ctx.parameterization == "standard"),
-                        values=_weight_values(ctx, node, len(ctx.hp(node)["support"]), "S"))
-
-    @staticmethod
-    def lower(ctx, node, ins):
-        out = ctx.out_layout(node)
-        diag = out.kind == "box_diag"
-        terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag" if diag else "full"))
-        fn = lambda a: _stencil_call(ctx, node, a, terms, 1 if diag else 2, out.box)
-        formula = ("K⁺[t,t] = σ_w²/|S| Σ_{y∈S} K[t+y, t+y] + σ_b²   (D)" if diag else
-                   "K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²")
-        return _linear_op(ctx, node, ins, out, fn, formula)
-
-
-@rule("gconv")
-class GroupConv:
-    """K⁺[g,g'] = σ_w²/|S_G| Σ_{h∈S_G} K[gh, g'h] + σ_b²,  S_G = {(y, s): y ∈ S, s ∈ R}."""
-
-    @staticmethod
-    def formulas(ctx, node):
-        h = S("h")
-        body = SumOver(K[S("gh"), S("g'h")], h, S("S_G"))
-        hp = ctx.hp(node)
-        f = Formulas(sympy.Eq(K_NEW[g, gp], SW2 / size("S_G") * body + SB2),
-                     _ntk_eq(body / size("S_G"), SumOver(THETA[S("gh"), S("g'h")], h, S("S_G"))
-                             / size("S_G"), ctx.parameterization == "standard"),
-                     values=_weight_values(ctx, node, len(hp["support"]) * len(hp["rotations"]),
-                                           "S_G"))
-        if ctx.uses("R", node):
-            f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("t"), S("t'"), S("q")),
-                                      SW2 / size("S") * SumOver(
-                                          sympy.Function("K̃")(S("t+y"), S("t'+ρ(q)y"), S("q")),
-                                          S("y"), S("S")) + SB2))
-            f.notes.append(f"the rotational support R ({len(hp['rotations'])} of "
-                           f"{ctx.group.order} elements) drops out under (R)")
-        return f
-
-    @staticmethod
-    def lower(ctx, node, ins):
-        out = ctx.out_layout(node)
-        if out.kind == "group_reduced":
-            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "reduced"))
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "reduced_stencil")
-            formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)"
-        elif out.kind == "group_diag":
-            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag"))
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
-            formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t+y](e) + σ_b²   (R)+(D)"
-        else:
-            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "general"))
-            right = ctx.constant(node, "RIGHT_MULT", repr(tuple(
-                tuple(int(ctx.group.cayley[r, s]) for r in range(ctx.group.order))
-                for s in ctx.hp(node)["rotations"])))
-            fn = lambda a: _stencil_call(ctx, node, Call("right_mix", (a, Ref(right), Lit(out.d))),
-                                         terms, 2, out.box, "general_stencil")
-            formula = ("K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)]"
-                       " + σ_b²   (general)")
-        return _linear_op(ctx, node, ins, out, fn, formula)
 
 
 @rule("dense")
@@ -291,7 +101,7 @@ class Dense:
         f = Formulas(sympy.Eq(S("K⁺"), SW2 * S("K") + SB2),
                      sympy.Eq(S("Θ⁺"), SW2 * S("Θ") + (S("K⁺") if ctx.parameterization == "ntk"
                                                         else S("n_in") * S("K") + S("[b]"))),
-                     values=_weight_values(ctx, node, 1, "1"))
+                     values=weight_values(ctx, node, 1, "1"))
         f.values.pop("|1|")
         return f
 
@@ -301,8 +111,8 @@ class Dense:
         src = ins[0]
         name = ctx.var(node)
         k, t = f"k_{name}", f"t_{name}"
-        lines = _affine_lines(ctx, node, src.nngp, k)
-        ntk_lines = _ntk_lines(ctx, node, src.nngp, src.ntk, k, t)
+        lines = affine_lines(ctx, node, src.nngp, k)
+        ntk_lines = ntk_update_lines(ctx, node, src.nngp, src.ntk, k, t)
         return [Op("affine", "K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺", lines, 1, 2, ntk_lines)], \
             Value(k, t, out)
 
@@ -431,151 +241,6 @@ class Nonlinearity:
         return [Op("elementwise", f"K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = {names}", lines,
                    lay.entries, lay.entries * 40 * len(parts), ntk_lines)], \
             Value(k, t if with_ntk else None, lay)
-
-
-def _pool(ctx, node, ins, mean: Callable[[Expr], Mean], formula: str,
-          flops: Optional[int] = None):
-    """K⁺ = mean(K), Θ⁺ = mean(Θ) over the same axes (``mean`` builds the node of one)."""
-    src = ins[0]
-    out = ctx.out_layout(node)
-    name = ctx.var(node)
-    k, t = f"k_{name}", f"t_{name}"
-    lines = [Assign((k,), mean(Ref(src.nngp)))]
-    ntk_lines = [Assign((t,), mean(Ref(src.ntk)))] if src.ntk is not None else []
-    flops = src.layout.entries if flops is None else flops
-    return [Op("mean", formula, lines, out.entries, flops, ntk_lines)], \
-        Value(k, t if src.ntk else None, out)
-
-
-@rule("group_pool")
-class GroupPool:
-    """K⁺ = mean_{g,g'} K[g,g'] (and Θ likewise)."""
-
-    @staticmethod
-    def formulas(ctx, node):
-        return Formulas(sympy.Eq(S("K⁺"), MeanOver(K[g, gp], S("g,g'"), S("G"))),
-                        sympy.Eq(S("Θ⁺"), MeanOver(THETA[g, gp], S("g,g'"), S("G"))))
-
-    @staticmethod
-    def lower(ctx, node, ins):
-        lay = ins[0].layout
-        n = ctx.site_count(lay)
-        denom = float(n * n * (lay.order if lay.kind == "group_reduced" else lay.order ** 2))
-        fn = lambda a: Mean(a, None, denom)  # every axis after the pair axis
-        formula = ("K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)" if lay.kind == "group_reduced"
-                   else "K⁺ = mean_{g,g'} K[g,g']")
-        return _pool(ctx, node, ins, fn, formula)
-
-
-@rule("avg_pool")
-class AvgPool:
-    """K⁺[h,h'] = mean_{t,t'} K[(t,h),(t',h')]: a global mean over translations; with size=k,
-    stride=s a mean over the valid windows W(u) = {s·u + a : a ∈ {0..k−1}^d} of both slots,
-    K⁺[(u,h),(u',h')] = (1/k^{2d}) Σ_{a,b} K[(s·u+a, h), (s·u'+b, h')] (docs/math/rules.md)."""
-
-    @staticmethod
-    def formulas(ctx, node):
-        hp = ctx.hp(node)
-        if hp["size"] is not None:
-            return _window_formulas(ctx, node, hp["size"], hp["stride"])
-        return Formulas(sympy.Eq(S("K⁺[h,h']"), MeanOver(K[S("(t,h)"), S("(t',h')")], S("t,t'"),
-                                                         S("X"))),
-                        sympy.Eq(S("Θ⁺[h,h']"), MeanOver(THETA[S("(t,h)"), S("(t',h')")],
-                                                         S("t,t'"), S("X"))))
-
-    @staticmethod
-    def lower(ctx, node, ins):
-        lay = ins[0].layout
-        d = lay.d
-        n = ctx.site_count(lay)
-        if lay.kind not in _SITE_AXES:  # (D) is declined before every off_diagonal kind
-            raise KernelcError(f"internal error: avg_pool cannot read a {lay.kind} kernel")
-        axes = _SITE_AXES[lay.kind](d)
-        hp = ctx.hp(node)
-        if hp["size"] is not None:
-            return _window_pool(ctx, node, ins, axes, hp["size"], hp["stride"])
-        fn = lambda a: Mean(a, axes, float(n * n), keepdims=True)
-        return _pool(ctx, node, ins, fn, "K⁺ = mean_{t,t'} K[t,t'] (per group index)")
-
-
-#: The site axes (both slots) of each full layout, counting the leading pair axis.
-_SITE_AXES = {
-    "box_full": lambda d: tuple(range(1, 1 + 2 * d)),
-    "group_reduced": lambda d: tuple(range(2, 2 + 2 * d)),
-    "group_general": lambda d: tuple(range(2, 2 + d)) + tuple(range(3 + d, 3 + 2 * d)),
-}
-
-
-def _window_formulas(ctx, node, k: int, s: int) -> Formulas:
-    """explain's form of the windowed mean: W = {0..k−1}^d, stride s."""
-    out = ctx.typed.layers.node(node)["out"]
-    d = len(out.shape)
-    a, b = S(f"({s}u+a,h)"), S(f"({s}u'+b,h')")
-    f = Formulas(sympy.Eq(K_NEW[S("(u,h)"), S("(u',h')")], MeanOver(K[a, b], S("a,b"), S("W"))),
-                 sympy.Eq(THETA_NEW[S("(u,h)"), S("(u',h')")],
-                          MeanOver(THETA[a, b], S("a,b"), S("W"))),
-                 values={"k": k, "s": s, "|W|": k ** d})
-    if out.domain == "group" and ctx.uses("R", node):
-        f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("u"), S("u'"), S("q")), MeanOver(
-            sympy.Function("K̃")(S(f"{s}u+a"), S(f"{s}u'+b"), S("q")), S("a,b"), S("W"))))
-    f.notes.append(f"W = {{0..{k - 1}}}^{d}: valid windows (no padding), "
-                   f"floor((n − {k})/{s}) + 1 outputs per axis of n sites; translations only, "
-                   "the group index is kept")
-    return f
-
-
-def _window_flops(pair_shape, axes, k: int, s: int) -> int:
-    """FLOPs of window_mean per pair: k − 1 additions per entry of each axis pass (the axes are
-    reduced one after the other), then one division per output entry."""
-    shape = list(pair_shape)
-    flops = 0
-    for axis in axes:
-        shape[axis] = (shape[axis] - k) // s + 1
-        flops += (k - 1) * math.prod(shape)
-    return flops + math.prod(shape)
-
-
-def _window_pool(ctx, node, ins, axes, k: int, s: int):
-    lay = ins[0].layout
-    d = lay.d
-    scale = f"(1/{k}^{2 * d}) Σ_{{a,b∈{{0..{k - 1}}}^{d}}}"
-    formula = {
-        "box_full": f"K⁺[u,u'] = {scale} K[{s}u+a, {s}u'+b]",
-        "group_reduced": f"K̃⁺[u,u'](q) = {scale} K̃[{s}u+a, {s}u'+b](q)   (R)",
-        "group_general": f"K⁺[(u,r),(u',r')] = {scale} K[({s}u+a, r), ({s}u'+b, r')]   (general)",
-    }[lay.kind] + f"   (windows of {k}, stride {s})"
-    fn = lambda a: Mean(a, axes, window=(k, s))
-    flops = _window_flops(lay.pair_shape, [a - 1 for a in axes], k, s)
-    return _pool(ctx, node, ins, fn, formula, flops)
-
-
-@rule("flatten")
-class Flatten:
-    """K⁺ = mean_g K[g,g]: a dense layer on flattened features sees only same-position pairs."""
-
-    @staticmethod
-    def formulas(ctx, node):
-        return Formulas(sympy.Eq(S("K⁺"), sympy.Function("mean_g")(K[g, g])),
-                        sympy.Eq(S("Θ⁺"), sympy.Function("mean_g")(THETA[g, g])))
-
-    @staticmethod
-    def lower(ctx, node, ins):
-        lay = ins[0].layout
-        n = ctx.site_count(lay)
-        denom = float(n * (lay.order if lay.kind == "group_general" else 1))
-        src, name = ins[0], ctx.var(node)
-        out = ctx.out_layout(node)
-
-        def mean_of_diagonal(kernel: str, target: str):  # K[g,g] for every g, then the mean
-            diagonal = f"diag_{target}"
-            return [Assign((diagonal,), Call("self_diagonal", (Lit(lay.kind), Lit(lay.d),
-                                                                Ref(kernel)))),
-                    Assign((target,), Mean(Ref(diagonal), None, denom))]
-        k, t = f"k_{name}", f"t_{name}"
-        lines = mean_of_diagonal(src.nngp, k)
-        ntk_lines = mean_of_diagonal(src.ntk, t) if src.ntk is not None else []
-        return [Op("mean", "K⁺ = mean_g K[g,g]", lines, out.entries, lay.entries, ntk_lines)], \
-            Value(k, t if src.ntk else None, out)
 
 
 def _weighted_sum(weights, names) -> Expr:

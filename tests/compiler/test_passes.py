@@ -8,7 +8,7 @@ import pytest
 import kernelc
 from kernelc.compiler import passes
 from kernelc.ir.plan import Affine, Assign, Call, Code, Layout, Line, Lit, Num, Op, Ref, Sum, Value
-from kernelc.rules import layers as layer_rules
+from kernelc.families.lattice import rules as lattice_rules
 
 SPEC = ("network tiny\ngroup p4\ninput 4 x 4 channels 1\nlift(size=3, b_std=0.1)\nrelu\n"
         "group_pool\ndense(1, W_std=1.0)\n")
@@ -77,19 +77,19 @@ def test_changing_a_rule_changes_code_and_explain_alike(monkeypatch):
     """A different affine rule (σ_b² doubled) shows up in both outputs and in the numbers."""
     x = np.random.default_rng(0).normal(size=(2, 4, 4, 1))
     before = kernelc.compile(SPEC)
-    original = layer_rules._affine_lines
+    original = lattice_rules.affine_lines  # the lift's affine step (its family's rules)
 
     def doubled_bias(ctx, node, lin, out):
         hp = ctx.hp(node)
         return [Assign((out,), Affine(Num(hp["W_std"] ** 2), Ref(lin),
                                       Num(2 * hp["b_std"] ** 2 + 0.5)))]
-    monkeypatch.setattr(layer_rules, "_affine_lines", doubled_bias)
+    monkeypatch.setattr(lattice_rules, "affine_lines", doubled_bias)
     after = kernelc.compile(SPEC)
     # lift's W_std is 1: the unit-scale rewrite folds 1.0 * lin_lift1 in both
     assert "k_lift1 = lin_lift1 + 0.52" in after.source
     assert "k_lift1 = lin_lift1 + 0.52" in after.explain()
     assert "0.52" not in before.source and "0.52" not in before.explain()
-    monkeypatch.setattr(layer_rules, "_affine_lines", original)
+    monkeypatch.setattr(lattice_rules, "affine_lines", original)
     k0 = before.kernel_fn(x, dtype="float64", get="nngp")
     k1 = after.kernel_fn(x, dtype="float64", get="nngp")
     assert not np.allclose(k0, k1)

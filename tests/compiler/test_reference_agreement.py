@@ -69,7 +69,7 @@ CASES = {
         RELU, POOL, dense(b_std=0.1)]),
     # found by test_random_networks.py: a residual body that starts with a weight layer on the
     # lift output; XLA (jaxlib 0.10.2, CPU) miscompiled its self-pair NTK when Θ's stencils
-    # fused with K's (rules/layers.py _linear_op keeps them apart with a barrier)
+    # fused with K's (families/lattice/rules.py _linear_op keeps them apart with a barrier)
     "p4-residual-gconv-first": ("p4", (3, 3), 1, 3, [
         lift(size=1, W_std=0.96),
         {"kind": "residual", "body": [gconv(size=1, W_std=0.95, b_std=0.1), RELU,

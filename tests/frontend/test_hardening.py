@@ -114,7 +114,7 @@ def test_so3_gconv_band_limit_above_its_input_grid_takes_the_general_path():
 
 def test_so3_residual_after_group_pool_compiles():
     """Used to raise KeyError: 'fanout' in the derivation (Monte Carlo values:
-    tests/network/test_so3_network.py::test_residual_and_concat_on_so3_match_monte_carlo)."""
+    tests/families/so3/test_network.py::test_residual_and_concat_on_so3_match_monte_carlo)."""
     net = kernelc.compile(SO3 + "lift\nrelu\ngroup_pool\nresidual {\n  dense\n}\ndense\n")
     x = np.random.default_rng(2).normal(size=(2, 4, 4, 1))
     assert net.kernel_fn(x, dtype="float64")["nngp"].shape == (2, 2)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from kernelc.families import family_of
 from kernelc.frontend import TypedGraph, check, parse_spec
 from kernelc.frontend.types import SignalType
 
@@ -124,7 +125,7 @@ def test_every_spec_is_well_typed(spec_path):
             if data["kind"] in ("nonlinearity", "fanout", "identity"):
                 assert tg.layers.node(i)["out"] == t
     summary = tg.summary()
-    order = "continuous" if tg.group.family == "so3" else f"|H|={tg.group.order}"
+    order = family_of(tg.group).order_text(tg.group)
     assert summary.startswith(f"{spec.name}: group {tg.group.name} ({order}), input ")
     assert f"output {tg.output_type}" in summary and spec.parameterization in summary
 

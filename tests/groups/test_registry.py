@@ -2,6 +2,7 @@
 import pytest
 
 from kernelc.errors import GroupError, SpecError, SourceSpan
+from kernelc.families import SO3_FAMILY, family_of
 from kernelc.groups import LatticeGroup, builtin_groups, get_group, register_group
 from kernelc.groups import registry
 
@@ -11,7 +12,7 @@ def test_builtins_are_the_seven_lattice_groups_and_so3():
     assert list(groups) == sorted(["Z2", "p2", "p4", "p4m", "p6", "Z3", "O", "SO3"])
     assert all(g.name == k for k, g in groups.items())
     assert all(isinstance(g, LatticeGroup) for k, g in groups.items() if k != "SO3")
-    assert groups["SO3"].family == "so3"
+    assert family_of(groups["SO3"]) is SO3_FAMILY
     assert get_group("p6").lattice == "hexagonal"
     assert get_group("O").dim == 3 and get_group("Z3").dim == 3
     assert "plain CNN" in get_group("Z2").description

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from scipy.special import sph_harm_y
 
 from kernelc.runtime import harmonic as h
-from kernelc.groups import so3
+from kernelc.families.so3 import group as so3
 from kernelc.runtime.driver import x64_context
 
 

@@ -20,8 +20,8 @@ group and are white up to their band limit L, drawn as complex harmonic coeffici
       G^ℓ_j = Σ_c F̂^ℓ_c (ψ̂^ℓ_jc)^H / (2ℓ+1),  F̂_c = so3_analysis(f_c) (grid quadrature).
   Weights W: (2, Σ_ℓ (2ℓ+1)², n, D) = (u, v) at (ℓ, m, n), ℓ-major, then m, n row-major.
 * nonlinearity: φ on every grid sample; group_pool: the grid quadrature Σ_g w_g f(g) of the
-  normalised Haar measure (:func:`~kernelc.runtime.harmonic.so3_quadrature`); dense: as in the
-  lattice networks (:mod:`kernelc.network.layers`).
+  normalised Haar measure (:func:`~kernelc.runtime.harmonic.so3_quadrature`); dense,
+  nonlinearity and the branch structure: the common layers of :mod:`kernelc.network.layers`.
 
 With the same quadratures, the infinite-width NNGP/NTK of this network is exactly the kernel of
 the "general path" of :mod:`kernelc.runtime.so3`.
@@ -29,16 +29,14 @@ the "general path" of :mod:`kernelc.runtime.so3`.
 from __future__ import annotations
 
 import math
-from typing import Dict
 
 import numpy as np
 
-from ..runtime.so3 import complex_dtype, so3_D_grid, sphere_coefficients
-from ..errors import KernelcError
-from ..groups.so3 import SHARED_KINDS
-from ..runtime import harmonic
-from .build import FiniteNetwork, _phi_function
-from .layers import FINITE_LAYERS, FiniteLayer, _affine, _weight_params
+from ...network.build import FiniteNetwork, phi_function, register_network
+from ...network.layers import affine_output, finite_layer, weight_params
+from ...runtime import harmonic
+from ...runtime.so3 import complex_dtype, so3_D_grid, sphere_coefficients
+from .family import SO3_FAMILY
 
 
 # -- filter coefficients ------------------------------------------------------------------------
@@ -93,12 +91,13 @@ def _so3_coefficients(f, band):
 
 
 # -- layers -------------------------------------------------------------------------------------
+@finite_layer("lift", SO3_FAMILY)
 class Lift:
     """S² -> SO(3) with a full-sphere filter of band limit L (formula: module docstring)."""
 
     @staticmethod
     def init(net, node, c_in, c_out):
-        return _weight_params(net, node, (2, net.band(node) ** 2, c_in, c_out), c_in)
+        return weight_params(net, node, (2, net.band(node) ** 2, c_in, c_out), c_in)
 
     @staticmethod
     def apply(net, node, params, ins):
@@ -112,15 +111,16 @@ class Lift:
         G = _pad_stack(blocks, band, (-2, -1))                      # (N, D, L, M, M)
         y = jnp.moveaxis(harmonic.so3_synthesis(G, grid), 1, -1)    # (N, 2B, 2B, 2B, D)
         lin = y * math.sqrt(2.0 / (4 * math.pi))
-        return _affine(net, node, params, lin, x.shape[-1])
+        return affine_output(net, node, params, lin, x.shape[-1])
 
 
+@finite_layer("gconv", SO3_FAMILY)
 class GroupConv:
     """SO(3) -> SO(3) with a full-group filter of band limit L (formula: module docstring)."""
 
     @staticmethod
     def init(net, node, c_in, c_out):
-        return _weight_params(net, node, (2, gconv_size(net.band(node)), c_in, c_out), c_in)
+        return weight_params(net, node, (2, gconv_size(net.band(node)), c_in, c_out), c_in)
 
     @staticmethod
     def apply(net, node, params, ins):
@@ -134,9 +134,10 @@ class GroupConv:
                              jnp.conj(psi[l])) / (2 * l + 1) for l in range(band)]
         G = _pad_stack(blocks, band, (-2, -1))                      # (N, D, L, M, M)
         y = jnp.moveaxis(harmonic.so3_synthesis(G, grid), 1, -1)    # (N, 2B, 2B, 2B, D)
-        return _affine(net, node, params, y * math.sqrt(2.0), x.shape[-1])
+        return affine_output(net, node, params, y * math.sqrt(2.0), x.shape[-1])
 
 
+@finite_layer("group_pool", SO3_FAMILY)
 class GroupPool:
     """Σ_g w_g f(g): the Haar mean by the grid quadrature, (N, 2B, 2B, 2B, C) -> (N, C)."""
 
@@ -148,30 +149,16 @@ class GroupPool:
         return jnp.einsum("nabcj,abc->nj", x, jnp.asarray(w, x.dtype))
 
 
-SO3_LAYERS: Dict[str, FiniteLayer] = {
-    "lift": FiniteLayer("lift", Lift.init, Lift.apply),
-    "gconv": FiniteLayer("gconv", GroupConv.init, GroupConv.apply),
-    "group_pool": FiniteLayer("group_pool", None, GroupPool.apply),
-    # family-independent kinds: φ per sample, the dense readout, graph plumbing
-    **{k: FINITE_LAYERS[k] for k in SHARED_KINDS},
-}
-
-
 class SO3Network(FiniteNetwork):
     """:class:`~kernelc.network.build.FiniteNetwork` of an SO(3)-family typed graph: the same
     ``init``/``apply``/``features``/``readout_nngp``/``channels`` interface; the input box is
     the (2B, 2B) sphere grid (``dim`` = 2), hidden signals are (N, 2B, 2B, 2B, C)."""
 
-    layer_table = SO3_LAYERS
-
     def __post_init__(self):
         g = self.typed.layers
         self.order = g.order()
-        missing = sorted({g.node(n)["kind"] for n in self.order} - set(SO3_LAYERS) - {"input"})
-        if missing:
-            raise KernelcError(f"no finite-width SO(3) network for layer kind(s): "
-                               f"{', '.join(missing)}")
         self.group = self.typed.group
+        self.check_layer_table()
         self.dim = 2  # the input's sample axes (θ, φ)
         self.parameterization = self.typed.spec.parameterization
         self.input_box = tuple(self.typed.input_type.shape)
@@ -179,7 +166,7 @@ class SO3Network(FiniteNetwork):
         self._mask = None
         for n in self.order:
             if g.node(n)["kind"] == "nonlinearity":
-                self._phis[n] = _phi_function(g.node(n)["hp"]["map"].phi)
+                self._phis[n] = phi_function(g.node(n)["hp"]["map"].phi)
         self.final = self._final_weight_layers()
 
     def band(self, node: str) -> int:
@@ -191,4 +178,6 @@ class SO3Network(FiniteNetwork):
         return band
 
 
-__all__ = ["SO3Network", "SO3_LAYERS", "lift_blocks", "gconv_blocks", "gconv_size"]
+register_network(SO3_FAMILY, SO3Network)
+
+__all__ = ["SO3Network", "lift_blocks", "gconv_blocks", "gconv_size"]

@@ -4,20 +4,21 @@ Filters have full support: the whole sphere for ``lift``, the whole group for ``
 band limit ``bandlimit`` (degrees ℓ < L of the filter, hence of the output). ``grid`` is the
 bandwidth B of the Euler-angle grid ((2B)³ points) on which the output is sampled for the next
 nonlinearity and integrated by the next layer; B ≥ L. Local (cap-shaped) supports are not
-supported yet: a ``size=``/``support=`` argument is refused with that message.
+supported yet: a ``size=``/``support=`` argument is refused with that message. The ``dense``
+readout is the common kind of :mod:`kernelc.frontend.layers`.
 """
 from __future__ import annotations
 
-from ..errors import ShapeError
-from ..groups.so3 import SHARED_KINDS
-from ..runtime.harmonic import MAX_BANDWIDTH
-from .layers import (FAMILY_LAYER_KINDS, LAYER_KINDS, Param, _B, _W, _WIDTH, _positive_int,
-                     domain_words, layer_kind)
-from .types import SignalType
+from ...errors import ShapeError
+from ...frontend.layers import (BIAS_STD, WEIGHT_STD, WIDTH, Param, domain_words, input_type,
+                                layer_kind, positive_int)
+from ...frontend.types import SignalType
+from ...runtime.harmonic import MAX_BANDWIDTH
+from .family import SO3_FAMILY
 
-_BAND = Param("bandlimit", _positive_int, None, positional=True,
+_BAND = Param("bandlimit", positive_int, None, positional=True,
               doc="band limit L of the filter and the output (degrees ℓ < L; default: the input's)")
-_GRID = Param("grid", _positive_int, None,
+_GRID = Param("grid", positive_int, None,
               doc="bandwidth B ≥ L of the output's sampling grid, (2B)³ points (default: L)")
 _LOCAL = Param("size", lambda v: (_ for _ in ()).throw(ValueError(
     "local (cap-shaped) filters are not supported on SO(3) yet; filters cover the whole "
@@ -37,8 +38,14 @@ def _bands(t: SignalType, hp, layer):
     return band, grid
 
 
-@layer_kind("lift", (_BAND, _GRID, _W, _B, _WIDTH, _LOCAL),
-            category="weight", family="so3",
+@input_type(SO3_FAMILY)
+def _sphere_input(decl, group) -> SignalType:
+    """Band-limited samples on the sphere's (2B, 2B) grid (group order 0: continuous)."""
+    return SignalType("sphere", decl.shape, decl.channels, 0, decl.bandlimit)
+
+
+@layer_kind("lift", (_BAND, _GRID, WEIGHT_STD, BIAS_STD, WIDTH, _LOCAL),
+            category="weight", family=SO3_FAMILY,
             doc="K⁺[g,g'] = σ_w² ∫_{S²} K0[g·y, g'·y] dy + σ_b²  (S² -> SO(3), full-sphere filter)")
 def _lift(t, hp, group, layer):
     if t.domain != "sphere":
@@ -49,8 +56,8 @@ def _lift(t, hp, group, layer):
     return SignalType("so3", (2 * grid,) * 3, hp.get("width"), 0, band)
 
 
-@layer_kind("gconv", (_BAND, _GRID, _W, _B, _WIDTH, _LOCAL),
-            category="weight", family="so3",
+@layer_kind("gconv", (_BAND, _GRID, WEIGHT_STD, BIAS_STD, WIDTH, _LOCAL),
+            category="weight", family=SO3_FAMILY,
             doc="K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹g g'⁻¹u') du du' + σ_b²  (SO(3) -> SO(3))")
 def _gconv(t, hp, group, layer):
     if t.domain == "sphere":
@@ -63,7 +70,7 @@ def _gconv(t, hp, group, layer):
     return SignalType("so3", (2 * grid,) * 3, hp.get("width"), 0, band)
 
 
-@layer_kind("group_pool", (), category="pool", family="so3",
+@layer_kind("group_pool", (), category="pool", family=SO3_FAMILY,
             doc="K⁺ = ∫∫ K[g,g'] dg dg'  (SO(3) -> invariant vector, Haar measure)")
 def _group_pool(t, hp, group, layer):
     if t.domain != "so3":
@@ -71,9 +78,3 @@ def _group_pool(t, hp, group, layer):
                          f"{domain_words(t.domain)}", layer.span,
                          suggestion="group_pool follows lift/gconv layers")
     return SignalType("vector", (), t.channels, 1)
-
-
-# the shared kinds that are layer kinds (dense; the others are structural nodes of the graph)
-for _kind in SHARED_KINDS:
-    if _kind in LAYER_KINDS:
-        FAMILY_LAYER_KINDS["so3"][_kind] = LAYER_KINDS[_kind]

@@ -1,4 +1,4 @@
-"""Finite-width SO(3) networks (kernelc.network.so3).
+"""Finite-width SO(3) networks (kernelc.families.so3.network).
 
 * lift and gconv against direct quadratures of their defining integrals (Gauss–Legendre in
   cos θ / cos β, uniform in the other angles, filters evaluated at rotated points), float64;
@@ -18,10 +18,10 @@ import kernelc
 from kernelc.runtime import so3 as rt
 from kernelc.runtime.driver import x64_context
 from kernelc.runtime import harmonic
-from kernelc.groups.so3 import (euler_angles, random_rotation, rotate_sphere_signal,
+from kernelc.families.so3.group import (euler_angles, random_rotation, rotate_sphere_signal,
                                 rotation_matrix, wigner_D)
 from kernelc.network import monte_carlo, network
-from kernelc.network.so3 import SO3Network, gconv_blocks, lift_blocks
+from kernelc.families.so3.network import SO3Network, gconv_blocks, lift_blocks
 
 LAYERS = """network q
 group SO3
@@ -369,7 +369,6 @@ def test_compiled_general_path_matches_the_hand_composition(text):
     # the compiler's general path (identity R off) is the network's kernel, quadrature for
     # quadrature; the reduced path (R on) agrees exactly only while every signal is
     # band-limited (the linear net), for ReLU up to aliasing (~1e-3 relative here)
-    pytest.importorskip("kernelc.rules.so3", reason="the SO(3) kernel compiler is not in yet")
     x = _mc_inputs(3, seed=4)
     exact = general_path_kernels(kernelc.check(text), x)
     general = kernelc.compile(text, identities={"R": False}).kernel_fn(x, dtype="float64")
@@ -382,7 +381,6 @@ def test_compiled_general_path_matches_the_hand_composition(text):
 
 @pytest.mark.parametrize("identities", [None, {"R": False}], ids=["reduced", "general"])
 def test_monte_carlo_matches_the_compiled_kernel(identities):
-    pytest.importorskip("kernelc.rules.so3", reason="the SO(3) kernel compiler is not in yet")
     compiled = kernelc.compile(MC_RELU, identities=identities)
     x = _mc_inputs(seed=2)
     exact = compiled.kernel_fn(x, dtype="float64")
@@ -392,7 +390,6 @@ def test_monte_carlo_matches_the_compiled_kernel(identities):
 
 
 def test_verify_runs_on_an_so3_spec():
-    pytest.importorskip("kernelc.rules.so3", reason="the SO(3) kernel compiler is not in yet")
     from kernelc.verify import verify
     report = verify(MC_RELU, _mc_inputs(), widths=(4, 8), samples=4, progress=False)
     assert report.group == "SO3" and report.widths == [4, 8]

@@ -2,8 +2,9 @@
 
 A group of this family is declared by its data, not by kernel code: the base space (S²), the
 grids and quadratures of :mod:`kernelc.runtime.harmonic`, and the Wigner-D representation. The
-layer typing rules (:mod:`kernelc.frontend.so3_layers`), kernel rules (:mod:`kernelc.rules.so3`)
-and the finite network (:mod:`kernelc.network.so3`) of the family look these up.
+family's layer kinds (:mod:`kernelc.families.so3.kinds`), kernel rules
+(:mod:`kernelc.families.so3.rules`) and finite network (:mod:`kernelc.families.so3.network`)
+look these up.
 """
 from __future__ import annotations
 
@@ -11,14 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime import harmonic
-from ..runtime.driver import x64_context
-
-#: The node kinds the SO(3) family takes over unchanged from the lattice family: the dense
-#: readout, nonlinearities (pointwise on the grid) and the branch structure (fan-out, empty
-#: branch, sum, concat: entrywise on kernels of one layout). Typing, kernel rules and finite
-#: layers all read this one list.
-SHARED_KINDS = ("dense", "nonlinearity", "fanout", "identity", "sum", "concat")
+from ...runtime import harmonic
+from ...runtime.driver import x64_context
 
 
 @dataclass(frozen=True)
@@ -28,12 +23,8 @@ class HarmonicGroup:
     name: str
     base: str  # the base space the inputs live on
     description: str = ""
-    family: str = "so3"
-    # the lattice-group interface, for code that lists groups side by side
-    order: int = 0  # infinite: 0 stands for "continuous"
-    dim: int = 3
-    lattice: str = "sphere"
-    generators: tuple = ()
+    order: int = 0  # the group is infinite: 0 stands for "continuous" (verify's report)
+    dim: int = 3  # SO(3) rotates R³
 
     def describe(self) -> str:
         return (f"{self.name}: {self.description}\n"

@@ -4,19 +4,20 @@
 Two storage layouts (:mod:`kernelc.ir.plan`): ``so3_reduced`` — identity (R), one function
 K̃(q) = K[e, q] on the SO(3) grid per pair, plus its value at e — and ``so3_general``, the
 K[g_i, g_j] of every pair of grid points, kept to validate the reduced path. The runtime helpers
-named in the emitted lines live in :mod:`kernelc.runtime.so3`.
+named in the emitted lines live in :mod:`kernelc.runtime.so3`. The readout, the branch structure
+(fan-out, empty branch, sum, concat: entrywise on two kernels of one layout) and nonlinearities
+(pointwise on the grid; under (R) the runtime's self_diagonal/variances read the constant
+variance K̃(e) of so3_reduced kernels) are the common rules of :mod:`kernelc.rules.layers`.
 """
 from __future__ import annotations
 
 import sympy
 
-from ..ir.plan import Layout, Op, Value
-from ..errors import ShapeError
-from ..groups.so3 import SHARED_KINDS
-from .formulas import K, K0, SB2, SW2, THETA, THETA_NEW, K_NEW, S, g, gp
-from .layers import FAMILY_RULES, Formulas, num, rule
-
-FAMILY = "so3"
+from ...errors import ShapeError
+from ...ir.plan import Layout, Op, Value
+from ...rules.formulas import K, K0, SB2, SW2, THETA, THETA_NEW, K_NEW, S, g, gp
+from ...rules.layers import Formulas, num, rule
+from .family import SO3_FAMILY
 
 
 class Integral(sympy.Function):
@@ -60,7 +61,7 @@ def _check_parameterization(ctx, node):
                          ctx.typed.layers.node(node)["span"])
 
 
-@rule("input", family=FAMILY)
+@rule("input", family=SO3_FAMILY)
 class SphereInput:
     """a_cℓm = ∫ f_c conj(Y_ℓm) dΩ: the inputs' harmonic coefficients. K0[x,x'] = (1/C) Σ_c
     f_c(x) f'_c(x') is never formed; the lift reads it through the coefficients."""
@@ -81,7 +82,7 @@ class SphereInput:
                    f"< {band})", [line], layout.entries, flops)], Value("k_input", None, layout)
 
 
-@rule("lift", family=FAMILY)
+@rule("lift", family=SO3_FAMILY)
 class SphereLift:
     """K⁺[g,g'] = σ_w² ∫_{S²} K0[g·y, g'·y] dy + σ_b²,  Θ⁺ = K⁺ (the input NTK is zero).
     Under (R): K̃⁺(q) = σ_w² (1/C) Σ_c ∫ f_c(y) f'_c(q·y) dy + σ_b², with Wigner coefficients
@@ -130,7 +131,7 @@ class SphereLift:
             Value(k, t, out)
 
 
-@rule("gconv", family=FAMILY)
+@rule("gconv", family=SO3_FAMILY)
 class SO3Conv:
     """K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹ g g'⁻¹ u') du du' + σ_b², with P_L = Σ_{ℓ<L} (2ℓ+1) χ_ℓ
     the covariance of a full-group filter of band limit L; Θ⁺ = K⁺ + σ_w² (same map of Θ).
@@ -187,7 +188,7 @@ class SO3Conv:
         return [Op("stencil", formula, lines + more, n, flops, ntk)], Value(k, t, out)
 
 
-@rule("group_pool", family=FAMILY)
+@rule("group_pool", family=SO3_FAMILY)
 class SO3Pool:
     """K⁺ = ∫∫ K[g,g'] dg dg' (Haar); under (R) K⁺ = ∫ K̃(q) dq. Grid quadrature of bandwidth B:
     exact for band-limited kernels, the network's own quadrature otherwise."""
@@ -217,10 +218,3 @@ class SO3Pool:
                    else "K⁺ = ∫∫ K[g,g'] dg dg'  (grid quadrature)")
         return [Op("mean", formula, lines, 1, 2 * lay.entries, ntk)], \
             Value(k, t if src.ntk else None, Layout("vector"))
-
-
-# family-independent: the readout, the branch structure (fan-out, empty branch, sum, concat:
-# entrywise on two kernels of one layout), and nonlinearities (pointwise on the grid; under (R) the
-# runtime's self_diagonal/variances read the constant variance K̃(e) of so3_reduced kernels)
-for _kind in SHARED_KINDS:
-    FAMILY_RULES[FAMILY][_kind] = FAMILY_RULES["lattice"][_kind]

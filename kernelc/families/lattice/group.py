@@ -109,7 +109,6 @@ class LatticeGroup:
     lattice: str = "square"
     description: str = ""
     max_order: int = field(default=1000, repr=False)
-    family = "lattice"  # the rule tables of this family: kernelc.frontend.layers, rules.layers
 
     # ----------------------------------------------------------------- construction
     @classmethod

@@ -1,6 +1,7 @@
-"""The finite layers against brute-force loops over sites, group elements and filter offsets
-(tests/network/reference.py), for every padding and several groups, including rotational
-supports R ≠ H and supports that are not centred boxes."""
+"""The lattice family's finite layers (kernelc.families.lattice.network) against brute-force
+loops over sites, group elements and filter offsets (tests/network/reference.py), for every
+padding and several groups, including rotational supports R ≠ H and supports that are not
+centred boxes."""
 import jax
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import kernelc
 from kernelc.network import network
 from kernelc.network.filters import expansion_index
 
-from . import reference as ref
+from tests.network import reference as ref
 
 CASES = [  # group, box, padding
     ("p4", (5, 5), "same"), ("p4", (5, 5), "valid"), ("p4", (5, 5), "circular"),

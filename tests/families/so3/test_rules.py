@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import kernelc
 from kernelc.frontend.parser import parse_spec
 from kernelc.runtime import harmonic as h
-from kernelc.groups import so3
+from kernelc.families.so3 import group as so3
 from kernelc.runtime.driver import x64_context
 from tests.runtime.test_harmonic import _real_sphere_coefficients
 

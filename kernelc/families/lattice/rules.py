@@ -1,0 +1,359 @@
+"""The kernel rules of the lattice family (docs/math/rules.md): the input, filter sums over a
+support S ⊂ Z^d (``lift``, ``conv``, ``gconv``) lowered to stencils, and the means over
+positions (``group_pool``, ``avg_pool``, ``flatten``).
+
+The storage layouts (:mod:`kernelc.ir.plan`) are ``box_full``/``box_diag`` on the box and
+``group_reduced``/``group_diag``/``group_general`` on G; :meth:`Context.out_layout
+<kernelc.compiler.derive.Context.out_layout>` picks them from the identity decisions. The
+runtime helpers named in the emitted code live in :mod:`kernelc.runtime.stencils` (stencils,
+window means) and :mod:`kernelc.runtime.layouts` (the input kernels, self-diagonals).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Tuple
+
+import sympy
+
+from ...errors import KernelcError
+from ...ir.plan import (Assign, Call, Expr, Layout, Lit, Mean, Op, Ref, Value, pad_widths,
+                        pairs_literal)
+from ...rules.formulas import (K, K0, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
+                               gp, size)
+from ...rules.layers import Formulas, affine_lines, ntk_update_lines, rule, weight_values
+from .family import LATTICE
+
+
+def _ntk_eq(new_k_term, theta_sum, standard: bool):
+    if standard:
+        return sympy.Eq(THETA_NEW[g, gp], SW2 * theta_sum + S("n_in") * (new_k_term) + S("[b]"))
+    return sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta_sum)
+
+
+def _stencil_call(ctx, node, src: Expr, terms: str, nslots: int, out_box,
+                  helper="stencil") -> Call:
+    """A stencil helper call on ``src`` with the node's offset table, pads and padding."""
+    hp = ctx.hp(node)
+    slots = (Lit(nslots),) if helper == "stencil" else ()
+    return Call(helper, (src, Ref(terms)) + slots + (Lit(pad_widths(hp["support"])),
+                                                      Lit(tuple(out_box)), Lit(hp["padding"])))
+
+
+def _offset_terms(ctx, node, pairing: str):
+    """Offset tables of the node's support S, as source text, for each storage layout:
+
+    ``diag``: (y,) for y ∈ S; ``full``: (y, y); ``reduced``: per q, (y, ρ(q)y);
+    ``general``: per (r, r'), (ρ(r)y, ρ(r')y).
+    """
+    support = ctx.hp(node)["support"]
+    elements = ctx.group.elements
+    if pairing == "diag":
+        return pairs_literal([(y,) for y in support])
+    if pairing == "full":
+        return pairs_literal([(y, y) for y in support])
+    if pairing == "reduced":  # one line per q
+        return "(\n    " + ",\n    ".join(pairs_literal([(y, elements[q] @ y) for y in support])
+                                       for q in range(len(elements))) + ",\n)"
+    rows = []
+    for r in elements:  # one line per (r, r')
+        rows.append("(\n        " + ",\n        ".join(
+            pairs_literal([(r @ y, rp @ y) for y in support]) for rp in elements) + ",\n    )")
+    return "(\n    " + ",\n    ".join(rows) + ",\n)"
+
+
+def _linear_op(ctx, node, ins, out_layout, stencil, formula) -> Tuple[List[Op], Value]:
+    """Common tail of lift/gconv/conv: the stencil (applied to K and Θ alike), affine, NTK, mask."""
+    src = ins[0]
+    name = ctx.var(node)
+    k, t, lin = f"k_{name}", f"t_{name}", f"lin_{name}"
+    n_terms = len(ctx.hp(node)["support"])
+    lines = [Assign((lin,), stencil(Ref(src.nngp)))] + affine_lines(ctx, node, lin, k)
+    ntk_lines = []
+    if src.ntk is not None:
+        # The barrier keeps XLA from fusing Θ's stencil with K's (same slices, and Θ = K after
+        # the first weight layer): jaxlib 0.10.2 on CPU miscompiled that fusion in residual
+        # networks (self-pair NTK 2-4x off under jit, right without jit or with HLO CSE off;
+        # tests/compiler/test_reference_agreement.py, p4-residual-gconv-first and -flatten)
+        ntk_lines.append(Assign((f"{t}_lin",), Call("jax.lax.optimization_barrier",
+                                                     (stencil(Ref(src.ntk)),))))
+    ntk_lines += ntk_update_lines(ctx, node, lin, f"{t}_lin" if src.ntk is not None else None, k, t)
+    lines += ctx.mask_lines(k, out_layout)
+    ntk_lines += ctx.mask_lines(t, out_layout)
+    op = Op("stencil", formula, lines, out_layout.entries,
+            out_layout.entries * (n_terms + 2), ntk_lines)
+    return [op], Value(k, t, out_layout)
+
+
+@rule("input", family=LATTICE)
+class Input:
+    """K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'), Θ0 = 0 (only K0[t,t] under (D))."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        return None
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        t = ctx.typed.layers.node(node)["out"]
+        diag = ctx.uses("D", node)
+        layout = Layout("box_diag" if diag else "box_full", t.shape)
+        fn = Call("input_diag", (Ref("xa"), Ref("xb"))) if diag else \
+            Call("input_full", (Ref("xa"), Ref("xb"), Lit(len(t.shape))))
+        formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag else
+                   "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
+        # on a masked (hexagonal) domain, input values outside the domain are not signal
+        op = Op("input", formula, [Assign(("k_input",), fn)] + ctx.mask_lines("k_input", layout),
+                layout.entries, layout.entries * 2 * t.channels)
+        return [op], Value("k_input", None, layout)
+
+
+@rule("lift", family=LATTICE)
+class Lift:
+    """K[g,g'] = σ_w²/|S| Σ_{y∈S} K0[g·y, g'·y] + σ_b²;  Θ = K + σ_w²/|S| Σ_y Θ0[...] (= K)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        y = S("y")
+        body = SumOver(K0[S("g·y"), S("g'·y")], y, S("S"))
+        f = Formulas(sympy.Eq(K_NEW[g, gp], SW2 / size("S") * body + SB2),
+                     _ntk_eq(body / size("S"), SumOver(THETA[S("g·y"), S("g'·y")], y, S("S"))
+                             / size("S"), ctx.parameterization == "standard"),
+                     values=weight_values(ctx, node, len(ctx.hp(node)["support"]), "S"))
+        if ctx.uses("R", node):
+            f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("t"), S("t'"), S("q")),
+                                      SW2 / size("S") * SumOver(K0[S("t+y"), S("t'+ρ(q)y")], y,
+                                                                S("S")) + SB2))
+        f.notes.append("the input NTK is zero, so Θ = K for the first layer (not 2K − σ_b²)")
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        out = ctx.out_layout(node)
+        terms = ctx.constant(node, "TERMS", _offset_terms(
+            ctx, node, {"group_reduced": "reduced", "group_diag": "diag",
+                        "group_general": "general"}[out.kind]))
+        if out.kind == "group_reduced":
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "reduced_stencil")
+            formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)"
+        elif out.kind == "group_diag":
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
+            formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K0[t+y, t+y] + σ_b²   (R)+(D)"
+        else:
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "general_stencil")
+            formula = "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²   (general)"
+        return _linear_op(ctx, node, ins, out, fn, formula)
+
+
+@rule("conv", family=LATTICE)
+class Conv:
+    """K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²;  Θ⁺ = K⁺ + σ_w²/|S| Σ_y Θ[t+y, t'+y]."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        y, t, tp = S("y"), S("t"), S("t'")
+        body = SumOver(K[S("t+y"), S("t'+y")], y, S("S"))
+        return Formulas(sympy.Eq(K_NEW[t, tp], SW2 / size("S") * body + SB2),
+                        _ntk_eq(body / size("S"), SumOver(THETA[S("t+y"), S("t'+y")], y, S("S"))
+                                / size("S"), ctx.parameterization == "standard"),
+                        values=weight_values(ctx, node, len(ctx.hp(node)["support"]), "S"))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        out = ctx.out_layout(node)
+        diag = out.kind == "box_diag"
+        terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag" if diag else "full"))
+        fn = lambda a: _stencil_call(ctx, node, a, terms, 1 if diag else 2, out.box)
+        formula = ("K⁺[t,t] = σ_w²/|S| Σ_{y∈S} K[t+y, t+y] + σ_b²   (D)" if diag else
+                   "K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²")
+        return _linear_op(ctx, node, ins, out, fn, formula)
+
+
+@rule("gconv", family=LATTICE)
+class GroupConv:
+    """K⁺[g,g'] = σ_w²/|S_G| Σ_{h∈S_G} K[gh, g'h] + σ_b²,  S_G = {(y, s): y ∈ S, s ∈ R}."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        h = S("h")
+        body = SumOver(K[S("gh"), S("g'h")], h, S("S_G"))
+        hp = ctx.hp(node)
+        f = Formulas(sympy.Eq(K_NEW[g, gp], SW2 / size("S_G") * body + SB2),
+                     _ntk_eq(body / size("S_G"), SumOver(THETA[S("gh"), S("g'h")], h, S("S_G"))
+                             / size("S_G"), ctx.parameterization == "standard"),
+                     values=weight_values(ctx, node, len(hp["support"]) * len(hp["rotations"]),
+                                           "S_G"))
+        if ctx.uses("R", node):
+            f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("t"), S("t'"), S("q")),
+                                      SW2 / size("S") * SumOver(
+                                          sympy.Function("K̃")(S("t+y"), S("t'+ρ(q)y"), S("q")),
+                                          S("y"), S("S")) + SB2))
+            f.notes.append(f"the rotational support R ({len(hp['rotations'])} of "
+                           f"{ctx.group.order} elements) drops out under (R)")
+        return f
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        out = ctx.out_layout(node)
+        if out.kind == "group_reduced":
+            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "reduced"))
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "reduced_stencil")
+            formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)"
+        elif out.kind == "group_diag":
+            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag"))
+            fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
+            formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t+y](e) + σ_b²   (R)+(D)"
+        else:
+            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "general"))
+            right = ctx.constant(node, "RIGHT_MULT", repr(tuple(
+                tuple(int(ctx.group.cayley[r, s]) for r in range(ctx.group.order))
+                for s in ctx.hp(node)["rotations"])))
+            fn = lambda a: _stencil_call(ctx, node, Call("right_mix", (a, Ref(right), Lit(out.d))),
+                                         terms, 2, out.box, "general_stencil")
+            formula = ("K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)]"
+                       " + σ_b²   (general)")
+        return _linear_op(ctx, node, ins, out, fn, formula)
+
+
+def _pool(ctx, node, ins, mean: Callable[[Expr], Mean], formula: str,
+          flops: Optional[int] = None):
+    """K⁺ = mean(K), Θ⁺ = mean(Θ) over the same axes (``mean`` builds the node of one)."""
+    src = ins[0]
+    out = ctx.out_layout(node)
+    name = ctx.var(node)
+    k, t = f"k_{name}", f"t_{name}"
+    lines = [Assign((k,), mean(Ref(src.nngp)))]
+    ntk_lines = [Assign((t,), mean(Ref(src.ntk)))] if src.ntk is not None else []
+    flops = src.layout.entries if flops is None else flops
+    return [Op("mean", formula, lines, out.entries, flops, ntk_lines)], \
+        Value(k, t if src.ntk else None, out)
+
+
+@rule("group_pool", family=LATTICE)
+class GroupPool:
+    """K⁺ = mean_{g,g'} K[g,g'] (and Θ likewise)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        return Formulas(sympy.Eq(S("K⁺"), MeanOver(K[g, gp], S("g,g'"), S("G"))),
+                        sympy.Eq(S("Θ⁺"), MeanOver(THETA[g, gp], S("g,g'"), S("G"))))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        lay = ins[0].layout
+        n = ctx.site_count(lay)
+        denom = float(n * n * (lay.order if lay.kind == "group_reduced" else lay.order ** 2))
+        fn = lambda a: Mean(a, None, denom)  # every axis after the pair axis
+        formula = ("K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)" if lay.kind == "group_reduced"
+                   else "K⁺ = mean_{g,g'} K[g,g']")
+        return _pool(ctx, node, ins, fn, formula)
+
+
+@rule("avg_pool", family=LATTICE)
+class AvgPool:
+    """K⁺[h,h'] = mean_{t,t'} K[(t,h),(t',h')]: a global mean over translations; with size=k,
+    stride=s a mean over the valid windows W(u) = {s·u + a : a ∈ {0..k−1}^d} of both slots,
+    K⁺[(u,h),(u',h')] = (1/k^{2d}) Σ_{a,b} K[(s·u+a, h), (s·u'+b, h')] (docs/math/rules.md)."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        hp = ctx.hp(node)
+        if hp["size"] is not None:
+            return _window_formulas(ctx, node, hp["size"], hp["stride"])
+        return Formulas(sympy.Eq(S("K⁺[h,h']"), MeanOver(K[S("(t,h)"), S("(t',h')")], S("t,t'"),
+                                                         S("X"))),
+                        sympy.Eq(S("Θ⁺[h,h']"), MeanOver(THETA[S("(t,h)"), S("(t',h')")],
+                                                         S("t,t'"), S("X"))))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        lay = ins[0].layout
+        d = lay.d
+        n = ctx.site_count(lay)
+        if lay.kind not in _SITE_AXES:  # (D) is declined before every off_diagonal kind
+            raise KernelcError(f"internal error: avg_pool cannot read a {lay.kind} kernel")
+        axes = _SITE_AXES[lay.kind](d)
+        hp = ctx.hp(node)
+        if hp["size"] is not None:
+            return _window_pool(ctx, node, ins, axes, hp["size"], hp["stride"])
+        fn = lambda a: Mean(a, axes, float(n * n), keepdims=True)
+        return _pool(ctx, node, ins, fn, "K⁺ = mean_{t,t'} K[t,t'] (per group index)")
+
+
+#: The site axes (both slots) of each full layout, counting the leading pair axis.
+_SITE_AXES = {
+    "box_full": lambda d: tuple(range(1, 1 + 2 * d)),
+    "group_reduced": lambda d: tuple(range(2, 2 + 2 * d)),
+    "group_general": lambda d: tuple(range(2, 2 + d)) + tuple(range(3 + d, 3 + 2 * d)),
+}
+
+
+def _window_formulas(ctx, node, k: int, s: int) -> Formulas:
+    """explain's form of the windowed mean: W = {0..k−1}^d, stride s."""
+    out = ctx.typed.layers.node(node)["out"]
+    d = len(out.shape)
+    a, b = S(f"({s}u+a,h)"), S(f"({s}u'+b,h')")
+    f = Formulas(sympy.Eq(K_NEW[S("(u,h)"), S("(u',h')")], MeanOver(K[a, b], S("a,b"), S("W"))),
+                 sympy.Eq(THETA_NEW[S("(u,h)"), S("(u',h')")],
+                          MeanOver(THETA[a, b], S("a,b"), S("W"))),
+                 values={"k": k, "s": s, "|W|": k ** d})
+    if out.domain == "group" and ctx.uses("R", node):
+        f.reduced.append(sympy.Eq(sympy.Function("K̃⁺")(S("u"), S("u'"), S("q")), MeanOver(
+            sympy.Function("K̃")(S(f"{s}u+a"), S(f"{s}u'+b"), S("q")), S("a,b"), S("W"))))
+    f.notes.append(f"W = {{0..{k - 1}}}^{d}: valid windows (no padding), "
+                   f"floor((n − {k})/{s}) + 1 outputs per axis of n sites; translations only, "
+                   "the group index is kept")
+    return f
+
+
+def _window_flops(pair_shape, axes, k: int, s: int) -> int:
+    """FLOPs of window_mean per pair: k − 1 additions per entry of each axis pass (the axes are
+    reduced one after the other), then one division per output entry."""
+    shape = list(pair_shape)
+    flops = 0
+    for axis in axes:
+        shape[axis] = (shape[axis] - k) // s + 1
+        flops += (k - 1) * math.prod(shape)
+    return flops + math.prod(shape)
+
+
+def _window_pool(ctx, node, ins, axes, k: int, s: int):
+    lay = ins[0].layout
+    d = lay.d
+    scale = f"(1/{k}^{2 * d}) Σ_{{a,b∈{{0..{k - 1}}}^{d}}}"
+    formula = {
+        "box_full": f"K⁺[u,u'] = {scale} K[{s}u+a, {s}u'+b]",
+        "group_reduced": f"K̃⁺[u,u'](q) = {scale} K̃[{s}u+a, {s}u'+b](q)   (R)",
+        "group_general": f"K⁺[(u,r),(u',r')] = {scale} K[({s}u+a, r), ({s}u'+b, r')]   (general)",
+    }[lay.kind] + f"   (windows of {k}, stride {s})"
+    fn = lambda a: Mean(a, axes, window=(k, s))
+    flops = _window_flops(lay.pair_shape, [a - 1 for a in axes], k, s)
+    return _pool(ctx, node, ins, fn, formula, flops)
+
+
+@rule("flatten", family=LATTICE)
+class Flatten:
+    """K⁺ = mean_g K[g,g]: a dense layer on flattened features sees only same-position pairs."""
+
+    @staticmethod
+    def formulas(ctx, node):
+        return Formulas(sympy.Eq(S("K⁺"), sympy.Function("mean_g")(K[g, g])),
+                        sympy.Eq(S("Θ⁺"), sympy.Function("mean_g")(THETA[g, g])))
+
+    @staticmethod
+    def lower(ctx, node, ins):
+        lay = ins[0].layout
+        n = ctx.site_count(lay)
+        denom = float(n * (lay.order if lay.kind == "group_general" else 1))
+        src, name = ins[0], ctx.var(node)
+        out = ctx.out_layout(node)
+
+        def mean_of_diagonal(kernel: str, target: str):  # K[g,g] for every g, then the mean
+            diagonal = f"diag_{target}"
+            return [Assign((diagonal,), Call("self_diagonal", (Lit(lay.kind), Lit(lay.d),
+                                                                Ref(kernel)))),
+                    Assign((target,), Mean(Ref(diagonal), None, denom))]
+        k, t = f"k_{name}", f"t_{name}"
+        lines = mean_of_diagonal(src.nngp, k)
+        ntk_lines = mean_of_diagonal(src.ntk, t) if src.ntk is not None else []
+        return [Op("mean", "K⁺ = mean_g K[g,g]", lines, out.entries, lay.entries, ntk_lines)], \
+            Value(k, t if src.ntk else None, out)
