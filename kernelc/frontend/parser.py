@@ -20,6 +20,8 @@ import numpy as np
 import sympy
 
 from ..errors import GroupError, SourceSpan, SpecError, SpecSyntaxError, did_you_mean
+from ..families import family_of
+from ..groups import get_group
 from ..runtime.harmonic import MAX_BANDWIDTH
 from .ast import Argument, Branches, GroupDecl, InputDecl, Layer, Repeat, Spec, Word
 
@@ -245,13 +247,14 @@ def with_feature_input(text: str, n_features: int, filename: str = "<spec>") -> 
         first = next(c for c in group.children if isinstance(c, lark.Tree))
         dim = len(first.children[0].children)  # entries of the first row
     else:
-        from ..groups import get_group
         name = str(group.children[0])
         found = get_group(name, _span(lines, filename, group.meta.line, group.meta.column))
-        if getattr(found, "family", "lattice") != "lattice":
+        family = family_of(found)
+        if family.input_domain != "box":  # feature vectors fill a box of 1 x ... x 1 sites
             raise SpecError(f"a spec without an 'input' line takes feature vectors, which need "
-                            f"a lattice group; group {name} needs its input declared (e.g. "
-                            "'input sphere bandlimit 6 channels 10')",
+                            f"a group acting on a box of sites; group {name} ({family.name} "
+                            f"family) takes a {family.input_domain} input: declare it with an "
+                            "'input' line (docs/dsl.md)",
                             _span(lines, filename, group.meta.line, group.meta.column))
         dim = found.dim
     line = f"input {' x '.join(['1'] * dim)} channels {int(n_features)}; "

@@ -60,8 +60,9 @@ def test_with_feature_input_errors():
     with pytest.raises(SpecError) as info:
         with_feature_input("group SO3\nflatten\ndense(1)", 3)
     assert info.value.message == ("a spec without an 'input' line takes feature vectors, which "
-                                  "need a lattice group; group SO3 needs its input declared "
-                                  "(e.g. 'input sphere bandlimit 6 channels 10')")
+                                  "need a group acting on a box of sites; group SO3 (so3 family) "
+                                  "takes a sphere input: declare it with an 'input' line "
+                                  "(docs/dsl.md)")
     assert (info.value.span.line, info.value.span.column) == (1, 1)
     with pytest.raises(SpecError) as info:
         with_feature_input("group Z2\nflatten\ndense(1)", 0)
