@@ -101,9 +101,9 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
     lines.append(h("Layers"))
     formulas = layer_formulas(der, style)
     for nd in der.nodes:
-        data = tg.layers.node(nd.node)
-        where = f"line {data['span'].line}" if nd.kind != "input" else "input"
-        head = f"{nd.name} ({where}): {data['out']}; stored as {nd.layout.describe()}"
+        data = tg.node(nd.node)
+        where = f"line {data.span.line}" if nd.kind != "input" else "input"
+        head = f"{nd.name} ({where}): {data.out}; stored as {nd.layout.describe()}"
         lines.append(f"### {head}" if md else head)
         if nd.kind == "input":
             for op in nd.ops:

@@ -10,8 +10,8 @@ from .groups import builtin_groups, get_group
 
 
 def _hp_text(data) -> str:
-    hp = data["hp"]
-    if data["kind"] == "nonlinearity":
+    hp = data.hp
+    if data.kind == "nonlinearity":
         return hp["map"].name
     parts = []
     for key, value in hp.items():
@@ -29,17 +29,17 @@ def _hp_text(data) -> str:
 
 
 def graph_text(tg: TypedGraph) -> str:
-    g = tg.layers
+    g = tg
     lines = [tg.summary(), ""]
-    width = max(len(g.node(n)["name"]) for n in g.order())
+    width = max(len(g.node(n).name) for n in g.order())
     for n in g.order():
         data = g.node(n)
         preds = g.inputs(n)
         src = "" if not preds or (len(preds) == 1 and preds[0] == _prev(g, n)) else \
-            "  <- " + ", ".join(g.node(p)["name"] for p in preds)
-        line = data["span"].line if data.get("span") else "-"
+            "  <- " + ", ".join(g.node(p).name for p in preds)
+        line = data.span.line if data.span else "-"
         hp = _hp_text(data)
-        lines.append(f"{n}  {data['name']:<{width}}  line {line:<3}  -> {data['out']}"
+        lines.append(f"{n}  {data.name:<{width}}  line {line:<3}  -> {data.out}"
                      f"{'  [' + hp + ']' if hp else ''}{src}")
     return "\n".join(lines)
 
@@ -51,12 +51,12 @@ def _prev(g, n):
 
 
 def graph_dot(tg: TypedGraph) -> str:
-    g = tg.layers
+    g = tg
     lines = [f'digraph "{tg.spec.name}" {{', "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
     for n in g.order():
         data = g.node(n)
         hp = _hp_text(data)
-        label = f"{data['name']}\\n{data['out']}" + (f"\\n{hp}" if hp else "")
+        label = f"{data.name}\\n{data.out}" + (f"\\n{hp}" if hp else "")
         lines.append(f'  {n} [label="{label}"];')
     for a, b in sorted(g.graph.edges()):
         lines.append(f"  {a} -> {b};")

@@ -86,7 +86,7 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append("    stats = []")
     for nd in der.nodes:
         for op in nd.ops:
-            title = f"{nd.name}" + (f" (line {tg.layers.node(nd.node)['span'].line})"
+            title = f"{nd.name}" + (f" (line {tg.node(nd.node).span.line})"
                                     if nd.kind != "input" else "")
             out.append(f"    # -- {_printable(title)}: {_printable(op.formula)}")
             out.append(f"    #    layout {_printable(nd.layout.describe())}")

@@ -71,18 +71,18 @@ class Context:
 
     # -- questions ------------------------------------------------------------------------
     def hp(self, node: str) -> dict:
-        return self.typed.layers.node(node)["hp"]
+        return self.typed.node(node).hp
 
     def var(self, node: str) -> str:
-        return self.typed.layers.node(node)["name"]
+        return self.typed.node(node).name
 
     def line(self, node: str) -> int:
         """The spec line that declares ``node`` (messages name the layer by it)."""
-        return self.typed.layers.node(node)["span"].line
+        return self.typed.node(node).span.line
 
     def law(self, node: str):
         """The law (Gaussian, activation, ...) of ``node``'s output (frontend.gaussianity)."""
-        return self.typed.layers.node(node)["out"].law
+        return self.typed.node(node).out.law
 
     def value(self, node: str) -> Value:
         """The lowered value of an earlier node (e.g. a nonlinearity's Gaussian source)."""
@@ -95,7 +95,7 @@ class Context:
         return not dec.nodes or node in dec.nodes
 
     def out_layout(self, node: str) -> Layout:
-        t = self.typed.layers.node(node)["out"]
+        t = self.typed.node(node).out
         if t.domain == "vector":
             return Layout("vector")
         diag = self.uses("D", node)
@@ -107,10 +107,10 @@ class Context:
 
     def fan_in(self, node: str) -> int:
         """Input channels × support size: the fan-in of a weight layer (standard param.)."""
-        g = self.typed.layers
+        g = self.typed
         src = g.inputs(node)[0]
-        channels = g.node(src)["out"].channels  # known: the type checker requires it
-        hp = g.node(node)["hp"]
+        channels = g.node(src).out.channels  # known: the type checker requires it
+        hp = g.node(node).hp
         size = len(hp["support"]) if "support" in hp and hp["support"] is not None else 1
         return channels * size * len(hp.get("rotations") or (0,))
 
@@ -160,16 +160,16 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
         enabled.update(identities)
     decisions = decide(typed, enabled)
     ctx = Context(typed, decisions)
-    g = typed.layers
+    g = typed
     rules = rules_for(family_of(typed.group))
     values = ctx.values
     nodes: List[NodeDerivation] = []
     for n in g.order():
         data = g.node(n)
-        rule = rules[data["kind"]]
+        rule = rules[data.kind]
         ops, value = rule.lower(ctx, n, [values[i] for i in g.inputs(n)])
         values[n] = value
-        nodes.append(NodeDerivation(n, data["name"], data["kind"], rule.formulas(ctx, n), ops,
+        nodes.append(NodeDerivation(n, data.name, data.kind, rule.formulas(ctx, n), ops,
                                     value))
     new_ops, new_values, output, rewrites = simplify([nd.ops for nd in nodes],
                                                      [nd.value for nd in nodes],

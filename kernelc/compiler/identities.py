@@ -56,7 +56,7 @@ def identity(key: str, family: Optional[Family] = None):
 
 def nodes_of(tg: TypedGraph, *kinds) -> List[str]:
     """The nodes of the given kinds, in topological order."""
-    return [n for n in tg.layers.order() if tg.layers.node(n)["kind"] in kinds]
+    return [n for n in tg.order() if tg.node(n).kind in kinds]
 
 
 @identity("S")

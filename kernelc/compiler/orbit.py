@@ -26,11 +26,11 @@ from ..frontend.infer import TypedGraph, resolve_group
 
 
 def orbit_precondition(tg: TypedGraph) -> Tuple[bool, str]:
-    g = tg.layers
+    g = tg
     group = tg.group
     if group.order == 1:
         return False, "the point group is trivial"
-    kinds = {n: g.node(n)["kind"] for n in g.order()}
+    kinds = {n: g.node(n).kind for n in g.order()}
     first = g.successors(g.input_node)
     if len(first) != 1 or kinds[first[0]] != "lift":
         return False, "the network does not start with a lifting layer"
@@ -44,8 +44,8 @@ def orbit_precondition(tg: TypedGraph) -> Tuple[bool, str]:
     if any(kinds[n] in ("avg_pool", "flatten") for n in kinds):
         return False, "avg_pool/flatten on group features have no plain-CNN counterpart here"
     for n, k in kinds.items():
-        if k in ("lift", "gconv", "conv") and not group.is_invariant(g.node(n)["hp"]["support"]):
-            return False, f"the support of {g.node(n)['name']} is not ρ(H)-invariant"
+        if k in ("lift", "gconv", "conv") and not group.is_invariant(g.node(n).hp["support"]):
+            return False, f"the support of {g.node(n).name} is not ρ(H)-invariant"
     return True, (f"K(f,f') = mean_h k(f, ρ(h)f') over the {group.order} elements, with k the "
                   "matching plain-CNN kernel; the rotational supports of gconv layers do not "
                   "change the kernel at infinite width")

@@ -42,7 +42,7 @@ from ..ir.laws import (Activation, Concatenation, Gaussian, InputData, Law, NonG
 
 # -- transfer rules ----------------------------------------------------------------------------
 def _where(data) -> str:
-    return f"'{data['name']}' (line {data['span'].line})"
+    return f"'{data.name}' (line {data.span.line})"
 
 
 def weight_layer_law(data, ins: Sequence[Law], node: str) -> Law:
@@ -90,7 +90,7 @@ def _sum_law(tg, node, data, ins):
     bad = next(law for law in ins if not isinstance(law, Gaussian))
     what = {Activation: "the output of a nonlinearity", InputData: "the raw input",
             Concatenation: "a concatenation"}.get(type(bad), "a non-Gaussian signal")
-    return NonGaussian(f"the residual block at line {data['span'].line} adds {what} "
+    return NonGaussian(f"the residual block at line {data.span.line} adds {what} "
                        "(a post-activation residual), which is not Gaussian",
                        "use the pre-activation form: keep the nonlinearities inside the "
                        "residual branch, e.g. residual { relu; gconv; relu; gconv }, and "
@@ -99,7 +99,7 @@ def _sum_law(tg, node, data, ins):
 
 def _concat_law(tg, node, data, ins):
     """Each branch keeps its own law; nested concatenations are flattened."""
-    widths = [tg.layers.node(i)["out"].channels for i in tg.layers.inputs(node)]
+    widths = [tg.node(i).out.channels for i in tg.inputs(node)]
     weights, parts = [], []
     for w, law in zip(concat_weights(widths), ins):
         if isinstance(law, Concatenation):
@@ -118,25 +118,25 @@ def _nonlinearity_law(tg, node, data, ins):
 def apply_nonlinearity(law: Law, node: str, data) -> Law:
     """The law after nonlinearity ``node``, or a :class:`ShapeError` saying why it is refused."""
     if isinstance(law, Gaussian):
-        return Activation(law.node, (node,), data["hp"]["map"])
+        return Activation(law.node, (node,), data.hp["map"])
     if isinstance(law, Activation):  # φ₂∘φ₁: one composed nonlinearity of the same Gaussian
         try:
-            composed = compose(data["hp"]["map"], law.map,
-                               max(data["hp"]["degree"], law.map.quad_degree))
+            composed = compose(data.hp["map"], law.map,
+                               max(data.hp["degree"], law.map.quad_degree))
         except KernelcError as exc:
-            raise ShapeError(exc.message, data["span"], suggestion=exc.suggestion) from None
+            raise ShapeError(exc.message, data.span, suggestion=exc.suggestion) from None
         return Activation(law.source, law.chain + (node,), composed)
     if isinstance(law, Concatenation):
         return Concatenation(law.weights, tuple(apply_nonlinearity(p, node, data)
                                                 for p in law.parts))
     if isinstance(law, InputData):
-        raise ShapeError(f"this nonlinearity ({data['name']}) is applied to the raw input; the "
+        raise ShapeError(f"this nonlinearity ({data.name}) is applied to the raw input; the "
                          "kernel maps of a "
                          "nonlinearity assume a Gaussian pre-activation, and fixed input data "
-                         "is not one", data["span"],
+                         "is not one", data.span,
                          suggestion="put a weight layer (lift, conv or dense) before it")
-    raise ShapeError(f"this nonlinearity ({data['name']}) needs a Gaussian pre-activation, but "
-                     f"its input is not Gaussian: {law.reason}", data["span"],
+    raise ShapeError(f"this nonlinearity ({data.name}) needs a Gaussian pre-activation, but "
+                     f"its input is not Gaussian: {law.reason}", data.span,
                      suggestion=law.suggestion)
 
 
@@ -153,8 +153,8 @@ STRUCTURAL_LAWS: Dict[str, Callable] = {
 
 def node_law(tg, node: str, kind_category: Optional[str], ins: Sequence[Law]) -> Law:
     """The law of ``node``'s output from its inputs' laws (table look-ups only)."""
-    data = tg.layers.node(node)
-    rule = STRUCTURAL_LAWS.get(data["kind"])
+    data = tg.node(node)
+    rule = STRUCTURAL_LAWS.get(data.kind)
     if rule is not None:
         return rule(tg, node, data, ins)
     return CATEGORY_LAWS[kind_category](data, ins, node)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Dict, Union
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from ..errors import GroupError, KernelcError, ShapeError, SpecError
+import networkx as nx
+
+from ..errors import GroupError, KernelcError, ShapeError, SourceSpan, SpecError
 from ..families import family_of, family_of_input
 from ..groups import LatticeGroup, get_group
 from .ast import GroupDecl, Spec
@@ -22,29 +25,62 @@ from .parser import load_spec
 from .types import SignalType
 
 
-@dataclass
+@dataclass(frozen=True)
+class Node:
+    """One typed layer of the network, what every later stage reads: its ``kind`` (a layer
+    kind, "nonlinearity", or a structural kind: input, fanout, identity, sum, concat), its
+    ``name`` in messages and generated code (relu2), its hyperparameters ``hp`` (read-only),
+    its ``span`` in the spec, its output type ``out`` (with the signal's law) and its
+    ``inputs`` in order (the branches of a concat)."""
+
+    id: str
+    kind: str
+    name: str
+    hp: Mapping[str, Any]
+    span: SourceSpan
+    out: Optional[SignalType]
+    inputs: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TypedGraph:
-    """A layer graph whose nodes carry ``out`` (their output type), plus the resolved group."""
+    """The typed network: the spec, the resolved group, and its :class:`Node` values by id
+    over a frozen graph of their connections. Built by :func:`infer_types` from the layer
+    graph (which it leaves as it was); nothing changes it afterwards."""
 
-    layers: LayerGraph
+    spec: Spec
     group: object  # a group of one of the families (kernelc.families)
+    nodes: Mapping[str, Node]
+    graph: nx.DiGraph  # frozen: edges only
+    input_node: str
+    output_node: str
+    topological_order: Tuple[str, ...]
 
-    @property
-    def spec(self) -> Spec:
-        return self.layers.spec
+    def order(self) -> List[str]:
+        """Nodes in a deterministic topological order (source order breaks ties)."""
+        return list(self.topological_order)
+
+    def node(self, n: str) -> Node:
+        return self.nodes[n]
+
+    def inputs(self, n: str) -> List[str]:
+        return list(self.nodes[n].inputs)
+
+    def successors(self, n: str) -> List[str]:
+        return sorted(self.graph.successors(n))
 
     @property
     def output_type(self) -> SignalType:
-        return self.layers.node(self.layers.output_node)["out"]
+        return self.nodes[self.output_node].out
 
     @property
     def input_type(self) -> SignalType:
-        return self.layers.node(self.layers.input_node)["out"]
+        return self.nodes[self.input_node].out
 
     def summary(self) -> str:
         spec, group = self.spec, self.group
-        n_layers = sum(1 for n in self.layers.order()
-                       if self.layers.node(n)["kind"] not in ("input", "fanout", "identity"))
+        n_layers = sum(1 for n in self.order()
+                       if self.nodes[n].kind not in ("input", "fanout", "identity"))
         family = family_of(group)
         return (f"{spec.name}: group {group.name} ({family.order_text(group)}), "
                 f"input {family.describe_input(self.input_type)}, {n_layers} layers, "
@@ -81,13 +117,13 @@ def _elementwise(tg, node, ins):
 
 
 def _fan_in(tg, node, ins):
-    data = tg.layers.node(node)
+    data = tg.node(node)
     first = ins[0]
     for other in ins[1:]:
         if (other.domain, other.shape) != (first.domain, first.shape):
-            raise ShapeError(f"the branches of this {data['kind']} block disagree: "
-                             f"{first} vs {other}", data["span"])
-    if data["kind"] == "sum":
+            raise ShapeError(f"the branches of this {data.kind} block disagree: "
+                             f"{first} vs {other}", data.span)
+    if data.kind == "sum":
         _check_independent_branches(tg, node)
         return SignalType(first.domain, first.shape, first.channels, first.group_order)
     widths = [t.channels for t in ins]
@@ -98,15 +134,15 @@ def _fan_in(tg, node, ins):
 def _check_independent_branches(tg, node):
     """A sum's kernel is the sum of branch kernels only if branch outputs are uncorrelated,
     which holds when all but at most one branch end in a layer with fresh zero-mean weights."""
-    g = tg.layers
+    g = tg
     kinds = layer_kinds(family_of(tg.group))
     not_parametric = [i for i in g.inputs(node)
-                      if g.node(i)["kind"] not in kinds or not kinds[g.node(i)["kind"]].parametric]
+                      if g.node(i).kind not in kinds or not kinds[g.node(i).kind].parametric]
     if len(not_parametric) > 1:
         raise ShapeError("at most one branch of a residual block may end without a weight "
                          "layer (lift/gconv/conv/dense); otherwise the branches are correlated "
                          "and the kernel is not the sum of branch kernels",
-                         g.node(node)["span"])
+                         g.node(node).span)
 
 
 STRUCTURAL: Dict[str, Callable] = {
@@ -120,11 +156,24 @@ STRUCTURAL: Dict[str, Callable] = {
 
 
 def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
-    tg = TypedGraph(layers, group)
+    """The :class:`TypedGraph` of a layer graph: each node, in topological order, gets its
+    output type from its kind's typing rule (or a structural rule) and the law of its signal
+    (frontend.gaussianity); ``layers`` is not modified."""
+    order = tuple(layers.order())
+    nodes: Dict[str, Node] = {}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(order)
+    graph.add_edges_from(layers.graph.edges())
+    nx.freeze(graph)  # its connections only; the node values are the Nodes
+    tg = TypedGraph(layers.spec, group, nodes, graph, layers.input_node, layers.output_node,
+                    order)  # filled node by node below; read by the rules for earlier nodes
     kinds = layer_kinds(family_of(group))
-    for node in layers.order():
+    for node in order:
         data = layers.node(node)
-        ins = [layers.node(i)["out"] for i in layers.inputs(node)]
+        hp = dict(data["hp"])  # a typing rule may complete it (e.g. avg_pool's stride)
+        nodes[node] = Node(node, data["kind"], data["name"], MappingProxyType(hp), data["span"],
+                           None, tuple(layers.inputs(node)))
+        ins = [nodes[i].out for i in layers.inputs(node)]
         rule = STRUCTURAL.get(data["kind"])
         category = None
         if rule is not None:
@@ -136,12 +185,13 @@ def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
                     and ins[0].channels is None:
                 raise ShapeError(f"the standard parameterization needs the width of the layer "
                                  f"feeding {data['name']}: add width=N to it", data["span"])
-            out = kind.infer(ins[0], data["hp"], group, _LayerView(data))
+            out = kind.infer(ins[0], hp, group, _LayerView(data))
         # the signal's law (Gaussian or not) from the kind's category or structural rule; a
         # nonlinearity on a signal the kernel maps cannot take exactly is refused here
-        data["out"] = dataclasses.replace(
-            out, law=node_law(tg, node, category, [t.law for t in ins]))
-    return tg
+        nodes[node] = dataclasses.replace(
+            nodes[node], out=dataclasses.replace(
+                out, law=node_law(tg, node, category, [t.law for t in ins])))
+    return dataclasses.replace(tg, nodes=MappingProxyType(nodes))
 
 
 class _LayerView:
@@ -166,4 +216,4 @@ def check(spec_or_path: Union[str, Path, Spec]) -> TypedGraph:
                         spec.span) from None
 
 
-__all__ = ["TypedGraph", "check", "infer_types", "resolve_group", "SpecError"]
+__all__ = ["Node", "TypedGraph", "check", "infer_types", "resolve_group", "SpecError"]

@@ -61,9 +61,9 @@ def _group(group, default=None):
 
 def _layer_desc(tg, node) -> str:
     """``kind(hp...)`` of a layer without spans, widths and rotational supports, for diffs."""
-    nd = tg.layers.node(node)
+    nd = tg.node(node)
     parts = []
-    for k, v in sorted(nd["hp"].items()):
+    for k, v in sorted(nd.hp.items()):
         if v is None and k in ("size", "stride"):  # avg_pool without windows: the global mean
             continue
         if k in ("width", "rotations", "support", "map", "degree"):
@@ -71,14 +71,14 @@ def _layer_desc(tg, node) -> str:
                 parts.append(f"phi={v.name}")
             continue
         parts.append(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}")
-    if "support" in nd["hp"]:
-        parts.append(f"support={len(nd['hp']['support'])} points")
-    return f"{nd['kind']}({', '.join(parts)})"
+    if "support" in nd.hp:
+        parts.append(f"support={len(nd.hp['support'])} points")
+    return f"{nd.kind}({', '.join(parts)})"
 
 
 def _layers(tg) -> List[str]:
-    return [_layer_desc(tg, n) for n in tg.layers.order()
-            if tg.layers.node(n)["kind"] not in ("input", "fanout", "identity")]
+    return [_layer_desc(tg, n) for n in tg.order()
+            if tg.node(n).kind not in ("input", "fanout", "identity")]
 
 
 def _require_da_cnn(cnn, group) -> None:
@@ -99,19 +99,19 @@ def _require_da_cnn(cnn, group) -> None:
     except KernelcError as exc:
         raise SpecError(f"the input box of '{name}' cannot be transformed by {group.name}: "
                         f"{exc.message}") from None
-    for n in tg.layers.order():
-        nd = tg.layers.node(n)
-        if nd["kind"] in ("conv", "lift", "gconv") and not group.is_invariant(nd["hp"]["support"]):
-            raise SpecError(f"the filter support of {nd['name']} in '{name}' is not invariant under "
+    for n in tg.order():
+        nd = tg.node(n)
+        if nd.kind in ("conv", "lift", "gconv") and not group.is_invariant(nd.hp["support"]):
+            raise SpecError(f"the filter support of {nd.name} in '{name}' is not invariant under "
                             f"ρ({group.name}); its kernel is then not jointly invariant and the orbit "
                             "average is not the kernel of the augmented ensemble")
-        if nd["kind"] == "avg_pool" and nd["hp"].get("size") is not None and group.order > 1:
+        if nd.kind == "avg_pool" and nd.hp.get("size") is not None and group.order > 1:
             # ρ(H) maps windows to windows when they lie symmetrically about the box centre:
             # (n − k) divisible by s on every axis (docs/math/identities.md, (E) and the lemma)
-            box = tg.layers.node(tg.layers.inputs(n)[0])["out"].shape
-            k, s = nd["hp"]["size"], nd["hp"]["stride"]
+            box = tg.node(tg.inputs(n)[0]).out.shape
+            k, s = nd.hp["size"], nd.hp["stride"]
             if any((b - k) % s for b in box):
-                raise SpecError(f"the windows of {nd['name']} (size={k}, stride={s}) on the "
+                raise SpecError(f"the windows of {nd.name} (size={k}, stride={s}) on the "
                                 f"{'×'.join(map(str, box))} box are not symmetric about its "
                                 "centre (n − size is not a multiple of the stride), so "
                                 f"ρ({group.name}) need not map windows to windows: the kernel is "

@@ -21,7 +21,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import InputError, KernelcError, ShapeError
-from ..frontend.infer import check
+from ..frontend.infer import TypedGraph, check
 from ..families import Family, family_of
 from ..frontend.family_kinds import layer_kinds
 from ..ir.jax_printer import jax_code
@@ -33,7 +33,7 @@ from .layers import FiniteLayer, finite_layers
 
 def typed_graph(obj):
     """A TypedGraph from a TypedGraph, a CompiledKernel, a Spec, a path or spec text."""
-    if hasattr(obj, "layers") and hasattr(obj, "group"):
+    if isinstance(obj, TypedGraph):
         return obj
     if hasattr(obj, "typed"):
         return obj.typed
@@ -49,7 +49,7 @@ class FiniteNetwork:
     _phis: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        g = self.typed.layers
+        g = self.typed
         self.group = self.typed.group
         self.check_layer_table()
         self.dim = self.group.dim
@@ -60,11 +60,11 @@ class FiniteNetwork:
         mask = np.asarray(self.group.domain_mask(self.input_box), dtype=bool)
         self._mask = None if mask.all() else mask
         for n in self.order:
-            kind = g.node(n)["kind"]
+            kind = g.node(n).kind
             if kind in ("lift", "gconv", "conv"):
                 self._expansions[n] = self._make_expansion(n, kind)
             elif kind == "nonlinearity":
-                self._phis[n] = phi_function(g.node(n)["hp"]["map"].phi)
+                self._phis[n] = phi_function(g.node(n).hp["map"].phi)
         self.final = self._final_weight_layers()
 
     @property
@@ -74,8 +74,8 @@ class FiniteNetwork:
 
     def check_layer_table(self) -> None:
         """KernelcError naming every layer kind of the graph this network cannot build."""
-        g = self.typed.layers
-        missing = sorted({g.node(n)["kind"] for n in g.order()} - set(self.layer_table)
+        g = self.typed
+        missing = sorted({g.node(n).kind for n in g.order()} - set(self.layer_table)
                          - {"input"})
         if missing:
             raise KernelcError(f"no finite-width {self.group.name} network for layer kind(s): "
@@ -83,13 +83,13 @@ class FiniteNetwork:
 
     # -- static structure ---------------------------------------------------------------------
     def hp(self, node: str) -> dict:
-        return self.typed.layers.node(node)["hp"]
+        return self.typed.node(node).hp
 
     def name(self, node: str) -> str:
-        return self.typed.layers.node(node)["name"]
+        return self.typed.node(node).name
 
     def out_type(self, node: str):
-        return self.typed.layers.node(node)["out"]
+        return self.typed.node(node).out
 
     def expansion(self, node: str) -> FilterExpansion:
         return self._expansions[node]
@@ -111,8 +111,8 @@ class FiniteNetwork:
         return entry is not None and entry.parametric
 
     def _final_weight_layers(self) -> set:
-        g = self.typed.layers
-        weights = {n for n in self.order if self._is_weight(g.node(n)["kind"])}
+        g = self.typed
+        weights = {n for n in self.order if self._is_weight(g.node(n).kind)}
         return {n for n in weights if not (nx.descendants(g.graph, n) & weights)}
 
     # -- hexagonal domains ----------------------------------------------------------------------
@@ -141,26 +141,26 @@ class FiniteNetwork:
         bad = isinstance(width, bool) or not isinstance(width, (int, np.integer))
         if width is not None and (bad or width < 1):
             raise InputError(f"width must be a positive integer, got {width!r}")
-        g = self.typed.layers
+        g = self.typed
         out: Dict[str, int] = {}
         for n in self.order:
             data = g.node(n)
-            kind = data["kind"]
+            kind = data.kind
             ins = [out[i] for i in g.inputs(n)]
             if kind == "input":
                 out[n] = self.input_channels if input_channels is None else int(input_channels)
             elif self._is_weight(kind):
                 out[n] = self._layer_width(n, kind, width)
             elif kind == "flatten":
-                t_in = g.node(g.inputs(n)[0])["out"]
+                t_in = g.node(g.inputs(n)[0]).out
                 h = t_in.group_order if t_in.domain == "group" else 1
                 out[n] = ins[0] * self.site_count(t_in.shape) * h
             elif kind == "sum":
                 if len(set(ins)) != 1:
-                    names = [g.node(i)["name"] for i in g.inputs(n)]
-                    raise ShapeError(f"the branches of {data['name']} have different channel "
+                    names = [g.node(i).name for i in g.inputs(n)]
+                    raise ShapeError(f"the branches of {data.name} have different channel "
                                      f"counts {dict(zip(names, ins))}; a residual sum needs equal "
-                                     "widths", data["span"])
+                                     "widths", data.span)
                 out[n] = ins[0]
             elif kind == "concat":
                 out[n] = sum(ins)
@@ -177,9 +177,9 @@ class FiniteNetwork:
             return int(width)
         if declared is not None:
             return int(declared)
-        data = self.typed.layers.node(node)
-        raise KernelcError(f"layer {data['name']} has no width= in the spec; pass a width to "
-                           "init_fn (it applies to every hidden weight layer)", data["span"])
+        data = self.typed.node(node)
+        raise KernelcError(f"layer {data.name} has no width= in the spec; pass a width to "
+                           "init_fn (it applies to every hidden weight layer)", data.span)
 
     # -- init / apply ---------------------------------------------------------------------------
     def _check_input_shape(self, input_shape) -> int:
@@ -203,10 +203,10 @@ class FiniteNetwork:
                      ) -> Dict[str, Dict[str, Tuple[Tuple[int, ...], float]]]:
         """{layer name: {"W"/"b": (shape, standard deviation)}} for hidden ``width``."""
         chans = self.channels(width, input_channels)
-        g = self.typed.layers
+        g = self.typed
         out = {}
         for n in self.order:
-            layer = self.layer_table.get(g.node(n)["kind"])
+            layer = self.layer_table.get(g.node(n).kind)
             if layer is not None and layer.init is not None:
                 out[self.name(n)] = layer.init(self, n, chans[g.inputs(n)[0]], chans[n])
         return out
@@ -244,7 +244,7 @@ class FiniteNetwork:
         |H|, D) group signals, (N, *box, D) box signals. On a masked (hexagonal) domain inputs
         are zeroed outside it first, and every box/group signal on the input box after each
         layer, exactly as the kernels treat them."""
-        return self.features(params, x, self.typed.layers.output_node)
+        return self.features(params, x, self.typed.output_node)
 
     def features(self, params, x, node: str):
         """The signal at ``node`` (a node id of the layer graph) for inputs ``x``."""
@@ -258,13 +258,13 @@ class FiniteNetwork:
                              f"got {tuple(x.shape)}")
         if not jnp.issubdtype(x.dtype, jnp.floating):
             x = x.astype(jnp.float32)
-        g = self.typed.layers
+        g = self.typed
         needed = nx.ancestors(g.graph, node) | {node}
         values: Dict[str, Any] = {}
         for n in self.order:
             if n not in needed:
                 continue
-            kind = g.node(n)["kind"]
+            kind = g.node(n).kind
             if kind == "input":
                 # signals vanish outside the domain (the hexagon of p6), as in the kernels
                 values[n] = self.mask(x, self.input_box, False)
@@ -276,8 +276,8 @@ class FiniteNetwork:
     @property
     def readout_node(self) -> Optional[str]:
         """The output node when it is a dense layer (the readout), else None."""
-        out = self.typed.layers.output_node
-        return out if self.typed.layers.node(out)["kind"] == "dense" else None
+        out = self.typed.output_node
+        return out if self.typed.node(out).kind == "dense" else None
 
     def readout_nngp(self, params, x1, x2=None):
         """E over the readout layer's weights of (1/n_out) f(x1)·f(x2)ᵀ, all other weights
@@ -287,7 +287,7 @@ class FiniteNetwork:
         out = self.readout_node
         if out is None:
             raise KernelcError("readout_nngp needs a network whose output layer is dense")
-        src = self.typed.layers.inputs(out)[0]
+        src = self.typed.inputs(out)[0]
         h1 = self.features(params, x1, src)
         h2 = h1 if x2 is None else self.features(params, x2, src)
         hp = self.hp(out)
@@ -295,7 +295,7 @@ class FiniteNetwork:
 
     def output_shape(self, n: int = 1, width: Optional[int] = None) -> Tuple[int, ...]:
         t = self.typed.output_type
-        c = self.channels(width)[self.typed.layers.output_node]
+        c = self.channels(width)[self.typed.output_node]
         if t.domain == "vector":
             return (n, c)
         if t.domain == "group":

@@ -128,8 +128,8 @@ def _activation_parts(law) -> List[Tuple[float, Activation]]:
 def _absorbed(ctx, node) -> bool:
     """A nonlinearity whose every successor is a nonlinearity is composed into them (φ₂∘φ₁):
     its own kernel is never needed, so it is not computed."""
-    after = ctx.typed.layers.successors(node)
-    return bool(after) and all(ctx.typed.layers.node(n)["kind"] == "nonlinearity" for n in after)
+    after = ctx.typed.successors(node)
+    return bool(after) and all(ctx.typed.node(n).kind == "nonlinearity" for n in after)
 
 
 def _map_lines(ctx, node, src: Value, kmap, k: str, t: str,
@@ -169,7 +169,7 @@ class Nonlinearity:
     @staticmethod
     def formulas(ctx, node):
         if _absorbed(ctx, node):
-            after = ", ".join(ctx.var(n) for n in ctx.typed.layers.successors(node))
+            after = ", ".join(ctx.var(n) for n in ctx.typed.successors(node))
             f = Formulas()
             f.notes.append(f"composed into {after}: the output of a nonlinearity is not "
                            "Gaussian, so the next map takes the composition of both")
@@ -254,7 +254,7 @@ def _combine(ctx, node, ins, weights, formula):
     # layouts are: so3_reduced for SO(3) under (R), group_reduced on a lattice)
     out = ins[0].layout
     if any(v.layout != out for v in ins[1:]):
-        raise KernelcError(f"internal error: the branches of '{ctx.typed.layers.node(node)['name']}'"
+        raise KernelcError(f"internal error: the branches of '{ctx.typed.node(node).name}'"
                            f" have different layouts ({', '.join(v.layout.kind for v in ins)})")
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
@@ -292,7 +292,7 @@ class Concat:
 
     @staticmethod
     def lower(ctx, node, ins):
-        widths = [ctx.typed.layers.node(i)["out"].channels for i in ctx.typed.layers.inputs(node)]
+        widths = [ctx.typed.node(i).out.channels for i in ctx.typed.inputs(node)]
         return _combine(ctx, node, ins, list(concat_weights(widths)), "K = Σ_b (n_b/n) K_b")
 
 

@@ -78,8 +78,8 @@ def test_p6_matching_network_is_hexagonal(nets):
     cnn = net.matching_cnn
     g = cnn.typed.group
     assert g.order == 1 and g.lattice == "hexagonal" and g.dim == 2
-    supports = [cnn.typed.layers.node(n)["hp"]["support"] for n in cnn.typed.layers.order()
-                if cnn.typed.layers.node(n)["kind"] == "conv"]
+    supports = [cnn.typed.node(n).hp["support"] for n in cnn.typed.order()
+                if cnn.typed.node(n).kind == "conv"]
     assert supports and all(len(s) == 7 for s in supports)
     assert np.array_equal(g.domain_mask((7, 7)), net.typed.group.domain_mask((7, 7)))
     again = kernelc.compile(unparse(matching_cnn_spec(net.spec)))

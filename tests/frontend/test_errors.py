@@ -299,8 +299,8 @@ def test_explicit_support_not_invariant():
 
 def test_invariant_explicit_support_is_accepted():
     tg = check(H + "lift(support=[(0,0),(1,0),(0,1),(-1,0),(0,-1)])\n")
-    lift = tg.layers.node("n001")
-    assert sorted(map(tuple, lift["hp"]["support"].tolist())) == [
+    lift = tg.node("n001")
+    assert sorted(map(tuple, lift.hp["support"].tolist())) == [
         (-1, 0), (0, -1), (0, 0), (0, 1), (1, 0)]
 
 

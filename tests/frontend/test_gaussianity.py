@@ -94,7 +94,7 @@ def test_a_composition_above_the_degree_limit_is_refused_at_the_outer_nonlineari
 
 def _laws(text):
     tg = check(text)
-    return {tg.layers.node(n)["name"]: tg.layers.node(n)["out"].law for n in tg.layers.order()}
+    return {tg.node(n).name: tg.node(n).out.law for n in tg.order()}
 
 
 def test_consecutive_nonlinearities_compose_into_one_activation_of_the_lift():

@@ -171,8 +171,8 @@ def test_node_ids_and_names_are_deterministic():
     assert snapshot(first) == snapshot(second)
     assert names(first) == names(second)
     t1, t2 = check(text), check(text)
-    assert [(n, t1.layers.node(n)["out"]) for n in t1.layers.order()] == \
-        [(n, t2.layers.node(n)["out"]) for n in t2.layers.order()]
+    assert [(n, t1.node(n).out) for n in t1.order()] == \
+        [(n, t2.node(n).out) for n in t2.order()]
 
 
 def test_every_spec_builds_identically_twice(spec_path):

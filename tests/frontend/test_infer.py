@@ -20,8 +20,8 @@ def fmt(t: SignalType) -> str:
 
 def chain(tg: TypedGraph) -> str:
     """``name=domain:shape:channels`` of every node, in topological order."""
-    return " ".join(f"{tg.layers.node(n)['name']}={fmt(tg.layers.node(n)['out'])}"
-                    for n in tg.layers.order())
+    return " ".join(f"{tg.node(n).name}={fmt(tg.node(n).out)}"
+                    for n in tg.order())
 
 
 def out(text: str) -> SignalType:
@@ -109,9 +109,9 @@ def test_every_spec_is_well_typed(spec_path):
     else:
         assert tg.input_type == SignalType("box", spec.input.shape, spec.input.channels, 1)
     assert tg.output_type.domain == "vector" and tg.output_type.channels is not None
-    for n in tg.layers.order():
-        data = tg.layers.node(n)
-        t = data["out"]
+    for n in tg.order():
+        data = tg.node(n)
+        t = data.out
         assert isinstance(t, SignalType)
         if t.domain == "group":
             assert t.group_order == tg.group.order and len(t.shape) == len(spec.input.shape)
@@ -121,9 +121,9 @@ def test_every_spec_is_well_typed(spec_path):
             assert t.band >= 1 and len(t.shape) == {"sphere": 2, "so3": 3}[t.domain]
         else:
             assert t.shape == () and t.group_order == 1
-        for i in tg.layers.inputs(n):  # elementwise and structural nodes keep the type
-            if data["kind"] in ("nonlinearity", "fanout", "identity"):
-                assert tg.layers.node(i)["out"] == t
+        for i in tg.inputs(n):  # elementwise and structural nodes keep the type
+            if data.kind in ("nonlinearity", "fanout", "identity"):
+                assert tg.node(i).out == t
     summary = tg.summary()
     order = family_of(tg.group).order_text(tg.group)
     assert summary.startswith(f"{spec.name}: group {tg.group.name} ({order}), input ")
@@ -194,12 +194,12 @@ def test_windowed_avg_pool_output_box():
     tg = check(P4_HEADER + "lift(width=5)\navg_pool(size=2, stride=2)\ngconv\ngroup_pool\n")
     assert chain(tg) == ("input=box:8x8:1 lift1=group:8x8:5 avg_pool1=group:4x4:5 "
                          "gconv1=group:4x4:inf group_pool1=vector:-:inf")
-    pool = next(n for n in tg.layers.order() if tg.layers.node(n)["kind"] == "avg_pool")
-    assert tg.layers.node(pool)["hp"] == {"size": 2, "stride": 2}
+    pool = next(n for n in tg.order() if tg.node(n).kind == "avg_pool")
+    assert tg.node(pool).hp == {"size": 2, "stride": 2}
     # without size= it stays the global mean (stride left unset)
     tg = check(P4_HEADER + "lift\navg_pool\n")
-    pool = next(n for n in tg.layers.order() if tg.layers.node(n)["kind"] == "avg_pool")
-    assert tg.layers.node(pool)["hp"] == {"size": None, "stride": None}
+    pool = next(n for n in tg.order() if tg.node(n).kind == "avg_pool")
+    assert tg.node(pool).hp == {"size": None, "stride": None}
 
 
 def test_group_pool_and_flatten_channels():
@@ -229,7 +229,7 @@ def test_residual_keeps_the_type():
     assert fmt(tg.output_type) == "group:8x8:4"
     tg = check(P4_HEADER + "lift\nrepeat 3 { residual { branch { gconv } branch { gconv relu } } }\n")
     assert fmt(tg.output_type) == "group:8x8:inf"
-    assert sum(1 for n in tg.layers.order() if tg.layers.node(n)["kind"] == "sum") == 3
+    assert sum(1 for n in tg.order() if tg.node(n).kind == "sum") == 3
 
 
 # -- groups and dimensions ---------------------------------------------------------------------
@@ -252,7 +252,7 @@ def test_1d_and_4d_inputs():
                "group_pool\ndense(2)\n")
     assert chain(tg) == ("input=box:9:1 lift1=group:9:inf gconv1=group:7:inf "
                          "group_pool1=vector:-:inf dense1=vector:-:2")
-    assert tg.layers.node("n001")["out"].group_order == 2
+    assert tg.node("n001").out.group_order == 2
     assert fmt(out("group Z = trivial 4\ninput 3 x 3 x 3 x 3 channels 1\nconv\n")) == \
         "box:3x3x3x3:inf"
 
@@ -262,15 +262,15 @@ def test_1d_and_4d_inputs():
 def test_resolved_hyperparameters():
     tg = check(P4_HEADER + "lift\ngconv(5, rotations=identity, W_std=2, b_std=0.5, width=3)\n"
                "gconv(rotations=[0, 2])\n")
-    lift, g1, g2 = (tg.layers.node(n)["hp"] for n in ("n001", "n002", "n003"))
+    lift, g1, g2 = (tg.node(n).hp for n in ("n001", "n002", "n003"))
     assert (lift["size"], lift["W_std"], lift["b_std"], lift["padding"], lift["width"]) == \
         (3, 1.0, 0.0, "same", None)
     assert lift["support"].shape == (9, 2)
     assert g1["support"].shape == (25, 2) and g1["rotations"] == (0,)
     assert (g1["W_std"], g1["b_std"], g1["width"]) == (2.0, 0.5, 3)
     assert g2["rotations"] == (0, 2)
-    assert check(P4_HEADER + "lift\ngconv\n").layers.node("n002")["hp"]["rotations"] == (0, 1, 2, 3)
-    hexa = check("group p6\ninput 9 x 9 channels 1\nlift(size=5)\n").layers.node("n001")["hp"]
+    assert check(P4_HEADER + "lift\ngconv\n").node("n002").hp["rotations"] == (0, 1, 2, 3)
+    hexa = check("group p6\ninput 9 x 9 channels 1\nlift(size=5)\n").node("n001").hp
     assert hexa["support"].shape == (19, 2)  # the hexagonal ball of radius 2
 
 
@@ -279,6 +279,6 @@ def test_nonlinearity_nodes_carry_their_kernel_map():
     # test_gaussianity.py), and erf∘φ(x**2)∘leaky∘relu is kinked, which is refused
     tg = check(P4_HEADER + "lift\nrelu\ngconv\nleaky_relu(0.1)\ngconv\nphi(x**2)\ngconv\n"
                "erf(degree=12)\n")
-    maps = [tg.layers.node(n)["hp"] for n in ("n002", "n004", "n006", "n008")]
+    maps = [tg.node(n).hp for n in ("n002", "n004", "n006", "n008")]
     assert [m["map"].name for m in maps] == ["relu", "leaky_relu(0.1)", "phi(x**2)", "erf"]
     assert [m["degree"] for m in maps] == [32, 32, 32, 12]

@@ -86,7 +86,7 @@ dense(1)
     net = network(kernelc.check(text))
     with pytest.raises(ShapeError, match="different channel counts"):
         net.channels()
-    assert net.channels(4)[net.typed.layers.output_node] == 1  # one width for all is fine
+    assert net.channels(4)[net.typed.output_node] == 1  # one width for all is fine
 
 
 def test_compiled_kernel_exposes_init_and_apply():

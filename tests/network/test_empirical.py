@@ -60,7 +60,7 @@ def test_nngp_estimates(net, data):
     out = np.asarray(net.apply(ps[0], data))
     np.testing.assert_allclose(prods[0], out @ out.T / 3, rtol=1e-5, atol=1e-7)
     # the readout-averaged estimate: σ_w²/n h·hᵀ + σ_b² of the features entering dense(3)
-    pool = net.typed.layers.inputs(net.readout_node)[0]
+    pool = net.typed.inputs(net.readout_node)[0]
     h = np.asarray(net.features(ps[0], data, pool), np.float64)
     np.testing.assert_allclose(np.asarray(net.readout_nngp(ps[0], data)),
                                h @ h.T / h.shape[1] + 0.1 ** 2, rtol=1e-5)

@@ -34,11 +34,11 @@ def right_invariance(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecisi
     if not enabled.get("R", True):
         return IdentityDecision("R", name, False, "switched off by the caller (general path)")
     for n in layers:
-        data = tg.layers.node(n)
-        if not group.is_invariant(data["hp"]["support"]):
+        data = tg.node(n)
+        if not group.is_invariant(data.hp["support"]):
             return IdentityDecision("R", name, False,
-                                    f"the filter support of {data['name']} (line "
-                                    f"{data['span'].line}) is not ρ(H)-invariant")
+                                    f"the filter support of {data.name} (line "
+                                    f"{data.span.line}) is not ρ(H)-invariant")
     saving = f"{group.order}× fewer entries" if group.order > 1 else "no saving for a trivial H"
     return IdentityDecision("R", name, True,
                             f"all {len(layers)} lift/gconv spatial supports are ρ(H)-invariant "
@@ -58,15 +58,15 @@ def diagonal_only(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
     name = "diagonal only"
     if not enabled.get("D", True):
         return IdentityDecision("D", name, False, "switched off by the caller")
-    g = tg.layers
+    g = tg
     kinds = layer_kinds(LATTICE)
     averaging = {n for n in g.order()
-                 if getattr(kinds.get(g.node(n)["kind"]), "off_diagonal", False)}
-    if g.node(g.output_node)["out"].domain != "vector":
+                 if getattr(kinds.get(g.node(n).kind), "off_diagonal", False)}
+    if g.node(g.output_node).out.domain != "vector":
         return IdentityDecision("D", name, False, "the output is a feature map: all pairs needed")
 
     def spatial(n):
-        return g.node(n)["out"].domain != "vector"
+        return g.node(n).out.domain != "vector"
 
     diag = {n for n in g.order() if spatial(n) and n not in averaging
             and not (nx.descendants(g.graph, n) & averaging)}

@@ -94,7 +94,7 @@ class Input:
 
     @staticmethod
     def lower(ctx, node, ins):
-        t = ctx.typed.layers.node(node)["out"]
+        t = ctx.typed.node(node).out
         diag = ctx.uses("D", node)
         layout = Layout("box_diag" if diag else "box_full", t.shape)
         fn = Call("input_diag", (Ref("xa"), Ref("xb"))) if diag else \
@@ -289,7 +289,7 @@ _SITE_AXES = {
 
 def _window_formulas(ctx, node, k: int, s: int) -> Formulas:
     """explain's form of the windowed mean: W = {0..k−1}^d, stride s."""
-    out = ctx.typed.layers.node(node)["out"]
+    out = ctx.typed.node(node).out
     d = len(out.shape)
     a, b = S(f"({s}u+a,h)"), S(f"({s}u'+b,h')")
     f = Formulas(sympy.Eq(K_NEW[S("(u,h)"), S("(u',h')")], MeanOver(K[a, b], S("a,b"), S("W"))),

@@ -25,18 +25,18 @@ def so3_right_invariance(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDe
     if not enabled.get("R", True):
         return IdentityDecision("R", name, False, "switched off by the caller (general path)")
     for node in nodes_of(tg, "gconv"):
-        data = tg.layers.node(node)
-        grid_in = tg.layers.node(tg.layers.inputs(node)[0])["out"].shape[0] // 2
-        if data["hp"]["bandlimit"] > grid_in:
+        data = tg.node(node)
+        grid_in = tg.node(tg.inputs(node)[0]).out.shape[0] // 2
+        if data.hp["bandlimit"] > grid_in:
             # Π_L of a K̃ sampled on a grid of bandwidth B_in < L is not defined by the SO(3)
             # FFT of that grid; the general path's written-out quadrature is
             return IdentityDecision(
                 "R", name, False,
-                f"'{data['name']}' (line {data['span'].line}) has band limit "
-                f"{data['hp']['bandlimit']} above the bandwidth {grid_in} of its input grid; "
+                f"'{data.name}' (line {data.span.line}) has band limit "
+                f"{data.hp['bandlimit']} above the bandwidth {grid_in} of its input grid; "
                 "the general path integrates it exactly (raise the previous layer's grid= to "
                 "use the reduced path)")
-    grids = sorted({tg.layers.node(n)["hp"]["grid"] for n in layers})
+    grids = sorted({tg.node(n).hp["grid"] for n in layers})
     n = (2 * grids[-1]) ** 3
     return IdentityDecision("R", name, True,
                             f"all {len(layers)} lift/gconv filters cover the whole sphere/group: "

@@ -155,7 +155,7 @@ class SO3Network(FiniteNetwork):
     the (2B, 2B) sphere grid (``dim`` = 2), hidden signals are (N, 2B, 2B, 2B, C)."""
 
     def __post_init__(self):
-        g = self.typed.layers
+        g = self.typed
         self.order = g.order()
         self.group = self.typed.group
         self.check_layer_table()
@@ -165,15 +165,15 @@ class SO3Network(FiniteNetwork):
         self.input_channels = int(self.typed.input_type.channels)
         self._mask = None
         for n in self.order:
-            if g.node(n)["kind"] == "nonlinearity":
-                self._phis[n] = phi_function(g.node(n)["hp"]["map"].phi)
+            if g.node(n).kind == "nonlinearity":
+                self._phis[n] = phi_function(g.node(n).hp["map"].phi)
         self.final = self._final_weight_layers()
 
     def band(self, node: str) -> int:
         """The band limit L a lift/gconv computes with (a lift's is capped by its input's)."""
         band = int(self.hp(node)["bandlimit"])
-        if self.typed.layers.node(node)["kind"] == "lift":
-            src = self.typed.layers.inputs(node)[0]
+        if self.typed.node(node).kind == "lift":
+            src = self.typed.inputs(node)[0]
             band = min(band, int(self.out_type(src).band))
         return band
 

@@ -36,7 +36,7 @@ class Integral(sympy.Function):
 
 
 def _layout(ctx, node) -> Layout:
-    t = ctx.typed.layers.node(node)["out"]
+    t = ctx.typed.node(node).out
     kind = "so3_reduced" if ctx.decisions["R"].applied else "so3_general"
     return Layout(kind, tuple(t.shape))
 
@@ -58,7 +58,7 @@ def _check_parameterization(ctx, node):
     if ctx.parameterization != "ntk":
         raise ShapeError("the standard parameterization is not supported for SO(3) networks yet "
                          "(the fan-in of a full-sphere filter is its band-limited dimension)",
-                         ctx.typed.layers.node(node)["span"])
+                         ctx.typed.node(node).span)
 
 
 @rule("input", family=SO3_FAMILY)
@@ -72,7 +72,7 @@ class SphereInput:
 
     @staticmethod
     def lower(ctx, node, ins):
-        t = ctx.typed.layers.node(node)["out"]
+        t = ctx.typed.node(node).out
         layout = Layout("sphere_coeffs", tuple(t.shape))
         band = t.band
         line = (f"k_input = (sphere_coefficients(xa, {band}), "

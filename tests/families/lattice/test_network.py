@@ -36,8 +36,8 @@ def test_lift_and_gconv_match_brute_force(group, box, padding):
                          f"lift(size=3, W_std=1.3, b_std=0.2, padding={padding})\n"
                          f"gconv(size=3, W_std=0.9, b_std=0.3, padding={padding}, rotations={rots})"))
     G = tg.group
-    lift_n, gconv_n = tg.layers.order()[1:3]
-    hl, hg = tg.layers.node(lift_n)["hp"], tg.layers.node(gconv_n)["hp"]
+    lift_n, gconv_n = tg.order()[1:3]
+    hl, hg = tg.node(lift_n).hp, tg.node(gconv_n).hp
     x = np.random.default_rng(0).normal(size=(2,) + box + (2,))
     p = net.init(jax.random.PRNGKey(1), None, 3)
     P = {k: {n: np.asarray(v, np.float64) for n, v in d.items()} for k, d in p.items()}
@@ -61,7 +61,7 @@ def test_plain_conv_with_an_uncentred_support(padding):
     body = (f"conv(support=[(0, 0), (1, 0), (0, 2), (2, -1)], W_std=1.1, b_std=0.4, "
             f"padding={padding})")
     tg, net = _net(_spec("Z2", (5, 6), 3, body))
-    hp = tg.layers.node(tg.layers.order()[1])["hp"]
+    hp = tg.node(tg.order()[1]).hp
     x = np.random.default_rng(2).normal(size=(2, 5, 6, 3))
     p = net.init(jax.random.PRNGKey(3), None, 4)
     want = ref.conv(x, np.asarray(p["conv1"]["W"], np.float64), np.asarray(p["conv1"]["b"]),
@@ -84,7 +84,7 @@ def test_expansion_index_hits_every_weight_once_per_output_element():
 
 def test_hexagonal_support_and_mask():
     tg, net = _net(_spec("p6", (5, 5), 1, "lift(size=3, W_std=1.0, b_std=1.0)"))
-    exp = net.expansion(tg.layers.order()[1])
+    exp = net.expansion(tg.order()[1])
     assert exp.m == 7 and exp.kbox == (3, 3)
     p = net.init(jax.random.PRNGKey(0), (5, 5, 1), 2)
     out = np.asarray(net.apply(p, np.zeros((1, 5, 5))))  # bias only: nonzero exactly on the hexagon
@@ -103,10 +103,10 @@ def test_windowed_avg_pool_matches_brute_force(group, box, pool):
     tg, net = _net(_spec(group, box, 2, f"{first}\n{pool}"))
     p = net.init(jax.random.PRNGKey(4), None, 3)
     x = np.random.default_rng(5).normal(size=(2,) + box + (2,)).astype(np.float32)
-    order = tg.layers.order()
+    order = tg.order()
     feats = np.asarray(net.features(p, x, order[1]), np.float64)
-    want = ref.window_pool(feats, len(box), tg.layers.node(order[2])["hp"]["size"],
-                           tg.layers.node(order[2])["hp"]["stride"])
+    want = ref.window_pool(feats, len(box), tg.node(order[2]).hp["size"],
+                           tg.node(order[2]).hp["stride"])
     got = np.asarray(net.apply(p, x))
     assert got.shape == want.shape == net.output_shape(2, 3)
     np.testing.assert_allclose(got, want, atol=1e-5)

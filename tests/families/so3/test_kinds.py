@@ -10,7 +10,7 @@ HEAD = "network t\ngroup SO3\ninput sphere bandlimit 4 channels 2\n"
 
 def test_sphere_input_and_layer_types():
     tg = check(parse_spec(HEAD + "lift(3, grid=5)\nrelu\ngconv(2)\ngroup_pool\ndense(4)\n"))
-    outs = [tg.layers.node(n)["out"] for n in tg.layers.order()]
+    outs = [tg.node(n).out for n in tg.order()]
     assert outs[0].domain == "sphere" and outs[0].shape == (8, 8) and outs[0].band == 4
     assert (outs[1].domain, outs[1].band, outs[1].shape) == ("so3", 3, (10, 10, 10))
     assert outs[2] == outs[1]

@@ -228,14 +228,14 @@ dense(2)
 def general_path_kernels(typed, x):
     """The NNGP and NTK Gram matrices of an SO(3) spec, composed by hand from the general-path
     helpers of kernelc.runtime.so3 (float64): per layer K (and Θ) on all pairs of grid points."""
-    g = typed.layers
+    g = typed
     n = x.shape[0]
     i, j = np.divmod(np.arange(n * n), n)
     out = {}
     with x64_context("float64"):
         for node in g.order():
-            data, hp = g.node(node), g.node(node)["hp"]
-            kind = data["kind"]
+            data, hp = g.node(node), g.node(node).hp
+            kind = data.kind
             src = g.inputs(node)[0] if g.inputs(node) else None
             if kind == "input":
                 c = rt.sphere_coefficients(np.asarray(x, np.float64), typed.input_type.band)
@@ -254,14 +254,14 @@ def general_path_kernels(typed, x):
                                              diag[j][:, None, :])
                 K, T = K2, dot * np.asarray(T)
             elif kind == "gconv":
-                b_in = g.node(src)["out"].shape[0] // 2
+                b_in = g.node(src).out.shape[0] // 2
                 K2 = hp["W_std"] ** 2 * rt.so3_gconv_general(
                     np.asarray(K), b_in, hp["bandlimit"], hp["grid"]) + hp["b_std"] ** 2
                 T = hp["W_std"] ** 2 * rt.so3_gconv_general(
                     np.asarray(T), b_in, hp["bandlimit"], hp["grid"]) + K2
                 K = K2
             elif kind == "group_pool":
-                b = g.node(src)["out"].shape[0] // 2
+                b = g.node(src).out.shape[0] // 2
                 K, T = rt.so3_mean_general(np.asarray(K), b), rt.so3_mean_general(
                     np.asarray(T), b)
             elif kind == "dense":
