@@ -54,6 +54,17 @@ class CompiledKernel:
         """``apply_fn(params, x)`` -> outputs of the finite network (see :mod:`kernelc.network`)."""
         return self.network.apply
 
+    def __repr__(self) -> str:
+        """One line (the dataclass repr would print the whole generated source)."""
+        tg, spec = self.typed, self.spec
+        box = "×".join(map(str, spec.input.shape))
+        shape = (f"S² band {spec.input.bandlimit}×{spec.input.channels}"
+                 if spec.input.domain == "sphere" else f"{box}×{spec.input.channels}")
+        n_layers = sum(1 for n in tg.layers.order()
+                       if tg.layers.node(n)["kind"] not in ("input", "fanout", "identity"))
+        return (f"<CompiledKernel {spec.name}: group {tg.group.name}, input {shape}, "
+                f"{n_layers} layers, output {tg.output_type}, NNGP+NTK>")
+
     def __call__(self, x1, x2=None, get=("nngp", "ntk"), **kwargs):
         return self.module.kernel_fn(x1, x2, get, **kwargs)
 
@@ -97,7 +108,8 @@ class CompiledKernel:
 # runs at import time except imports, constant tables and definitions), and no code anywhere may
 # import other modules or use the builtins that run code or touch files.
 # It is a check against text escaping into code, not a sandbox for hostile generated code.
-_IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "numpy", "jax")
+#: (tqdm: the driver's optional progress bar, imported inside a try/except ImportError)
+_IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "numpy", "jax", "tqdm")
 #: ``from X import ...``: not os and sys, whose uses are checked by attribute name below.
 _FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax")
 #: ``from X import names``: the runtime package's helper modules (and kernelc.errors, which a
