@@ -68,9 +68,19 @@ class CompiledKernel:
     def __call__(self, x1, x2=None, get=("nngp", "ntk"), **kwargs):
         return self.module.kernel_fn(x1, x2, get, **kwargs)
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter's display: the ``explain`` report in Markdown (formulas as ``$LaTeX$``)."""
+        return self.explain(style="markdown")
+
+    def _repr_latex_(self) -> str:
+        """Jupyter's (and nbconvert's) LaTeX display: each layer's NNGP and NTK recursion as a
+        display equation."""
+        from .explain import formula_equations
+        return "\n".join(f"$${tex}$$" for tex in formula_equations(self.derivation))
+
     def formulas(self, style: str = "unicode") -> Dict[str, dict]:
         """Per layer: the recursion formulas as text in ``style`` (unicode, latex, markdown)
-        and as sympy objects."""
+        and as sympy objects; the table displays itself in a notebook (Markdown and LaTeX)."""
         from .explain import layer_formulas
         return layer_formulas(self.derivation, style)
 

@@ -7,13 +7,100 @@ N inputs, the predicted FLOPs and memory of the whole matrix and of one tile —
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Dict, Optional
 
 from .compiler.derive import Derivation
+from .ir.latex import latex_of_formula, latex_of_text, split_annotation
+from .errors import ExplainError
 from .rules.formulas import to_text
 
+#: Markdown's ASCII punctuation that can start markup inside a line of prose: ``[t,t'](q)`` is
+#: a link, ``*``/``_`` emphasis, ``$`` math in Jupyter, ``|`` a table cell, ``<`` HTML
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>$|~])")
 
-def layer_formulas(der: Derivation, style: str = "unicode") -> Dict[str, dict]:
+
+def markdown_escape(text: str) -> str:
+    """Prose for a Markdown line: every character that could start markup is backslash-escaped
+    (CommonMark allows it before any ASCII punctuation), so the text renders as written."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def formula_line(formula: str, style: str) -> str:
+    """A plan formula (kernelc's Unicode notation) in ``style``: LaTeX (``$…$`` in Markdown)
+    with its trailing annotation, e.g. ``(R)``, kept as text."""
+    if style == "unicode":
+        return formula
+    body, note = split_annotation(formula)
+    tex = latex_of_formula(body)
+    if style == "markdown":
+        return f"${tex}$" + (" " + markdown_escape(note) if note else "")
+    return tex + ("   " + note if note else "")
+
+
+def values_line(values: Dict[str, float], style: str) -> str:
+    """The constants of a layer (``σ_w² = 2, σ_b² = 0.0025, |S| = 9``) in ``style``."""
+    if style == "unicode":
+        return ", ".join(f"{k} = {v:g}" for k, v in values.items())
+    tex = r",\quad ".join(f"{latex_of_text(k)} = {v:g}" for k, v in values.items())
+    return f"${tex}$" if style == "markdown" else tex
+
+
+def covariance_definition(style: str) -> str:
+    """What Λ (the covariance in E_Λ[φ(u)φ(v)]) and k11, k12, k22 are: said at the first
+    nonlinearity that uses them."""
+    if style == "unicode":
+        return ("Λ = [[k11, k12], [k12, k22]] is the covariance of the Gaussian pre-activations "
+                "(u, v) at (x, g) and (x', g'): k11 = K(x,x)[g,g], k12 = K(x,x')[g,g'], "
+                "k22 = K(x',x')[g',g']")
+    matrix = (r"\Lambda = \left(\genfrac{}{}{0}{}{k_{11}\;\;k_{12}}{k_{12}\;\;k_{22}}\right)")
+    entries = (r"k_{11} = K(x,x)_{g,g},\quad k_{12} = K(x,x')_{g,g'},\quad "
+               r"k_{22} = K(x',x')_{g',g'}")
+    words = "is the covariance of the Gaussian pre-activations"
+    if style == "markdown":
+        return (f"${matrix}$ {words} $(u, v)$ at $(x, g)$ and $(x', g')$: ${entries}$")
+    return rf"{matrix},\quad {entries}   ({words} (u, v) at (x, g) and (x', g'))"
+
+
+class LayerFormulas(dict):
+    """Per layer name: ``{"kind", "layout", "sympy", "nngp", "ntk", "reduced", "values",
+    "notes"}`` (the formulas as text in one style, and as sympy objects). Displays itself in a
+    notebook: a Markdown list and LaTeX equations, one per formula (from the sympy objects,
+    whatever style the text was asked in)."""
+
+    def __init__(self, entries, der: Derivation):
+        super().__init__(entries)
+        self._derivation = der
+
+    def _repr_markdown_(self) -> str:
+        md = layer_formulas(self._derivation, "markdown")
+        lines = []
+        for name, entry in md.items():
+            lines.append(f"- **{markdown_escape(name)}** ({markdown_escape(entry['kind'])})")
+            for label in ("nngp", "ntk"):
+                if entry[label]:
+                    lines.append(f"    - {label.upper()}: {entry[label]}")
+            lines += [f"    - used: {r}" for r in entry["reduced"]]
+        return "\n".join(lines)
+
+    def _repr_latex_(self) -> str:
+        return "\n".join(f"$${tex}$$" for tex in formula_equations(self._derivation))
+
+
+def layer_label(name: str) -> str:
+    """A layer's name as upright LaTeX text (``group_pool1`` -> ``\\mathrm{group\\_pool1}``)."""
+    return r"\mathrm{" + re.sub(r"[^A-Za-z0-9_]", "", name).replace("_", r"\_") + "}"
+
+
+def formula_equations(der: Derivation):
+    """Each layer's NNGP and NTK recursion as one LaTeX equation, labelled with the layer."""
+    for name, entry in layer_formulas(der, "latex").items():
+        for label in ("nngp", "ntk"):
+            if entry[label]:
+                yield rf"{layer_label(name)}\ \mathrm{{{label.upper()}}}:\quad {entry[label]}"
+
+
+def layer_formulas(der: Derivation, style: str = "unicode") -> "LayerFormulas":
     out = {}
     for nd in der.nodes:
         f = nd.formulas
@@ -29,14 +116,14 @@ def layer_formulas(der: Derivation, style: str = "unicode") -> Dict[str, dict]:
             else:
                 entry["reduced"].append(to_text(r, style))
         out[nd.name] = entry
-    return out
+    return LayerFormulas(out, der)
 
 
 def _map_text(kmap, style):
     if style in ("latex", "markdown"):
         k, kdot = kmap.latex()
         wrap = (lambda t: f"${t}$") if style == "markdown" else (lambda t: t)
-        return [f"K⁺ = {wrap(k)}", f"K̇ = {wrap(kdot)}"]
+        return [wrap(f"K^{{+}} = {k}"), wrap(rf"\dot{{K}} = {kdot}")]
     if kmap.nngp is None:
         return [f"K⁺ = E[φ(u)φ(v)], K̇ = E[φ'(u)φ'(v)] by {kmap.method}"]
     return [f"K⁺ = {to_text(kmap.nngp)}", f"K̇ = {to_text(kmap.ntk_dot)}"]
@@ -86,28 +173,35 @@ def pair_cost(der: Derivation) -> Dict[str, int]:
 def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
             dtype: str = "float32", max_memory=None,
             plan_memory: Optional[Callable] = None) -> str:
+    """The derivation as text: ``style`` "unicode" (the terminal), "latex" (formulas as
+    plain-ASCII LaTeX, prose as text) or "markdown" (formulas as ``$LaTeX$``, prose escaped so
+    that e.g. ``K̃[t,t'](q)`` is not read as a link)."""
+    if style not in ("unicode", "latex", "markdown"):
+        raise ExplainError(f"style must be 'unicode', 'latex' or 'markdown', got {style!r}")
     tg = der.typed
     md = style == "markdown"
+    prose = markdown_escape if md else (lambda t: t)
     h = (lambda s: f"\n## {s}\n") if md else (lambda s: f"\n{s}\n" + "-" * len(s))
-    lines = [f"# kernelc explain: {tg.spec.name}" if md else f"kernelc explain: {tg.spec.name}",
-             "", tg.summary()]
+    lines = [f"# kernelc explain: {prose(tg.spec.name)}" if md
+             else f"kernelc explain: {tg.spec.name}", "", prose(tg.summary())]
     lines.append(h("Identities"))
     for dec in der.decisions.values():
-        lines.append(("- " if md else "  ") + dec.line())
+        lines.append(("- " if md else "  ") + prose(dec.line()))
     if der.rewrites:
         lines.append(h("Rewrites"))
         for name, (reason, count) in der.rewrites.items():
-            lines.append(("- " if md else "  ") + f"{name} (×{count}): {reason}")
+            lines.append(("- " if md else "  ") + prose(f"{name} (×{count}): {reason}"))
     lines.append(h("Layers"))
     formulas = layer_formulas(der, style)
+    covariance_defined = False
     for nd in der.nodes:
         data = tg.layers.node(nd.node)
         where = f"line {data['span'].line}" if nd.kind != "input" else "input"
         head = f"{nd.name} ({where}): {data['out']}; stored as {nd.layout.describe()}"
-        lines.append(f"### {head}" if md else head)
+        lines.append(f"### {prose(head)}" if md else head)
         if nd.kind == "input":
             for op in nd.ops:
-                lines.append(("    " if not md else "- ") + op.formula)
+                lines.append(("    " if not md else "- ") + formula_line(op.formula, style))
                 lines.extend(_statements(op, md))
             continue
         entry = formulas.get(nd.name)
@@ -117,17 +211,20 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
         pre = "- " if md else "    "
         if entry["nngp"]:
             lines.append(pre + "NNGP: " + entry["nngp"])
+            if not covariance_defined and "Λ" in str(entry["sympy"].nngp):
+                lines.append(pre + "where " + covariance_definition(style))
+                covariance_defined = True
         if entry["ntk"]:
             lines.append(pre + "NTK:  " + entry["ntk"])
         for r in entry["reduced"]:
             lines.append(pre + "used: " + r)
         for op in nd.ops:
-            lines.append(pre + "plan: " + op.formula)
+            lines.append(pre + "plan: " + formula_line(op.formula, style))
             lines.extend(_statements(op, md))
         if entry["values"]:
-            lines.append(pre + "with " + ", ".join(f"{k} = {v:g}" for k, v in entry["values"].items()))
+            lines.append(pre + "with " + values_line(entry["values"], style))
         for note in entry["notes"]:
-            lines.append(pre + "note: " + note)
+            lines.append(pre + "note: " + prose(note))
     if n is not None:
         lines.append(h(f"Cost for an N = {n} Gram matrix ({dtype})"))
         cost = pair_cost(der)
@@ -136,7 +233,7 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
         total = (pairs + n) * cost["flops"]
         pre = "- " if md else "  "
         lines.append(pre + f"pairs of inputs: {pairs:,} cross + {n} diagonal"
-                     + (" (S: i < j only)" if sym else ""))
+                     + (prose(" (S: i < j only)") if sym else ""))
         lines.append(pre + f"per pair: {_fmt_count(cost['flops'])}FLOP, widest layer "
                      f"{cost['peak_entries']:,} entries")
         lines.append(pre + f"whole Gram matrix: {_fmt_count(total)}FLOP")
@@ -145,7 +242,7 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
             try:
                 plan = plan_memory(n, None, dtype, max_memory, sym)
             except MemoryBudgetError as exc:
-                lines.append(pre + f"would be refused: {exc.message}")
+                lines.append(pre + prose(f"would be refused: {exc.message}"))
                 return "\n".join(lines)
             tiles = -(-max(pairs, 1) // plan["tile_pairs"])
             lines.append(pre + f"memory per pair (peak): {_fmt_bytes(plan['bytes_per_pair'])}; "
