@@ -58,7 +58,7 @@ class CompiledKernel:
         """One line (the dataclass repr would print the whole generated source)."""
         tg, spec = self.typed, self.spec
         box = "×".join(map(str, spec.input.shape))
-        shape = (f"S² band {spec.input.bandlimit}×{spec.input.channels}"
+        shape = (f"S² band {spec.input.bandlimit} × {spec.input.channels} channels"
                  if spec.input.domain == "sphere" else f"{box}×{spec.input.channels}")
         n_layers = sum(1 for n in tg.layers.order()
                        if tg.layers.node(n)["kind"] not in ("input", "fanout", "identity"))
@@ -85,10 +85,19 @@ class CompiledKernel:
         return layer_formulas(self.derivation, style)
 
     def explain(self, n: Optional[int] = None, style: str = "unicode", dtype: str = "float32",
-                max_memory=None) -> str:
-        from .explain import explain
+                max_memory=None, calibrate: bool = False) -> str:
+        """The derivation report (:func:`kernelc.explain.explain`); with ``n``, the cost of an
+        N×N Gram matrix and its wall time: a rough estimate from a stored throughput, or with
+        ``calibrate=True`` timed on this machine on one tile of random inputs (this compiles
+        the network's passes and runs them: seconds to minutes)."""
+        from .explain import calibrate_kernel, explain
+        timer = None
+        if calibrate:
+            def timer(max_pairs):
+                return calibrate_kernel(self.kernel_fn, self.module.INPUT_SHAPE, max_pairs,
+                                        dtype, max_memory, self.derivation.decisions["S"].applied)
         return explain(self.derivation, n=n, style=style, dtype=dtype, max_memory=max_memory,
-                       plan_memory=self.module.plan_memory)
+                       plan_memory=self.module.plan_memory, calibrate=timer)
 
     @functools.cached_property
     def matching_cnn(self) -> "CompiledKernel":

@@ -163,6 +163,71 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+#: The sustained throughput of ``kernel_fn`` (FLOPs of the plan per second of wall time, NNGP
+#: and NTK, float32) on the machine of record: 2 cores of an AMD EPYC CPU shared with other
+#: jobs (load average 6.5-8), JAX 0.10.2 on CPU; the median over five specs of
+#: ``python benchmarks/throughput.py`` (0.62-2.6 GFLOP/s, docs/performance.md). A rough figure:
+#: the maps (erf, arccos) cost more than their FLOP count says and stencils less, a quiet or
+#: another machine differs; ``calibrate=True`` (CLI ``--calibrate``) measures this machine.
+REFERENCE_FLOPS_PER_SECOND = 1.28e9
+REFERENCE_MACHINE = "2 cores of an AMD EPYC CPU (JAX on CPU)"
+
+
+def _fmt_seconds(seconds: float) -> str:
+    """A duration as a person reads it: 42 ms, 3.1 s, 12 min, 5.2 h, 3.4 days."""
+    for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= scale * (2 if unit == "days" else 1):
+            return f"{seconds / scale:.1f} {unit}"
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1e3:.0f} ms"
+
+
+def gram_pairs(n: int, symmetric: bool):
+    """(cross pairs, self pairs) that ``kernel_fn`` computes for an N×N Gram matrix: pairs
+    i < j under (S), else all i ≠ j; the N diagonal pairs come from the self pass."""
+    return (n * (n - 1) // 2 if symmetric else n * (n - 1)), n
+
+
+#: FLOPs a calibration run may cost at most (about 1-5 s on a 2-core CPU): the sample is one
+#: tile of the full run, or fewer pairs when that tile would take longer
+CALIBRATION_FLOPS = 5e9
+
+
+def calibrate_kernel(kernel_fn, input_shape, max_pairs: int, dtype: str = "float32",
+                     max_memory=None, symmetric: bool = True, repeats: int = 2) -> Dict[str, float]:
+    """Time ``kernel_fn`` on this machine: m random inputs (standard normal, seed 0) with m the
+    largest number (at least 2) whose Gram matrix has at most ``max_pairs`` pairs, so it runs
+    as one tile. The first call compiles (its extra time over a compiled call is reported as
+    the compile time); the best of ``repeats`` compiled calls gives the seconds per pair, the
+    self pass counted as pairs: s = t / (cross pairs + m).
+
+    Returns {"inputs", "pairs", "first_call_seconds", "compile_seconds", "seconds",
+    "seconds_per_pair"}."""
+    import time
+    import warnings
+
+    import numpy as np
+
+    from .errors import KernelcWarning
+    m = 2
+    while sum(gram_pairs(m + 1, symmetric)) <= max_pairs and m < 4096:
+        m += 1
+    x = np.random.default_rng(0).normal(size=(m,) + tuple(input_shape))
+    kwargs = dict(dtype=dtype, max_memory=max_memory, progress=False, symmetric=symmetric)
+    times = []
+    with warnings.catch_warnings():  # precision warnings about random inputs are not the user's
+        warnings.simplefilter("ignore", KernelcWarning)
+        for _ in range(1 + repeats):
+            start = time.perf_counter()
+            kernel_fn(x, **kwargs)
+            times.append(time.perf_counter() - start)
+    first, times = times[0], times[1:]
+    cross, self_pairs = gram_pairs(m, symmetric)
+    best = min(times)
+    return {"inputs": m, "pairs": cross + self_pairs, "first_call_seconds": first,
+            "compile_seconds": max(first - best, 0.0), "seconds": best,
+            "seconds_per_pair": best / (cross + self_pairs)}
+
+
 def pair_cost(der: Derivation) -> Dict[str, int]:
     """FLOPs and peak entries per pair of inputs (NNGP and NTK)."""
     flops = sum(op.flops * (2 if op.ntk_lines else 1) for nd in der.nodes for op in nd.ops)
@@ -172,12 +237,22 @@ def pair_cost(der: Derivation) -> Dict[str, int]:
 
 def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
             dtype: str = "float32", max_memory=None,
-            plan_memory: Optional[Callable] = None) -> str:
+            plan_memory: Optional[Callable] = None,
+            calibrate: Optional[Callable] = None) -> str:
     """The derivation as text: ``style`` "unicode" (the terminal), "latex" (formulas as
     plain-ASCII LaTeX, prose as text) or "markdown" (formulas as ``$LaTeX$``, prose escaped so
-    that e.g. ``K̃[t,t'](q)`` is not read as a link)."""
+    that e.g. ``K̃[t,t'](q)`` is not read as a link).
+
+    With ``n``: the cost of an N×N Gram matrix, FLOPs, memory and a wall-time estimate —
+    total FLOPs / :data:`REFERENCE_FLOPS_PER_SECOND` (rough, another machine's figure), or, when
+    ``calibrate(max_pairs)`` is given (:func:`calibrate_kernel` on the compiled network),
+    measured here on min(one tile, :data:`CALIBRATION_FLOPS` worth of) pairs: seconds per
+    pair × (tiles × tile pairs + N), compile time apart."""
     if style not in ("unicode", "latex", "markdown"):
         raise ExplainError(f"style must be 'unicode', 'latex' or 'markdown', got {style!r}")
+    if calibrate is not None and (n is None or plan_memory is None):
+        raise ExplainError("a time calibration needs the Gram matrix size n (CLI: --n N) and "
+                           "the compiled network's memory plan")
     tg = der.typed
     md = style == "markdown"
     prose = markdown_escape if md else (lambda t: t)
@@ -251,4 +326,28 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
                          f"{_fmt_bytes(plan['tile_bytes'])}, "
                          f"{_fmt_count(plan['tile_pairs'] * cost['flops'])}FLOP; {tiles} tile(s) "
                          f"under a budget of {_fmt_bytes(plan['budget'])}")
+            computed = gram_pairs(n, sym)
+            if calibrate is not None:
+                # the last tile is padded to the tile shape: it costs a whole tile
+                run_pairs = -(-computed[0] // plan["tile_pairs"]) * plan["tile_pairs"] \
+                    if computed[0] else 0
+                sample = min(plan["tile_pairs"],
+                             max(3, int(CALIBRATION_FLOPS // max(cost["flops"], 1))))
+                cal = calibrate(sample)
+                estimate = (run_pairs + computed[1]) * cal["seconds_per_pair"]
+                lines.append(pre + prose(
+                    f"time on this machine (calibrated): {_fmt_seconds(estimate)} for the "
+                    f"whole Gram matrix, compile time excluded; measured "
+                    f"{cal['seconds_per_pair'] * 1e3:.3g} ms per pair on {cal['inputs']} random "
+                    f"inputs ({cal['pairs']} pairs in one tile, the full run's tile holds "
+                    f"{plan['tile_pairs']:,}; best compiled run {cal['seconds']:.3g} s); "
+                    f"compiling took {cal['compile_seconds']:.1f} s here, and the full run "
+                    f"compiles its own tile shape once more"))
+        if calibrate is None:
+            estimate = total / REFERENCE_FLOPS_PER_SECOND
+            lines.append(pre + prose(
+                f"time, rough: ~{_fmt_seconds(estimate)} at "
+                f"{REFERENCE_FLOPS_PER_SECOND / 1e9:g} GFLOP/s, the throughput measured on "
+                f"{REFERENCE_MACHINE} (docs/performance.md), not measured here; "
+                f"--calibrate (calibrate=True) times one tile here"))
     return "\n".join(lines)

@@ -269,3 +269,9 @@ def test_latex_of_text_translates_the_notation():
     assert split_annotation("K⁺ = mean_g K[g,g]") == ("K⁺ = mean_g K[g,g]", "")
     with pytest.raises(ValueError, match="no LaTeX for '☃'"):
         latex_of_text("☃")
+
+
+def test_repr_of_a_sphere_network():
+    net = kernelc.compile("specs/so3_qm9.kc")
+    assert repr(net) == ("<CompiledKernel so3_qm9: group SO3, input S² band 4 × 10 channels, "
+                         "6 layers, output vector[1], NNGP+NTK>")
