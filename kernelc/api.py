@@ -15,6 +15,7 @@ from typing import Dict, Optional, Union
 from .codegen.emit import emit_module
 from .compiler.derive import Derivation, derive
 from .errors import GeneratedCodeError
+from .families import family_of
 from .frontend.ast import Spec
 from .frontend.infer import TypedGraph, check
 from .runtime import HELPER_MODULES
@@ -54,20 +55,48 @@ class CompiledKernel:
         """``apply_fn(params, x)`` -> outputs of the finite network (see :mod:`kernelc.network`)."""
         return self.network.apply
 
+    def __repr__(self) -> str:
+        """One line (the dataclass repr would print the whole generated source)."""
+        tg, spec = self.typed, self.spec
+        shape = family_of(tg.group).describe_input(tg.input_type)
+        n_layers = sum(1 for n in tg.order()
+                       if tg.node(n).kind not in ("input", "fanout", "identity"))
+        return (f"<CompiledKernel {spec.name}: group {tg.group.name}, input {shape}, "
+                f"{n_layers} layers, output {tg.output_type}, NNGP+NTK>")
+
     def __call__(self, x1, x2=None, get=("nngp", "ntk"), **kwargs):
         return self.module.kernel_fn(x1, x2, get, **kwargs)
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter's display: the ``explain`` report in Markdown (formulas as ``$LaTeX$``)."""
+        return self.explain(style="markdown")
+
+    def _repr_latex_(self) -> str:
+        """Jupyter's (and nbconvert's) LaTeX display: each layer's NNGP and NTK recursion as a
+        display equation."""
+        from .explain import formula_equations
+        return "\n".join(f"$${tex}$$" for tex in formula_equations(self.derivation))
+
     def formulas(self, style: str = "unicode") -> Dict[str, dict]:
         """Per layer: the recursion formulas as text in ``style`` (unicode, latex, markdown)
-        and as sympy objects."""
+        and as sympy objects; the table displays itself in a notebook (Markdown and LaTeX)."""
         from .explain import layer_formulas
         return layer_formulas(self.derivation, style)
 
     def explain(self, n: Optional[int] = None, style: str = "unicode", dtype: str = "float32",
-                max_memory=None) -> str:
-        from .explain import explain
+                max_memory=None, calibrate: bool = False) -> str:
+        """The derivation report (:func:`kernelc.explain.explain`); with ``n``, the cost of an
+        N×N Gram matrix and its wall time: a rough estimate from a stored throughput, or with
+        ``calibrate=True`` timed on this machine on one tile of random inputs (this compiles
+        the network's passes and runs them: seconds to minutes)."""
+        from .explain import calibrate_kernel, explain
+        timer = None
+        if calibrate:
+            def timer(max_pairs):
+                return calibrate_kernel(self.kernel_fn, self.module.INPUT_SHAPE, max_pairs,
+                                        dtype, max_memory, self.derivation.decisions["S"].applied)
         return explain(self.derivation, n=n, style=style, dtype=dtype, max_memory=max_memory,
-                       plan_memory=self.module.plan_memory)
+                       plan_memory=self.module.plan_memory, calibrate=timer)
 
     @functools.cached_property
     def matching_cnn(self) -> "CompiledKernel":
@@ -97,8 +126,10 @@ class CompiledKernel:
 # runs at import time except imports, constant tables and definitions), and no code anywhere may
 # import other modules or use the builtins that run code or touch files.
 # It is a check against text escaping into code, not a sandbox for hostile generated code.
+#: (tqdm: the driver's optional progress bar, imported inside a try/except ImportError;
+#: hashlib, json: runtime.store's fingerprint and run description)
 _IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "hashlib", "json", "numpy",
-               "jax")
+               "jax", "tqdm")
 #: ``from X import ...``: not os and sys, whose uses are checked by attribute name below.
 _FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax")
 #: ``from X import names``: the runtime package's helper modules (and kernelc.errors, which a

@@ -78,7 +78,12 @@ def _explain_args(p):
     style = p.add_mutually_exclusive_group()
     style.add_argument("--latex", action="store_true", help="formulas as LaTeX")
     style.add_argument("--markdown", action="store_true", help="a Markdown report")
-    p.add_argument("--n", type=int, help="predict memory and FLOPs for an N×N Gram matrix")
+    p.add_argument("--n", type=int, help="predict memory, FLOPs and time for an N×N Gram matrix")
+    p.add_argument("--calibrate", action="store_true",
+                   help="with --n: time the compiled network on one tile of random inputs on "
+                        "this machine and extrapolate to N (compiles and runs: seconds to "
+                        "minutes); without it the time is a rough estimate from a stored "
+                        "throughput")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--max-memory", help="memory budget for tiles, e.g. 4GB")
     p.add_argument("--no-identities", action="store_true",
@@ -90,7 +95,8 @@ def _explain(args) -> int:
     from .api import compile
     net = compile(args.spec, identities=NO_IDENTITIES if args.no_identities else None)
     style = "latex" if args.latex else "markdown" if args.markdown else "unicode"
-    print(net.explain(n=args.n, style=style, dtype=args.dtype, max_memory=args.max_memory))
+    print(net.explain(n=args.n, style=style, dtype=args.dtype, max_memory=args.max_memory,
+                      calibrate=args.calibrate))
     return 0
 
 

@@ -108,6 +108,13 @@ class GeneratedCodeError(KernelcError):
     kind = "internal error"
 
 
+class ExplainError(KernelcError):
+    """An ``explain`` request that cannot be served: an unknown output style, or a calibration
+    run (``calibrate=True``) that cannot time the network on the requested inputs."""
+
+    kind = "explain error"
+
+
 class MissingDependencyError(KernelcError, ImportError):
     """An optional dependency that a part of kernelc needs is not installed; the message names
     the package and the pip extra that brings it. Also an :class:`ImportError`, so that

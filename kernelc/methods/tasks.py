@@ -293,20 +293,22 @@ def plot_curves(records: List[dict], path, task: str, title: str = "") -> Path:
     """Learning curves: metric vs training-set size (log scale); colour = spec, line style =
     kernel/t, marker = test set. Written atomically; returns the file name (``.png`` is
     appended to a name without an extension)."""
-    try:
+    try:  # the object API on an Agg canvas: pyplot and the global backend are left alone
         import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:  # pragma: no cover - matplotlib is an optional dependency
         raise KernelcError("--plot needs matplotlib (pip install matplotlib)") from None
     metric = metric_names(task)[0]
     specs = list(dict.fromkeys(r["spec"] for r in records))
     tests = list(dict.fromkeys(r["test_set"] for r in records))
     curves = list(dict.fromkeys((r["kernel"], r["t"]) for r in records))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["-", "--", ":", "-."]
     markers = ["o", "s", "^", "D", "v"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     for si, spec in enumerate(specs):
         for ci, (kern, t) in enumerate(curves):
             for ti, test in enumerate(tests):
@@ -336,7 +338,4 @@ def plot_curves(records: List[dict], path, task: str, title: str = "") -> Path:
     fig.tight_layout()
     from .data import save_figure
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return save_figure(fig, path, dpi=120)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path, dpi=120)

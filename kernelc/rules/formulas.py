@@ -9,6 +9,8 @@ from __future__ import annotations
 import sympy
 from sympy.printing.pretty.stringpict import prettyForm
 
+from ..ir.latex import latex
+
 
 class SumOver(sympy.Function):
     """SumOver(body, index, domain): Σ_{index ∈ domain} body."""
@@ -61,11 +63,12 @@ def size(domain: str) -> sympy.Symbol:
 
 
 def to_text(expr, style: str = "unicode") -> str:
-    """A formula as one line of unicode text, LaTeX, or Markdown (LaTeX between dollars)."""
+    """A formula as one line of unicode text, LaTeX, or Markdown (LaTeX between dollars); the
+    LaTeX is plain ASCII (:func:`kernelc.ir.latex.latex`: ``σ_w²`` -> ``\\sigma_{w}^{2}``)."""
     if isinstance(expr, sympy.Equality):
         return f"{to_text(expr.lhs, style)} = {to_text(expr.rhs, style)}".replace("$ = $", " = ")
     if style == "latex":
-        return sympy.latex(expr)
+        return latex(expr)
     if style == "markdown":
-        return f"${sympy.latex(expr)}$"
+        return f"${latex(expr)}$"
     return sympy.sstr(expr).replace("**", "^").replace("*", "·")

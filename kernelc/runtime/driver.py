@@ -22,7 +22,7 @@ from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADR
                                   precision_tracking)
 
 __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
-           "Progress", "run_chunks", "pair_indices", "same_inputs", "QUADRATURE_TOLERANCE",
+           "Progress", "in_notebook", "tqdm_bar", "run_chunks", "pair_indices", "same_inputs", "QUADRATURE_TOLERANCE",
            "warn_inexact_quadrature", "PRECISION_TOLERANCE", "precision_estimate",
            "warn_imprecise", "CompiledPass", "Placement", "count_operations",
            "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS"]
@@ -109,18 +109,54 @@ def format_bytes(n):
         n /= 1024
 
 
+def in_notebook():
+    """True when stderr is a Jupyter kernel's output stream (ipykernel's OutStream): not a
+    terminal, but a progress widget shows there."""
+    return type(sys.stderr).__module__.split(".")[0] == "ipykernel"
+
+
+def tqdm_bar(total, label, after):
+    """A ``tqdm.auto`` bar (a widget in Jupyter, text in a terminal) shown once the job has run
+    for ``after`` seconds, or None when tqdm is not installed: it is an optional dependency
+    (``kernelc[progress]``), and this package needs jax and numpy only."""
+    try:
+        import tqdm.auto
+    except ImportError:
+        return None
+    return tqdm.auto.tqdm(total=total, desc=label, delay=after, unit="tile", leave=True)
+
+
 class Progress:
-    """A text progress bar on stderr, shown once a computation has run for ``after`` seconds."""
+    """Progress of ``total`` steps, shown once a computation has run for ``after`` seconds: a
+    ``tqdm.auto`` bar when tqdm is installed (a widget in Jupyter), else a text bar on stderr.
+
+    ``enabled=None`` shows it when stderr is a terminal or a Jupyter kernel's stream (a text bar
+    needs a terminal: without tqdm, a notebook shows nothing unless ``enabled=True``)."""
 
     def __init__(self, total, label, enabled=None, after=2.0):
-        self.total, self.label, self.after = total, label, after
-        self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
+        self.total, self.label = total, label
+        self.after = after if enabled is None else 0.0  # asked for explicitly: show at once
+        self.bar = None
+        if enabled is None:
+            notebook = in_notebook()
+            self.enabled = sys.stderr.isatty() or notebook
+            if self.enabled:
+                self.bar = tqdm_bar(total, label, self.after)
+                self.enabled = self.bar is not None or not notebook
+        else:
+            self.enabled = bool(enabled)
+            if self.enabled:
+                self.bar = tqdm_bar(total, label, self.after)
         self.start = time.perf_counter()
         self.shown = False
-        self.after = after if enabled is None else 0.0  # asked for explicitly: show at once
 
     def update(self, done):
         if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            if done >= self.total:
+                self.bar.close()
             return
         elapsed = time.perf_counter() - self.start
         if elapsed < self.after and done < self.total and not self.shown:
@@ -182,7 +218,8 @@ class CompiledPass:
         traced = self.jitted.trace(*args)
         operations = count_operations(traced.jaxpr.jaxpr)
         estimate = operations * COMPILE_SECONDS_PER_OPERATION[0]
-        show = sys.stderr.isatty() if self.progress is None else bool(self.progress)
+        show = (sys.stderr.isatty() or in_notebook()) if self.progress is None \
+            else bool(self.progress)
         announce = show and estimate > COMPILE_NOTICE_SECONDS
         dtype = leaves[0].dtype if leaves else ""
         if announce:
@@ -469,7 +506,9 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         (a dict is returned for a tuple). ``dtype``: "float32" or "float64" (float64 runs inside a
         local x64 context; global JAX flags are not touched). ``max_memory``: bytes or "4GB"; a
         request that cannot fit is refused before anything is allocated. ``progress``: show a
-        progress bar (default: when stderr is a terminal and the job runs for over 2 s).
+        progress bar (default: when stderr is a terminal or a Jupyter kernel's stream and the
+        job runs for over 2 s; a ``tqdm.auto`` bar, a widget in Jupyter, when tqdm is installed,
+        else a text bar on stderr).
         ``check_precision``: in float32, estimate the rounding error after each nonlinearity
         and warn (PrecisionWarning) when a requested kernel may be off by more than
         PRECISION_TOLERANCE (docs/precision.md); False skips the estimate and its cost (up to

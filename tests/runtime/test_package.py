@@ -41,8 +41,10 @@ def _imports(module_name):
 
 @pytest.mark.parametrize("module_name", RUNTIME_MODULES)
 def test_runtime_imports_only_jax_numpy_and_the_standard_library(module_name):
-    # maps' numpy backend reads scipy.special when it is installed (inside a try/except)
-    optional = {"scipy"} if module_name == "kernelc.runtime.maps" else set()
+    # maps' numpy backend reads scipy.special when it is installed, and the driver's progress
+    # bar is tqdm's when it is installed (each inside a try/except ImportError)
+    optional = {"kernelc.runtime.maps": {"scipy"}, "kernelc.runtime.driver": {"tqdm"}}.get(
+        module_name, set())
     for name in _imports(module_name):
         top = name.split(".")[0]
         assert top in sys.stdlib_module_names or top in LIBRARIES | optional, (module_name, name)
