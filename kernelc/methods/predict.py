@@ -280,3 +280,26 @@ def predict(k_train_train, k_test_train, y_train, t=np.inf, diag_reg: float = 0.
     """One-shot gradient-flow mean prediction ``Θ*ᵀ Θ⁻¹ (I − e^{−Θt}) y`` (kernel regression at
     the default ``t = ∞``). Build a :class:`GradientFlowPredictor` to reuse the eigendecomposition."""
     return GradientFlowPredictor(k_train_train, y_train, diag_reg=diag_reg).mean(k_test_train, t)
+
+
+def kernel_regression(k_train_train, k_test_train, y_train, diag_reg: float = 1e-4, *,
+                      solver: str = "auto", tol: float = 1e-6, rank: int = 200) -> np.ndarray:
+    """Kernel regression (the t = ∞ predictor) Θ*ᵀ (Θ + r·I)⁻¹ y, r = diag_reg · mean(diag Θ),
+    with ``solver`` "dense" (:func:`predict`: eigendecomposition, pseudo-inverse cutoff) or
+    "cg" (:func:`kernelc.methods.solvers.solve_regularised`: pivoted-Cholesky-preconditioned
+    conjugate gradients to relative residual ``tol``, reading Θ by blocks, so Θ may be a
+    memory-mapped Gram matrix); "auto" takes cg above ``solvers.DENSE_LIMIT`` training points.
+    """
+    from .solvers import DENSE_LIMIT, solve_regularised
+    if solver not in ("auto", "dense", "cg"):
+        raise InputError(f"solver must be 'auto', 'dense' or 'cg', got {solver!r}")
+    n = k_train_train.shape[0]
+    if solver == "dense" or (solver == "auto" and n <= DENSE_LIMIT):
+        return predict(k_train_train, k_test_train, y_train, np.inf, diag_reg)
+    reg = _check_reg(diag_reg)
+    scale = float(np.mean(np.diagonal(k_train_train)))
+    alpha = solve_regularised(k_train_train, y_train, reg * scale, tol=tol, rank=rank).alpha
+    k_test = np.asarray(k_test_train, dtype=np.float64)
+    if k_test.ndim != 2 or k_test.shape[1] != n:
+        raise InputError(f"k_test_train must have shape (n_test, {n}), got {k_test.shape}")
+    return k_test @ alpha

@@ -1,0 +1,92 @@
+"""Conjugate-gradient kernel regression (kernelc.methods.solvers) against the dense solve, on an
+in-memory and on a memory-mapped Gram matrix, and its refusals."""
+import numpy as np
+import pytest
+
+from kernelc.errors import InputError
+from kernelc.methods import solvers
+from kernelc.methods.predict import kernel_regression
+from kernelc.methods.solvers import SolverError, pivoted_cholesky, solve_regularised
+
+
+def gram(n, seed=0):
+    """A relu-like Gram matrix: arc-cosine kernel of random inputs (fast-decaying spectrum)."""
+    x = np.random.default_rng(seed).normal(size=(n, 6))
+    norms = np.linalg.norm(x, axis=1)
+    cos = np.clip(x @ x.T / np.outer(norms, norms), -1, 1)
+    theta = np.arccos(cos)
+    return np.outer(norms, norms) * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    k = gram(300)
+    y = np.random.default_rng(1).normal(size=(300, 3))
+    return k, y
+
+
+def test_cg_agrees_with_the_dense_solve(problem):
+    k, y = problem
+    shift = 1e-4 * np.mean(np.diag(k))
+    dense = np.linalg.solve(k + shift * np.eye(len(k)), y)
+    result = solve_regularised(k, y, shift, tol=1e-8, rank=50)
+    np.testing.assert_allclose(result.alpha, dense, rtol=1e-5, atol=1e-6 * np.abs(dense).max())
+    assert result.residuals.max() <= 1e-8 and 0 < result.iterations < 300
+    assert result.passes == result.iterations + 1  # one read of K per iteration, one check
+
+
+def test_the_preconditioner_saves_iterations(problem):
+    k, y = problem
+    shift = 1e-4 * np.mean(np.diag(k))
+    plain = solve_regularised(k, y, shift, tol=1e-6, rank=0, max_iter=5000)
+    preconditioned = solve_regularised(k, y, shift, tol=1e-6, rank=50)
+    assert preconditioned.iterations * 3 < plain.iterations
+
+
+def test_a_memory_mapped_gram_matrix_is_read_by_blocks(problem, tmp_path):
+    k, y = problem
+    on_disk = np.lib.format.open_memmap(tmp_path / "ntk.npy", "w+", np.float32, k.shape)
+    on_disk[:] = k
+    on_disk.flush()
+    k32 = np.load(tmp_path / "ntk.npy", mmap_mode="r")
+    shift = 1e-3 * np.mean(np.diag(k32))
+    dense = np.linalg.solve(np.asarray(k32, np.float64) + shift * np.eye(len(k)), y[:, 0])
+    out = solve_regularised(k32, y[:, 0], shift, tol=1e-7, rank=40, rows=64)
+    np.testing.assert_allclose(out.alpha, dense, rtol=1e-5, atol=1e-6 * np.abs(dense).max())
+
+
+def test_pivoted_cholesky_is_exact_at_full_rank():
+    k = gram(40, seed=3) + 1e-6 * np.eye(40)
+    low = pivoted_cholesky(k, 40, rel_tol=0)
+    np.testing.assert_allclose(low @ low.T, k, atol=1e-9 * np.abs(k).max())
+
+
+def test_an_unconverged_solve_is_refused_with_how_far_it_got(problem):
+    k, y = problem
+    with pytest.raises(SolverError, match=r"reached a relative residual of .* after 2 "
+                                          r"iterations \(tolerance 1e-10\); raise the "
+                                          r"preconditioner rank \(now 0\)"):
+        solve_regularised(k, y, 1e-6, tol=1e-10, rank=0, max_iter=2)
+
+
+def test_bad_arguments_are_refused(problem):
+    k, y = problem
+    with pytest.raises(InputError, match="need a positive ridge"):
+        solve_regularised(k, y, 0.0)
+    with pytest.raises(InputError, match="the targets have 299 rows but the kernel has 300"):
+        solve_regularised(k, y[:-1], 1.0)
+    with pytest.raises(InputError, match="solver must be 'auto', 'dense' or 'cg'"):
+        kernel_regression(k, k[:5], y, solver="lu")
+
+
+def test_auto_takes_cg_above_the_dense_limit(problem, monkeypatch):
+    k, y = problem
+    dense = kernel_regression(k[:250, :250], k[250:, :250], y[:250], 1e-4, solver="dense")
+    monkeypatch.setattr(solvers, "DENSE_LIMIT", 100)
+    calls = []
+    original = solvers.solve_regularised
+    monkeypatch.setattr(solvers, "solve_regularised",
+                        lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    auto = kernel_regression(k[:250, :250], k[250:, :250], y[:250], 1e-4, tol=1e-9)
+    assert calls == [1]
+    np.testing.assert_allclose(auto, dense, rtol=1e-5, atol=1e-6 * np.abs(dense).max())
