@@ -26,6 +26,8 @@ from .tasks import (  # noqa: F401 - re-exported for scripts that import them fr
     score,
     parse_times,
     parse_sizes,
+    time_scale,
+    TIME_UNITS,
     _fmt_t,
     compute_grams,
     learning_curve,
@@ -40,6 +42,13 @@ from .tasks import (  # noqa: F401 - re-exported for scripts that import them fr
 
 
 # =========================================================================== shared CLI bits
+#: --t and --t-unit, as every command that trains (predict, fit, augment --check) documents them
+T_UNIT_HELP = ("units of --t: mean-diag (default) measures t in units of 1/mean diag Θ of the "
+               "training NTK (gradient-flow time t / mean diag Θ; the same t means the same "
+               "progress for any kernel scale); raw: the time of gradient flow on "
+               "½ Σ‖f(xᵢ) − yᵢ‖² with learning rate 1")
+
+
 def add_image_options(p):
     """--crop and --pool: the image preprocessing of every command that reads data (kernel, fit,
     predict, verify, augment), applied by :func:`image_preprocessing` in one order."""
@@ -84,7 +93,9 @@ def _data_args(p, test_required: bool = False):
     p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
                    help="default: classification for integer labels, else regression")
     p.add_argument("--t", dest="t", default="inf",
-                   help="training time(s) of gradient flow, e.g. inf or 1,10,inf (default inf)")
+                   help="training time(s) of gradient flow in units of 1/mean diag Θ (see "
+                        "--t-unit), e.g. inf or 0.1,1,10,inf (default inf)")
+    p.add_argument("--t-unit", choices=TIME_UNITS, default="mean-diag", help=T_UNIT_HELP)
     p.add_argument("--reg", type=float, default=DEFAULT_REG,
                    help=f"ridge, relative to the mean kernel diagonal (default {DEFAULT_REG:g})")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
@@ -163,8 +174,13 @@ def run_predict(args) -> int:
     pred = GradientFlowPredictor(solve_dtype(grams["train"]["ntk"], args.reg), targets,
                                  nngp_train_train=solve_dtype(grams["train"]["nngp"], args.reg),
                                  diag_reg=args.reg)
-    f = pred.mean(grams["test"]["ntk"], np.asarray(times))
-    out = {"t": np.asarray(times), "ntk_mean": f}
+    scale = time_scale(grams["train"]["ntk"], args.t_unit)
+    if args.t_unit == "mean-diag":
+        print(f"times t in units of 1/mean diag Θ = {scale:.4g} (gradient-flow time t × "
+              f"{scale:.4g}; --t-unit raw takes raw times)")
+    f = pred.mean(grams["test"]["ntk"], np.asarray(times) * scale)
+    out = {"t": np.asarray(times), "ntk_mean": f, "t_raw": np.asarray(times) * scale,
+           "t_unit": np.asarray(args.t_unit)}
     if task == "classification":
         out["ntk_class"] = np.argmax(f, axis=-1)
     if args.save_kernels:
@@ -210,9 +226,10 @@ def _fit_args(p):
 def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tests: Dict[str, np.ndarray],
         sizes: Sequence[int], times: Sequence[float] = (math.inf,), reg: float = DEFAULT_REG,
         task: str = "auto", dtype: str = "float32", max_memory=DEFAULT_MEMORY,
-        log=print, preprocessing=None) -> dict:
+        log=print, time_unit: str = "mean-diag", preprocessing=None) -> dict:
     """Learning curves of several specs on the same data. Kernels are computed once per spec for
-    the largest size; smaller sizes are prefixes. ``preprocessing``: an
+    the largest size; smaller sizes are prefixes. ``times`` are in ``time_unit`` (default: units
+    of 1/mean diag Θ, see :data:`~kernelc.methods.tasks.TIME_UNITS`); ``preprocessing``: an
     :class:`~kernelc.methods.data.ImagePreprocessing` applied to training and test inputs alike.
     Returns a JSON-ready dict."""
     from ..api import compile as kc_compile
@@ -236,8 +253,9 @@ def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tes
                       "spec": str(getattr(net.typed.spec, "filename", "")), "kernel_seconds": round(secs, 2)}
         log(f"[{name}] kernels: {secs:.1f} s")
         results += learning_curve(grams, task, np.asarray(y_train)[:n_max], y_tests, sizes, times, reg,
-                                  spec=name, n_classes=k)
-    return {"task": task, "sizes": list(map(int, sizes)), "t": [_fmt_t(t) for t in times], "reg": reg,
+                                  spec=name, n_classes=k, time_unit=time_unit)
+    return {"task": task, "sizes": list(map(int, sizes)), "t": [_fmt_t(t) for t in times],
+            "t_unit": time_unit, "reg": reg,
             "dtype": dtype, "n_test": {t: int(len(v)) for t, v in x_tests.items()},
             "specs": info, "results": results}
 
@@ -266,8 +284,11 @@ def run_fit(args) -> int:
         prepare_inputs(x_te[:2], net, f"test inputs {src_te}", preprocessing)
     if preprocessing.active:
         print(f"images: {preprocessing.describe()}")
+    if args.t_unit == "mean-diag" and any(0 < t < math.inf for t in times):
+        print("times t in units of 1/mean diag Θ of each training kernel (--t-unit raw takes "
+              "raw gradient-flow times)")
     res = fit(nets, x_tr, y_tr, {"test": x_te}, {"test": y_te}, sizes, times, args.reg, args.task,
-              args.dtype, args.max_memory, preprocessing=preprocessing)
+              args.dtype, args.max_memory, time_unit=args.t_unit, preprocessing=preprocessing)
     res["train"], res["test"] = src_tr, src_te
     print_table(res["results"], res["task"])
     if json_path:
@@ -298,7 +319,9 @@ def _augment_args(p):
     p.add_argument("--noise", type=int, default=2, metavar="M",
                    help="noise test inputs off the data manifold for --check (default 2)")
     p.add_argument("--t", dest="t", default=None,
-                   help="training times for --check (default: 0.1, 1, 10 × 1/mean diag Θ, and inf)")
+                   help="training times for --check in units of 1/mean diag Θ (see --t-unit; "
+                        "default 0.1,1,10,inf)")
+    p.add_argument("--t-unit", choices=TIME_UNITS, default="mean-diag", help=T_UNIT_HELP)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     p.add_argument("--tol", type=float, default=None,
                    help="relative tolerance of --check (default 1e-8 for float64, 1e-4 for float32)")
@@ -335,6 +358,9 @@ def run_augment(args) -> int:
             raise InputError("--random needs at least one input")
         x = rng.normal(size=(n,) + shape)
     if args.check is None:
+        if args.t is not None:
+            raise InputError("--t sets the training times of --check; without --check augment "
+                             "only computes kernels: add --check SPEC_GCNN or drop --t")
         grams = augmented_kernel(cnn, group, x, None, dtype=args.dtype, max_memory=args.max_memory)
         print(f"{cnn.typed.summary()}\nkernel of the ensemble trained with full {group.name} "
               f"augmentation (orbit average over {group.order} elements), {len(x)} inputs:")
@@ -348,7 +374,8 @@ def run_augment(args) -> int:
     if y is not None and infer_task(y) != "classification":
         y = np.asarray(y, np.float64)
     report = check_augmentation(cnn, gcnn, group, x, y=y, n_noise=args.noise, times=times,
-                                dtype=args.dtype, tol=args.tol, seed=args.seed,
+                                time_unit=args.t_unit, dtype=args.dtype, tol=args.tol,
+                                seed=args.seed,
                                 max_memory=args.max_memory)
     print(report)
     if report.passed:

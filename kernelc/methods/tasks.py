@@ -9,6 +9,8 @@ Data conventions
 * uint8 images are scaled to [0, 1]; single-channel (N, *box) stacks get a channel axis;
   ``--crop``/``--pool`` crop, then average-pool every input set alike
   (:class:`~kernelc.methods.data.ImagePreprocessing`, :func:`~kernelc.methods.data.prepare_images`).
+* Times ``--t`` are in units of 1/mean diag Θ of the training NTK unless ``--t-unit raw``
+  (:data:`TIME_UNITS`).
 * Task: integer labels -> classification (centred one-hot targets, accuracy); floating targets ->
   regression (MAE, RMSE). ``--task`` overrides.
 * Kernels are computed in float32 by default (``--dtype``); the solves are float64
@@ -153,6 +155,28 @@ def parse_sizes(text, available: int) -> List[int]:
     return sorted(set(sizes))
 
 
+#: How a training time t is measured. "mean-diag" (the default of every command and of
+#: :func:`learning_curve`, ``fit`` and ``check_augmentation``): t is in units of 1/mean diag Θ of
+#: the training NTK, i.e. the gradient-flow time is t / mean(diag Θ), so a given t means the same
+#: progress whatever the kernel's scale (W_std, depth). "raw": t is the time of gradient flow on
+#: L = ½ Σᵢ ‖f(xᵢ) − yᵢ‖² with learning rate 1, as :class:`GradientFlowPredictor` takes it.
+TIME_UNITS = ("mean-diag", "raw")
+
+
+def time_scale(ntk_train_train, time_unit: str = "mean-diag") -> float:
+    """Gradient-flow time per unit of t: ``1 / mean(diag Θ)`` for ``time_unit="mean-diag"``,
+    1 for ``"raw"`` (see :data:`TIME_UNITS`)."""
+    if time_unit == "raw":
+        return 1.0
+    if time_unit != "mean-diag":
+        raise InputError(f"time_unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
+    mean_diag = float(np.mean(np.diag(np.asarray(ntk_train_train, np.float64))))
+    if not mean_diag > 0:
+        raise InputError(f"the training NTK has mean diagonal {mean_diag:g}, so time in units of "
+                         "1/mean diag Θ is undefined; use raw time (--t-unit raw)")
+    return 1.0 / mean_diag
+
+
 def _fmt_t(t: float) -> str:
     return "inf" if math.isinf(t) else f"{t:g}"
 
@@ -181,9 +205,11 @@ def compute_grams(net, x_train, x_tests: Dict[str, np.ndarray], *, dtype: str = 
 
 def learning_curve(grams, task: str, y_train, y_tests: Dict[str, np.ndarray], sizes: Sequence[int],
                    times: Sequence[float], reg: float = DEFAULT_REG, spec: str = "",
-                   n_classes: Optional[int] = None) -> List[dict]:
+                   n_classes: Optional[int] = None, time_unit: str = "mean-diag") -> List[dict]:
     """Metrics per training-set size (nested prefixes of the training set) for the NTK (gradient
     flow at each t) and the NNGP (posterior mean). One flat record per (test set, kernel, t, size).
+    ``times`` are in ``time_unit`` (:data:`TIME_UNITS`): by default units of 1/mean diag Θ of each
+    size's training kernel; the records keep t as given.
     """
     from .predict import GradientFlowPredictor
     targets, k = make_targets(task, y_train, list(y_tests.values()))
@@ -195,9 +221,10 @@ def learning_curve(grams, task: str, y_train, y_tests: Dict[str, np.ndarray], si
         kt, kk = grams["train"]["ntk"][:n, :n], grams["train"]["nngp"][:n, :n]
         pred = GradientFlowPredictor(solve_dtype(kt, reg), targets[:n],
                                      nngp_train_train=solve_dtype(kk, reg), diag_reg=reg)
+        scale = time_scale(kt, time_unit)
         for name, y in y_tests.items():
             g = grams[name]
-            f_ntk = pred.mean(g["ntk"][:, :n], np.asarray(times, dtype=np.float64))
+            f_ntk = pred.mean(g["ntk"][:, :n], np.asarray(times, dtype=np.float64) * scale)
             for t, f in zip(times, f_ntk):
                 records.append(dict(spec=spec, test_set=name, kernel="ntk", t=_fmt_t(t), size=int(n),
                                     **score(task, f, y)))

@@ -1,6 +1,7 @@
 """One data path for every command (issue 12, finding 8): the same options (--x, --limit, --crop,
 --pool) and the same errors in kernel, fit, predict, verify and augment; CLI users see flags,
-Python users parameters; wrong-size images get the crop/pool that would fit.
+Python users parameters; wrong-size images get the crop/pool that would fit; --t means the same
+time in predict, fit and augment.
 
 Each spec is compiled once for the module (the CLI compiles on every call; ``compile_once``
 caches by file), and the data are a handful of tiny images.
@@ -17,6 +18,7 @@ from kernelc.cli import main
 from kernelc.errors import InputError
 from kernelc.methods.data import (ImagePreprocessing, fitting_options, load_arrays,
                                   prepare_images)
+from kernelc.methods.tasks import time_scale
 
 SPEC7 = """network tiny7
 group Z2
@@ -205,11 +207,12 @@ def test_verify_takes_x_limit_crop_pool(folder, capsys, monkeypatch):
 
 # -- predict / fit / augment: train and test alike; one time unit --------------------------------
 def test_predict_preprocesses_train_and_test_alike(folder, capsys, monkeypatch):
-    args = ["--t", "0,inf", "--reg", "0", "--dtype", "float64", "--save-kernels"]
+    args = ["--t", "0.5,inf", "--reg", "0", "--dtype", "float64", "--save-kernels"]
     code, out, err = run(capsys, folder, monkeypatch, "predict", "tiny7.kc", "--train",
                          "d28.npz", "--crop", "21", "--pool", "3", "--out", "p28.npz", *args)
     assert code == 0, err
     assert "images: crop 21, then 3×3 average pooling" in out
+    assert "times t in units of 1/mean diag Θ" in out
     code, _, err = run(capsys, folder, monkeypatch, "predict", "tiny7.kc", "--train", "d7.npz",
                        "--out", "p7.npz", *args)
     assert code == 0, err
@@ -218,15 +221,57 @@ def test_predict_preprocesses_train_and_test_alike(folder, capsys, monkeypatch):
         np.testing.assert_allclose(p28[key], p7[key], rtol=1e-10, atol=1e-12)
 
 
-def test_fit_preprocesses(folder, capsys, monkeypatch):
+def test_predict_time_is_in_units_of_the_mean_ntk_diagonal(folder, capsys, monkeypatch):
+    base = ["predict", "tiny7.kc", "--train", "d7.npz", "--reg", "0", "--dtype", "float64"]
+    code, _, err = run(capsys, folder, monkeypatch, *base, "--t", "2", "--save-kernels",
+                       "--out", "scaled.npz")
+    assert code == 0, err
+    scaled = np.load(folder / "scaled.npz")
+    raw_t = 2 / np.mean(np.diag(scaled["ntk_train_train"]))
+    assert str(scaled["t_unit"]) == "mean-diag" and scaled["t"].tolist() == [2.0]
+    np.testing.assert_allclose(scaled["t_raw"], [raw_t], rtol=1e-12)
+    code, _, err = run(capsys, folder, monkeypatch, *base, "--t", repr(float(raw_t)),
+                       "--t-unit", "raw", "--out", "raw.npz")
+    assert code == 0, err
+    raw = np.load(folder / "raw.npz")
+    assert str(raw["t_unit"]) == "raw"
+    np.testing.assert_allclose(raw["ntk_mean"], scaled["ntk_mean"], rtol=1e-10)
+    assert time_scale(np.diag([1.0, 3.0])) == 0.5 and time_scale(np.eye(2), "raw") == 1.0
+    with pytest.raises(InputError, match="time_unit must be one of mean-diag, raw"):
+        time_scale(np.eye(2), "seconds")
+
+
+def test_fit_records_the_time_unit_and_preprocesses(folder, capsys, monkeypatch):
     code, out, err = run(capsys, folder, monkeypatch, "fit", "tiny7.kc", "--train", "d28.npz",
-                         "--pool", "4", "--sizes", "3,6", "--dtype", "float64",
+                         "--pool", "4", "--sizes", "3,6", "--t", "1,inf", "--dtype", "float64",
                          "--json", "f.json")
     assert code == 0, err
-    assert "images: 4×4 average pooling" in out
+    assert "images: 4×4 average pooling" in out and "units of 1/mean diag Θ" in out
+    res = json.loads((folder / "f.json").read_text())
+    assert res["t_unit"] == "mean-diag" and res["t"] == ["1", "inf"]
 
 
-def test_augment_data_options(folder, capsys, monkeypatch):
+def test_augment_time_units_and_data_options(folder, capsys, monkeypatch):
+    import kernelc.methods.augment as augment
+    seen = {}
+
+    def check_augmentation(*args, **kwargs):  # the wiring only: the check itself is test_augment's
+        seen.update(kwargs)
+        return augment.AugmentationReport("c", "g", "p4", 4, 1, 1e-8, "float64", kwargs["times"],
+                                          {"ntk": {"train": 0.0}}, time_unit=kwargs["time_unit"],
+                                          time_scale=0.25)
+    monkeypatch.setattr(augment, "check_augmentation", check_augmentation)
+    common = ["augment", "tiny7.kc", "--group", "p4", "--check", "tiny7.kc", "--random", "2"]
+    code, out, err = run(capsys, folder, monkeypatch, *common, "--t", "1,inf")
+    assert code == 0, err
+    assert seen["times"] == [1.0, np.inf] and seen["time_unit"] == "mean-diag"
+    assert "(times t in units of 1/mean diag Θ = 0.25)" in out
+    code, out, err = run(capsys, folder, monkeypatch, *common, "--t", "0.5", "--t-unit", "raw")
+    assert seen["times"] == [0.5] and seen["time_unit"] == "raw"
+    assert "(raw gradient-flow times t)" in out
+    code, _, err = run(capsys, folder, monkeypatch, "augment", "tiny7.kc", "--group", "p4",
+                       "--random", "2", "--t", "1")
+    assert code == 2 and "--t sets the training times of --check" in err
     code, out, err = run(capsys, folder, monkeypatch, "augment", "tiny7.kc", "--group", "p4",
                          "--data", "d28.npz", "--x", "images", "--limit", "2", "--crop", "21",
                          "--pool", "3", "--out", "aug.npz")
