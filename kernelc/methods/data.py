@@ -489,8 +489,12 @@ def prepare_images(x, spec_input, source: str = "inputs",
         elif len(per) >= len(box) and per[:len(box)] != box:
             data_box = raw_per_sample[:len(box)]
             options = fitting_options(data_box, box, preprocessing)
-            fix = (f"pass {' or '.join(options)} to crop/pool the {_box_text(data_box)} images to "
-                   f"{_box_text(box)}, " if options else "")
+            # Python callers (prepare_images, the scikit-learn estimators) are pointed at the
+            # class that takes these parameters; command-line users at the flags
+            where = "" if preprocessing.flags[0].startswith("--") else \
+                " (kernelc.methods.data.ImagePreprocessing)"
+            fix = (f"pass {' or '.join(options)}{where} to crop/pool the {_box_text(data_box)} "
+                   f"images to {_box_text(box)}, " if options else "")
             hint = (f"; the images are {_box_text(per[:len(box)])}, the spec's input is "
                     f"{_box_text(box)}: {fix}or use a spec with 'input "
                     f"{' x '.join(map(str, per[:len(box)]))} channels "

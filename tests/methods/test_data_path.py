@@ -133,6 +133,9 @@ def test_fitting_options():
     assert fitting_options((28, 30), (7, 7), cli) == ["--crop 28 --pool 4"]
     assert fitting_options((5, 5), (7, 7), cli) == []
     assert fitting_options((28, 28), (7, 7)) == ["pool=4", "crop=21, pool=3"]
+    with pytest.raises(InputError, match=r"pass pool=4 or crop=21, pool=3 \(kernelc.methods.data."
+                                         r"ImagePreprocessing\) to crop/pool the 28×28 images"):
+        prepare_images(np.zeros((1, 28, 28)), SimpleNamespace(shape=(7, 7), channels=1), "x")
 
 
 # -- CLI users see flags, Python users parameters ------------------------------------------------
