@@ -34,13 +34,13 @@ import kernelc  # noqa: E402
 from kernelc.groups import get_group  # noqa: E402
 from kernelc.methods.tasks import (compute_grams, learning_curve, plot_curves,  # noqa: E402
                                       print_table)
-from kernelc.methods.data import load_mnist  # noqa: E402
+from kernelc.methods.data import ImagePreprocessing, load_mnist  # noqa: E402
 
 
 def downsample(x: np.ndarray) -> np.ndarray:
-    """(N, 28, 28, 1) in [0, 1] -> (N, 7, 7, 1): centre crop 21×21, then 3×3 average pooling."""
-    c = x[:, 3:24, 3:24, 0]
-    return c.reshape(len(c), 7, 3, 7, 3).mean(axis=(2, 4))[..., None]
+    """(N, 28, 28, 1) in [0, 1] -> (N, 7, 7, 1): centre crop 21×21, then 3×3 average pooling
+    (the CLI's ``--crop 21 --pool 3``)."""
+    return ImagePreprocessing.parse(21, 3).apply(x, spatial_axes=2)
 
 
 def rotate_random(x: np.ndarray, seed: int):

@@ -133,11 +133,16 @@ def _compile(args) -> int:
 def _kernel_args(p):
     _spec_arg(p)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help=".npz file holding the inputs")
+    src.add_argument("--data", metavar="FILE.npz", help=".npz file holding the inputs")
     src.add_argument("--random", type=int, metavar="N", help="use N random inputs (demo)")
-    p.add_argument("--x", default=None, help="array key of the inputs in --data (default: x)")
-    p.add_argument("--x2", default=None, help="array key of a second input set (cross Gram)")
-    p.add_argument("--limit", type=int, help="use only the first N inputs")
+    p.add_argument("--x", default=None, metavar="KEY",
+                   help="array key of the inputs in --data (default: x)")
+    p.add_argument("--x2", default=None, metavar="KEY",
+                   help="array key of a second input set in --data (cross Gram)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="use only the first N inputs (of --x and of --x2)")
+    from .methods.commands import add_image_options
+    add_image_options(p)
     p.add_argument("--get", default="nngp,ntk", help="nngp, ntk or nngp,ntk")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--max-memory", help="memory budget, e.g. 4GB")
@@ -153,6 +158,10 @@ def _kernel(args) -> int:
     from .methods.data import output_path, save_npz
     out = None if args.out is None else \
         output_path(args.out, "--out", suffix=".npz", inputs=[args.spec, args.data])
+    from .methods.commands import image_preprocessing, refuse_preprocessing_of_random
+    preprocessing = image_preprocessing(args)
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be a positive number of inputs, got {args.limit}")
     net = compile(args.spec)
     shape = net.typed.spec.input.shape + (net.typed.spec.input.channels,)
     x2 = None
@@ -161,34 +170,44 @@ def _kernel(args) -> int:
             raise InputError("--random needs at least one input")
         if args.seed < 0:
             raise InputError(f"--seed must be ≥ 0, got {args.seed}")
+        if args.x is not None or args.x2 is not None:
+            raise InputError("--x and --x2 choose arrays of --data; --random draws its inputs")
+        refuse_preprocessing_of_random(args, preprocessing)
+        n = args.random if args.limit is None else min(args.random, args.limit)
         # the budget first: --random 1000000 on 64×64 images used to allocate 32 GB of inputs
         # (or die in numpy) before the Gram matrix's estimate refused it
-        plan = net.module.plan_memory(args.random, dtype=args.dtype, max_memory=args.max_memory)
-        input_bytes = args.random * int(np.prod(shape)) * 8
+        plan = net.module.plan_memory(n, dtype=args.dtype, max_memory=args.max_memory)
+        input_bytes = n * int(np.prod(shape)) * 8
         if input_bytes > plan["budget"]:
             raise MemoryBudgetError(f"--random {args.random} needs {input_bytes / 2**30:.1f} GiB "
                                     "of inputs alone, more than the memory budget of "
                                     f"{plan['budget'] / 2**30:.1f} GiB")
-        x1 = np.random.default_rng(args.seed).normal(size=(args.random,) + shape)
+        x1 = np.random.default_rng(args.seed).normal(size=(n,) + shape)
     else:
-        from .methods.data import load_arrays
-        x1, _ = load_arrays(args.data, x_key=args.x or "x", y_key=None)
+        from .methods.data import CLI_KEYS, prepare_images, read_npz, read_split
+        arrays = read_npz(args.data)  # read once for --x and --x2
+        x1, _, key1, _ = read_split(args.data, None, args.x, None, choose=CLI_KEYS, arrays=arrays)
+        key2 = None
         if args.x2:
-            x2, _ = load_arrays(args.data, x_key=args.x2, y_key=None)
+            x2, _, key2, _ = read_split(args.data, None, args.x2, None, arrays=arrays,
+                                        choose={**CLI_KEYS, "x": CLI_KEYS["x2"]})
         if x2 is not None and (x1.dtype == np.uint8) != (x2.dtype == np.uint8):
             # uint8 images are scaled to [0, 1] and float ones are not: identical images in
             # the two dtypes would silently give different kernels
             raise InputError(f"--x ({x1.dtype}) and --x2 ({x2.dtype}) have different dtypes; "
                              "uint8 images are scaled by 1/255 and float ones are not, so give "
                              "both in one dtype")
-        if x1.dtype == np.uint8:
-            x1 = x1 / 255.0
-            x2 = None if x2 is None else x2 / 255.0
-    if args.limit is not None:
-        if args.limit < 1:
-            raise InputError(f"--limit must be a positive number of inputs, got {args.limit}")
-        x1 = x1[:args.limit]
-        x2 = None if x2 is None else x2[:args.limit]
+        if args.limit is not None:
+            x1 = x1[:args.limit]
+            x2 = None if x2 is None else x2[:args.limit]
+        spec = net.typed.spec
+        x1 = prepare_images(x1, spec.input, f"inputs {args.data}:'{key1}'", preprocessing,
+                            spec.name)
+        if x2 is not None:
+            x2 = prepare_images(x2, spec.input, f"inputs {args.data}:'{key2}'", preprocessing,
+                                spec.name)
+        if preprocessing.active:
+            print(f"images: {preprocessing.describe()} -> {'×'.join(map(str, x1.shape[1:-1]))}")
     get = tuple(g.strip() for g in args.get.split(",") if g.strip())
     grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory)
     from .render import print_grams

@@ -344,15 +344,30 @@ def parse_widths(text) -> List[int]:
 
 
 def _load_inputs(args, compiled) -> np.ndarray:
+    """The inputs of ``kernelc verify``: --data read and prepared as every command reads data
+    (--x, --limit, --crop, --pool; :func:`kernelc.methods.data.read_split` and
+    :func:`~kernelc.methods.data.prepare_images`), or --random N standard-normal inputs."""
+    from .methods.commands import image_preprocessing, refuse_preprocessing_of_random
+    preprocessing = image_preprocessing(args)
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be a positive number of inputs, got {limit}")
     data = getattr(args, "data", None)
+    spec = compiled.typed.spec
     if data:
-        from .methods.data import load_array  # the hardened reader (headers first, no pickles)
-        return load_array(data, "x")
+        from .methods.data import CLI_KEYS, prepare_images, read_split
+        x, _, key, _ = read_split(data, None, getattr(args, "x", None), None, choose=CLI_KEYS)
+        return prepare_images(x[:limit], spec.input, f"inputs {data}:'{key}'", preprocessing,
+                              spec.name)
+    if getattr(args, "x", None) is not None:
+        raise InputError("--x chooses an array of --data; --random draws its inputs")
+    refuse_preprocessing_of_random(args, preprocessing)
     n = getattr(args, "random", None)
     if n is not None and n < 1:
         raise InputError(f"--random needs at least one input, got {n}")
     n = n or 2
-    shape = tuple(compiled.spec.input.shape) + (compiled.spec.input.channels,)
+    n = n if limit is None else min(n, limit)
+    shape = tuple(spec.input.shape) + (spec.input.channels,)
     return np.random.default_rng(getattr(args, "seed", 0) or 0).normal(size=(int(n),) + shape)
 
 
@@ -393,9 +408,15 @@ def add_verify_parser(subparsers):
                    help="comma-separated hidden widths (default 8,32,128,512)")
     p.add_argument("--samples", type=int, default=64, help="networks per width (default 64)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="inputs from an .npz file (array 'x', shape (N, *box, C))")
-    src.add_argument("--random", type=int, default=None,
+    src.add_argument("--data", metavar="FILE.npz",
+                     help="inputs from an .npz file (shape (N, *box[, C]); uint8 scaled to [0, 1])")
+    src.add_argument("--random", type=int, default=None, metavar="N",
                      help="N random standard-normal inputs (default 2)")
+    p.add_argument("--x", default=None, metavar="KEY",
+                   help="array key of the inputs in --data (default: x)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N inputs")
+    from .methods.commands import add_image_options
+    add_image_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of networks and random inputs")
     p.add_argument("--plot", help="write a log-log PNG of error vs width here")
     p.add_argument("--json", help="write the report as JSON here")

@@ -94,7 +94,8 @@ def test_kernel_bad_key_and_shape(capsys, tmp_path):
     code, _, err = run(capsys, "kernel", SPEC, "--data", str(data), "--x", "imgs")
     assert code == 2 and "imgs" in err and "images" in err
     code, _, err = run(capsys, "kernel", SPEC, "--data", str(data), "--x", "images")
-    assert code == 2 and "must have shape (N, 12, 12, 2)" in err
+    assert code == 2 and "takes 12×12 with 2 channel(s), i.e. (N, 12, 12, 2)" in err
+    assert "the images are 5×5, the spec's input is 12×12: or use a spec with 'input 5 x 5" in err
 
 
 def test_kernel_memory_refusal(capsys):

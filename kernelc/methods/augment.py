@@ -211,6 +211,8 @@ class AugmentationReport:
     prediction_diffs: Dict[str, float] = field(default_factory=dict)
     condition: float = 1.0
     notes: List[str] = field(default_factory=list)
+    time_unit: str = "mean-diag"  # of ``times``; gradient-flow time = t × time_scale
+    time_scale: float = 1.0
 
     @property
     def kernel_max(self) -> float:
@@ -243,7 +245,9 @@ class AugmentationReport:
         lines = [f"data augmentation over {self.group}: CNN '{self.cnn_name}' (orbit-averaged) vs "
                  f"GCNN '{self.gcnn_name}', {self.n_train} training inputs, {self.n_test} test "
                  f"inputs (incl. noise off the data manifold), {self.dtype}",
-                 "max relative differences  max|A-B|/max|B|:"]
+                 "max relative differences  max|A-B|/max|B|"
+                 + (f" (times t in units of 1/mean diag Θ = {self.time_scale:.3g})"
+                    if self.time_unit == "mean-diag" else " (raw gradient-flow times t)") + ":"]
         for k, blocks in self.kernel_diffs.items():
             lines.append(f"  {k.upper():5s} kernel  " + "  ".join(f"{b} {v:.2e}" for b, v in blocks.items()))
         for label, v in self.prediction_diffs.items():
@@ -304,7 +308,7 @@ def _both_sides(cnn, gcnn, group, xs, dtype, max_memory, progress):
 
 def check_augmentation(cnn_compiled, gcnn_compiled, group=None, x=None, *, y=None, x_test=None,
                        n_noise: int = 2, n_random: int = 4, times: Optional[Sequence[float]] = None,
-                       dtype: str = "float64", tol: Optional[float] = None, seed: int = 0,
+                       time_unit: str = "mean-diag", dtype: str = "float64", tol: Optional[float] = None, seed: int = 0,
                        diag_reg: float = 0.0, max_memory=None, progress=None,
                        diagnose: bool = True) -> AugmentationReport:
     """Check that the CNN trained with full augmentation over ``group`` equals the GCNN.
@@ -313,8 +317,10 @@ def check_augmentation(cnn_compiled, gcnn_compiled, group=None, x=None, *, y=Non
     (integer labels -> centred one-hot; default: random Gaussian targets). Test inputs: ``x_test``
     if given, plus ``n_noise`` noise inputs off the data manifold and one transformed copy
     ρ(h)x of each training input. Compared: NNGP and NTK on train×train and test×train, and the
-    mean predictions of gradient flow at ``times`` (default: 0.1, 1, 10 times 1/mean diag Θ, and
-    ∞) plus the NNGP posterior mean. ``tol`` defaults to 1e-8 (float64) or 1e-4 (float32).
+    mean predictions of gradient flow at ``times`` (default 0.1, 1, 10 and ∞) plus the NNGP
+    posterior mean. ``time_unit`` (:data:`~kernelc.methods.tasks.TIME_UNITS`): "mean-diag" (the
+    default) measures ``times`` in units of 1/mean diag Θ of the GCNN's training NTK, "raw" in
+    gradient-flow time. ``tol`` defaults to 1e-8 (float64) or 1e-4 (float32).
 
     When the check fails and ``diagnose`` is set, the GCNN is also compared with the orbit
     average of its *own* matching CNN, to tell a spec pair that does not correspond (the usual
@@ -369,12 +375,11 @@ def check_augmentation(cnn_compiled, gcnn_compiled, group=None, x=None, *, y=Non
     # Mean predictions: gradient flow with each side's own NTK, at several times.
     pa = GradientFlowPredictor(a["ntk"][:n, :n], yt, nngp_train_train=a["nngp"][:n, :n], diag_reg=diag_reg)
     pg = GradientFlowPredictor(g["ntk"][:n, :n], yt, nngp_train_train=g["nngp"][:n, :n], diag_reg=diag_reg)
-    if times is None:
-        s = 1.0 / float(np.mean(np.diag(g["ntk"][:n, :n])))
-        times = [0.1 * s, s, 10 * s, np.inf]
-    times = [float(t) for t in times]
-    fa = pa.mean(a["ntk"][n:, :n], np.asarray(times))
-    fg = pg.mean(g["ntk"][n:, :n], np.asarray(times))
+    from .tasks import time_scale
+    times = [0.1, 1.0, 10.0, np.inf] if times is None else [float(t) for t in times]
+    scale = time_scale(g["ntk"][:n, :n], time_unit)  # the GCNN's: the reference side
+    fa = pa.mean(a["ntk"][n:, :n], np.asarray(times) * scale)
+    fg = pg.mean(g["ntk"][n:, :n], np.asarray(times) * scale)
     pdiffs = {}
     for i, t in enumerate(times):
         pdiffs[f"NTK t={'inf' if np.isinf(t) else f'{t:.3g}'}"] = _rel(fa[i], fg[i])
@@ -387,7 +392,8 @@ def check_augmentation(cnn_compiled, gcnn_compiled, group=None, x=None, *, y=Non
     cond = max(_cond(g["ntk"][:n, :n], diag_reg), _cond(g["nngp"][:n, :n], diag_reg))
 
     report = AugmentationReport(cnn.typed.spec.name, gcnn.typed.spec.name, group.name, n,
-                                xte.shape[0], tol, dtype, times, kd, pdiffs, cond, notes)
+                                xte.shape[0], tol, dtype, times, kd, pdiffs, cond, notes,
+                                time_unit, scale)
     if not report.passed and diagnose:
         report.notes.extend(_diagnose(cnn, gcnn, group, xs, g, dtype, tol, max_memory))
     return report

@@ -16,7 +16,7 @@ from typing import Dict, Sequence
 import numpy as np
 
 from ..errors import InputError, OutputError
-from .data import output_path, save_npz, write_text
+from .data import ImagePreprocessing, output_path, save_npz, write_text
 from .tasks import (  # noqa: F401 - re-exported for scripts that import them from here
     load_split,
     input_shape,
@@ -26,6 +26,8 @@ from .tasks import (  # noqa: F401 - re-exported for scripts that import them fr
     score,
     parse_times,
     parse_sizes,
+    time_scale,
+    TIME_UNITS,
     _fmt_t,
     compute_grams,
     learning_curve,
@@ -40,6 +42,45 @@ from .tasks import (  # noqa: F401 - re-exported for scripts that import them fr
 
 
 # =========================================================================== shared CLI bits
+#: --t and --t-unit, as every command that trains (predict, fit, augment --check) documents them
+T_UNIT_HELP = ("units of --t: mean-diag (default) measures t in units of 1/mean diag Θ of the "
+               "training NTK (gradient-flow time t / mean diag Θ; the same t means the same "
+               "progress for any kernel scale); raw: the time of gradient flow on "
+               "½ Σ‖f(xᵢ) − yᵢ‖² with learning rate 1")
+
+
+def add_image_options(p):
+    """--crop and --pool: the image preprocessing of every command that reads data (kernel, fit,
+    predict, verify, augment), applied by :func:`image_preprocessing` in one order."""
+    p.add_argument("--crop", metavar="SIZE|A:B,C:D",
+                   help="crop the images first: 21 = the centre 21×21, 21,24 = centre 21×24, "
+                        "3:24,3:24 = rows 3..23 and columns 3..23 (applied to every input set)")
+    p.add_argument("--pool", metavar="K",
+                   help="then average-pool the images by K (K×K blocks; the size after --crop "
+                        "must be divisible by K), e.g. 28×28 MNIST to 7×7: --crop 21 --pool 3 "
+                        "or --pool 4")
+
+
+def image_preprocessing(args) -> ImagePreprocessing:
+    """The --crop/--pool of a parsed command line (``None`` when the command has none)."""
+    pool = getattr(args, "pool", None)
+    if isinstance(pool, str):
+        try:
+            pool = int(pool)
+        except ValueError:
+            raise InputError(f"--pool: the pooling factor must be a whole number ≥ 1, got "
+                             f"{pool!r}") from None
+    return ImagePreprocessing.parse(getattr(args, "crop", None), pool, ("--crop", "--pool"))
+
+
+def refuse_preprocessing_of_random(args, preprocessing: ImagePreprocessing) -> None:
+    """--crop/--pool act on --data; random inputs are drawn at the spec's input shape."""
+    if preprocessing.active:
+        used = " and ".join(f for f, v in (("--crop", args.crop), ("--pool", args.pool)) if v)
+        raise InputError(f"{used} preprocess images read with --data; random inputs are drawn at "
+                         "the spec's input shape already: drop " + used)
+
+
 def _data_args(p, test_required: bool = False):
     p.add_argument("--train", required=True, metavar="FILE.npz",
                    help="training data (keys x/y, or x_train/y_train)")
@@ -48,10 +89,13 @@ def _data_args(p, test_required: bool = False):
                         "x_test/y_test)")
     p.add_argument("--x", dest="x_key", default=None, metavar="KEY", help="array key of the inputs")
     p.add_argument("--y", dest="y_key", default=None, metavar="KEY", help="array key of the targets")
+    add_image_options(p)
     p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
                    help="default: classification for integer labels, else regression")
     p.add_argument("--t", dest="t", default="inf",
-                   help="training time(s) of gradient flow, e.g. inf or 1,10,inf (default inf)")
+                   help="training time(s) of gradient flow in units of 1/mean diag Θ (see "
+                        "--t-unit), e.g. inf or 0.1,1,10,inf (default inf)")
+    p.add_argument("--t-unit", choices=TIME_UNITS, default="mean-diag", help=T_UNIT_HELP)
     p.add_argument("--reg", type=float, default=DEFAULT_REG,
                    help=f"ridge, relative to the mean kernel diagonal (default {DEFAULT_REG:g})")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
@@ -119,17 +163,24 @@ def run_predict(args) -> int:
         raise InputError(f"the training set {src_tr} has {len(x_tr)} example(s); at least 2 are needed")
     task = infer_task(y_tr, args.task)
     targets, k = make_targets(task, y_tr, [y_te])
-    xa = prepare_inputs(x_tr, net, f"training inputs {src_tr}")
-    xb = prepare_inputs(x_te, net, f"test inputs {src_te}")
+    preprocessing = image_preprocessing(args)
+    xa = prepare_inputs(x_tr, net, f"training inputs {src_tr}", preprocessing)
+    xb = prepare_inputs(x_te, net, f"test inputs {src_te}", preprocessing)
     print(f"{net.typed.summary()}\n{task}: {len(xa)} training, {len(xb)} test examples; "
-          f"kernels in {args.dtype}, reg {args.reg:g}")
+          f"kernels in {args.dtype}, reg {args.reg:g}"
+          + (f"; images: {preprocessing.describe()}" if preprocessing.active else ""))
     grams, secs = compute_grams(net, xa, {"test": xb}, dtype=args.dtype, max_memory=args.max_memory)
     print(f"kernels: {secs:.1f} s")
     pred = GradientFlowPredictor(solve_dtype(grams["train"]["ntk"], args.reg), targets,
                                  nngp_train_train=solve_dtype(grams["train"]["nngp"], args.reg),
                                  diag_reg=args.reg)
-    f = pred.mean(grams["test"]["ntk"], np.asarray(times))
-    out = {"t": np.asarray(times), "ntk_mean": f}
+    scale = time_scale(grams["train"]["ntk"], args.t_unit)
+    if args.t_unit == "mean-diag":
+        print(f"times t in units of 1/mean diag Θ = {scale:.4g} (gradient-flow time t × "
+              f"{scale:.4g}; --t-unit raw takes raw times)")
+    f = pred.mean(grams["test"]["ntk"], np.asarray(times) * scale)
+    out = {"t": np.asarray(times), "ntk_mean": f, "t_raw": np.asarray(times) * scale,
+           "t_unit": np.asarray(args.t_unit)}
     if task == "classification":
         out["ntk_class"] = np.argmax(f, axis=-1)
     if args.save_kernels:
@@ -175,9 +226,12 @@ def _fit_args(p):
 def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tests: Dict[str, np.ndarray],
         sizes: Sequence[int], times: Sequence[float] = (math.inf,), reg: float = DEFAULT_REG,
         task: str = "auto", dtype: str = "float32", max_memory=DEFAULT_MEMORY,
-        log=print) -> dict:
+        log=print, time_unit: str = "mean-diag", preprocessing=None) -> dict:
     """Learning curves of several specs on the same data. Kernels are computed once per spec for
-    the largest size; smaller sizes are prefixes. Returns a JSON-ready dict."""
+    the largest size; smaller sizes are prefixes. ``times`` are in ``time_unit`` (default: units
+    of 1/mean diag Θ, see :data:`~kernelc.methods.tasks.TIME_UNITS`); ``preprocessing``: an
+    :class:`~kernelc.methods.data.ImagePreprocessing` applied to training and test inputs alike.
+    Returns a JSON-ready dict."""
     from ..api import compile as kc_compile
     task = infer_task(y_train, task)
     _, k = make_targets(task, y_train, list(y_tests.values()))
@@ -188,8 +242,9 @@ def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tes
         name = net.typed.spec.name
         if name in info:
             name = f"{name}#{len(info)}"
-        xa = prepare_inputs(x_train[:n_max], net, "training inputs")
-        xb = {t: prepare_inputs(v, net, f"test inputs '{t}'") for t, v in x_tests.items()}
+        xa = prepare_inputs(x_train[:n_max], net, "training inputs", preprocessing)
+        xb = {t: prepare_inputs(v, net, f"test inputs '{t}'", preprocessing)
+              for t, v in x_tests.items()}
         log(f"[{name}] {net.typed.summary()}; kernels for {n_max} training and "
             f"{sum(len(v) for v in xb.values())} test inputs ({dtype})")
         grams, secs = compute_grams(net, xa, xb, dtype=dtype, max_memory=max_memory)
@@ -198,8 +253,9 @@ def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tes
                       "spec": str(getattr(net.typed.spec, "filename", "")), "kernel_seconds": round(secs, 2)}
         log(f"[{name}] kernels: {secs:.1f} s")
         results += learning_curve(grams, task, np.asarray(y_train)[:n_max], y_tests, sizes, times, reg,
-                                  spec=name, n_classes=k)
-    return {"task": task, "sizes": list(map(int, sizes)), "t": [_fmt_t(t) for t in times], "reg": reg,
+                                  spec=name, n_classes=k, time_unit=time_unit)
+    return {"task": task, "sizes": list(map(int, sizes)), "t": [_fmt_t(t) for t in times],
+            "t_unit": time_unit, "reg": reg,
             "dtype": dtype, "n_test": {t: int(len(v)) for t, v in x_tests.items()},
             "specs": info, "results": results}
 
@@ -221,12 +277,18 @@ def run_fit(args) -> int:
         print(f"note: using at most the first {MAX_DEFAULT_TRAIN} of {len(x_tr)} training examples; "
               "pass --sizes to choose")
     from ..api import compile as kc_compile
+    preprocessing = image_preprocessing(args)
     nets = [kc_compile(s) for s in args.specs]
     for net in nets:  # check every spec against the data before any kernel is computed
-        prepare_inputs(x_tr[:2], net, f"training inputs {src_tr}")
-        prepare_inputs(x_te[:2], net, f"test inputs {src_te}")
+        prepare_inputs(x_tr[:2], net, f"training inputs {src_tr}", preprocessing)
+        prepare_inputs(x_te[:2], net, f"test inputs {src_te}", preprocessing)
+    if preprocessing.active:
+        print(f"images: {preprocessing.describe()}")
+    if args.t_unit == "mean-diag" and any(0 < t < math.inf for t in times):
+        print("times t in units of 1/mean diag Θ of each training kernel (--t-unit raw takes "
+              "raw gradient-flow times)")
     res = fit(nets, x_tr, y_tr, {"test": x_te}, {"test": y_te}, sizes, times, args.reg, args.task,
-              args.dtype, args.max_memory)
+              args.dtype, args.max_memory, time_unit=args.t_unit, preprocessing=preprocessing)
     res["train"], res["test"] = src_tr, src_te
     print_table(res["results"], res["task"])
     if json_path:
@@ -248,13 +310,18 @@ def _augment_args(p):
     src = p.add_mutually_exclusive_group()
     src.add_argument("--random", type=int, metavar="N", help="N random inputs (default 4)")
     src.add_argument("--data", metavar="FILE.npz", help="inputs (and labels) from an .npz file")
-    p.add_argument("--x", dest="x_key", default=None, help="array key of the inputs in --data")
-    p.add_argument("--y", dest="y_key", default=None, help="array key of the labels in --data")
+    p.add_argument("--x", dest="x_key", default=None, metavar="KEY",
+                   help="array key of the inputs in --data (default: x, or x_train)")
+    p.add_argument("--y", dest="y_key", default=None, metavar="KEY",
+                   help="array key of the labels in --data")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N inputs of --data")
+    add_image_options(p)
     p.add_argument("--noise", type=int, default=2, metavar="M",
                    help="noise test inputs off the data manifold for --check (default 2)")
     p.add_argument("--t", dest="t", default=None,
-                   help="training times for --check (default: 0.1, 1, 10 × 1/mean diag Θ, and inf)")
+                   help="training times for --check in units of 1/mean diag Θ (see --t-unit; "
+                        "default 0.1,1,10,inf)")
+    p.add_argument("--t-unit", choices=TIME_UNITS, default="mean-diag", help=T_UNIT_HELP)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     p.add_argument("--tol", type=float, default=None,
                    help="relative tolerance of --check (default 1e-8 for float64, 1e-4 for float32)")
@@ -275,17 +342,25 @@ def run_augment(args) -> int:
     shape = input_shape(cnn)
     rng = np.random.default_rng(args.seed)
     y = None
+    preprocessing = image_preprocessing(args)
     if args.data:
         x, y, xk, _ = load_split(args.data, "train", args.x_key, args.y_key, need_y=False)
         if args.limit:
             x, y = x[:args.limit], None if y is None else y[:args.limit]
-        x = prepare_inputs(x, cnn, f"inputs {args.data}:'{xk}'")
+        x = prepare_inputs(x, cnn, f"inputs {args.data}:'{xk}'", preprocessing)
     else:
+        if args.limit is not None:
+            raise InputError("--limit takes the first N inputs of --data; with random inputs "
+                             "give their number: --random N")
+        refuse_preprocessing_of_random(args, preprocessing)
         n = 4 if args.random is None else args.random
         if n < 1:
             raise InputError("--random needs at least one input")
         x = rng.normal(size=(n,) + shape)
     if args.check is None:
+        if args.t is not None:
+            raise InputError("--t sets the training times of --check; without --check augment "
+                             "only computes kernels: add --check SPEC_GCNN or drop --t")
         grams = augmented_kernel(cnn, group, x, None, dtype=args.dtype, max_memory=args.max_memory)
         print(f"{cnn.typed.summary()}\nkernel of the ensemble trained with full {group.name} "
               f"augmentation (orbit average over {group.order} elements), {len(x)} inputs:")
@@ -299,7 +374,8 @@ def run_augment(args) -> int:
     if y is not None and infer_task(y) != "classification":
         y = np.asarray(y, np.float64)
     report = check_augmentation(cnn, gcnn, group, x, y=y, n_noise=args.noise, times=times,
-                                dtype=args.dtype, tol=args.tol, seed=args.seed,
+                                time_unit=args.t_unit, dtype=args.dtype, tol=args.tol,
+                                seed=args.seed,
                                 max_memory=args.max_memory)
     print(report)
     if report.passed:

@@ -1,6 +1,12 @@
 """Loading data sets from .npz archives and shaping images for the kernels; writing the
 commands' output files.
 
+One data path for every command (kernel, fit, predict, verify, augment) and for Python callers:
+:func:`read_split` picks the arrays (errors say ``--x KEY`` to command-line users, ``x_key=`` to
+Python callers), :func:`prepare_images` checks the dtype, crops, scales uint8 to [0, 1], pools
+(:class:`ImagePreprocessing`, in that order) and fits the images to the spec's input, or says
+which ``--crop``/``--pool`` would make them fit.
+
 Kept general (any .npz, any image size, channels first or last) so that a user with other image
 data (e.g. the histology sets of the paper) runs the same pipeline as on the shared MNIST subset.
 
@@ -17,7 +23,8 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
+from dataclasses import dataclass
+from typing import IO, Callable, Dict, Iterable, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -162,6 +169,13 @@ def _read_npz(path, max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
         raise InputError(f"{p} is not a readable .npz archive: {exc}") from None
 
 
+def read_npz(path, max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """All arrays of an .npz archive, checked as every command reads data (headers surveyed
+    before loading, no pickles, a size budget); pass the result to :func:`read_split` as
+    ``arrays=`` to pick several arrays from one reading."""
+    return _read_npz(path, max_bytes)
+
+
 def _check_finite(path, key: str, arr: np.ndarray) -> None:
     if np.issubdtype(arr.dtype, np.inexact):
         bad = ~np.isfinite(arr)
@@ -169,11 +183,17 @@ def _check_finite(path, key: str, arr: np.ndarray) -> None:
             raise InputError(f"array '{key}' in {path} contains {int(bad.sum())} NaN/inf value(s)")
 
 
-def _pick(path, arrays: Dict[str, np.ndarray], key: str, param: str) -> np.ndarray:
+#: How a Python caller and a command-line user choose an array: the words the loader's errors
+#: use to say "choose another key" (one reader serves both, each sees its own name).
+PYTHON_KEYS = {"x": "x_key=", "y": "y_key="}
+CLI_KEYS = {"x": "--x KEY", "y": "--y KEY", "x2": "--x2 KEY"}
+
+
+def _pick(path, arrays: Dict[str, np.ndarray], key: str, choose: str) -> np.ndarray:
     if key not in arrays:
         hint = did_you_mean(key, arrays)
         raise InputError(f"no array '{key}' in {path}; available: {', '.join(sorted(arrays)) or '(none)'}"
-                         + (f"; {hint}" if hint else f"; pass {param}= to choose one"))
+                         + (f"; {hint}" if hint else f"; pass {choose} to choose one"))
     _check_finite(path, key, arrays[key])
     return arrays[key]
 
@@ -181,7 +201,49 @@ def _pick(path, arrays: Dict[str, np.ndarray], key: str, param: str) -> np.ndarr
 def load_array(path, key: str = "x") -> np.ndarray:
     """One array of an .npz archive, read as :func:`load_arrays` reads (headers surveyed before
     loading, no pickles, finite values); :class:`InputError` names the missing key."""
-    return _pick(path, _read_npz(path), key, "key")
+    return _pick(path, _read_npz(path), key, "key=")
+
+
+def read_split(path, role: Optional[str] = None, x_key: Optional[str] = None,
+               y_key: Optional[str] = None, *, need_y: bool = False,
+               choose: Dict[str, str] = PYTHON_KEYS, arrays: Optional[Dict[str, np.ndarray]] = None
+               ) -> Tuple[np.ndarray, Optional[np.ndarray], str, Optional[str]]:
+    """``(x, y, x_key_used, y_key_used)`` from an .npz archive: the one reader of every command
+    (kernel, fit, predict, verify, augment) and of :func:`load_arrays`.
+
+    Keys: ``x_key``/``y_key`` when given; else ``x``/``y``, or (with ``role`` 'train' or 'test')
+    ``x_<role>``/``y_<role>`` when the archive has no ``x``. Without ``y_key`` the targets are
+    optional unless ``need_y``. ``choose`` names how the caller picks a key (``x_key=`` for Python,
+    ``--x KEY`` for the command line) in the errors, which also name the file, the keys looked
+    for and the keys available. ``arrays``: the archive already read (to read it once for x, x2).
+    """
+    arrays = _read_npz(path) if arrays is None else arrays
+    avail = ", ".join(sorted(arrays)) or "(none)"
+    if x_key is None and role:
+        candidates = [k for k in ("x", f"x_{role}") if k in arrays]
+        if not candidates:
+            raise InputError(f"no {role} inputs in {path}: looked for array 'x' or 'x_{role}'; "
+                             f"available: {avail}; pass {choose['x']} to choose one")
+        x_key = candidates[0]
+    x_key = x_key or "x"
+    x = _pick(path, arrays, x_key, choose["x"])  # also rejects NaN/inf
+    if y_key is None:
+        pair = {"x": "y", f"x_{role}": f"y_{role}"}.get(x_key) if role else "y"
+        # the paired key, else (inputs under another key) a target array of as many samples
+        candidates = [pair] if pair in arrays else [
+            k for k in ("y", f"y_{role}" if role else None) if k in arrays
+            and arrays[k].ndim and x.ndim and arrays[k].shape[0] == x.shape[0]]
+        y_key = candidates[0] if candidates else None
+        if y_key is None and need_y:
+            raise InputError(f"no {role + ' ' if role else ''}targets in {path}: looked for array "
+                             f"'{pair or 'y'}'; available: {avail}; pass {choose['y']} to choose one")
+    if y_key is None:
+        return x, None, x_key, None
+    y = _pick(path, arrays, y_key, choose["y"])
+    if y.ndim == 0 or x.ndim == 0 or y.shape[0] != x.shape[0]:
+        raise InputError(f"{path}: '{x_key}' has {x.shape[0] if x.ndim else 'no sample axis'} "
+                         f"samples but '{y_key}' has {y.shape[0] if y.ndim else 'no sample axis'}")
+    return x, y, x_key, y_key
 
 
 def load_arrays(path, x_key: Optional[str] = None, y_key: Optional[str] = None
@@ -190,16 +252,258 @@ def load_arrays(path, x_key: Optional[str] = None, y_key: Optional[str] = None
 
     ``x_key`` defaults to ``'x'``; ``y_key`` defaults to ``'y'`` when the archive has it, else
     ``y`` is ``None`` (unlabelled data). A missing file or key, a non-.npz file, pickled content,
-    or NaN/inf in a floating array raises :class:`InputError`.
+    or NaN/inf in a floating array raises :class:`InputError`. (:func:`read_split`, which every
+    command uses, with the Python parameter names in its errors.)
     """
-    arrays = _read_npz(path)
-    x = _pick(path, arrays, x_key or "x", "x_key")
-    if y_key is None and "y" not in arrays:
-        return x, None
-    y = _pick(path, arrays, y_key or "y", "y_key")
-    if y.shape[:1] != x.shape[:1]:
-        raise InputError(f"{path}: x has {x.shape[0]} samples but y has {y.shape[0] if y.ndim else 'no axis'}")
+    x, y, _, _ = read_split(path, None, x_key, y_key)
     return x, y
+
+
+# =========================================================================== image preprocessing
+def _box_text(shape) -> str:
+    return "×".join(map(str, shape))
+
+
+def _parse_int(text: str, flag: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{flag}: {what} must be whole numbers, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """Crop, then average-pool, the spatial axes of an image stack (N, *box[, C]).
+
+    ``crop``: one entry per spatial axis, or one for all of them; an entry is a size ``s``
+    (centre crop: pixels ``a:a+s`` with ``a = ⌊(L − s)/2⌋`` of an axis of length ``L``) or a
+    ``(start, stop)`` pair (pixels ``start:stop``). ``pool``: an integer factor ``K``; each
+    output pixel is the mean of a ``K × … × K`` block,
+
+        x'[i, j] = (1/K²) Σ_{a,b < K} x[K·i + a, K·j + b]      (2-D; likewise in 3-D),
+
+    so every axis must be divisible by ``K`` after the crop. The order is fixed: crop, then pool
+    (28×28 MNIST: ``crop=21, pool=3`` gives the centre 21×21 as 7×7). ``flags`` are the names
+    used in errors and hints: ``("crop=", "pool=")`` for Python, ``("--crop", "--pool")`` on the
+    command line.
+    """
+
+    crop: Tuple[Union[int, Tuple[int, int]], ...] = ()
+    pool: int = 1
+    flags: Tuple[str, str] = ("crop=", "pool=")
+
+    @classmethod
+    def parse(cls, crop=None, pool=None, flags: Tuple[str, str] = ("crop=", "pool=")
+              ) -> "ImagePreprocessing":
+        """From the options as written: ``crop`` ``"21"``, ``"21,24"`` (per axis), ``"3:24,3:24"``
+        (explicit pixel ranges), an int or a tuple of those entries; ``pool`` an int ≥ 1."""
+        crop_flag, pool_flag = flags
+        entries: list = []
+        if crop is not None:
+            parts = [p.strip() for p in crop.split(",")] if isinstance(crop, str) else \
+                list(crop) if isinstance(crop, (tuple, list)) else [crop]
+            if not parts or any(p == "" for p in parts):
+                raise InputError(f"{crop_flag}: give a size (21), sizes per axis (21,24) or pixel "
+                                 f"ranges (3:24,3:24); got {crop!r}")
+            for part in parts:
+                if isinstance(part, str) and ":" in part:
+                    start_text, _, stop_text = part.partition(":")
+                    part = (_parse_int(start_text, crop_flag, "pixel ranges"),
+                            _parse_int(stop_text, crop_flag, "pixel ranges"))
+                elif isinstance(part, str):
+                    part = _parse_int(part, crop_flag, "crop sizes")
+                if isinstance(part, (tuple, list)) and len(part) == 2 and \
+                        all(isinstance(v, (int, np.integer)) for v in part):
+                    start, stop = int(part[0]), int(part[1])
+                    if start < 0 or stop <= start:
+                        raise InputError(f"{crop_flag}: the pixel range {start}:{stop} is empty or "
+                                         "negative; write start:stop with 0 ≤ start < stop")
+                    entries.append((start, stop))
+                elif isinstance(part, (int, np.integer)) and not isinstance(part, bool):
+                    if part < 1:
+                        raise InputError(f"{crop_flag}: a crop size must be ≥ 1, got {part}")
+                    entries.append(int(part))
+                else:
+                    raise InputError(f"{crop_flag}: cannot read {part!r} as a size or a "
+                                     "(start, stop) range")
+        if pool is None:
+            pool = 1
+        if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
+            raise InputError(f"{pool_flag}: the pooling factor must be a whole number ≥ 1, "
+                             f"got {pool!r}")
+        return cls(tuple(entries), int(pool), tuple(flags))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.crop) or self.pool > 1
+
+    def options(self, crop=None, pool: int = 1) -> str:
+        """``crop``/``pool`` written as the user would pass them (``--crop 21 --pool 3``)."""
+        crop_flag, pool_flag = self.flags
+        words = []
+        if crop is not None:
+            text = crop if isinstance(crop, str) else str(crop)
+            words.append(f"{crop_flag}{text}" if crop_flag.endswith("=") else f"{crop_flag} {text}")
+        if pool > 1:
+            words.append(f"{pool_flag}{pool}" if pool_flag.endswith("=") else f"{pool_flag} {pool}")
+        return (", " if self.flags[0].endswith("=") else " ").join(words)
+
+    def _crop_ranges(self, box: Tuple[int, ...], source: str) -> Tuple[Tuple[int, int], ...]:
+        crop_flag = self.flags[0]
+        if len(self.crop) not in (1, len(box)):
+            raise InputError(f"{crop_flag}: {len(self.crop)} entries for {source} with "
+                             f"{len(box)} spatial axes ({_box_text(box)}); give one entry, or one "
+                             "per axis")
+        entries = self.crop * len(box) if len(self.crop) == 1 else self.crop
+        ranges = []
+        for length, entry in zip(box, entries):
+            if isinstance(entry, tuple):
+                start, stop = entry
+                if stop > length:
+                    raise InputError(f"{crop_flag}: the range {start}:{stop} reaches past the "
+                                     f"{length} pixels of {source} ({_box_text(box)})")
+            else:
+                if entry > length:
+                    raise InputError(f"{crop_flag} {entry}: {source} are {_box_text(box)}, "
+                                     f"smaller than {entry}")
+                start = (length - entry) // 2
+                stop = start + entry
+            ranges.append((start, stop))
+        return tuple(ranges)
+
+    def cropped(self, x: np.ndarray, spatial_axes: int, source: str = "inputs") -> np.ndarray:
+        """``x`` (N, *box, ...) with its first ``spatial_axes`` axes after N cropped: a view, in
+        the stored dtype."""
+        box = tuple(x.shape[1:1 + spatial_axes])
+        if len(box) < spatial_axes:
+            raise InputError(f"{source} have shape {tuple(x.shape[1:])} per sample: fewer than the "
+                             f"{spatial_axes} spatial axes to crop or pool")
+        if not self.crop:
+            return x
+        ranges = self._crop_ranges(box, source)
+        return x[(slice(None),) + tuple(slice(a, b) for a, b in ranges)]
+
+    def pooled(self, x: np.ndarray, spatial_axes: int, source: str = "inputs") -> np.ndarray:
+        """``x`` (N, *box, ...) with its first ``spatial_axes`` axes after N average-pooled by
+        ``pool`` (float64 means); :class:`InputError` when an axis is not divisible."""
+        if self.pool == 1:
+            return x
+        k = self.pool
+        box = tuple(x.shape[1:1 + spatial_axes])
+        if len(box) < spatial_axes:
+            raise InputError(f"{source} have shape {tuple(x.shape[1:])} per sample: fewer than the "
+                             f"{spatial_axes} spatial axes to pool")
+        if any(length % k for length in box):
+            after = f" after {self.options(self._crop_text())}" if self.crop else ""
+            fits = tuple(length - length % k for length in box)
+            crop_hint = ",".join(map(str, fits)) if len(set(fits)) > 1 else str(fits[0])
+            raise InputError(f"{self.options(None, k)}: {source} are {_box_text(box)}{after}, "
+                             f"not divisible by {k}; crop to a multiple of {k} first, e.g. "
+                             f"{self.options(crop_hint, k)}")
+        split = sum(((length // k, k) for length in box), ())
+        blocks = np.asarray(x, np.float64).reshape((x.shape[0],) + split
+                                                   + tuple(x.shape[1 + spatial_axes:]))
+        return blocks.mean(axis=tuple(2 + 2 * i for i in range(spatial_axes)))
+
+    def apply(self, x: np.ndarray, spatial_axes: int, source: str = "inputs") -> np.ndarray:
+        """Crop, then pool (:meth:`cropped`, :meth:`pooled`), without the dtype scaling of
+        :func:`prepare_images`."""
+        return self.pooled(self.cropped(x, spatial_axes, source), spatial_axes, source)
+
+    def _crop_text(self) -> str:
+        return ",".join(f"{e[0]}:{e[1]}" if isinstance(e, tuple) else str(e) for e in self.crop)
+
+    def describe(self) -> str:
+        """e.g. ``centre crop 21, then 3×3 average pooling`` (for the commands' output)."""
+        parts = []
+        if self.crop:
+            parts.append(f"crop {self._crop_text()}")
+        if self.pool > 1:
+            parts.append(f"{self.pool}×{self.pool} average pooling")
+        return ", then ".join(parts) or "none"
+
+
+NO_PREPROCESSING = ImagePreprocessing()
+
+
+def fitting_options(data_box: Tuple[int, ...], spec_box: Tuple[int, ...],
+                    preprocessing: ImagePreprocessing = NO_PREPROCESSING) -> list:
+    """Crop/pool options that turn images of ``data_box`` into ``spec_box``, as the user writes
+    them (``["--pool 4", "--crop 21 --pool 3"]`` for 28×28 data and a 7×7 spec): pooling alone
+    when every axis is the same multiple ``K`` of the spec's, and a centre crop to the largest
+    multiple ``K'`` × the spec's size smaller than the images with that pooling (a crop alone
+    for ``K' = 1``)."""
+    if len(data_box) != len(spec_box) or any(d < s for d, s in zip(data_box, spec_box)):
+        return []
+    out = []
+    ratios = {d // s for d, s in zip(data_box, spec_box)}
+    exact = all(d % s == 0 for d, s in zip(data_box, spec_box)) and len(ratios) == 1
+    k = min(d // s for d, s in zip(data_box, spec_box))
+    if exact and ratios != {1}:
+        out.append(preprocessing.options(None, k))
+        k -= 1  # and a real crop with the next smaller factor
+    sizes = tuple(s * k for s in spec_box)
+    if sizes != tuple(data_box):
+        crop = str(sizes[0]) if len(set(sizes)) == 1 else ",".join(map(str, sizes))
+        out.append(preprocessing.options(crop, k))
+    return out
+
+
+def prepare_images(x, spec_input, source: str = "inputs",
+                   preprocessing: ImagePreprocessing = NO_PREPROCESSING,
+                   spec_name: str = "") -> np.ndarray:
+    """``x`` as float64 (N, *box, C) for a spec's input declaration: the one input path of every
+    command and of :func:`kernelc.methods.tasks.prepare_inputs`.
+
+    In this order: the dtype is checked (real numbers); ``preprocessing`` crops (pixels as
+    stored), uint8 pixels become ``x/255`` ∈ [0, 1] (any other dtype is kept as it is: its range
+    is unknown), then pools; single-channel (N, *box) stacks get a channel axis. A shape that
+    does not fit the spec raises :class:`InputError` saying so, with the crop/pool options that
+    would make it fit, or the channel axis to move.
+    """
+    arr = np.asarray(x)
+    box, channels = tuple(spec_input.shape), spec_input.channels
+    want = box + (channels,)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
+        raise InputError(f"{source} must be real numbers, got dtype {arr.dtype}")
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise InputError(f"{source} holds no samples (shape {arr.shape})")
+    raw_per_sample = tuple(arr.shape[1:])
+    if preprocessing.active:
+        if getattr(spec_input, "domain", "box") != "box":
+            raise InputError(f"{preprocessing.flags[0].rstrip('=')}/{preprocessing.flags[1].rstrip('=')}"
+                             f" crop and pool images on a box; spec '{spec_name}' takes signals on "
+                             f"the {spec_input.domain}")
+        arr = preprocessing.cropped(arr, len(box), source)  # a view: crop before converting
+    arr = arr.astype(np.float64) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
+    arr = preprocessing.pooled(arr, len(box), source)
+    per = tuple(arr.shape[1:])
+    if channels == 1 and per == box:
+        arr = arr[..., None]
+    elif per != want:
+        expect = f"{_box_text(box)} with {channels} channel(s), i.e. (N, {', '.join(map(str, want))})"
+        done = f" (after {preprocessing.describe()})" if preprocessing.active else ""
+        hint = ""
+        if per == (channels,) + box:
+            hint = "; the channel axis looks first: move it last (np.moveaxis(x, 1, -1))"
+        elif len(per) >= len(box) and per[:len(box)] != box:
+            data_box = raw_per_sample[:len(box)]
+            options = fitting_options(data_box, box, preprocessing)
+            # Python callers (prepare_images, the scikit-learn estimators) are pointed at the
+            # class that takes these parameters; command-line users at the flags
+            where = "" if preprocessing.flags[0].startswith("--") else \
+                " (kernelc.methods.data.ImagePreprocessing)"
+            fix = (f"pass {' or '.join(options)}{where} to crop/pool the {_box_text(data_box)} "
+                   f"images to {_box_text(box)}, " if options else "")
+            hint = (f"; the images are {_box_text(per[:len(box)])}, the spec's input is "
+                    f"{_box_text(box)}: {fix}or use a spec with 'input "
+                    f"{' x '.join(map(str, per[:len(box)]))} channels "
+                    f"{per[len(box)] if len(per) > len(box) else 1}'")
+        raise InputError(f"{source} have shape {per} per sample{done}, but spec '{spec_name}' "
+                         f"takes {expect}{hint}")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{source} contain {int(np.sum(~np.isfinite(arr)))} NaN/inf value(s)")
+    return arr
 
 
 def as_images(x, channels_last: bool = True, dtype=np.float64) -> np.ndarray:
@@ -253,7 +557,7 @@ def load_mnist(path=None, channels_last: bool = True) -> Dataset:
             raise InputError(f"MNIST data not found; looked in: {', '.join(map(str, tried))}. "
                              "Set KERNELC_DATA to the file or its folder, or pass path=")
     arrays = _read_npz(path)
-    parts = {k: _pick(path, arrays, k, "path") for k in Dataset._fields}
+    parts = {k: _pick(path, arrays, k, "path=") for k in Dataset._fields}
     return Dataset(as_images(parts["x_train"], channels_last), parts["y_train"].astype(np.int64),
                    as_images(parts["x_test"], channels_last), parts["y_test"].astype(np.int64))
 

@@ -6,7 +6,11 @@ Data conventions
 * Inputs and targets come from .npz archives. Keys: ``--x``/``--y`` if given; otherwise ``x``/``y``
   when the archive has them, else ``x_train``/``y_train`` (training file) or ``x_test``/``y_test``
   (test file), so one archive with all four (like the shared MNIST file) serves as both.
-* uint8 images are scaled to [0, 1]; single-channel (N, *box) stacks get a channel axis.
+* uint8 images are scaled to [0, 1]; single-channel (N, *box) stacks get a channel axis;
+  ``--crop``/``--pool`` crop, then average-pool every input set alike
+  (:class:`~kernelc.methods.data.ImagePreprocessing`, :func:`~kernelc.methods.data.prepare_images`).
+* Times ``--t`` are in units of 1/mean diag Θ of the training NTK unless ``--t-unit raw``
+  (:data:`TIME_UNITS`).
 * Task: integer labels -> classification (centred one-hot targets, accuracy); floating targets ->
   regression (MAE, RMSE). ``--task`` overrides.
 * Kernels are computed in float32 by default (``--dtype``); the solves are float64
@@ -37,44 +41,17 @@ def _keys(path) -> Dict[str, np.ndarray]:
 
 
 def load_split(path, role: str, x_key: Optional[str] = None, y_key: Optional[str] = None,
-               need_y: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray], str, Optional[str]]:
+               need_y: bool = True, choose: Optional[Dict[str, str]] = None
+               ) -> Tuple[np.ndarray, Optional[np.ndarray], str, Optional[str]]:
     """``(x, y, x_key_used, y_key_used)`` of the ``role`` ('train' or 'test') split in ``path``.
 
     Without explicit keys: ``x``/``y`` if present, else ``x_<role>``/``y_<role>``. Raises
-    InputError naming the file, the keys looked for and the keys available.
+    InputError naming the file, the keys looked for and the keys available, and how to choose
+    one: ``choose`` (default: the command-line flags ``--x KEY``/``--y KEY``); see
+    :func:`kernelc.methods.data.read_split`, the one reader of all commands.
     """
-    from .data import _pick
-    from ..errors import did_you_mean
-    arrays = _keys(path)
-    avail = ", ".join(sorted(arrays)) or "(none)"
-
-    def get(key, flag):
-        if key not in arrays:
-            hint = did_you_mean(key, arrays)
-            raise InputError(f"no array '{key}' in {path}; available: {avail}"
-                             + (f"; {hint}" if hint else f"; pass {flag} KEY to choose one"))
-        return _pick(path, arrays, key, flag)  # also rejects NaN/inf
-    if x_key is None:
-        cands = [k for k in ("x", f"x_{role}") if k in arrays]
-        if not cands:
-            raise InputError(f"no {role} inputs in {path}: looked for array 'x' or 'x_{role}'; "
-                             f"available: {avail}; pass --x KEY")
-        x_key = cands[0]
-    x = get(x_key, "--x")
-    y = None
-    if y_key is None:
-        pair = {"x": "y", f"x_{role}": f"y_{role}"}.get(x_key)
-        cands = [k for k in (pair, "y", f"y_{role}") if k and k in arrays]
-        y_key = cands[0] if cands else None
-        if y_key is None and need_y:
-            raise InputError(f"no {role} targets in {path}: looked for array "
-                             f"'{pair or 'y'}'; available: {avail}; pass --y KEY")
-    if y_key is not None:
-        y = get(y_key, "--y")
-        if y.ndim == 0 or y.shape[0] != x.shape[0]:
-            raise InputError(f"{path}: '{x_key}' has {x.shape[0]} samples but '{y_key}' has "
-                             f"{y.shape[0] if y.ndim else 'no sample axis'}")
-    return x, y, x_key, y_key
+    from .data import CLI_KEYS, read_split
+    return read_split(path, role, x_key, y_key, need_y=need_y, choose=choose or CLI_KEYS)
 
 
 def input_shape(net) -> Tuple[int, ...]:
@@ -82,35 +59,15 @@ def input_shape(net) -> Tuple[int, ...]:
     return tuple(spec.input.shape) + (spec.input.channels,)
 
 
-def prepare_inputs(x, net, source: str = "inputs") -> np.ndarray:
-    """x as float64 (N, *box, C) for the spec of ``net``: uint8 scaled to [0, 1], a channel axis
-    added to single-channel stacks; a clear InputError when the shape does not fit the spec."""
-    arr = np.asarray(x)
+def prepare_inputs(x, net, source: str = "inputs", preprocessing=None) -> np.ndarray:
+    """x as float64 (N, *box, C) for the spec of ``net``: cropped and pooled by
+    ``preprocessing`` (an :class:`~kernelc.methods.data.ImagePreprocessing`), uint8 scaled to
+    [0, 1], a channel axis added to single-channel stacks; a clear InputError, with the
+    crop/pool that would fit, when the shape does not fit the spec
+    (:func:`kernelc.methods.data.prepare_images`)."""
+    from .data import NO_PREPROCESSING, prepare_images
     spec = net.typed.spec
-    box, c = tuple(spec.input.shape), spec.input.channels
-    want = box + (c,)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
-        raise InputError(f"{source} must be real numbers, got dtype {arr.dtype}")
-    if arr.ndim == 0 or arr.shape[0] == 0:
-        raise InputError(f"{source} holds no samples (shape {arr.shape})")
-    per = tuple(arr.shape[1:])
-    if c == 1 and per == box:
-        arr = arr[..., None]
-    elif per != want:
-        expect = "×".join(map(str, box)) + f" with {c} channel(s), i.e. (N, {', '.join(map(str, want))})"
-        hint = ""
-        if per == (c,) + box:
-            hint = "; the channel axis looks first: move it last (np.moveaxis(x, 1, -1))"
-        elif len(per) >= len(box) and per[:len(box)] != box:
-            hint = (f"; resize/crop the inputs to {'×'.join(map(str, box))} or use a spec with "
-                    f"'input {' x '.join(map(str, per[:len(box)]))} channels "
-                    f"{per[len(box)] if len(per) > len(box) else 1}'")
-        raise InputError(f"{source} have shape {per} per sample, but spec '{spec.name}' takes "
-                         f"{expect}{hint}")
-    out = arr.astype(np.float64) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
-    if not np.all(np.isfinite(out)):
-        raise InputError(f"{source} contain {int(np.sum(~np.isfinite(out)))} NaN/inf value(s)")
-    return out
+    return prepare_images(x, spec.input, source, preprocessing or NO_PREPROCESSING, spec.name)
 
 
 def infer_task(y_train, task: Optional[str] = "auto") -> str:
@@ -198,6 +155,28 @@ def parse_sizes(text, available: int) -> List[int]:
     return sorted(set(sizes))
 
 
+#: How a training time t is measured. "mean-diag" (the default of every command and of
+#: :func:`learning_curve`, ``fit`` and ``check_augmentation``): t is in units of 1/mean diag Θ of
+#: the training NTK, i.e. the gradient-flow time is t / mean(diag Θ), so a given t means the same
+#: progress whatever the kernel's scale (W_std, depth). "raw": t is the time of gradient flow on
+#: L = ½ Σᵢ ‖f(xᵢ) − yᵢ‖² with learning rate 1, as :class:`GradientFlowPredictor` takes it.
+TIME_UNITS = ("mean-diag", "raw")
+
+
+def time_scale(ntk_train_train, time_unit: str = "mean-diag") -> float:
+    """Gradient-flow time per unit of t: ``1 / mean(diag Θ)`` for ``time_unit="mean-diag"``,
+    1 for ``"raw"`` (see :data:`TIME_UNITS`)."""
+    if time_unit == "raw":
+        return 1.0
+    if time_unit != "mean-diag":
+        raise InputError(f"time_unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
+    mean_diag = float(np.mean(np.diag(np.asarray(ntk_train_train, np.float64))))
+    if not mean_diag > 0:
+        raise InputError(f"the training NTK has mean diagonal {mean_diag:g}, so time in units of "
+                         "1/mean diag Θ is undefined; use raw time (--t-unit raw)")
+    return 1.0 / mean_diag
+
+
 def _fmt_t(t: float) -> str:
     return "inf" if math.isinf(t) else f"{t:g}"
 
@@ -226,9 +205,11 @@ def compute_grams(net, x_train, x_tests: Dict[str, np.ndarray], *, dtype: str = 
 
 def learning_curve(grams, task: str, y_train, y_tests: Dict[str, np.ndarray], sizes: Sequence[int],
                    times: Sequence[float], reg: float = DEFAULT_REG, spec: str = "",
-                   n_classes: Optional[int] = None) -> List[dict]:
+                   n_classes: Optional[int] = None, time_unit: str = "mean-diag") -> List[dict]:
     """Metrics per training-set size (nested prefixes of the training set) for the NTK (gradient
     flow at each t) and the NNGP (posterior mean). One flat record per (test set, kernel, t, size).
+    ``times`` are in ``time_unit`` (:data:`TIME_UNITS`): by default units of 1/mean diag Θ of each
+    size's training kernel; the records keep t as given.
     """
     from .predict import GradientFlowPredictor
     targets, k = make_targets(task, y_train, list(y_tests.values()))
@@ -240,9 +221,10 @@ def learning_curve(grams, task: str, y_train, y_tests: Dict[str, np.ndarray], si
         kt, kk = grams["train"]["ntk"][:n, :n], grams["train"]["nngp"][:n, :n]
         pred = GradientFlowPredictor(solve_dtype(kt, reg), targets[:n],
                                      nngp_train_train=solve_dtype(kk, reg), diag_reg=reg)
+        scale = time_scale(kt, time_unit)
         for name, y in y_tests.items():
             g = grams[name]
-            f_ntk = pred.mean(g["ntk"][:, :n], np.asarray(times, dtype=np.float64))
+            f_ntk = pred.mean(g["ntk"][:, :n], np.asarray(times, dtype=np.float64) * scale)
             for t, f in zip(times, f_ntk):
                 records.append(dict(spec=spec, test_set=name, kernel="ntk", t=_fmt_t(t), size=int(n),
                                     **score(task, f, y)))

@@ -103,7 +103,7 @@ def test_cli_mismatched_shapes(files, capsys, tmp_path):
              x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.arange(2))
     err = _err(capsys, ["fit", files["cnn"], files["p4"], "--train", str(big)])
     assert "have shape (28, 28) per sample, but spec 'tiny_cnn' takes 5×5 with 1 channel(s)" in err
-    assert "resize/crop" in err
+    assert "pass --crop 25 --pool 5 to crop/pool the 28×28 images to 5×5" in err
     chw = tmp_path / "chw.npz"
     np.savez(chw, x=np.zeros((6, 3, 5, 5)), y=np.arange(6) % 2)
     spec3 = tmp_path / "rgb.kc"

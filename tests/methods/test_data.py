@@ -40,7 +40,7 @@ def test_load_arrays_errors(tmp_path):
         load_arrays(tmp_path / "obj.npz")
     h = tmp_path / "mismatch.npz"
     np.savez(h, x=np.ones((3, 2)), y=np.ones(4))
-    with pytest.raises(InputError, match=r"x has 3 samples but y has 4"):
+    with pytest.raises(InputError, match=r"'x' has 3 samples but 'y' has 4"):
         load_arrays(h)
 
 
