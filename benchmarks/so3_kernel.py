@@ -50,7 +50,7 @@ def main(argv=None):
     band = reduced.typed.input_type.band
     x, what = _atoms(args.atoms, band)
     print(f"{Path(args.spec).name}: band {band}, {x.shape[-1]} channels, grid "
-          f"{reduced.typed.node('n001')['out'].shape}, {what}")
+          f"{reduced.typed.node('n001').out.shape}, {what}")
 
     n = args.atoms
     pairs = n * (n - 1) // 2
