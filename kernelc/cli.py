@@ -148,6 +148,10 @@ def _kernel_args(p):
     p.add_argument("--max-memory", help="memory budget, e.g. 4GB")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the Gram matrices to this .npz")
+    p.add_argument("--out-dir", metavar="DIR",
+                   help="write the Gram matrices to DIR/nngp.npy, DIR/ntk.npy tile by tile "
+                   "(not held in memory); the same command after an interruption computes only "
+                   "the missing tiles")
 
 
 @command("kernel", "compute NNGP/NTK Gram matrices of a spec on data")(_kernel_args)
@@ -156,6 +160,8 @@ def _kernel(args) -> int:
     from .api import compile
     from .errors import InputError, MemoryBudgetError
     from .methods.data import output_path, save_npz
+    if args.out is not None and args.out_dir is not None:
+        raise InputError("--out writes one .npz and --out-dir a folder of .npy files; give one")
     out = None if args.out is None else \
         output_path(args.out, "--out", suffix=".npz", inputs=[args.spec, args.data])
     from .methods.commands import image_preprocessing, refuse_preprocessing_of_random
@@ -209,11 +215,15 @@ def _kernel(args) -> int:
         if preprocessing.active:
             print(f"images: {preprocessing.describe()} -> {'×'.join(map(str, x1.shape[1:-1]))}")
     get = tuple(g.strip() for g in args.get.split(",") if g.strip())
-    grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory)
+    grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory,
+                          out=args.out_dir)
     from .render import print_grams
     print_grams(grams)
     if out is not None:
         print(f"wrote {save_npz(out, grams)}")
+    if args.out_dir is not None:
+        import os
+        print("wrote " + ", ".join(os.path.join(args.out_dir, f"{g}.npy") for g in get))
     return 0
 
 

@@ -84,3 +84,18 @@ def test_the_results_are_not_held_in_the_memory_budget(net):
     on_disk = net.module.plan_memory(20000, dtype="float32", results_on_disk=True)
     assert in_memory["result_bytes"] > 0 and on_disk["result_bytes"] == 0
     assert on_disk["tile_pairs"] >= in_memory["tile_pairs"]
+
+
+def test_the_cli_writes_and_resumes_a_folder(tmp_path, capsys):
+    from kernelc.cli import main
+    spec = tmp_path / "s.kc"
+    spec.write_text(SPEC)
+    folder = tmp_path / "grams"
+    argv = ["kernel", str(spec), "--random", "3", "--get", "nngp", "--out-dir", str(folder)]
+    assert main(argv) == 0
+    first = np.load(folder / "nngp.npy")
+    assert f"wrote {folder / 'nngp.npy'}" in capsys.readouterr().out
+    assert main(argv) == 0  # every tile done: nothing computed again, the same numbers
+    np.testing.assert_array_equal(np.load(folder / "nngp.npy"), first)
+    assert main(argv[:-2] + ["--out-dir", str(folder), "--out", str(tmp_path / "k.npz")]) == 2
+    assert "--out writes one .npz and --out-dir a folder" in capsys.readouterr().err
