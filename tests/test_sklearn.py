@@ -48,8 +48,10 @@ def regression_data(n=24, m=8, d=4, seed=0):
 
 # -- scikit-learn's estimator checks ------------------------------------------------------------
 
-@pytest.mark.parametrize("estimator", [KernelRegressor(MLP), KernelClassifier(MLP)],
-                         ids=["KernelRegressor", "KernelClassifier"])
+@pytest.mark.parametrize("estimator", [
+    # the regressor's run is ~16 s (its fit/predict paths are also in the fast tests below)
+    pytest.param(KernelRegressor(MLP), marks=pytest.mark.slow),
+    KernelClassifier(MLP)], ids=["KernelRegressor", "KernelClassifier"])
 def test_check_estimator(estimator):
     from sklearn.utils.estimator_checks import check_estimator
     with warnings.catch_warnings():

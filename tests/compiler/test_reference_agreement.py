@@ -180,6 +180,9 @@ def reference_for(case_id):
 
 RUNS = [(c, ids) for c in sorted(CASES) for ids in ("on", "off")
         if not (ids == "off" and c in ON_ONLY)]
+#: (case, identities) runs in the slow suite only (their other path stays fast)
+SLOW_RUNS = {("p4-composed-smooth", "on")}
+RUNS = [pytest.param(*r, marks=pytest.mark.slow) if r in SLOW_RUNS else r for r in RUNS]
 
 
 @pytest.mark.parametrize("case_id, identities", RUNS)
