@@ -22,7 +22,7 @@ from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADR
                                   precision_tracking)
 
 __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
-           "Progress", "in_notebook", "tqdm_bar", "run_chunks", "pair_indices", "same_inputs", "QUADRATURE_TOLERANCE",
+           "Progress", "progress_shown", "in_notebook", "tqdm_bar", "run_chunks", "pair_indices", "same_inputs", "QUADRATURE_TOLERANCE",
            "warn_inexact_quadrature", "PRECISION_TOLERANCE", "precision_estimate",
            "warn_imprecise", "CompiledPass", "Placement", "count_operations",
            "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS"]
@@ -126,6 +126,12 @@ def tqdm_bar(total, label, after):
     return tqdm.auto.tqdm(total=total, desc=label, delay=after, unit="tile", leave=True)
 
 
+def progress_shown(enabled):
+    """Whether progress is shown: as asked (True/False), or by default (None) when stderr is a
+    terminal or a Jupyter kernel's stream."""
+    return (sys.stderr.isatty() or in_notebook()) if enabled is None else bool(enabled)
+
+
 class Progress:
     """Progress of ``total`` steps, shown once a computation has run for ``after`` seconds: a
     ``tqdm.auto`` bar when tqdm is installed (a widget in Jupyter), else a text bar on stderr.
@@ -136,17 +142,10 @@ class Progress:
     def __init__(self, total, label, enabled=None, after=2.0):
         self.total, self.label = total, label
         self.after = after if enabled is None else 0.0  # asked for explicitly: show at once
-        self.bar = None
-        if enabled is None:
-            notebook = in_notebook()
-            self.enabled = sys.stderr.isatty() or notebook
-            if self.enabled:
-                self.bar = tqdm_bar(total, label, self.after)
-                self.enabled = self.bar is not None or not notebook
-        else:
-            self.enabled = bool(enabled)
-            if self.enabled:
-                self.bar = tqdm_bar(total, label, self.after)
+        self.enabled = progress_shown(enabled)
+        self.bar = tqdm_bar(total, label, self.after) if self.enabled else None
+        if enabled is None and self.bar is None and in_notebook():
+            self.enabled = False  # by default no text bar in a notebook: it cannot redraw there
         self.start = time.perf_counter()
         self.shown = False
 
@@ -218,9 +217,7 @@ class CompiledPass:
         traced = self.jitted.trace(*args)
         operations = count_operations(traced.jaxpr.jaxpr)
         estimate = operations * COMPILE_SECONDS_PER_OPERATION[0]
-        show = (sys.stderr.isatty() or in_notebook()) if self.progress is None \
-            else bool(self.progress)
-        announce = show and estimate > COMPILE_NOTICE_SECONDS
+        announce = progress_shown(self.progress) and estimate > COMPILE_NOTICE_SECONDS
         dtype = leaves[0].dtype if leaves else ""
         if announce:
             sys.stderr.write(f"kernelc: compiling the {self.label} for {dtype} "
@@ -277,24 +274,29 @@ class Placement:
             mesh = jax.sharding.Mesh(np.array(devices), ("pairs",))
             self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pairs"))
 
-    def tile(self, size):
-        """The tile size rounded up to a multiple of the device count (equal slices)."""
-        return -(-size // self.count) * self.count
+    def tile(self, tile, n):
+        """The size of the tiles of ``n`` items under a budget of ``tile``: at most n (at least
+        1), rounded up to a multiple of the device count (equal slices). The cross pass and
+        the on-disk store (which counts the tiles) both take it from here."""
+        return -(-min(tile, max(n, 1)) // self.count) * self.count
 
     def put(self, arrays):
         """The arrays of one tile, split over the devices along their first (pair) axis."""
         return arrays if self.sharding is None else jax.device_put(arrays, self.sharding)
 
-    def gathered(self, array):
-        """A result to index on the host (several devices) or left where it is (one)."""
-        return array if self.sharding is None else np.asarray(array)
+    def join(self, arrays):
+        """The tiles' results in one array: on the device (one device), or on the host (several:
+        the cross pass indexes them there, then splits its tiles again)."""
+        if self.sharding is None:
+            return jnp.concatenate(arrays)
+        return np.concatenate([np.asarray(a) for a in arrays])
 
 
 def self_pass(fn, x, tile, progress, placement=None):
     """The self pairs (x[i], x[i]) by tiles of ``tile`` inputs: (K, Θ or None, per-site variances)."""
     placement = placement or Placement([jax.devices()[0]])
     n = x.shape[0]
-    size = placement.tile(min(tile, n))
+    size = placement.tile(tile, n)
 
     def run(start, stop):
         idx = padded(np.arange(start, stop), size)
@@ -302,8 +304,7 @@ def self_pass(fn, x, tile, progress, placement=None):
         keep = stop - start
         return k[:keep], (None if t is None else t[:keep]), [s[:keep] for s in stats]
     parts = run_chunks(run, n, size, "kernelc: diagonal", progress)
-    join = (lambda arrays: placement.gathered(jnp.concatenate(arrays))) \
-        if placement.count == 1 else (lambda arrays: np.concatenate([np.asarray(a) for a in arrays]))
+    join = placement.join
     k = join([p[0] for p in parts])
     t = None if parts[0][1] is None else join([p[1] for p in parts])
     stats = [join([p[2][i] for p in parts]) for i in range(len(parts[0][2]))]
@@ -317,7 +318,7 @@ def cross_pass(fn, xa, xb, sa, sb, I, J, tile, progress, placement=None, store=N
     finishes (and mirrored to (J, I) when ``mirror``), tiles it holds already are skipped, and
     nothing is returned."""
     placement = placement or Placement([jax.devices()[0]])
-    size = placement.tile(min(tile, len(I)))
+    size = placement.tile(tile, len(I))
 
     def run(start, stop):
         if store is not None and store.done[start // size]:
@@ -561,7 +562,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
             shape = (n1, n2) + tuple(k1.shape[1:])
             grams = {}
             if out is not None:
-                tile = placement.tile(min(plan["tile_pairs"], max(len(I), 1)))
+                tile = placement.tile(plan["tile_pairs"], len(I))  # the cross pass's tiles
                 run = {"runtime_version": RUNTIME_VERSION, "tile_pairs": tile,
                        "pairs": int(len(I)), "dtype": str(np.dtype(dtype)),
                        "fingerprint": fingerprint(
@@ -591,10 +592,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                     raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
                                      "may be too large for float32 (try dtype='float64')")
             if out is not None:
-                for gram in grams.values():
-                    gram.flush()
-                grams = {name: np.load(os.path.join(store.folder, f"{name}.npy"), mmap_mode="r")
-                         for name in grams}
+                grams = store.finished()
         jax.effects_barrier()  # every callback of this call has recorded its estimate
         warn_inexact_quadrature(dtype)
         warn_imprecise(dtype, get)

@@ -42,8 +42,7 @@ def fingerprint(*parts) -> str:
 
 class GramStore:
     """The on-disk Gram matrices of one computation in ``folder`` (made if missing): ``arrays``
-    maps each kernel name to its memory-mapped (n1, n2, ...) array, ``done`` the finished tiles.
-    ``resumed`` says how many tiles an earlier run had finished."""
+    maps each kernel name to its memory-mapped (n1, n2, ...) array, ``done`` the finished tiles."""
 
     def __init__(self, folder, run: dict, shapes: dict, dtype, n_tiles: int):
         self.folder = os.fspath(folder)
@@ -63,15 +62,15 @@ class GramStore:
                 "inputs, network, dtype, kernels or memory budget); give an empty or new "
                 "folder, or delete this one")
         fresh = previous is None or not all(
-            os.path.isfile(os.path.join(self.folder, f)) for f in
-            [DONE_FILE] + [f"{name}.npy" for name in shapes])
+            os.path.isfile(p) for p in
+            [os.path.join(self.folder, DONE_FILE)] + [self._path(name) for name in shapes])
         mode = "w+" if fresh else "r+"
         try:
             self.done = np.lib.format.open_memmap(os.path.join(self.folder, DONE_FILE), mode,
                                                   dtype=bool, shape=(n_tiles,))
             self.arrays = {name: np.lib.format.open_memmap(
-                os.path.join(self.folder, f"{name}.npy"), mode, dtype=np.dtype(dtype),
-                shape=shape) for name, shape in shapes.items()}
+                self._path(name), mode, dtype=np.dtype(dtype), shape=shape)
+                for name, shape in shapes.items()}
         except OSError as exc:
             raise OutputError(f"cannot write the Gram matrices in {self.folder!r}: "
                               f"{exc.strerror or exc}") from None
@@ -79,7 +78,6 @@ class GramStore:
             self.done[:] = False
             self.done.flush()
             np.save(run_path, np.array(json.dumps(run)))  # last: then the arrays exist
-        self.resumed = int(self.done.sum())
 
     @staticmethod
     def _read_run(path):
@@ -101,3 +99,13 @@ class GramStore:
             array.flush()
         self.done[tile] = True
         self.done.flush()
+
+    def finished(self) -> dict:
+        """The Gram matrices, flushed (the caller may have written the self pairs) and opened
+        again read-only from their files."""
+        for array in self.arrays.values():
+            array.flush()
+        return {name: np.load(self._path(name), mmap_mode="r") for name in self.arrays}
+
+    def _path(self, name):
+        return os.path.join(self.folder, f"{name}.npy")
