@@ -45,8 +45,6 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     lin_lift1 = so3_cross_correlation(*k_input, 6)
     coef_lift1 = 1.96 * lin_lift1 + so3_bias(0.01, lin_lift1)
     k_lift1 = so3_sample(coef_lift1, 6)
-    if want_ntk:
-        t_lift1 = k_lift1
     # -- relu1 (line 10): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout so3_reduced (1729 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('so3_reduced', 3, k_lift1),) * 2
@@ -59,7 +57,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
                     lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
-        t_relu1 = ((jnp.pi - acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * t_lift1
+        t_relu1 = ((jnp.pi - acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * k_lift1
     # -- gconv1 (line 11): K̃⁺ = σ_w² Π_L K̃ + σ_b²  (R: SO(3) FFT, truncate to ℓ < L, inverse FFT)
     #    layout so3_reduced (1729 per pair)
     lin_gconv1 = so3_project(k_relu1, 6, 6)

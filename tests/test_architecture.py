@@ -30,7 +30,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kernelc"
 LAYERS = ["errors", "runtime", "ir", "groups", "rules", "frontend", "compiler", "codegen"]
 TOP = len(LAYERS)  # everything else
 #: The layer of each stage module of a family package; the protocol and package roots are groups.
-FAMILY_STAGES = {"family": "groups", "group": "groups", "kinds": "frontend", "rules": "rules",
+FAMILY_STAGES = {"family": "groups", "group": "groups", "plan": "ir", "kinds": "frontend",
+                 "rules": "rules",
                  "identities": "compiler", "network": "the rest"}
 
 

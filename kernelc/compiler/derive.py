@@ -2,8 +2,10 @@
 the storage layout and the plan ops.
 
 The walk is a loop over the nodes in topological order; every step is a look-up in the layer
-rules table of the graph's family (:func:`kernelc.rules.family_rules.rules_for`). Layouts follow
-from the identity decisions: (R) stores group kernels as K̃[t,t'](q), (D) keeps only site-diagonal entries.
+rules table of the graph's family (:func:`kernelc.rules.family_rules.rules_for`), which lowers the
+node in the general layout. The identity passes (:mod:`kernelc.compiler.relayout`) then rewrite
+the plan into the layouts the applied identities allow: (R) stores group kernels as
+K̃[t,t'](q), (D) keeps only site-diagonal entries.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from ..rules.layers import Formulas
 from .family_identities import decide
 from .identities import IdentityDecision
 from .passes import simplify
-from ..ir.plan import Layout, Op, Value
+from ..ir.plan import Assign, Layout, MaskSites, Op, Ref, Value, constants_of
+from .relayout import relayout_plan, variances_read
 
 ALL_IDENTITIES = {"R": True, "D": True, "S": True}
 
@@ -95,14 +98,13 @@ class Context:
         return not dec.nodes or node in dec.nodes
 
     def out_layout(self, node: str) -> Layout:
+        """The general layout of ``node``'s kernel: every pair of positions, K[g,g'] (the
+        identity passes of :mod:`kernelc.compiler.relayout` may store it reduced later)."""
         t = self.typed.node(node).out
         if t.domain == "vector":
             return Layout("vector")
-        diag = self.uses("D", node)
         if t.domain == "box":
-            return Layout("box_diag" if diag else "box_full", t.shape)
-        if self.decisions["R"].applied:
-            return Layout("group_diag" if diag else "group_reduced", t.shape, t.group_order)
+            return Layout("box_full", t.shape)
         return Layout("group_general", t.shape, t.group_order)
 
     def fan_in(self, node: str) -> int:
@@ -139,22 +141,19 @@ class Context:
             ", dtype=np.float32)"
         return mask
 
-    def mask_lines(self, var: str, layout: Layout) -> List[str]:
-        """Zero the kernel at sites outside a masked (hexagonal) domain."""
+    def mask_lines(self, var: str, layout: Layout, node: str) -> List[Assign]:
+        """Zero ``node``'s kernel ``var`` at sites outside a masked (hexagonal) domain."""
         if self.site_mask is None or layout.kind == "vector" or \
                 layout.box != self.typed.input_type.shape:
             return []
-        d = layout.d
-        if layout.kind in ("box_diag", "group_diag"):
-            return [f"{var} = {var} * SITE_MASK"]
-        outer = f"SITE_MASK.reshape(SITE_MASK.shape + (1,) * {d}) * SITE_MASK"
-        if layout.kind == "group_general":
-            outer = (f"SITE_MASK.reshape(SITE_MASK.shape + (1,) * {d + 1}) * "
-                     f"SITE_MASK")
-        return [f"{var} = {var} * ({outer})"]
+        return [Assign((var,), MaskSites(Ref(var), layout, node))]
 
 
 def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> Derivation:
+    """The plan of ``typed``: every node lowered by its rule in the general layout, then the
+    identity passes (each applied identity stores kernels in a reduced layout,
+    :mod:`kernelc.compiler.relayout`), then the simplifying rewrites
+    (:mod:`kernelc.compiler.passes`)."""
     enabled = dict(ALL_IDENTITIES)
     if identities is not None:
         enabled.update(identities)
@@ -168,13 +167,26 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
         data = g.node(n)
         rule = rules[data.kind]
         ops, value = rule.lower(ctx, n, [values[i] for i in g.inputs(n)])
+        if value.node is None:  # a new kernel (fanout and identity pass their input's on)
+            value = dataclasses.replace(value, node=n)
         values[n] = value
         nodes.append(NodeDerivation(n, data.name, data.kind, rule.formulas(ctx, n), ops,
                                     value))
-    new_ops, new_values, output, rewrites = simplify([nd.ops for nd in nodes],
-                                                     [nd.value for nd in nodes],
-                                                     values[g.output_node])
+    relaid, layout_rewrites = relayout_plan(typed, decisions, [nd.ops for nd in nodes],
+                                            [nd.value for nd in nodes])
+    new_ops, new_values, output, rewrites = simplify(
+        [o for o, _ in relaid], [v for _, v in relaid],
+        relaid[[nd.node for nd in nodes].index(g.output_node)][1])
     nodes = [dataclasses.replace(nd, ops=o, value=v)
              for nd, o, v in zip(nodes, new_ops, new_values)]
-    return Derivation(typed, decisions, nodes, output, ctx.constants, ctx.stats, enabled,
-                      rewrites)
+    constants = dict(ctx.constants)
+    stats: Dict[int, Layout] = {}
+    for nd in nodes:
+        for op in nd.ops:
+            for stmt in op.lines + op.ntk_lines:
+                if isinstance(stmt, Assign):
+                    constants.update(constants_of(stmt.value))
+                    stats.update(variances_read(stmt.value))
+    return Derivation(typed, decisions, nodes, output, constants,
+                      [stats[i] for i in sorted(stats)], enabled,
+                      {**layout_rewrites, **rewrites})

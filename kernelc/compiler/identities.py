@@ -5,8 +5,9 @@ Each identity is a table entry: a function of the typed graph that returns an
 :class:`IdentityDecision` — applied or declined, where, and why. A family's (R), (D) and (O) are
 in its ``identities`` module (:mod:`kernelc.families.lattice.identities`,
 :mod:`kernelc.families.so3.identities`); :mod:`kernelc.compiler.family_identities` decides them
-all. The derivation consults the decisions; ``explain`` prints them; tests switch each one off
-and compare with the general path.
+all. An applied identity that changes how kernels are stored is a rewrite of the plan
+(:mod:`kernelc.compiler.relayout`), registered next to its decision; ``explain`` prints the
+decisions and the rewrites; tests switch each one off and compare with the general path.
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -80,6 +80,7 @@ class Value:
     nngp: str
     ntk: Optional[str]
     layout: Layout
+    node: Optional[str] = None  # the layer whose kernel this is (set by the derivation)
 
 
 # -- statements ----------------------------------------------------------------------------------
@@ -265,6 +266,136 @@ class Code(Expr):
         return self.names
 
 
+# -- layout-carrying expressions -----------------------------------------------------------------
+# The lowerings state every kernel in the family's general layout (box_full, group_general,
+# so3_general); the identity passes (kernelc.compiler.relayout) rewrite a node of layout A into
+# the same node in layout B where an identity proves them equal (docs/math/identities.md). Each
+# such node prints itself in every layout it lists in ``layouts``; ``owner`` is the layer whose
+# kernel's layout it is (the identity (D) holds at some layers only).
+
+class LaidOut(Expr):
+    """An expression whose code depends on the storage layout of one layer's kernel."""
+
+    layouts: Tuple[str, ...] = ()
+
+    def at(self, layout: Layout) -> "LaidOut":
+        """The same computation for the kernel stored in ``layout``."""
+        if layout.kind not in self.layouts:
+            raise ValueError(f"{type(self).__name__} has no form for a {layout.kind} kernel")
+        return dataclasses.replace(self, layout=layout)
+
+
+_VARIANCE_LAYOUTS = ("box_full", "box_diag", "group_reduced", "group_diag", "group_general",
+                     "vector", "so3_reduced", "so3_general")
+
+
+@dataclass(frozen=True)
+class SelfVariances(LaidOut):
+    """(v_a, v_b): the per-site variances K[g,g](f,f) of both inputs of a nonlinearity, from the
+    self pass (``stats_a[i]``, ``stats_b[i]``), or read off the diagonal of ``x`` when the pair
+    is a self pair (stats_a is None)."""
+
+    index: int
+    x: Expr
+    layout: Layout
+    owner: str
+    layouts = _VARIANCE_LAYOUTS
+
+    def source(self) -> str:
+        i = self.index
+        return (f"(stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
+                f"(self_diagonal({self.layout.kind!r}, {self.layout.d}, {self.x.source()}),) * 2")
+
+    def children(self):
+        return (self.x,)
+
+    def with_children(self, children):
+        return dataclasses.replace(self, x=children[0])
+
+
+@dataclass(frozen=True)
+class Variances(LaidOut):
+    """(k11, k22): the variances ``va``, ``vb`` broadcast against a kernel of ``layout``."""
+
+    va: Expr
+    vb: Expr
+    layout: Layout
+    owner: str
+    layouts = _VARIANCE_LAYOUTS
+
+    def source(self) -> str:
+        return (f"variances({self.layout.kind!r}, {self.layout.d}, {self.va.source()}, "
+                f"{self.vb.source()})")
+
+    def children(self):
+        return (self.va, self.vb)
+
+    def with_children(self, children):
+        return dataclasses.replace(self, va=children[0], vb=children[1])
+
+
+@dataclass(frozen=True)
+class SelfDiagonal(LaidOut):
+    """K[g,g] for every g of a kernel ``x`` of ``layout`` (runtime.layouts.self_diagonal)."""
+
+    x: Expr
+    layout: Layout
+    owner: str
+    layouts = _VARIANCE_LAYOUTS
+
+    def source(self) -> str:
+        return f"self_diagonal({self.layout.kind!r}, {self.layout.d}, {self.x.source()})"
+
+    def children(self):
+        return (self.x,)
+
+    def with_children(self, children):
+        return dataclasses.replace(self, x=children[0])
+
+
+@dataclass(frozen=True)
+class MaskSites(LaidOut):
+    """``x`` zero at the sites outside a masked (hexagonal) domain: the module constant
+    SITE_MASK on every site slot of ``layout``."""
+
+    x: Expr
+    layout: Layout
+    owner: str
+    layouts = ("box_full", "box_diag", "group_reduced", "group_diag", "group_general")
+
+    def source(self) -> str:
+        x, d = self.x.source(), self.layout.d
+        if self.layout.kind in ("box_diag", "group_diag"):
+            return f"{x} * SITE_MASK"
+        lead = d + 1 if self.layout.kind == "group_general" else d  # the first slot's axes
+        return f"{x} * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * {lead}) * SITE_MASK)"
+
+    def children(self):
+        return (self.x,)
+
+    def with_children(self, children):
+        return dataclasses.replace(self, x=children[0])
+
+
+def relayout(e: Expr, layout_of: Callable[[str, Layout], Layout]) -> Expr:
+    """``e`` with every layout-carrying node moved to ``layout_of(owner, layout)``."""
+    children = e.children()
+    if children:
+        e = e.with_children(tuple(relayout(c, layout_of) for c in children))
+    if isinstance(e, LaidOut):
+        new = layout_of(e.owner, e.layout)
+        return e if new == e.layout else e.at(new)
+    return e
+
+
+def constants_of(e: Expr) -> dict:
+    """The module constants (name -> source) the expression's nodes print by name."""
+    out = dict(getattr(e, "constants", dict)())
+    for c in e.children():
+        out.update(constants_of(c))
+    return out
+
+
 class Stmt:
     """A statement of an op's body."""
 
@@ -310,10 +441,45 @@ class Op:
     entries: int  # entries written per pair (NNGP; the NTK doubles it when requested)
     flops: int  # floating point operations per pair
     ntk_lines: List[Stmt] = field(default_factory=list)  # executed only when the NTK is wanted
+    #: the layout of ``owner``'s kernel (this op's output) that ``entries`` and ``formula``
+    #: are stated for, and the layout of ``source``'s kernel that ``flops`` scale with (the
+    #: output's when None): when an identity pass stores a kernel in another layout, the cost
+    #: scales with its entries and the formula is the one of the new layout
+    layout: Optional[Layout] = None
+    owner: Optional[str] = None
+    source_layout: Optional[Layout] = None
+    source: Optional[str] = None
+    #: the formula in each layout the op may be rewritten to, keyed by the source's layout kind
+    #: when there is a source, else by the output's (``formula`` is the current one)
+    formulas: Optional[Dict[str, str]] = None
+    #: (entries, flops) in each layout, keyed like ``formulas``, where the cost is not
+    #: proportional to the entries (SO(3): transforms in one layout, grid sums in the other)
+    costs: Optional[Dict[str, Tuple[int, int]]] = None
 
     def __post_init__(self):
         self.lines = [as_statement(s) for s in self.lines]
         self.ntk_lines = [as_statement(s) for s in self.ntk_lines]
+
+    def relaid(self, layout_of: Callable[[str, Layout], Layout]) -> "Op":
+        """This op's formula and cost once every kernel ``k`` of layer ``n`` is stored in
+        ``layout_of(n, layout)`` (the statements are rewritten by :func:`relayout`)."""
+        if self.layout is None:
+            return self
+        out = layout_of(self.owner, self.layout)
+        flops = self.flops * out.entries / self.layout.entries
+        src = self.source_layout
+        if src is not None:
+            new_src = layout_of(self.source, src)
+            flops = self.flops * new_src.entries / src.entries
+            src = new_src
+        # a reading op (a mean) states its formula for the layout it reads
+        key = (src or out).kind
+        formula = self.formulas[key] if self.formulas else self.formula
+        entries = self.entries * out.entries / self.layout.entries
+        if self.costs:
+            entries, flops = self.costs[key]
+        return dataclasses.replace(self, layout=out, source_layout=src, formula=formula,
+                                   entries=int(round(entries)), flops=int(round(flops)))
 
 
 def stencil_cost(layout: Layout, n_terms: int) -> int:

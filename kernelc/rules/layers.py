@@ -18,7 +18,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import sympy
 
 from ..families import Family
-from ..ir.plan import Affine, Assign, Call, Expr, Lit, Num, Op, Ref, Value, number_source
+from ..ir.plan import (Affine, Assign, Expr, Lit, Num, Op, Ref, SelfVariances, Value, Variances,
+                       number_source)
 from ..ir.plan import Sum as SumOf
 from ..ir.laws import Activation, Concatenation, concat_weights
 from ..errors import KernelcError
@@ -141,11 +142,9 @@ def _map_lines(ctx, node, src: Value, kmap, k: str, t: str,
     i = ctx.stat_index(node, lay)
     k11, k22 = f"k11{suffix}", f"k22{suffix}"
     lines = [
-        f"v_a, v_b = (stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
-        f"(self_diagonal({lay.kind!r}, {lay.d}, {src.nngp}),) * 2",
+        Assign(("v_a", "v_b"), SelfVariances(i, Ref(src.nngp), lay, src.node)),
         "stats.append(v_a)",
-        Assign((k11, k22), Call("variances", (Lit(lay.kind), Lit(lay.d), Ref("v_a"),
-                                               Ref("v_b")))),
+        Assign((k11, k22), Variances(Ref("v_a"), Ref("v_b"), lay, src.node)),
         Assign((k,), kmap.expr("K⁺", k11, src.nngp, k22)),
         # float32 only: the first-order rounding-error estimate kernel_fn's PrecisionWarning
         # reads (docs/precision.md); a no-op, traced to nothing, in float64
@@ -235,11 +234,12 @@ class Nonlinearity:
                                                                       range(len(parts))])))
         if not with_ntk:
             ntk_lines = []
-        lines += ctx.mask_lines(k, lay)
+        lines += ctx.mask_lines(k, lay, node)
         names = " + ".join(sorted({p.map.name for _, p in parts}))
         names += f" on each of {len(parts)} blocks" if len(parts) > 1 else ""
         return [Op("elementwise", f"K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = {names}", lines,
-                   lay.entries, lay.entries * 40 * len(parts), ntk_lines)], \
+                   lay.entries, lay.entries * 40 * len(parts), ntk_lines, layout=lay,
+                   owner=node)], \
             Value(k, t if with_ntk else None, lay)
 
 
@@ -261,7 +261,8 @@ def _combine(ctx, node, ins, weights, formula):
     lines = [Assign((k,), _weighted_sum(weights, [v.nngp for v in ins]))]
     with_ntk = [(w, v.ntk) for w, v in zip(weights, ins) if v.ntk is not None]
     ntk_lines = [Assign((t,), _weighted_sum(*zip(*with_ntk)))] if with_ntk else []
-    return [Op("combine", formula, lines, out.entries, out.entries * len(ins), ntk_lines)], \
+    return [Op("combine", formula, lines, out.entries, out.entries * len(ins), ntk_lines,
+               layout=out, owner=node)], \
         Value(k, t if with_ntk else None, out)
 
 

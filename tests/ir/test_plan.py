@@ -4,6 +4,7 @@ from collections import Counter
 
 import kernelc
 from kernelc.compiler.passes import rename, rewrite_expr
+from kernelc.families.lattice.plan import PoolMean
 from kernelc.ir.plan import Affine, Assign, Map, Mean, Num, Ref
 from kernelc.rules.nonlinearities import kernel_map
 
@@ -50,4 +51,8 @@ def test_compiled_plans_hold_maps_and_means():
               for s in op.lines + op.ntk_lines if isinstance(s, Assign)]
     assert [v.name for v in values if isinstance(v, Map)] == ["erf"]
     assert any(isinstance(v, Affine) and isinstance(v.scale, Map) for v in values)  # Θ⁺ = K̇ Θ
-    assert sum(isinstance(v, Mean) for v in values) == 2  # group_pool of K and Θ
+    means = [v for v in values if isinstance(v, PoolMean)]  # group_pool of K and Θ
+    assert len(means) == 2
+    # under (R) the pool reads K̃[t,t'](q): 4 rotations × 16² position pairs
+    assert {m.layout.kind for m in means} == {"group_reduced"}
+    assert means[0].mean() == Mean(means[0].x, None, 4.0 * 16 * 16)

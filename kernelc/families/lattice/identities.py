@@ -9,6 +9,7 @@ import networkx as nx
 
 from ...compiler.identities import IdentityDecision, identity, nodes_of
 from ...compiler.orbit import orbit_precondition
+from ...compiler.relayout import layout_rewrite
 from ...frontend.family_kinds import layer_kinds
 from ...frontend.infer import TypedGraph
 from .family import LATTICE
@@ -70,6 +71,8 @@ def diagonal_only(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
 
     diag = {n for n in g.order() if spatial(n) and n not in averaging
             and not (nx.descendants(g.graph, n) & averaging)}
+    if not right_invariance(tg, enabled).applied:  # only the reduced K̃[t,t](e) has a diagonal
+        diag = {n for n in diag if g.node(n).out.domain != "group"}  # layout (group_diag)
     candidates = len(diag)
     changed = True
     while changed:  # keep the diagonal nodes closed under spatial inputs and successors
@@ -96,3 +99,14 @@ def orbit_average(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
     """After group pooling, K(f, f') = mean_h k(f, ρ(h) f') with k the matching plain-CNN kernel."""
     ok, reason = orbit_precondition(tg)
     return IdentityDecision("O", "orbit average", ok, reason)
+
+
+# -- the identities as layout rewrites of the plan (kernelc.compiler.relayout) ----------------
+layout_rewrite(LATTICE, "R", "right invariance", {"group_general": "group_reduced"},
+               "K[gs, g's] = K[g, g'] for s ∈ H: a group kernel K[(t,r),(t',r')] is kept as "
+               "K̃[t,t'](q) = K[(t,e),(t',q)]; stencils read K̃[t+y, t'+ρ(q)y](q) and the "
+               "rotational support drops out")
+layout_rewrite(LATTICE, "D", "diagonal only", {"box_full": "box_diag",
+                                                "group_reduced": "group_diag"},
+               "no later layer averages over translations, so only K[t,t] is read: stencils "
+               "sum K[t+y, t+y], the input is K0[t,t]")

@@ -2,26 +2,28 @@
 support S ⊂ Z^d (``lift``, ``conv``, ``gconv``) lowered to stencils, and the means over
 positions (``group_pool``, ``avg_pool``, ``flatten``).
 
-The storage layouts (:mod:`kernelc.ir.plan`) are ``box_full``/``box_diag`` on the box and
-``group_reduced``/``group_diag``/``group_general`` on G; :meth:`Context.out_layout
-<kernelc.compiler.derive.Context.out_layout>` picks them from the identity decisions. The
-runtime helpers named in the emitted code live in :mod:`kernelc.runtime.stencils` (stencils,
-window means) and :mod:`kernelc.runtime.layouts` (the input kernels, self-diagonals).
+Every rule lowers its layer in the general layout (``box_full`` on the box, ``group_general``
+on G; :meth:`Context.out_layout <kernelc.compiler.derive.Context.out_layout>`), through the
+layout-carrying nodes of :mod:`kernelc.families.lattice.plan`; the identity passes move them to
+``group_reduced`` (R) and ``box_diag``/``group_diag`` (D) (the rewrites are registered in
+:mod:`kernelc.families.lattice.identities`). The runtime helpers named in the emitted code live
+in :mod:`kernelc.runtime.stencils` (stencils, window means) and :mod:`kernelc.runtime.layouts`
+(the input kernels, self-diagonals).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import sympy
 
 from ...errors import KernelcError
-from ...ir.plan import (Assign, Call, Expr, Layout, Lit, Mean, Op, Ref, Value, pad_widths,
-                        pairs_literal)
+from ...ir.plan import Assign, Call, Layout, Op, Ref, SelfDiagonal, Value, pad_widths
 from ...rules.formulas import (K, K0, K_NEW, SB2, SW2, THETA, THETA_NEW, MeanOver, S, SumOver, g,
                                gp, size)
 from ...rules.layers import Formulas, affine_lines, ntk_update_lines, rule, weight_values
 from .family import LATTICE
+from .plan import SITE_AXES, InputKernel, PoolMean, Stencil
 
 
 def _ntk_eq(new_k_term, theta_sum, standard: bool):
@@ -30,39 +32,18 @@ def _ntk_eq(new_k_term, theta_sum, standard: bool):
     return sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta_sum)
 
 
-def _stencil_call(ctx, node, src: Expr, terms: str, nslots: int, out_box,
-                  helper="stencil") -> Call:
-    """A stencil helper call on ``src`` with the node's offset table, pads and padding."""
+def _stencil(ctx, node, out: Layout, right_mult=None):
+    """The node's filter sum (a :class:`~kernelc.families.lattice.plan.Stencil` in ``out``)
+    as a function of the kernel it reads."""
     hp = ctx.hp(node)
-    slots = (Lit(nslots),) if helper == "stencil" else ()
-    return Call(helper, (src, Ref(terms)) + slots + (Lit(pad_widths(hp["support"])),
-                                                      Lit(tuple(out_box)), Lit(hp["padding"])))
+    return lambda src: Stencil.of(src, ctx.var(node).upper(), hp["support"], ctx.group.elements,
+                                  right_mult, pad_widths(hp["support"]), out.box, hp["padding"],
+                                  out, node)
 
 
-def _offset_terms(ctx, node, pairing: str):
-    """Offset tables of the node's support S, as source text, for each storage layout:
-
-    ``diag``: (y,) for y ∈ S; ``full``: (y, y); ``reduced``: per q, (y, ρ(q)y);
-    ``general``: per (r, r'), (ρ(r)y, ρ(r')y).
-    """
-    support = ctx.hp(node)["support"]
-    elements = ctx.group.elements
-    if pairing == "diag":
-        return pairs_literal([(y,) for y in support])
-    if pairing == "full":
-        return pairs_literal([(y, y) for y in support])
-    if pairing == "reduced":  # one line per q
-        return "(\n    " + ",\n    ".join(pairs_literal([(y, elements[q] @ y) for y in support])
-                                       for q in range(len(elements))) + ",\n)"
-    rows = []
-    for r in elements:  # one line per (r, r')
-        rows.append("(\n        " + ",\n        ".join(
-            pairs_literal([(r @ y, rp @ y) for y in support]) for rp in elements) + ",\n    )")
-    return "(\n    " + ",\n    ".join(rows) + ",\n)"
-
-
-def _linear_op(ctx, node, ins, out_layout, stencil, formula) -> Tuple[List[Op], Value]:
-    """Common tail of lift/gconv/conv: the stencil (applied to K and Θ alike), affine, NTK, mask."""
+def _linear_op(ctx, node, ins, out_layout, stencil, formulas) -> Tuple[List[Op], Value]:
+    """Common tail of lift/gconv/conv: the stencil (applied to K and Θ alike), affine, NTK, mask.
+    ``formulas``: the op's formula in each layout it may be stored in."""
     src = ins[0]
     name = ctx.var(node)
     k, t, lin = f"k_{name}", f"t_{name}", f"lin_{name}"
@@ -77,10 +58,11 @@ def _linear_op(ctx, node, ins, out_layout, stencil, formula) -> Tuple[List[Op], 
         ntk_lines.append(Assign((f"{t}_lin",), Call("jax.lax.optimization_barrier",
                                                      (stencil(Ref(src.ntk)),))))
     ntk_lines += ntk_update_lines(ctx, node, lin, f"{t}_lin" if src.ntk is not None else None, k, t)
-    lines += ctx.mask_lines(k, out_layout)
-    ntk_lines += ctx.mask_lines(t, out_layout)
-    op = Op("stencil", formula, lines, out_layout.entries,
-            out_layout.entries * (n_terms + 2), ntk_lines)
+    lines += ctx.mask_lines(k, out_layout, node)
+    ntk_lines += ctx.mask_lines(t, out_layout, node)
+    op = Op("stencil", formulas[out_layout.kind], lines, out_layout.entries,
+            out_layout.entries * (n_terms + 2), ntk_lines, layout=out_layout, owner=node,
+            formulas=formulas)
     return [op], Value(k, t, out_layout)
 
 
@@ -95,15 +77,15 @@ class Input:
     @staticmethod
     def lower(ctx, node, ins):
         t = ctx.typed.node(node).out
-        diag = ctx.uses("D", node)
-        layout = Layout("box_diag" if diag else "box_full", t.shape)
-        fn = Call("input_diag", (Ref("xa"), Ref("xb"))) if diag else \
-            Call("input_full", (Ref("xa"), Ref("xb"), Lit(len(t.shape))))
-        formula = ("K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0" if diag else
-                   "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0")
+        layout = ctx.out_layout(node)
+        formulas = {"box_full": "K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0",
+                    "box_diag": "K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0"}
         # on a masked (hexagonal) domain, input values outside the domain are not signal
-        op = Op("input", formula, [Assign(("k_input",), fn)] + ctx.mask_lines("k_input", layout),
-                layout.entries, layout.entries * 2 * t.channels)
+        op = Op("input", formulas[layout.kind],
+                [Assign(("k_input",), InputKernel(layout, node))]
+                + ctx.mask_lines("k_input", layout, node),
+                layout.entries, layout.entries * 2 * t.channels, layout=layout, owner=node,
+                formulas=formulas)
         return [op], Value("k_input", None, layout)
 
 
@@ -129,19 +111,11 @@ class Lift:
     @staticmethod
     def lower(ctx, node, ins):
         out = ctx.out_layout(node)
-        terms = ctx.constant(node, "TERMS", _offset_terms(
-            ctx, node, {"group_reduced": "reduced", "group_diag": "diag",
-                        "group_general": "general"}[out.kind]))
-        if out.kind == "group_reduced":
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "reduced_stencil")
-            formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)"
-        elif out.kind == "group_diag":
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
-            formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K0[t+y, t+y] + σ_b²   (R)+(D)"
-        else:
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "general_stencil")
-            formula = "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²   (general)"
-        return _linear_op(ctx, node, ins, out, fn, formula)
+        return _linear_op(ctx, node, ins, out, _stencil(ctx, node, out), {
+            "group_general": "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²"
+                             "   (general)",
+            "group_reduced": "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)",
+            "group_diag": "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K0[t+y, t+y] + σ_b²   (R)+(D)"})
 
 
 @rule("conv", family=LATTICE)
@@ -160,12 +134,9 @@ class Conv:
     @staticmethod
     def lower(ctx, node, ins):
         out = ctx.out_layout(node)
-        diag = out.kind == "box_diag"
-        terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag" if diag else "full"))
-        fn = lambda a: _stencil_call(ctx, node, a, terms, 1 if diag else 2, out.box)
-        formula = ("K⁺[t,t] = σ_w²/|S| Σ_{y∈S} K[t+y, t+y] + σ_b²   (D)" if diag else
-                   "K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²")
-        return _linear_op(ctx, node, ins, out, fn, formula)
+        return _linear_op(ctx, node, ins, out, _stencil(ctx, node, out), {
+            "box_full": "K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²",
+            "box_diag": "K⁺[t,t] = σ_w²/|S| Σ_{y∈S} K[t+y, t+y] + σ_b²   (D)"})
 
 
 @rule("gconv", family=LATTICE)
@@ -194,37 +165,33 @@ class GroupConv:
     @staticmethod
     def lower(ctx, node, ins):
         out = ctx.out_layout(node)
-        if out.kind == "group_reduced":
-            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "reduced"))
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 2, out.box, "reduced_stencil")
-            formula = "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)"
-        elif out.kind == "group_diag":
-            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "diag"))
-            fn = lambda a: _stencil_call(ctx, node, a, terms, 1, out.box)
-            formula = "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t+y](e) + σ_b²   (R)+(D)"
-        else:
-            terms = ctx.constant(node, "TERMS", _offset_terms(ctx, node, "general"))
-            right = ctx.constant(node, "RIGHT_MULT", repr(tuple(
-                tuple(int(ctx.group.cayley[r, s]) for r in range(ctx.group.order))
-                for s in ctx.hp(node)["rotations"])))
-            fn = lambda a: _stencil_call(ctx, node, Call("right_mix", (a, Ref(right), Lit(out.d))),
-                                         terms, 2, out.box, "general_stencil")
-            formula = ("K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)]"
-                       " + σ_b²   (general)")
-        return _linear_op(ctx, node, ins, out, fn, formula)
+        cayley = ctx.group.cayley
+        right_mult = [[int(cayley[r, s]) for r in range(ctx.group.order)]
+                      for s in ctx.hp(node)["rotations"]]
+        return _linear_op(ctx, node, ins, out, _stencil(ctx, node, out, right_mult), {
+            "group_general": "K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} "
+                             "K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)] + σ_b²   (general)",
+            "group_reduced": "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)",
+            "group_diag": "K̃⁺[t,t](e) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t+y](e) + σ_b²   (R)+(D)"})
 
 
-def _pool(ctx, node, ins, mean: Callable[[Expr], Mean], formula: str,
-          flops: Optional[int] = None):
-    """K⁺ = mean(K), Θ⁺ = mean(Θ) over the same axes (``mean`` builds the node of one)."""
+def _pool(ctx, node, ins, over: str, formulas, flops: Optional[int] = None, window=None):
+    """K⁺ = mean(K), Θ⁺ = mean(Θ) over the same positions (a
+    :class:`~kernelc.families.lattice.plan.PoolMean` ``over`` of the source's layout);
+    ``formulas``: the op's formula for each layout of the source."""
     src = ins[0]
+    lay = src.layout
     out = ctx.out_layout(node)
     name = ctx.var(node)
     k, t = f"k_{name}", f"t_{name}"
-    lines = [Assign((k,), mean(Ref(src.nngp)))]
-    ntk_lines = [Assign((t,), mean(Ref(src.ntk)))] if src.ntk is not None else []
-    flops = src.layout.entries if flops is None else flops
-    return [Op("mean", formula, lines, out.entries, flops, ntk_lines)], \
+
+    def mean(a: str) -> PoolMean:
+        return PoolMean(Ref(a), over, ctx.site_count(lay), lay, src.node, window)
+    lines = [Assign((k,), mean(src.nngp))]
+    ntk_lines = [Assign((t,), mean(src.ntk))] if src.ntk is not None else []
+    flops = lay.entries if flops is None else flops
+    return [Op("mean", formulas[lay.kind], lines, out.entries, flops, ntk_lines, layout=out,
+               owner=node, source_layout=lay, source=src.node, formulas=formulas)], \
         Value(k, t if src.ntk else None, out)
 
 
@@ -239,13 +206,9 @@ class GroupPool:
 
     @staticmethod
     def lower(ctx, node, ins):
-        lay = ins[0].layout
-        n = ctx.site_count(lay)
-        denom = float(n * n * (lay.order if lay.kind == "group_reduced" else lay.order ** 2))
-        fn = lambda a: Mean(a, None, denom)  # every axis after the pair axis
-        formula = ("K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)" if lay.kind == "group_reduced"
-                   else "K⁺ = mean_{g,g'} K[g,g']")
-        return _pool(ctx, node, ins, fn, formula)
+        return _pool(ctx, node, ins, "all", {
+            "group_general": "K⁺ = mean_{g,g'} K[g,g']",
+            "group_reduced": "K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)"})
 
 
 @rule("avg_pool", family=LATTICE)
@@ -267,24 +230,13 @@ class AvgPool:
     @staticmethod
     def lower(ctx, node, ins):
         lay = ins[0].layout
-        d = lay.d
-        n = ctx.site_count(lay)
-        if lay.kind not in _SITE_AXES:  # (D) is declined before every off_diagonal kind
+        if lay.kind not in SITE_AXES:  # (D) is declined before every off_diagonal kind
             raise KernelcError(f"internal error: avg_pool cannot read a {lay.kind} kernel")
-        axes = _SITE_AXES[lay.kind](d)
         hp = ctx.hp(node)
         if hp["size"] is not None:
-            return _window_pool(ctx, node, ins, axes, hp["size"], hp["stride"])
-        fn = lambda a: Mean(a, axes, float(n * n), keepdims=True)
-        return _pool(ctx, node, ins, fn, "K⁺ = mean_{t,t'} K[t,t'] (per group index)")
-
-
-#: The site axes (both slots) of each full layout, counting the leading pair axis.
-_SITE_AXES = {
-    "box_full": lambda d: tuple(range(1, 1 + 2 * d)),
-    "group_reduced": lambda d: tuple(range(2, 2 + 2 * d)),
-    "group_general": lambda d: tuple(range(2, 2 + d)) + tuple(range(3 + d, 3 + 2 * d)),
-}
+            return _window_pool(ctx, node, ins, hp["size"], hp["stride"])
+        formula = "K⁺ = mean_{t,t'} K[t,t'] (per group index)"
+        return _pool(ctx, node, ins, "sites", dict.fromkeys(SITE_AXES, formula))
 
 
 def _window_formulas(ctx, node, k: int, s: int) -> Formulas:
@@ -316,18 +268,19 @@ def _window_flops(pair_shape, axes, k: int, s: int) -> int:
     return flops + math.prod(shape)
 
 
-def _window_pool(ctx, node, ins, axes, k: int, s: int):
+def _window_pool(ctx, node, ins, k: int, s: int):
     lay = ins[0].layout
     d = lay.d
     scale = f"(1/{k}^{2 * d}) Σ_{{a,b∈{{0..{k - 1}}}^{d}}}"
-    formula = {
-        "box_full": f"K⁺[u,u'] = {scale} K[{s}u+a, {s}u'+b]",
-        "group_reduced": f"K̃⁺[u,u'](q) = {scale} K̃[{s}u+a, {s}u'+b](q)   (R)",
-        "group_general": f"K⁺[(u,r),(u',r')] = {scale} K[({s}u+a, r), ({s}u'+b, r')]   (general)",
-    }[lay.kind] + f"   (windows of {k}, stride {s})"
-    fn = lambda a: Mean(a, axes, window=(k, s))
-    flops = _window_flops(lay.pair_shape, [a - 1 for a in axes], k, s)
-    return _pool(ctx, node, ins, fn, formula, flops)
+    windows = f"   (windows of {k}, stride {s})"
+    formulas = {
+        "box_full": f"K⁺[u,u'] = {scale} K[{s}u+a, {s}u'+b]" + windows,
+        "group_reduced": f"K̃⁺[u,u'](q) = {scale} K̃[{s}u+a, {s}u'+b](q)   (R)" + windows,
+        "group_general": f"K⁺[(u,r),(u',r')] = {scale} K[({s}u+a, r), ({s}u'+b, r')]   "
+                         "(general)" + windows,
+    }
+    flops = _window_flops(lay.pair_shape, [a - 1 for a in SITE_AXES[lay.kind](d)], k, s)
+    return _pool(ctx, node, ins, "window", formulas, flops, window=(k, s))
 
 
 @rule("flatten", family=LATTICE)
@@ -341,19 +294,19 @@ class Flatten:
 
     @staticmethod
     def lower(ctx, node, ins):
-        lay = ins[0].layout
-        n = ctx.site_count(lay)
-        denom = float(n * (lay.order if lay.kind == "group_general" else 1))
         src, name = ins[0], ctx.var(node)
+        lay = src.layout
         out = ctx.out_layout(node)
 
         def mean_of_diagonal(kernel: str, target: str):  # K[g,g] for every g, then the mean
             diagonal = f"diag_{target}"
-            return [Assign((diagonal,), Call("self_diagonal", (Lit(lay.kind), Lit(lay.d),
-                                                                Ref(kernel)))),
-                    Assign((target,), Mean(Ref(diagonal), None, denom))]
+            return [Assign((diagonal,), SelfDiagonal(Ref(kernel), lay, src.node)),
+                    Assign((target,), PoolMean(Ref(diagonal), "diagonal", ctx.site_count(lay),
+                                               lay, src.node))]
         k, t = f"k_{name}", f"t_{name}"
         lines = mean_of_diagonal(src.nngp, k)
         ntk_lines = mean_of_diagonal(src.ntk, t) if src.ntk is not None else []
-        return [Op("mean", "K⁺ = mean_g K[g,g]", lines, out.entries, lay.entries, ntk_lines)], \
+        formula = "K⁺ = mean_g K[g,g]"
+        return [Op("mean", formula, lines, out.entries, lay.entries, ntk_lines, layout=out,
+                   owner=node, source_layout=lay, source=src.node)], \
             Value(k, t if src.ntk else None, out)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Dict
 
 from ...compiler.identities import IdentityDecision, identity, nodes_of
+from ...compiler.relayout import layout_rewrite
 from ...frontend.infer import TypedGraph
 from .family import SO3_FAMILY
 
@@ -66,3 +67,10 @@ def so3_orbit_average(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecis
                             "K(f,f') = ∫_SO(3) k(f, ρ(h)f') dh with k the kernel of the matching "
                             "MLP (lift at g = e is a dense layer on L²(S²)); a check, not a "
                             "faster path here")
+
+
+# -- (R) as a layout rewrite of the plan (kernelc.compiler.relayout) ---------------------------
+layout_rewrite(SO3_FAMILY, "R", "right invariance", {"so3_general": "so3_reduced"},
+               "K[gs, g's] = K[g, g'] for s ∈ SO(3): a kernel is kept as K̃(q) = K[e, q], in "
+               "Wigner coefficients through the weight layers and sampled on the grid for "
+               "the nonlinearities; the lift is a cross-correlation, a gconv the projection Π_L")

@@ -1,9 +1,10 @@
 """The layer rules of the SO(3) family (docs/math/so3.md): the same recursions as the lattice rules
 (docs/math/rules.md) with Haar integrals in place of filter sums, lowered through harmonic analysis.
 
-Two storage layouts (:mod:`kernelc.ir.plan`): ``so3_reduced`` — identity (R), one function
-K̃(q) = K[e, q] on the SO(3) grid per pair, plus its value at e — and ``so3_general``, the
-K[g_i, g_j] of every pair of grid points, kept to validate the reduced path. The runtime helpers
+Two storage layouts (:mod:`kernelc.ir.plan`): ``so3_general``, the K[g_i, g_j] of every pair
+of grid points, in which the rules lower, and ``so3_reduced`` — identity (R), one function
+K̃(q) = K[e, q] on the SO(3) grid per pair, plus its value at e — to which the (R) rewrite moves
+the plan's nodes (:mod:`kernelc.families.so3.plan`, :mod:`kernelc.families.so3.identities`). The runtime helpers
 named in the emitted lines live in :mod:`kernelc.runtime.so3`. The readout, the branch structure
 (fan-out, empty branch, sum, concat: entrywise on two kernels of one layout) and nonlinearities
 (pointwise on the grid; under (R) the runtime's self_diagonal/variances read the constant
@@ -11,13 +12,16 @@ variance K̃(e) of so3_reduced kernels) are the common rules of :mod:`kernelc.ru
 """
 from __future__ import annotations
 
+import dataclasses
+
 import sympy
 
 from ...errors import ShapeError
-from ...ir.plan import Layout, Op, Value
+from ...ir.plan import Affine, Assign, Expr, Layout, Num, Op, Ref, Value
 from ...rules.formulas import K, K0, SB2, SW2, THETA, THETA_NEW, K_NEW, S, g, gp
-from ...rules.layers import Formulas, num, rule
+from ...rules.layers import Formulas, rule
 from .family import SO3_FAMILY
+from .plan import SO3Bias, SO3Lift, SO3Mean, SO3Project, SO3Sample
 
 
 class Integral(sympy.Function):
@@ -36,22 +40,30 @@ class Integral(sympy.Function):
 
 
 def _layout(ctx, node) -> Layout:
-    t = ctx.typed.node(node).out
-    kind = "so3_reduced" if ctx.decisions["R"].applied else "so3_general"
-    return Layout(kind, tuple(t.shape))
+    """The general layout of an SO(3) kernel (the (R) rewrite stores it as so3_reduced)."""
+    return Layout("so3_general", tuple(ctx.typed.node(node).out.shape))
 
 
-def _affine(ctx, node, lin: str, grid: int, reduced: bool):
-    """σ_w² Π K + σ_b² and the NTK Θ⁺ = K⁺ + σ_w² Π Θ, in the layout's representation."""
+def _weight_layer(ctx, node, lin_expr, out: Layout, formulas, costs, src_ntk=None,
+                  project=None):
+    """lin, coef = σ_w² lin + σ_b², K⁺ = sample(coef); Θ⁺ = sample(σ_w² Π Θ + coef) (or
+    Θ⁺ = K⁺ after a lift): the same statements in both layouts (:mod:`.plan`)."""
     hp = ctx.hp(node)
-    w2, b2 = num(hp["W_std"] ** 2), num(hp["b_std"] ** 2)
+    grid = hp["grid"]
     name = ctx.var(node)
-    k, t = f"k_{name}", f"t_{name}"
-    if reduced:  # coefficients -> grid samples (+ the value at e)
-        lines = [f"coef_{name} = {w2} * {lin} + so3_bias({b2}, {lin})",
-                 f"{k} = so3_sample(coef_{name}, {grid})"]
-        return lines, k, t
-    return [f"{k} = {w2} * {lin} + {b2}"], k, t
+    k, t, lin, coef = f"k_{name}", f"t_{name}", f"lin_{name}", f"coef_{name}"
+    w2, b2 = Num(hp["W_std"] ** 2), Num(hp["b_std"] ** 2)
+    lines = [Assign((lin,), lin_expr),
+             Assign((coef,), Affine(w2, Ref(lin), SO3Bias(Ref(lin), b2, out, node))),
+             Assign((k,), SO3Sample(Ref(coef), grid, out, node))]
+    if src_ntk is None:
+        ntk = [Assign((t,), Ref(k))]  # the input NTK is zero: Θ = K
+    else:
+        ntk = [Assign((f"coef_{t}",), Affine(w2, project(Ref(src_ntk)), Ref(coef))),
+               Assign((t,), SO3Sample(Ref(f"coef_{t}"), grid, out, node))]
+    entries, flops = costs[out.kind]
+    return [Op("stencil", formulas[out.kind], lines, entries, flops, ntk, layout=out,
+               owner=node, formulas=formulas, costs=costs)], Value(k, t, out)
 
 
 def _check_parameterization(ctx, node):
@@ -111,24 +123,18 @@ class SphereLift:
         _check_parameterization(ctx, node)
         hp = ctx.hp(node)
         out = _layout(ctx, node)
-        name = ctx.var(node)
         band, grid = hp["bandlimit"], hp["grid"]
-        src = ins[0].nngp
-        reduced = out.kind == "so3_reduced"
-        lin = f"lin_{name}"
-        if reduced:
-            lines = [f"{lin} = so3_cross_correlation(*{src}, {band})"]
-            formula = ("K̃⁺(q) = σ_w²/C Σ_c ∫ f_c(y) f'_c(q·y) dy + σ_b²  (R: Wigner "
-                       "coefficients, then the SO(3) grid)")
-        else:
-            lines = [f"{lin} = so3_lift_general(*{src}, {band}, {grid})"]
-            formula = "K⁺[g,g'] = σ_w² ∫ K0[g·y, g'·y] dy + σ_b²  (general: every grid pair)"
-        more, k, t = _affine(ctx, node, lin, grid, reduced)
         c = ctx.typed.input_type.channels
-        n = out.entries
-        flops = c * band ** 3 * 8 + n * 40 if reduced else n * c * band * band * 8
-        return [Op("stencil", formula, lines + more, n, flops, [f"{t} = {k}"])], \
-            Value(k, t, out)
+        reduced = dataclasses.replace(out, kind="so3_reduced")
+        costs = {"so3_reduced": (reduced.entries, c * band ** 3 * 8 + reduced.entries * 40),
+                 "so3_general": (out.entries, out.entries * c * band * band * 8)}
+        formulas = {
+            "so3_reduced": "K̃⁺(q) = σ_w²/C Σ_c ∫ f_c(y) f'_c(q·y) dy + σ_b²  (R: Wigner "
+                           "coefficients, then the SO(3) grid)",
+            "so3_general": "K⁺[g,g'] = σ_w² ∫ K0[g·y, g'·y] dy + σ_b²  (general: every grid "
+                           "pair)"}
+        lift = SO3Lift(Ref(ins[0].nngp), band, grid, out, node)
+        return _weight_layer(ctx, node, lift, out, formulas, costs)
 
 
 @rule("gconv", family=SO3_FAMILY)
@@ -163,29 +169,21 @@ class SO3Conv:
         hp = ctx.hp(node)
         src = ins[0]
         out = _layout(ctx, node)
-        name = ctx.var(node)
         band, grid = hp["bandlimit"], hp["grid"]
         grid_in = src.layout.box[0] // 2
-        reduced = out.kind == "so3_reduced"
-        lin = f"lin_{name}"
-        if reduced:
-            project = lambda a: f"so3_project({a}, {grid_in}, {band})"
-            formula = "K̃⁺ = σ_w² Π_L K̃ + σ_b²  (R: SO(3) FFT, truncate to ℓ < L, inverse FFT)"
-        else:
-            project = lambda a: f"so3_gconv_general({a}, {grid_in}, {band}, {grid})"
-            formula = ("K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹gg'⁻¹u') du du' + σ_b²  (general: "
-                       "two-sided transform)")
-        lines = [f"{lin} = {project(src.nngp)}"]
-        more, k, t = _affine(ctx, node, lin, grid, reduced)
-        w2 = num(hp["W_std"] ** 2)
-        if reduced:
-            ntk = [f"coef_{t} = {w2} * {project(src.ntk)} + coef_{name}",
-                   f"{t} = so3_sample(coef_{t}, {grid})"]
-        else:
-            ntk = [f"{t} = {w2} * {project(src.ntk)} + {k}"]
-        n = out.entries
-        flops = 2 * n * (band * 4 + 20) if reduced else n * band ** 3 * 8
-        return [Op("stencil", formula, lines + more, n, flops, ntk)], Value(k, t, out)
+        reduced = dataclasses.replace(out, kind="so3_reduced")
+        costs = {"so3_reduced": (reduced.entries, 2 * reduced.entries * (band * 4 + 20)),
+                 "so3_general": (out.entries, out.entries * band ** 3 * 8)}
+        formulas = {
+            "so3_reduced": "K̃⁺ = σ_w² Π_L K̃ + σ_b²  (R: SO(3) FFT, truncate to ℓ < L, "
+                           "inverse FFT)",
+            "so3_general": "K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹gg'⁻¹u') du du' + σ_b²  "
+                           "(general: two-sided transform)"}
+
+        def project(x: Expr) -> SO3Project:
+            return SO3Project(x, grid_in, band, grid, src.layout, src.node)
+        return _weight_layer(ctx, node, project(Ref(src.nngp)), out, formulas, costs,
+                             src.ntk, project)
 
 
 @rule("group_pool", family=SO3_FAMILY)
@@ -209,12 +207,14 @@ class SO3Pool:
         src = ins[0]
         lay = src.layout
         grid = lay.box[0] // 2
-        fn = "so3_mean" if lay.kind == "so3_reduced" else "so3_mean_general"
         name = ctx.var(node)
         k, t = f"k_{name}", f"t_{name}"
-        lines = [f"{k} = {fn}({src.nngp}, {grid})"]
-        ntk = [f"{t} = {fn}({src.ntk}, {grid})"] if src.ntk is not None else []
-        formula = ("K⁺ = ∫ K̃(q) dq  (R: grid quadrature)" if lay.kind == "so3_reduced"
-                   else "K⁺ = ∫∫ K[g,g'] dg dg'  (grid quadrature)")
-        return [Op("mean", formula, lines, 1, 2 * lay.entries, ntk)], \
+        lines = [Assign((k,), SO3Mean(Ref(src.nngp), grid, lay, src.node))]
+        ntk = [Assign((t,), SO3Mean(Ref(src.ntk), grid, lay, src.node))] \
+            if src.ntk is not None else []
+        formulas = {"so3_reduced": "K⁺ = ∫ K̃(q) dq  (R: grid quadrature)",
+                    "so3_general": "K⁺ = ∫∫ K[g,g'] dg dg'  (grid quadrature)"}
+        return [Op("mean", formulas[lay.kind], lines, 1, 2 * lay.entries, ntk,
+                   layout=Layout("vector"), owner=node, source_layout=lay, source=src.node,
+                   formulas=formulas)], \
             Value(k, t if src.ntk else None, Layout("vector"))
