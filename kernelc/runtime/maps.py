@@ -122,9 +122,9 @@ def asin_ratio2(n, a, b):
 
 # -- the fast arc-cosine/arcsine (docs/math/fast-maps.md) --------------------------------------
 #
-# The exact relu map costs ~85 ns per float32 entry on CPU (atan2, and per-entry divisions and
-# square roots that XLA writes out as full arrays); the fast one ~10-17 ns: the angle comes from
-# a polynomial and only one square root per entry remains (benchmarks/fast_maps.py). The coefficients are printed by tools/fast_maps_remez.py
+# The exact relu map costs ~50 ns of CPU time per float32 entry (atan2, and divisions and square
+# roots that XLA writes out as arrays); the fast one ~11 ns: the angle comes from a polynomial
+# and only one square root per entry remains (benchmarks/fast_maps.py). The coefficients are printed by tools/fast_maps_remez.py
 # (Remez minimax fit of R(w) = (asin(√w)/√w − 1)/w on [0, 1/2 + 2^-11], rounded to the dtype),
 # which also proves max|P − R| on that interval; tests/runtime/test_fast_maps.py checks that
 # these are its numbers.
