@@ -16,7 +16,8 @@ import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
 from kernelc.runtime.stencils import reduced_stencil
-from kernelc.runtime.maps import acos_ratio2, gauss_hermite_2d, safe_div, sqrt_det2, track_precision
+from kernelc.runtime.maps import (fast_acos_ratio2, fast_sqrt_det2, gauss_hermite_2d, safe_div,
+                                  track_precision)
 from kernelc.runtime.driver import tiled_kernel
 
 
@@ -61,14 +62,14 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_lift1),) * 2
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
-    k_leaky_relu1 = k_lift1/5 + 8*(k_lift1*(jnp.pi - acos_ratio2(k_lift1, k11, k22)) + sqrt_det2(k11, k22, k_lift1))/(25*jnp.pi)
+    k_leaky_relu1 = k_lift1/5 + 8*(k_lift1*(jnp.pi - fast_acos_ratio2(k_lift1, k11, k22)) + fast_sqrt_det2(k11, k22, k_lift1))/(25*jnp.pi)
     # float32: estimate the rounding error after leaky_relu1 (docs/precision.md)
     track_precision('leaky_relu1 (line 8)',
-                    lambda k11, k12, k22: k12/5 + 8*(k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(25*jnp.pi),  # K⁺
-                    lambda k11, k12, k22: (-8*acos_ratio2(k12, k11, k22) + 13*jnp.pi)/(25*jnp.pi),  # K̇
+                    lambda k11, k12, k22: k12/5 + 8*(k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(25*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (-8*fast_acos_ratio2(k12, k11, k22) + 13*jnp.pi)/(25*jnp.pi),  # K̇
                     k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
-        t_leaky_relu1 = ((-8*acos_ratio2(k_lift1, k11, k22) + 13*jnp.pi)/(25*jnp.pi)) * k_lift1
+        t_leaky_relu1 = ((-8*fast_acos_ratio2(k_lift1, k11, k22) + 13*jnp.pi)/(25*jnp.pi)) * k_lift1
     # -- gconv1 (line 9): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×10×14×10×14 per pair)
     lin_gconv1 = reduced_stencil(k_leaky_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (10, 14), 'same')

@@ -14,7 +14,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_diag, self_diagonal, variances
-from kernelc.runtime.maps import acos_ratio2, sqrt_det2, track_precision
+from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
 
@@ -50,14 +50,14 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('vector', 0, k_dense1),) * 2
     stats.append(v_a)
     k11, k22 = variances('vector', 0, v_a, v_b)
-    k_relu1 = (k_dense1*(jnp.pi - acos_ratio2(k_dense1, k11, k22)) + sqrt_det2(k11, k22, k_dense1))/(2*jnp.pi)
+    k_relu1 = (k_dense1*(jnp.pi - fast_acos_ratio2(k_dense1, k11, k22)) + fast_sqrt_det2(k11, k22, k_dense1))/(2*jnp.pi)
     # float32: estimate the rounding error after relu1 (docs/precision.md)
     track_precision('relu1 (line 9)',
-                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
-                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_dense1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
-        t_relu1 = ((jnp.pi - acos_ratio2(k_dense1, k11, k22))/(2*jnp.pi)) * k_dense1
+        t_relu1 = ((jnp.pi - fast_acos_ratio2(k_dense1, k11, k22))/(2*jnp.pi)) * k_dense1
     # -- dense2 (line 10): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense2 = 1.96 * k_relu1 + 0.01
@@ -68,14 +68,14 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('vector', 0, k_dense2),) * 2
     stats.append(v_a)
     k11, k22 = variances('vector', 0, v_a, v_b)
-    k_relu2 = (k_dense2*(jnp.pi - acos_ratio2(k_dense2, k11, k22)) + sqrt_det2(k11, k22, k_dense2))/(2*jnp.pi)
+    k_relu2 = (k_dense2*(jnp.pi - fast_acos_ratio2(k_dense2, k11, k22)) + fast_sqrt_det2(k11, k22, k_dense2))/(2*jnp.pi)
     # float32: estimate the rounding error after relu2 (docs/precision.md)
     track_precision('relu2 (line 11)',
-                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
-                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_dense2, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
-        t_relu2 = ((jnp.pi - acos_ratio2(k_dense2, k11, k22))/(2*jnp.pi)) * t_dense2
+        t_relu2 = ((jnp.pi - fast_acos_ratio2(k_dense2, k11, k22))/(2*jnp.pi)) * t_dense2
     # -- dense3 (line 12): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense3 = k_relu2 + 0.01

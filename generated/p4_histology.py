@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
 from kernelc.runtime.stencils import reduced_stencil
-from kernelc.runtime.maps import acos_ratio2, sqrt_det2, track_precision
+from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
 
@@ -61,14 +61,14 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_lift1),) * 2
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
-    k_relu1 = (k_lift1*(jnp.pi - acos_ratio2(k_lift1, k11, k22)) + sqrt_det2(k11, k22, k_lift1))/(2*jnp.pi)
+    k_relu1 = (k_lift1*(jnp.pi - fast_acos_ratio2(k_lift1, k11, k22)) + fast_sqrt_det2(k11, k22, k_lift1))/(2*jnp.pi)
     # float32: estimate the rounding error after relu1 (docs/precision.md)
     track_precision('relu1 (line 9)',
-                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
-                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
-        t_relu1 = ((jnp.pi - acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * k_lift1
+        t_relu1 = ((jnp.pi - fast_acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * k_lift1
     # -- gconv1 (line 10): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×32×32×32×32 per pair)
     lin_gconv1 = reduced_stencil(k_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (32, 32), 'same')
@@ -81,14 +81,14 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_gconv1),) * 2
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
-    k_relu2 = (k_gconv1*(jnp.pi - acos_ratio2(k_gconv1, k11, k22)) + sqrt_det2(k11, k22, k_gconv1))/(2*jnp.pi)
+    k_relu2 = (k_gconv1*(jnp.pi - fast_acos_ratio2(k_gconv1, k11, k22)) + fast_sqrt_det2(k11, k22, k_gconv1))/(2*jnp.pi)
     # float32: estimate the rounding error after relu2 (docs/precision.md)
     track_precision('relu2 (line 11)',
-                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
-                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
-        t_relu2 = ((jnp.pi - acos_ratio2(k_gconv1, k11, k22))/(2*jnp.pi)) * t_gconv1
+        t_relu2 = ((jnp.pi - fast_acos_ratio2(k_gconv1, k11, k22))/(2*jnp.pi)) * t_gconv1
     # -- group_pool1 (line 12): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)
     #    layout vector (1 per pair)
     k_group_pool1 = jnp.sum(k_relu2, axis=tuple(range(1, k_relu2.ndim))) / 4194304.0
@@ -104,14 +104,14 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     v_a, v_b = (stats_a[2], stats_b[2]) if stats_a is not None else (self_diagonal('vector', 0, k_dense1),) * 2
     stats.append(v_a)
     k11, k22 = variances('vector', 0, v_a, v_b)
-    k_relu3 = (k_dense1*(jnp.pi - acos_ratio2(k_dense1, k11, k22)) + sqrt_det2(k11, k22, k_dense1))/(2*jnp.pi)
+    k_relu3 = (k_dense1*(jnp.pi - fast_acos_ratio2(k_dense1, k11, k22)) + fast_sqrt_det2(k11, k22, k_dense1))/(2*jnp.pi)
     # float32: estimate the rounding error after relu3 (docs/precision.md)
     track_precision('relu3 (line 14)',
-                    lambda k11, k12, k22: (k12*(jnp.pi - acos_ratio2(k12, k11, k22)) + sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
-                    lambda k11, k12, k22: (jnp.pi - acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
+                    lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
+                    lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_dense1, k22, want_ntk, stats, stats_a is None, 'homogeneous')
     if want_ntk:
-        t_relu3 = ((jnp.pi - acos_ratio2(k_dense1, k11, k22))/(2*jnp.pi)) * t_dense1
+        t_relu3 = ((jnp.pi - fast_acos_ratio2(k_dense1, k11, k22))/(2*jnp.pi)) * t_dense1
     # -- dense2 (line 15): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     if want_ntk:

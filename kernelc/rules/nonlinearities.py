@@ -43,7 +43,14 @@ MAX_POLY_DEGREE = 16
 
 @dataclass(frozen=True)
 class KernelMap:
-    """K⁺ and K̇ of one nonlinearity; ``nngp``/``ntk_dot`` are None for the quadrature method."""
+    """K⁺ and K̇ of one nonlinearity; ``nngp``/``ntk_dot`` are None for the quadrature method.
+
+    ``fast_angles``: the printed maps call ``fast_acos_ratio2``/``fast_sqrt_det2``, which take
+    the arc-cosine from a minimax polynomial when kernel_fn's ``fast_maps`` is on. Set for the
+    two-slope maps φ = a·x (x > 0), b·x (x < 0) with a·b ≥ 0 (relu, leaky_relu(α ≥ 0)), for
+    which the proven bound of docs/math/fast-maps.md (≤ 3u on K⁺ and ≤ 2.1u on K̇, relative to
+    √(K(x,x) K(x',x')), u the dtype's unit roundoff) holds: the angle error enters such a map
+    with the gain (a − b)²/(a² + b²) ≤ 1. Not set for |x| (gain 2) or erf/gelu (arcsine)."""
 
     name: str
     phi: sympy.Expr
@@ -51,6 +58,7 @@ class KernelMap:
     nngp: Optional[sympy.Expr]
     ntk_dot: Optional[sympy.Expr]
     quad_degree: int = 0
+    fast_angles: bool = False
 
     @property
     def phi_prime(self) -> sympy.Expr:
@@ -95,7 +103,7 @@ class KernelMap:
         names = dict(zip(_SYMBOLS, (k11, k12, k22)))
         out = []
         for expr in (self.nngp, self.ntk_dot):
-            code = jax_code(expr, names)
+            code = jax_code(expr, names, self.fast_angles)
             if not set(_SYMBOLS) <= expr.free_symbols:
                 code = f"broadcast({code}, {variables})"  # e.g. K̇ = 1: keep the array shape
             out.append(code)
@@ -214,11 +222,12 @@ def rule(name: str):
     return register
 
 
-def closed_form(name: str):
+def closed_form(name: str, fast_angles: bool = False):
     """Register a no-argument entry whose function returns (φ, K⁺) or (φ, K⁺, coords); K̇ comes
     from Price. ``coords`` maps auxiliary positive symbols in K⁺ (e.g. a = 1 + k11, which do not
     depend on k12) to their values: differentiating and simplifying in those coordinates keeps
-    sympy from expanding the radicals, and they are substituted back afterwards."""
+    sympy from expanding the radicals, and they are substituted back afterwards.
+    ``fast_angles``: see :class:`KernelMap` (the entry's proven fast-angle bound holds)."""
     def register(fn: Callable[[], tuple]):
         @rule(name)
         def builder(args, expr, quad_degree):
@@ -228,7 +237,7 @@ def closed_form(name: str):
             ntk_dot = _price(nngp)
             if coords:
                 nngp, ntk_dot = nngp.subs(coords[0]), ntk_dot.subs(coords[0])
-            return KernelMap(name, phi, "closed form", nngp, ntk_dot)
+            return KernelMap(name, phi, "closed form", nngp, ntk_dot, fast_angles=fast_angles)
         builder.__doc__ = fn.__doc__
         return fn
     return register
@@ -250,7 +259,7 @@ def identity():
     return x, k12
 
 
-@closed_form("relu")
+@closed_form("relu", fast_angles=True)  # slopes (1, 0): gain 1 (KernelMap.fast_angles)
 def relu():
     """φ = max(0, x): K⁺ = (√(k11k22 − k12²) + (π − acos ρ) k12)/(2π), K̇ = (π − acos ρ)/(2π)."""
     return sympy.Max(0, x), _relu_nngp()
@@ -337,7 +346,13 @@ def leaky_relu(args, expr, quad_degree):
     m, c = (a, 1 - a) if a <= 1 else (sympy.Integer(1), a - 1)
     nngp = (m**2 + m * c) * k12 + c**2 * _relu_nngp()
     return KernelMap(f"leaky_relu({_fmt(args[0])})", sympy.Max(x, a * x), "closed form",
-                     nngp, _price(nngp))
+                     nngp, _price(nngp), fast_angles=_same_sign(1, a))
+
+
+def _same_sign(a, b) -> bool:
+    """a·b ≥ 0: the slopes of φ = a·x (x > 0), b·x (x < 0) for which the fast angle's proven
+    bound holds (KernelMap.fast_angles: the angle error's gain (a − b)²/(a² + b²) is ≤ 1)."""
+    return bool(a * b >= 0)
 
 
 def _polynomial_map(name: str, coeffs: list) -> KernelMap:
@@ -463,7 +478,8 @@ def _piecewise_linear_map(name: str, phi: sympy.Expr, a, b) -> KernelMap:
     the leaky-relu form with any two slopes."""
     m, c = b, a - b
     nngp = (m**2 + m * c) * k12 + c**2 * _relu_nngp()
-    return KernelMap(name, phi, "closed form", nngp, _price(nngp))
+    return KernelMap(name, phi, "closed form", nngp, _price(nngp),
+                     fast_angles=_same_sign(a, b))
 
 
 @rule("phi")

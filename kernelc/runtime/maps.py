@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp  # noqa: F401 - the printed maps call jsp.erf and jsp.erfc
 
 __all__ = ['safe_sqrt', 'sqrt_det', 'safe_div', 'clip_corr', 'safe_acos', 'safe_asin', 'acos_ratio', 'asin_ratio', 'pair_scale', 'correlation_one', 'sqrt_det2', 'acos_ratio2', 'asin_ratio2', 'broadcast', 'sum_over_nodes', 'record_quadrature', 'hermite_rule', 'quadrature_estimate', 'gauss_hermite_2d', 'QUADRATURE_ERRORS',
-           'track_precision', 'record_precision', 'precision_tracking', 'PRECISION_ESTIMATES', 'PRECISION_ROUNDING']
+           'track_precision', 'record_precision', 'precision_tracking', 'PRECISION_ESTIMATES', 'PRECISION_ROUNDING',
+           'fast_maps', 'fast_correlation', 'fast_acos_ratio2', 'fast_sqrt_det2', 'asin_poly', 'FAST_ASIN_FLOAT32', 'FAST_ASIN_FLOAT64', 'FAST_MAP_BOUNDS']
 
 def safe_sqrt(a):
     """sqrt(max(a, 0)); gradient 0 (not inf/NaN) where a <= 0."""
@@ -117,6 +118,150 @@ def asin_ratio2(n, a, b):
     edge = jnp.where(n > 0, jnp.pi / 2, -jnp.pi / 2)
     return jnp.where(correlation_one(n, a, b) & (a > 0), edge,
                      asin_ratio(n / c, (a / c) * (b / c)))
+
+
+# -- the fast arc-cosine/arcsine (docs/math/fast-maps.md) --------------------------------------
+#
+# The exact relu map costs ~50 ns of CPU time per float32 entry (atan2, and divisions and square
+# roots that XLA writes out as arrays); the fast one ~11 ns: the angle comes from a polynomial
+# and only one square root per entry remains (benchmarks/fast_maps.py). The coefficients are printed by benchmarks/fast_maps_remez.py
+# (Remez minimax fit of R(w) = (asin(√w)/√w − 1)/w on [0, 1/2 + 2^-11], rounded to the dtype),
+# which also proves max|P − R| on that interval; tests/runtime/test_fast_maps.py checks that
+# these are its numbers.
+
+#: float32: degree 8 in w = z²; proven max|P − R| ≤ 4.97e-9 on [0, W], W = 1/2 + 2^-11
+FAST_ASIN_FLOAT32 = (
+    0.1666666716337204,
+    0.0749993845820427,
+    0.04467369616031647,
+    0.029789498075842857,
+    0.028012491762638092,
+    -0.012250632978975773,
+    0.10219462960958481,
+    -0.13154268264770508,
+    0.11415857076644897,
+)
+#: float64: degree 15 in w = z²; proven max|P − R| ≤ 5.16e-14 on [0, W]
+FAST_ASIN_FLOAT64 = (
+    0.16666666666666272,
+    0.0750000000038977,
+    0.044642856501055886,
+    0.030381986145580162,
+    0.022370739417928148,
+    0.017381901362471947,
+    0.013573893576314583,
+    0.015157031488209384,
+    -0.013802156047204361,
+    0.11941675892581183,
+    -0.37179583312941955,
+    0.9382006058721712,
+    -1.6062995140557477,
+    1.878145922289423,
+    -1.3193247161851143,
+    0.4441770100874882,
+)
+#: proven bounds of the fast maps in units of the dtype's unit roundoff u (2^-24, 2^-53),
+#: printed by benchmarks/fast_maps_remez.py (docs/math/fast-maps.md, "The theorem"): (the relative
+#: error of the correlation ρ̂ they read, the error of K̇ and of K⁺ at that ρ̂ relative to
+#: √(K(x,x) K(x',x'))), for relu (and every KernelMap with fast_angles: gain ≤ 1).
+#: float32: 6u, 2.13u, 2.97u (≈1.5 ulp of the kernel's scale); float64: 6u, 6.0e-15, 6.0e-15.
+FAST_MAP_BOUNDS = {
+    'float32': (6.0, 2.13, 2.97),
+    'float64': (6.0, 54.36, 54.4),
+}
+
+#: which dtypes take the fast maps, read at trace time (kernel_fn(fast_maps=...) sets it):
+#: None (the default) float32 only, True float32 and float64, False none
+_FAST_MAPS = [None]
+_FAST_ANGLE_CALLS = [0]  # trace-time count of fast angles (track_precision reads it)
+
+
+class fast_maps:
+    """``with fast_maps(setting):`` traces fast_acos_ratio2/fast_sqrt_det2 inside the block by
+    the polynomial or as acos_ratio2/sqrt_det2: ``None`` (the default outside any block) fast
+    in float32 only, ``True`` in float32 and float64, ``False`` never. kernel_fn jit-compiles
+    its passes once for each setting. float64 is not fast by default: its proven evaluation
+    bound (6e-15) is far below 1e-13, but the fast map reads the correlation with up to 6
+    roundoffs instead of ~2.5, which at the square-root edge of ρ = 1 moves K̇ by up to
+    √(12u)/π ≈ 1.2e-8 where atan2's path can be exact (docs/math/fast-maps.md). Only JAX code
+    is affected: the numpy float64 reference always takes the exact helpers."""
+
+    def __init__(self, setting):
+        if setting not in (None, True, False):
+            raise ValueError(f"fast_maps must be None, True or False, got {setting!r}")
+        self.setting = setting
+
+    def __enter__(self):
+        _FAST_MAPS.append(self.setting)
+
+    def __exit__(self, *exc):
+        _FAST_MAPS.pop()
+
+
+def _fast_dtype(*arrays):
+    """The dtype name ("float32", "float64") whose fast map the setting of :class:`fast_maps`
+    allows for these arrays, or None for the exact helpers (numpy, the reference; fast maps
+    off; float64 by default; any other dtype)."""
+    setting = _FAST_MAPS[-1]
+    if not jnp.__name__.startswith("jax") or setting is False:
+        return None
+    name = str(jnp.result_type(*arrays))
+    return name if name == "float32" or (name == "float64" and setting) else None
+
+
+def asin_poly(z):
+    """asin(z) for 0 ≤ z ≤ 1/√2 (+ rounding) as z + z·w·P(w), w = z², P the minimax polynomial
+    of the dtype (FAST_ASIN_FLOAT32/64): Horner's rule, 8 (15) multiply-adds."""
+    coeffs = FAST_ASIN_FLOAT64 if str(jnp.result_type(z)) == "float64" else FAST_ASIN_FLOAT32
+    w = z * z
+    acc = jnp.asarray(coeffs[-1], z.dtype)
+    for c in coeffs[-2::-1]:
+        acc = acc * w + c
+    return z + z * (w * acc)
+
+
+def fast_correlation(n, a, b):
+    """(√a, √b, ρ, |ρ|, σ) for ρ = n/√(ab) clipped to [−1, 1] and σ = √((1 − |ρ|)(1 + |ρ|)) =
+    sin(arccos ρ). The square roots and reciprocals are taken of the per-site variances a, b
+    (small arrays, broadcast against n): per kernel entry only multiplications and the one
+    square root σ remain, so XLA fuses the map into one loop (a division or square root per
+    entry with several users is written out as a full array on CPU). No product a·b is formed,
+    so tiny variances do not underflow; a zero variance gives ρ = 0."""
+    sa, sb = safe_sqrt(a), safe_sqrt(b)
+    rho = jnp.clip(n * safe_div(1, sa) * safe_div(1, sb), -1, 1)
+    r = jnp.abs(rho)
+    # 1 − r is exact for r ≥ 1/2 (Sterbenz), so σ keeps its relative accuracy near |ρ| = 1
+    return sa, sb, rho, r, safe_sqrt((1 - r) * (1 + r))
+
+
+def fast_acos_ratio2(n, a, b):
+    """arccos(n/√(ab)) like :func:`acos_ratio2` (exact 0, π at a self pair), with the angle
+    from :func:`asin_poly` instead of atan2 when fast maps are on (docs/math/fast-maps.md):
+
+        θ = p (ρ ≥ 0, σ < |ρ|),  π − p (ρ < 0, σ < |ρ|),  π/2 ∓ asin|ρ| (σ ≥ |ρ|),
+
+    p = asin σ, so asin is only evaluated on [0, 1/√2] and the √(1 − ρ) edge comes from σ.
+    Otherwise (numpy, fast maps off, a dtype other than float32/float64): acos_ratio2."""
+    if _fast_dtype(n, a, b) is None:
+        return acos_ratio2(n, a, b)
+    _FAST_ANGLE_CALLS[0] += 1
+    _, _, rho, r, sigma = fast_correlation(n, a, b)
+    near_axis = sigma < r
+    p = asin_poly(jnp.minimum(sigma, r))
+    theta = jnp.where(near_axis, jnp.where(rho > 0, p, jnp.pi - p),
+                      jnp.pi / 2 - jnp.where(rho < 0, -p, p))
+    edge = jnp.where(n > 0, 0.0, jnp.pi)
+    return jnp.where(correlation_one(n, a, b) & (a > 0), edge, theta)
+
+
+def fast_sqrt_det2(a, b, m):
+    """√(ab − m²) like :func:`sqrt_det2` (exactly 0 at a self pair), as √a·√b·σ from
+    :func:`fast_correlation` (the same σ as fast_acos_ratio2's: XLA computes it once) when
+    fast maps are on; otherwise sqrt_det2."""
+    if _fast_dtype(a, b, m) is None:
+        return sqrt_det2(a, b, m)
+    sa, sb, _, _, sigma = fast_correlation(m, a, b)
+    return jnp.where(correlation_one(m, a, b), 0.0, (sa * sb) * sigma)
 
 
 def broadcast(value, k11, k12, k22):
@@ -281,6 +426,13 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         chain = _PRECISION_CHAINS[id(scope)] = [scope, 0, None, None, None]
     order, chain[1] = chain[1], chain[1] + 1
     before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
+    if kind != "quadrature" and _reads_fast_angles(nngp, kdot):
+        # the fast maps' proven errors (FAST_MAP_BOUNDS), added in quadrature to the calibrated
+        # roundings: the ρ they read (6u) and their evaluation (the larger of K⁺'s and K̇'s)
+        rho_err, kdot_err, nngp_err = FAST_MAP_BOUNDS["float32"]
+        before = np.float32(math.hypot(PRECISION_ROUNDING[0], rho_err) * 2.0 ** -24)
+        after = np.float32(math.hypot(PRECISION_ROUNDING[1], max(kdot_err, nngp_err))
+                           * 2.0 ** -24)
     k11, k12, k22 = (jnp.asarray(a, dtype) for a in (k11, k12, k22))
     shape = jnp.broadcast_shapes(k11.shape, k12.shape, k22.shape)
     pairs = shape[0]
@@ -362,6 +514,17 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     jax.debug.callback(functools.partial(record_precision, label, order),
                        *(jnp.max(v) for v in (e_k_out, e_t_out, slope, gain)))
     return None
+
+
+def _reads_fast_angles(*fns):
+    """True when tracing the maps ``fns`` at scalars takes a fast angle (fast_acos_ratio2 with
+    fast maps on): what track_precision then adds to its roundings. Traced only, not run."""
+    import jax
+    before = _FAST_ANGLE_CALLS[0]
+    one = jnp.ones((), jnp.float32)
+    for fn in fns:
+        jax.eval_shape(fn, one, one, one)
+    return _FAST_ANGLE_CALLS[0] > before
 
 
 def _numpy_special():
