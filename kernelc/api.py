@@ -101,14 +101,14 @@ class CompiledKernel:
     @functools.cached_property
     def matching_cnn(self) -> "CompiledKernel":
         """The plain CNN with the same filters (lift/gconv -> conv, group_pool -> global mean)."""
-        from .compiler.orbit import matching_cnn_spec, require_orbit
+        from .families.lattice.orbit import matching_cnn_spec, require_orbit
         require_orbit(self.typed)
         return compile(matching_cnn_spec(self.spec, self.typed.group.dim))
 
     def orbit_kernel_fn(self, x1, x2=None, get=("nngp", "ntk"), **kwargs):
         """The same kernels by the orbit-average identity (O): mean_h k(x1, ρ(h) x2) with k
         the matching plain-CNN kernel. Raises SpecError where (O) does not apply."""
-        from .compiler.orbit import orbit_average
+        from .families.lattice.orbit import orbit_average
         return orbit_average(self.matching_cnn.kernel_fn, self.typed.group, x1, x2, get,
                              **kwargs)
 

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import InputError, KernelcError
+from .families import family_of
 
 FLOOR = 1e-3
 BOOTSTRAP = 1000
@@ -65,7 +66,7 @@ class WidthResult:
 class VerifyReport:
     spec: str
     group: str
-    group_order: int
+    group_order: str  # the family's words for it: "|H|=4", "continuous"
     n_inputs: int
     samples: int
     seed: int
@@ -82,8 +83,7 @@ class VerifyReport:
 
     def table(self) -> str:
         """A plain-text table: one row per width, then the fitted slopes."""
-        order = f"|H|={self.group_order}" if self.group_order else "continuous"  # 0: SO(3)
-        head = (f"kernelc verify: {self.spec} ({self.group}, {order}), "
+        head = (f"kernelc verify: {self.spec} ({self.group}, {self.group_order}), "
                 f"{self.n_inputs} inputs, {self.samples} networks per width, {self.dtype} "
                 f"networks vs float64 kernels, seed {self.seed}")
         names = [("NNGP", "nngp_error", "nngp_ci"),
@@ -323,7 +323,8 @@ def verify(compiled, x, widths: Sequence[int] = (8, 32, 128, 512), samples: int 
               "ntk": fit_slope(widths, [r.ntk_error for r in results]),
               "ntk_single": fit_slope(widths, [r.ntk_single_error for r in results])}
     group = typed.group
-    return VerifyReport(typed.spec.name, group.name, group.order, int(x.shape[0]), samples, seed,
+    return VerifyReport(typed.spec.name, group.name, family_of(group).order_text(group),
+                        int(x.shape[0]), samples, seed,
                         str(np.dtype(dtype)), results, slopes,
                         {k: np.asarray(v).tolist() for k, v in exact.items()}, notes,
                         time.perf_counter() - start)

@@ -32,7 +32,7 @@ TOP = len(LAYERS)  # everything else
 #: The layer of each stage module of a family package; the protocol and package roots are groups.
 FAMILY_STAGES = {"family": "groups", "group": "groups", "plan": "ir", "kinds": "frontend",
                  "rules": "rules",
-                 "identities": "compiler", "network": "the rest"}
+                 "identities": "compiler", "orbit": "compiler", "network": "the rest"}
 
 
 def _layer(module: str) -> int:

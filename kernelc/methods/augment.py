@@ -402,7 +402,7 @@ def check_augmentation(cnn_compiled, gcnn_compiled, group=None, x=None, *, y=Non
 def _diagnose(cnn, gcnn, group, xs, g, dtype, tol, max_memory) -> List[str]:
     """Why did the check fail? Compare with the GCNN's own matching CNN and diff the layers."""
     from ..api import compile as kc_compile
-    from ..compiler.orbit import matching_cnn_spec, orbit_precondition
+    from ..families.lattice.orbit import matching_cnn_spec, orbit_precondition
     lines = []
     ok, reason = orbit_precondition(gcnn.typed)
     if not ok:

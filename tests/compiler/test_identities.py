@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import kernelc
-from kernelc.compiler.orbit import matching_cnn_spec, orbit_average
+from kernelc.families.lattice.orbit import matching_cnn_spec, orbit_average
 
 from tests.compiler._shared import (ALL_ON, GENERAL, GENERATORS, LATTICE, compiled, inputs,
                                     kernels, reduced_to_general, ref_to_kernelc_order, rel_err,

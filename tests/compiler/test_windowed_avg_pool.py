@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 import pytest
 
-from kernelc.compiler.orbit import orbit_precondition
+from kernelc.families.lattice.orbit import orbit_precondition
 
 from tests.compiler._shared import (ALL_ON, GENERAL, GENERATORS, compiled, conv, gconv, inputs,
                                     kernels, lift, reduced_to_general, ref_to_kernelc_order,

@@ -8,7 +8,7 @@ from typing import Dict
 import networkx as nx
 
 from ...compiler.identities import IdentityDecision, identity, nodes_of
-from ...compiler.orbit import orbit_precondition
+from .orbit import orbit_precondition
 from ...compiler.relayout import layout_rewrite
 from ...frontend.family_kinds import layer_kinds
 from ...frontend.infer import TypedGraph

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kernelc
-from kernelc.compiler.orbit import matching_cnn_spec, orbit_precondition
+from kernelc.families.lattice.orbit import matching_cnn_spec, orbit_precondition
 from kernelc.errors import SpecError
 from kernelc.frontend.unparse import unparse
 

@@ -19,10 +19,10 @@ from typing import Optional, Tuple
 import networkx as nx
 import numpy as np
 
-from ..errors import InputError, SpecError
-from ..families.lattice import LatticeGroup
-from ..frontend.ast import Branches, GroupDecl, Layer, Repeat, Spec
-from ..frontend.infer import TypedGraph, resolve_group
+from ...errors import InputError, SpecError
+from .group import LatticeGroup
+from ...frontend.ast import Branches, GroupDecl, Layer, Repeat, Spec
+from ...frontend.infer import TypedGraph, resolve_group
 
 
 def orbit_precondition(tg: TypedGraph) -> Tuple[bool, str]:
