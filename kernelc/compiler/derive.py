@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..families import family_of
+from ..families import VECTOR, domain, family_of
 from ..frontend.infer import TypedGraph
 from ..rules.family_rules import rules_for
 from ..rules.layers import Formulas
@@ -98,14 +98,13 @@ class Context:
         return not dec.nodes or node in dec.nodes
 
     def out_layout(self, node: str) -> Layout:
-        """The general layout of ``node``'s kernel: every pair of positions, K[g,g'] (the
-        identity passes of :mod:`kernelc.compiler.relayout` may store it reduced later)."""
+        """The general layout of ``node``'s kernel, declared by its signal domain (every pair
+        of positions, K[g,g']; the identity passes of :mod:`kernelc.compiler.relayout` may
+        store it reduced later)."""
         t = self.typed.node(node).out
-        if t.domain == "vector":
-            return Layout("vector")
-        if t.domain == "box":
-            return Layout("box_full", t.shape)
-        return Layout("group_general", t.shape, t.group_order)
+        if t.domain == VECTOR.name:
+            return Layout(VECTOR.layout)
+        return Layout(domain(t.domain).layout, tuple(t.shape), t.group_order)
 
     def fan_in(self, node: str) -> int:
         """Input channels × support size: the fan-in of a weight layer (standard param.)."""

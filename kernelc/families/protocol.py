@@ -27,11 +27,14 @@ class Domain:
     ``words`` names it in messages ("takes a signal on {words}"); ``text`` is the
     ``SignalType.describe`` template, with the fields ``box`` (the sample shape, "8×8"), ``d``
     (its number of axes), ``width`` ("∞" or the channel count), ``order`` (|H|) and ``band``.
+    ``layout`` is the general storage layout (:mod:`kernelc.ir.plan`) of the kernel of two
+    signals on it, in which the rules lower (the identity passes may reduce it).
     """
 
     name: str
     words: str
     text: str
+    layout: str = "vector"
 
     def describe(self, signal) -> str:
         return self.text.format(**_fields(signal))

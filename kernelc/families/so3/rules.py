@@ -39,11 +39,6 @@ class Integral(sympy.Function):
                 rf"\mathrm{{d}}{printer._print(var)}")
 
 
-def _layout(ctx, node) -> Layout:
-    """The general layout of an SO(3) kernel (the (R) rewrite stores it as so3_reduced)."""
-    return Layout("so3_general", tuple(ctx.typed.node(node).out.shape))
-
-
 def _weight_layer(ctx, node, lin_expr, out: Layout, formulas, costs, src_ntk=None,
                   project=None):
     """lin, coef = σ_w² lin + σ_b², K⁺ = sample(coef); Θ⁺ = sample(σ_w² Π Θ + coef) (or
@@ -85,7 +80,7 @@ class SphereInput:
     @staticmethod
     def lower(ctx, node, ins):
         t = ctx.typed.node(node).out
-        layout = Layout("sphere_coeffs", tuple(t.shape))
+        layout = ctx.out_layout(node)
         band = t.band
         line = (f"k_input = (sphere_coefficients(xa, {band}), "
                 f"sphere_coefficients(xb, {band}))")
@@ -122,7 +117,7 @@ class SphereLift:
     def lower(ctx, node, ins):
         _check_parameterization(ctx, node)
         hp = ctx.hp(node)
-        out = _layout(ctx, node)
+        out = ctx.out_layout(node)
         band, grid = hp["bandlimit"], hp["grid"]
         c = ctx.typed.input_type.channels
         reduced = dataclasses.replace(out, kind="so3_reduced")
@@ -168,7 +163,7 @@ class SO3Conv:
         _check_parameterization(ctx, node)
         hp = ctx.hp(node)
         src = ins[0]
-        out = _layout(ctx, node)
+        out = ctx.out_layout(node)
         band, grid = hp["bandlimit"], hp["grid"]
         grid_in = src.layout.box[0] // 2
         reduced = dataclasses.replace(out, kind="so3_reduced")
