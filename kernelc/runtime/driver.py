@@ -18,6 +18,10 @@ from kernelc.runtime import RUNTIME_VERSION
 from kernelc.runtime.store import GramStore, fingerprint
 from kernelc.runtime.errors import (InputError, MemoryBudgetError, PrecisionWarning,
                                     QuadratureWarning)
+try:  # reads /proc and /sys files, which a standalone module may not: it falls back to sysconf
+    from kernelc.hostmem import cgroup_room, meminfo_available
+except ImportError:  # pragma: no cover - a standalone module without kernelc
+    cgroup_room = meminfo_available = None
 from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADRATURE_ERRORS,
                                   precision_tracking)
 
@@ -74,42 +78,20 @@ def check_inputs(x, name, shape):
     return x
 
 
-def _read_int(path):
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None  # "max" (no limit) reads as None
-
-
-def _meminfo_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def available_memory():
     """Bytes this process may still allocate on the host: the least of the physical memory,
-    the kernel's MemAvailable (/proc/meminfo) and the room left under the cgroup's limit
-    (cgroup v2 ``memory.max`` - ``memory.current``, or v1 ``memory.limit_in_bytes`` -
-    ``memory.usage_in_bytes``): a container's limit is often far below the machine's RAM."""
+    the kernel's MemAvailable and the room left under the cgroup's memory limit
+    (:mod:`kernelc.hostmem`); without kernelc (a standalone module), the free physical pages."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover
         total = 8 << 30
-    bounds = [total, _meminfo_available()]
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        cap = _read_int(limit)
-        if cap is not None and cap < total:  # v1 writes a huge number for "no limit"
-            bounds.append(max(cap - (_read_int(usage) or 0), 0))
+    if meminfo_available is None:  # pragma: no cover - a standalone module
+        try:
+            return min(total, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):
+            return total
+    bounds = [total, meminfo_available(), cgroup_room(below=total)]
     return min(b for b in bounds if b is not None)
 
 
@@ -288,6 +270,7 @@ class CompiledPass:
         self.progress = None  # kernel_fn sets it for the call
         self.compilations = 0
         self.bytes_per_item = None
+        self.operations = None  # traced array operations (the same for every tile size)
 
     @staticmethod
     def _key(args):
@@ -319,7 +302,7 @@ class CompiledPass:
     def _compile(self, args, leaves):
         start = time.perf_counter()
         traced = self.jitted.trace(*args)
-        operations = count_operations(traced.jaxpr.jaxpr)
+        operations = self.operations = count_operations(traced.jaxpr.jaxpr)
         estimate = operations * COMPILE_SECONDS_PER_OPERATION[0]
         announce = progress_shown(self.progress) and estimate > COMPILE_NOTICE_SECONDS
         dtype = leaves[0].dtype if leaves else ""
