@@ -30,9 +30,13 @@ __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "forma
            "warn_inexact_quadrature", "PRECISION_TOLERANCE", "precision_estimate",
            "warn_imprecise", "CompiledPass", "Placement", "count_operations", "compiled_bytes",
            "available_memory", "device_free_memory", "GramArrays",
-           "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS"]
+           "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
+#: a compiled tile's peak is taken as this multiple of what XLA's buffer assignment reports
+#: (memory_analysis): XLA:CPU's runtime holds working memory beyond it, measured at +2% to +16%
+#: of the report on the bundled specs (benchmarks/memory.py, docs/performance.md)
+XLA_RUNTIME_MARGIN = 1.25
 
 
 def x64_context(dtype):
@@ -386,17 +390,14 @@ class Placement:
         their first (pair) axis."""
         return jax.device_put(arrays, self.sharding or self.devices[0])
 
-    def join(self, arrays):
-        """The tiles' results in one array: on the device (one device), or on the host (several:
-        the cross pass indexes them there, then splits its tiles again)."""
-        if self.sharding is None:
-            return jnp.concatenate(arrays)
-        return np.concatenate([np.asarray(a) for a in arrays])
-
 
 def self_pass(fn, x, tile, progress, placement=None):
     """The self pairs (x[i], x[i]) by tiles of ``placement.tile(tile, n)`` inputs (the last one
-    padded with x[0], a valid input: no zero-variance NaN): (K, Θ or None, per-site variances)."""
+    padded with x[0], a valid input: no zero-variance NaN): (K, Θ or None, per-site variances),
+    numpy arrays. ``x`` is a numpy array: every gather, slice and join is numpy's on the host,
+    so the only XLA executables are the compiled passes, whose memory XLA reports (JAX's own
+    indexing compiled a small executable per tile shape, ~60 MB more at the first call of a
+    network with many variance maps)."""
     placement = placement or Placement([jax.devices()[0]])
     n = x.shape[0]
     size = placement.tile(tile, n)
@@ -405,12 +406,12 @@ def self_pass(fn, x, tile, progress, placement=None):
         idx = padded(np.arange(start, stop), size)
         k, t, stats = fn(placement.put(x[idx]))
         keep = stop - start
-        return k[:keep], (None if t is None else t[:keep]), [s[:keep] for s in stats]
+        return (np.asarray(k)[:keep], None if t is None else np.asarray(t)[:keep],
+                [np.asarray(s)[:keep] for s in stats])
     parts = run_chunks(run, n, size, "kernelc: diagonal", progress)
-    join = placement.join
-    k = join([p[0] for p in parts])
-    t = None if parts[0][1] is None else join([p[1] for p in parts])
-    stats = [join([p[2][i] for p in parts]) for i in range(len(parts[0][2]))]
+    k = np.concatenate([p[0] for p in parts])
+    t = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+    stats = [np.concatenate([p[2][i] for p in parts]) for i in range(len(parts[0][2]))]
     return k, t, stats
 
 
@@ -437,7 +438,7 @@ class GramArrays:
 
 
 def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirror=False):
-    """The pairs (xa[I[p]], xb[J[p]]) (``I, J = pairs[start:stop]``, e.g. a
+    """The pairs (xa[I[p]], xb[J[p]]) of numpy arrays (``I, J = pairs[start:stop]``, e.g. a
     :class:`PairIndices`) by tiles of ``placement.tile(tile, len(pairs))`` pairs (the
     last one padded by repeating its first pair), each written into ``store`` (a
     :class:`GramArrays` or an on-disk :class:`~kernelc.runtime.store.GramStore`) as it finishes,
@@ -448,10 +449,13 @@ def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirr
         if store.done[start // size]:
             return  # finished by an earlier, interrupted run
         I, J = pairs[start:stop]
+        if not len(I):  # every pair of this tile is a pair of identical inputs
+            store.write(start // size, {}, I, J, mirror)
+            return
         i, j = padded(I, size), padded(J, size)
         k, t = fn(*placement.put((xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb])))
-        keep = stop - start
-        k, t = np.asarray(k[:keep]), None if t is None else np.asarray(t[:keep])
+        keep = len(I)  # numpy slices: no XLA executable per tile shape (see self_pass)
+        k, t = np.asarray(k)[:keep], None if t is None else np.asarray(t)[:keep]
         store.write(start // size, {name: v for name, v in (("nngp", k), ("ntk", t))
                                     if name in store.arrays}, I, J, mirror)
     run_chunks(run, len(pairs), size, "kernelc: Gram tiles", progress)
@@ -473,10 +477,16 @@ class PairIndices:
     self pairs, taken from the self pass, where the variances a nonlinearity reads are
     bit-identical to the covariances of the pair (a cross pass on (x_i, x_i) reads the self
     pass's variances against its own, differently rounded covariances, and the relu angle at
-    correlation 1 becomes ~1e-8 instead of 0). ``mirror`` (identity (S)) keeps only i < j."""
+    correlation 1 becomes ~1e-8 instead of 0). ``mirror`` (identity (S)) keeps only i < j.
+    ``skip``: (SI, SJ), pairs of identical inputs, taken from the self pass too: a slice leaves
+    them out (so a tile may hold fewer pairs; the tiles stay where they are)."""
 
-    def __init__(self, n1, n2, gram, mirror):
+    def __init__(self, n1, n2, gram, mirror, skip=None):
         self.n1, self.n2, self.gram, self.mirror = int(n1), int(n2), gram, mirror
+        self.skip = None
+        if skip is not None and len(skip[0]):
+            codes = np.asarray(skip[0], np.int64) * self.n2 + np.asarray(skip[1], np.int64)
+            self.skip = np.unique(codes)
         if mirror:
             self.count = self.n1 * (self.n1 - 1) // 2
         elif gram:
@@ -488,7 +498,13 @@ class PairIndices:
         return self.count
 
     def __getitem__(self, span):
-        p = np.arange(*span.indices(self.count), dtype=np.int64)
+        I, J = self._pairs(np.arange(*span.indices(self.count), dtype=np.int64))
+        if self.skip is None:
+            return I, J
+        keep = ~np.isin(I * self.n2 + J, self.skip)
+        return I[keep], J[keep]
+
+    def _pairs(self, p):
         if self.mirror:  # row i holds j = i+1 .. n-1 and starts at i (2n - i - 1) / 2
             n = self.n1
             i = np.floor(((2 * n - 1) - np.sqrt((2.0 * n - 1) ** 2 - 8.0 * p)) / 2).astype(np.int64)
@@ -621,20 +637,21 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
 
     def driver_bytes(n1, n2, n_pairs, itemsize, kernels, results_on_disk):
         """Host bytes the driver holds besides the running tile (``n2`` None: a Gram matrix of
-        x1 with itself): the inputs three times (in the working dtype, their device copy, the
-        rows hashed to find identical inputs), the self pass's kernels and variance maps twice
+        x1 with itself): the inputs twice (in the working dtype, and the rows hashed to find
+        identical inputs), the self pass's kernels and variance maps twice
         (its tiles, then joined) and the Gram matrices unless they go to disk (the pair
         indices are made per tile: :class:`PairIndices`)."""
         inputs = n1 + (n2 or 0)
         nb = n2 or n1
-        return (inputs * (3 * input_entries * itemsize + 256)
+        return (inputs * (2 * input_entries * itemsize + 256)
                 + 2 * inputs * (2 * output_entries + stats_entries) * itemsize
                 + (0 if results_on_disk else kernels * n1 * nb * output_entries * itemsize))
 
     def tile_bytes(passes, placement, n1, n2, n_pairs, tile, dtype, kernels):
         """Peak bytes of the tiles of size ``tile`` as XLA reports them for the compiled passes
         (compiling them now, so this is also the compilation the run reuses): the larger of the
-        self passes (n1 and n2 inputs) and the cross pass, times the devices when they share
+        self passes (n1 and n2 inputs) and the cross pass, times XLA_RUNTIME_MARGIN, times the
+        devices when they share
         the host's memory (CPU devices), plus the host copy of a cross tile's results; and the
         per-device figure (against a GPU's/TPU's own memory)."""
         self_fn, cross_fn = passes
@@ -651,6 +668,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
             x = placement.like((size,) + tuple(input_shape), dtype)
             sa = [placement.like((size,) + tuple(st.shape[1:]), st.dtype) for st in stats]
             per_device = max(per_device, cross_fn.memory(x, x, sa, sa) or 0)
+        per_device = int(per_device * XLA_RUNTIME_MARGIN)
         shared = all(d.platform == "cpu" for d in placement.devices)
         host = per_device * (placement.count if shared else 1) \
             + (size if n_pairs else 0) * kernels * output_entries * itemsize
@@ -781,16 +799,15 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         QUADRATURE_ERRORS.clear()
         PRECISION_ESTIMATES.clear()
         with x64_context(dtype):
-            xa = jnp.asarray(x1c)
-            xb = xa if x2 is None else jnp.asarray(x2, dtype)
+            xa = x1c  # gathered on the host per tile (self_pass)
+            xb = xa if x2 is None else np.asarray(x2, dtype)
             k1, t1, s1 = self_pass(self_fn, xa, tile, progress, placement)
             if x2 is None:
                 s2 = s1
             else:
                 _, _, s2 = self_pass(self_fn, xb, tile, progress, placement)
-            # pairs of identical inputs off the diagonal (rare) are computed too, then replaced
-            # below by the self pass's value: leaving them out would need all pairs' indices
-            pairs = PairIndices(n1, n2, x2 is None, mirror)
+            # pairs of identical inputs come from the self pass: not computed again
+            pairs = PairIndices(n1, n2, x2 is None, mirror, (SI, SJ))
             shape = (n1, n2) + tuple(k1.shape[1:])
             size = placement.tile(tile, len(pairs))  # the cross pass's tiles
             n_tiles = -(-len(pairs) // size)
