@@ -267,13 +267,14 @@ class CompiledPass:
     time is reported when it ends; compiling a deep network takes ~1 ms per operation on a
     2-core CPU. The driver pads every tile to one of a few sizes (:meth:`Placement.tile`), so a
     new N reuses the compiled passes; ``compilations`` counts the XLA compilations so far, and
-    ``bytes_per_item`` is the largest per-item memory XLA reported for a compiled size."""
+    ``bytes_per_item`` maps a dtype to the largest per-item memory XLA reported for a compiled
+    size (the memory plan's first guess of a tile)."""
 
     def __init__(self, fn, label):
         self.jitted, self.label, self.compiled = jax.jit(fn), label, {}
         self.progress = None  # kernel_fn sets it for the call
         self.compilations = 0
-        self.bytes_per_item = None
+        self.bytes_per_item = {}
         self.operations = None  # traced array operations (the same for every tile size)
 
     @staticmethod
@@ -298,9 +299,11 @@ class CompiledPass:
         """Peak bytes (per device) of one run on arguments like ``args``, from XLA's report of
         the compiled pass (:func:`compiled_bytes`), compiling it if needed; None if unknown."""
         used = compiled_bytes(self.executable(*args))
-        items = jax.tree_util.tree_leaves(args)[0].shape[0]
+        first = jax.tree_util.tree_leaves(args)[0]
         if used is not None:
-            self.bytes_per_item = max(self.bytes_per_item or 0, -(-used // items))
+            dtype = str(first.dtype)
+            self.bytes_per_item[dtype] = max(self.bytes_per_item.get(dtype, 0),
+                                             -(-used // first.shape[0]))
         return used
 
     def _compile(self, args, leaves):
@@ -484,9 +487,12 @@ class PairIndices:
     def __init__(self, n1, n2, gram, mirror, skip=None):
         self.n1, self.n2, self.gram, self.mirror = int(n1), int(n2), gram, mirror
         self.skip = None
-        if skip is not None and len(skip[0]):
-            codes = np.asarray(skip[0], np.int64) * self.n2 + np.asarray(skip[1], np.int64)
-            self.skip = np.unique(codes)
+        if skip is not None:
+            SI, SJ = (np.asarray(v, np.int64) for v in skip)
+            if gram:  # the diagonal is not among the pairs: only off-diagonal duplicates count
+                SI, SJ = SI[SI != SJ], SJ[SI != SJ]
+            if len(SI):
+                self.skip = np.unique(SI * self.n2 + SJ)
         if mirror:
             self.count = self.n1 * (self.n1 - 1) // 2
         elif gram:
@@ -703,7 +709,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         result = 0 if results_on_disk else n1 * (n2 or n1) * output_entries * itemsize * kernels
         fixed = driver_bytes(n1, n2, n_pairs, itemsize, kernels, results_on_disk)
         per_pair = max(bytes_per_pair * itemsize // 4,
-                       *(f.bytes_per_item or 0 for f in passes))
+                       *(f.bytes_per_item.get(str(np.dtype(dtype)), 0) for f in passes))
         device_free = device_free_memory(placement.devices)
 
         def refuse(tile, pairs, measured):
@@ -753,8 +759,11 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         covariances, so their correlation-1 sites are exact; so do all pairs of bit-identical
         inputs, e.g. x1[i] == x2[j] in a cross Gram matrix). ``get``: "nngp", "ntk" or both
         (a dict is returned for a tuple). ``dtype``: "float32" or "float64" (float64 runs inside a
-        local x64 context; global JAX flags are not touched). ``max_memory``: bytes or "4GB"; a
-        request that cannot fit is refused before anything is allocated. ``progress``: show a
+        local x64 context; global JAX flags are not touched). ``max_memory``: bytes or "4GB", a
+        limit on what the call allocates: the driver's arrays plus the running tile, by XLA's
+        report of the compiled tile (``plan_memory``; docs/performance.md, "Memory"); default:
+        half of what the process may still allocate (RAM, MemAvailable, the cgroup's limit); a
+        request that cannot fit is refused before the inputs are copied. ``progress``: show a
         progress bar (default: when stderr is a terminal or a Jupyter kernel's stream and the
         job runs for over 2 s; a ``tqdm.auto`` bar, a widget in Jupyter, when tqdm is installed,
         else a text bar on stderr).

@@ -113,3 +113,17 @@ def test_the_default_budget_respects_the_cgroup_limit(tmp_path, monkeypatch):
     assert driver.budget_bytes(None) == int(driver.available_memory() * 0.5)
     limit.write_text("max\n")  # cgroup v2 without a limit
     assert driver.available_memory() > (1 << 30) - (200 << 20)  # this machine has more
+
+
+def test_a_devices_own_memory_bounds_the_tile():
+    """GPU/TPU devices report their allocator's limit and use (memory_stats); CPU reports none."""
+    class Accelerator:
+        def __init__(self, limit, used):
+            self.stats = {"bytes_limit": limit, "bytes_in_use": used}
+
+        def memory_stats(self):
+            return self.stats
+
+    assert driver.device_free_memory([Accelerator(10 << 30, 3 << 30),
+                                      Accelerator(10 << 30, 1 << 30)]) == 7 << 30
+    assert driver.device_free_memory(jax.devices("cpu")) is None
