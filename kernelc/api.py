@@ -134,7 +134,9 @@ _IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "hashlib", 
 _FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax")
 #: ``from X import names``: the runtime package's helper modules (and kernelc.errors, which a
 #: standalone module imports in a try/except ImportError block)
-_IMPORT_FROM = {"kernelc.errors", "kernelc.runtime", "kernelc.runtime.errors"} | set(HELPER_MODULES)
+#: kernelc.hostmem: the runtime's default memory budget reads the host's memory files through it
+_IMPORT_FROM = {"kernelc.errors", "kernelc.hostmem", "kernelc.runtime",
+                "kernelc.runtime.errors"} | set(HELPER_MODULES)
 #: The one top-level call a module makes: the runtime's driver around its _propagate, with names
 #: and constants as arguments.
 _DRIVER_CALLS = {"tiled_kernel"}

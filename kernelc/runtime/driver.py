@@ -18,16 +18,25 @@ from kernelc.runtime import RUNTIME_VERSION
 from kernelc.runtime.store import GramStore, fingerprint
 from kernelc.runtime.errors import (InputError, MemoryBudgetError, PrecisionWarning,
                                     QuadratureWarning)
+try:  # reads /proc and /sys files, which a standalone module may not: it falls back to sysconf
+    from kernelc.hostmem import cgroup_room, meminfo_available
+except ImportError:  # pragma: no cover - a standalone module without kernelc
+    cgroup_room = meminfo_available = None
 from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADRATURE_ERRORS,
                                   fast_maps, precision_tracking)
 
 __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
-           "Progress", "progress_shown", "in_notebook", "tqdm_bar", "run_chunks", "pair_indices", "same_inputs", "QUADRATURE_TOLERANCE",
+           "Progress", "progress_shown", "in_notebook", "tqdm_bar", "run_chunks", "pair_indices", "PairIndices", "same_inputs", "QUADRATURE_TOLERANCE",
            "warn_inexact_quadrature", "PRECISION_TOLERANCE", "precision_estimate",
-           "warn_imprecise", "CompiledPass", "Placement", "count_operations",
-           "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS"]
+           "warn_imprecise", "CompiledPass", "Placement", "count_operations", "compiled_bytes",
+           "available_memory", "device_free_memory", "GramArrays",
+           "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
+#: a compiled tile's peak is taken as this multiple of what XLA's buffer assignment reports
+#: (memory_analysis): XLA:CPU's runtime holds working memory beyond it, measured at +2% to +16%
+#: of the report on the bundled specs (benchmarks/memory.py, docs/performance.md)
+XLA_RUNTIME_MARGIN = 1.25
 
 
 def x64_context(dtype):
@@ -73,17 +82,53 @@ def check_inputs(x, name, shape):
     return x
 
 
+def available_memory():
+    """Bytes this process may still allocate on the host: the least of the physical memory,
+    the kernel's MemAvailable and the room left under the cgroup's memory limit
+    (:mod:`kernelc.hostmem`); without kernelc (a standalone module), the free physical pages."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        total = 8 << 30
+    if meminfo_available is None:  # pragma: no cover - a standalone module
+        try:
+            return min(total, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):
+            return total
+    bounds = [total, meminfo_available(), cgroup_room(below=total)]
+    return min(b for b in bounds if b is not None)
+
+
+def device_free_memory(devices):
+    """Bytes free on the emptiest-to-be device among ``devices`` (``memory_stats()``:
+    ``bytes_limit - bytes_in_use``, what JAX's allocator may still hand out on a GPU/TPU), or
+    None when the devices do not report it (CPU: the tiles live in host memory)."""
+    free = []
+    for device in devices:
+        try:
+            stats = device.memory_stats()
+        except Exception:  # noqa: BLE001 - a backend without memory statistics
+            stats = None
+        if stats and "bytes_limit" in stats:
+            free.append(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
+    return min(free) if free else None
+
+
+#: the default budget is this fraction of :func:`available_memory` (what the process may still
+#: allocate when the call starts): room for the caller's own arrays and the allocator's slack
+DEFAULT_BUDGET_FRACTION = 0.5
+
+
 def budget_bytes(max_memory):
+    """The memory budget in bytes: ``max_memory`` (bytes, or text such as "4GB", "512MiB"),
+    else ``KERNELC_MAX_MEMORY``, else half of the memory this process may still allocate
+    (:func:`available_memory`: RAM, MemAvailable and the cgroup's limit)."""
     if max_memory is None:
         env = os.environ.get("KERNELC_MAX_MEMORY")
         if env:
             max_memory = env
     if max_memory is None:
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):  # pragma: no cover
-            total = 8 << 30
-        return int(total * 0.5)
+        return int(available_memory() * DEFAULT_BUDGET_FRACTION)
     value = max_memory
     if isinstance(max_memory, str):
         units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -192,40 +237,90 @@ def count_operations(jaxpr):
     return count
 
 
+def compiled_bytes(compiled):
+    """Bytes one run of an XLA executable holds at its peak, as XLA's buffer assignment reports
+    it (``memory_analysis()``): its arguments, outputs and temporaries (less the outputs that
+    alias arguments), per device; None when the backend does not report it."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - a backend without the analysis
+        return None
+    if m is None:
+        return None
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+               - getattr(m, "alias_size_in_bytes", 0))
+
+
+def _sharding_key(leaf):
+    """The devices an argument lives on (an array or a ShapeDtypeStruct): a compiled pass is
+    kept per device set, so that one compiled ahead of time for ShapeDtypeStructs (the memory
+    plan) is the one a tile of real arrays on those devices runs."""
+    sharding = getattr(leaf, "sharding", None)
+    return None if sharding is None else tuple(sorted(d.id for d in sharding.device_set))
+
+
 class CompiledPass:
     """One pass of ``_propagate`` (self or cross), traced and compiled ahead of time once per
-    shapes of its arguments. Tracing first gives the number of array operations, so a long
-    compilation is announced with its estimate (``operations × seconds per operation``, the
-    rate measured by the compilations before it) before XLA starts, and its time is reported
-    when it ends; compiling a deep network takes ~1 ms per operation on a 2-core CPU."""
+    shapes of its arguments (and devices). Tracing first gives the number of array operations,
+    so a long compilation is announced with its estimate (``operations × seconds per
+    operation``, the rate measured by the compilations before it) before XLA starts, and its
+    time is reported when it ends; compiling a deep network takes ~1 ms per operation on a
+    2-core CPU. The driver pads every tile to one of a few sizes (:meth:`Placement.tile`), so a
+    new N reuses the compiled passes; ``compilations`` counts the XLA compilations so far, and
+    ``bytes_per_item`` maps a dtype to the largest per-item memory XLA reported for a compiled
+    size (the memory plan's first guess of a tile)."""
 
     def __init__(self, fn, label):
         self.jitted, self.label, self.compiled = jax.jit(fn), label, {}
         self.progress = None  # kernel_fn sets it for the call
+        self.compilations = 0
+        self.bytes_per_item = {}
+        self.operations = None  # traced array operations (the same for every tile size)
+
+    @staticmethod
+    def _key(args):
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        return leaves, (tree, tuple((tuple(leaf.shape), str(leaf.dtype), _sharding_key(leaf))
+                                    for leaf in leaves))
 
     def __call__(self, *args):
-        leaves, tree = jax.tree_util.tree_flatten(args)
-        key = (tree, tuple((leaf.shape, str(leaf.dtype), getattr(leaf, "sharding", None))
-                           for leaf in leaves))
+        return self.executable(*args)(*args)
+
+    def executable(self, *args):
+        """The compiled pass for arguments like ``args`` (arrays, or ShapeDtypeStructs with
+        their sharding): from the cache, or compiled now."""
+        leaves, key = self._key(args)
         compiled = self.compiled.get(key)
         if compiled is None:
             compiled = self.compiled[key] = self._compile(args, leaves)
-        return compiled(*args)
+        return compiled
+
+    def memory(self, *args):
+        """Peak bytes (per device) of one run on arguments like ``args``, from XLA's report of
+        the compiled pass (:func:`compiled_bytes`), compiling it if needed; None if unknown."""
+        used = compiled_bytes(self.executable(*args))
+        first = jax.tree_util.tree_leaves(args)[0]
+        if used is not None:
+            dtype = str(first.dtype)
+            self.bytes_per_item[dtype] = max(self.bytes_per_item.get(dtype, 0),
+                                             -(-used // first.shape[0]))
+        return used
 
     def _compile(self, args, leaves):
         start = time.perf_counter()
         traced = self.jitted.trace(*args)
-        operations = count_operations(traced.jaxpr.jaxpr)
+        operations = self.operations = count_operations(traced.jaxpr.jaxpr)
         estimate = operations * COMPILE_SECONDS_PER_OPERATION[0]
         announce = progress_shown(self.progress) and estimate > COMPILE_NOTICE_SECONDS
         dtype = leaves[0].dtype if leaves else ""
         if announce:
             sys.stderr.write(f"kernelc: compiling the {self.label} for {dtype} "
                              f"({operations:,} array operations, ~{estimate:.0f} s estimated; "
-                             "once per input shape) ...")
+                             "once per tile size) ...")
             sys.stderr.flush()
         compile_start = time.perf_counter()
         compiled = traced.lower().compile()
+        self.compilations += 1
         elapsed = time.perf_counter() - compile_start
         if operations:
             COMPILE_SECONDS_PER_OPERATION[0] = elapsed / operations
@@ -275,25 +370,37 @@ class Placement:
             self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pairs"))
 
     def tile(self, tile, n):
-        """The size of the tiles of ``n`` items under a budget of ``tile``: at most n (at least
-        1), rounded up to a multiple of the device count (equal slices). The cross pass and
-        the on-disk store (which counts the tiles) both take it from here."""
-        return -(-min(tile, max(n, 1)) // self.count) * self.count
+        """The size of the tiles of ``n`` items under a budget of ``tile`` items: ``count·2^k``
+        (a multiple of the device count: equal slices), the largest such size not above
+        ``tile`` (at least ``count``), or the smallest one that holds all ``n`` items when that
+        is smaller. Tiles are padded to this size, so the compiled passes see only these few
+        shapes and a new N (a learning curve: N = 20, 19, 18, ...) reuses them, while a tiny N
+        does not pay for a large tile. The cross pass and the on-disk store (which counts the
+        tiles) both take it from here."""
+        slices = max(int(tile) // self.count, 1)
+        top = 1 << (slices.bit_length() - 1)  # the largest power of two <= slices
+        need = -(-max(int(n), 1) // self.count)
+        return self.count * min(top, 1 << (need - 1).bit_length())
+
+    def like(self, shape, dtype):
+        """A ShapeDtypeStruct of one tile's argument as :meth:`put` places it (to compile a
+        pass ahead of time for the memory plan)."""
+        return jax.ShapeDtypeStruct(shape, jnp.dtype(dtype), sharding=self.sharding or
+                                    jax.sharding.SingleDeviceSharding(self.devices[0]))
 
     def put(self, arrays):
-        """The arrays of one tile, split over the devices along their first (pair) axis."""
-        return arrays if self.sharding is None else jax.device_put(arrays, self.sharding)
-
-    def join(self, arrays):
-        """The tiles' results in one array: on the device (one device), or on the host (several:
-        the cross pass indexes them there, then splits its tiles again)."""
-        if self.sharding is None:
-            return jnp.concatenate(arrays)
-        return np.concatenate([np.asarray(a) for a in arrays])
+        """The arrays of one tile on the device (one device), or split over the devices along
+        their first (pair) axis."""
+        return jax.device_put(arrays, self.sharding or self.devices[0])
 
 
 def self_pass(fn, x, tile, progress, placement=None):
-    """The self pairs (x[i], x[i]) by tiles of ``tile`` inputs: (K, Θ or None, per-site variances)."""
+    """The self pairs (x[i], x[i]) by tiles of ``placement.tile(tile, n)`` inputs (the last one
+    padded with x[0], a valid input: no zero-variance NaN): (K, Θ or None, per-site variances),
+    numpy arrays. ``x`` is a numpy array: every gather, slice and join is numpy's on the host,
+    so the only XLA executables are the compiled passes, whose memory XLA reports (JAX's own
+    indexing compiled a small executable per tile shape, ~60 MB more at the first call of a
+    network with many variance maps)."""
     placement = placement or Placement([jax.devices()[0]])
     n = x.shape[0]
     size = placement.tile(tile, n)
@@ -302,43 +409,59 @@ def self_pass(fn, x, tile, progress, placement=None):
         idx = padded(np.arange(start, stop), size)
         k, t, stats = fn(placement.put(x[idx]))
         keep = stop - start
-        return k[:keep], (None if t is None else t[:keep]), [s[:keep] for s in stats]
+        return (np.asarray(k)[:keep], None if t is None else np.asarray(t)[:keep],
+                [np.asarray(s)[:keep] for s in stats])
     parts = run_chunks(run, n, size, "kernelc: diagonal", progress)
-    join = placement.join
-    k = join([p[0] for p in parts])
-    t = None if parts[0][1] is None else join([p[1] for p in parts])
-    stats = [join([p[2][i] for p in parts]) for i in range(len(parts[0][2]))]
+    k = np.concatenate([p[0] for p in parts])
+    t = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+    stats = [np.concatenate([p[2][i] for p in parts]) for i in range(len(parts[0][2]))]
     return k, t, stats
 
 
-def cross_pass(fn, xa, xb, sa, sb, I, J, tile, progress, placement=None, store=None,
-               mirror=False):
-    """The pairs (xa[I[p]], xb[J[p]]) by tiles of ``tile`` pairs, as numpy arrays (K, Θ or None).
-    With a :class:`~kernelc.runtime.store.GramStore` each tile is written to disk as it
-    finishes (and mirrored to (J, I) when ``mirror``), tiles it holds already are skipped, and
-    nothing is returned."""
-    placement = placement or Placement([jax.devices()[0]])
-    size = placement.tile(tile, len(I))
+class GramArrays:
+    """The Gram matrices in memory, written tile by tile as the cross pass finishes them: the
+    in-memory counterpart of :class:`~kernelc.runtime.store.GramStore` (same ``arrays``,
+    ``done``, ``write``, ``finished``). Writing each tile into place holds the results once;
+    a list of tiles concatenated at the end held them twice more at the peak."""
+
+    def __init__(self, shapes: dict, dtype, n_tiles: int):
+        self.arrays = {name: np.zeros(shape, np.dtype(dtype)) for name, shape in shapes.items()}
+        self.done = np.zeros(n_tiles, bool)
+
+    def write(self, tile, entries, I, J, mirror):
+        """One finished tile's values at (I, J), and at (J, I) when mirrored."""
+        for name, vals in entries.items():
+            self.arrays[name][I, J] = vals
+            if mirror:
+                self.arrays[name][J, I] = vals
+        self.done[tile] = True
+
+    def finished(self):
+        return self.arrays
+
+
+def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirror=False):
+    """The pairs (xa[I[p]], xb[J[p]]) of numpy arrays (``I, J = pairs[start:stop]``, e.g. a
+    :class:`PairIndices`) by tiles of ``placement.tile(tile, len(pairs))`` pairs (the
+    last one padded by repeating its first pair), each written into ``store`` (a
+    :class:`GramArrays` or an on-disk :class:`~kernelc.runtime.store.GramStore`) as it finishes,
+    and mirrored to (J, I) when ``mirror``; tiles the store holds already are skipped."""
+    size = placement.tile(tile, len(pairs))
 
     def run(start, stop):
-        if store is not None and store.done[start // size]:
-            return None  # finished by an earlier, interrupted run
-        i = padded(I[start:stop], size)
-        j = padded(J[start:stop], size)
+        if store.done[start // size]:
+            return  # finished by an earlier, interrupted run
+        I, J = pairs[start:stop]
+        if not len(I):  # every pair of this tile is a pair of identical inputs
+            store.write(start // size, {}, I, J, mirror)
+            return
+        i, j = padded(I, size), padded(J, size)
         k, t = fn(*placement.put((xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb])))
-        keep = stop - start
-        k, t = np.asarray(k[:keep]), None if t is None else np.asarray(t[:keep])
-        if store is None:
-            return k, t
+        keep = len(I)  # numpy slices: no XLA executable per tile shape (see self_pass)
+        k, t = np.asarray(k)[:keep], None if t is None else np.asarray(t)[:keep]
         store.write(start // size, {name: v for name, v in (("nngp", k), ("ntk", t))
-                                    if name in store.arrays}, I[start:stop], J[start:stop], mirror)
-        return None
-    parts = run_chunks(run, len(I), size, "kernelc: Gram tiles", progress)
-    if store is not None:
-        return None
-    k = np.concatenate([p[0] for p in parts])
-    t = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
-    return k, t
+                                    if name in store.arrays}, I, J, mirror)
+    run_chunks(run, len(pairs), size, "kernelc: Gram tiles", progress)
 
 
 def all_finite(array, rows=1024):
@@ -347,20 +470,63 @@ def all_finite(array, rows=1024):
     return all(np.all(np.isfinite(array[i:i + rows])) for i in range(0, len(array), rows))
 
 
+class PairIndices:
+    """The pairs (I, J) the cross pass computes, in row-major order, made tile by tile from
+    their position p in closed form (``pairs[start:stop]``), never all at once: int64 I and J
+    of all pairs were 16 bytes per pair (3.2 GB for N = 20,000), more than the float32 Gram
+    matrices, and held even when those go to disk.
+
+    A Gram matrix of x1 with itself (``gram``) leaves out the diagonal pairs (i, i): they are
+    self pairs, taken from the self pass, where the variances a nonlinearity reads are
+    bit-identical to the covariances of the pair (a cross pass on (x_i, x_i) reads the self
+    pass's variances against its own, differently rounded covariances, and the relu angle at
+    correlation 1 becomes ~1e-8 instead of 0). ``mirror`` (identity (S)) keeps only i < j.
+    ``skip``: (SI, SJ), pairs of identical inputs, taken from the self pass too: a slice leaves
+    them out (so a tile may hold fewer pairs; the tiles stay where they are)."""
+
+    def __init__(self, n1, n2, gram, mirror, skip=None):
+        self.n1, self.n2, self.gram, self.mirror = int(n1), int(n2), gram, mirror
+        self.skip = None
+        if skip is not None:
+            SI, SJ = (np.asarray(v, np.int64) for v in skip)
+            if gram:  # the diagonal is not among the pairs: only off-diagonal duplicates count
+                SI, SJ = SI[SI != SJ], SJ[SI != SJ]
+            if len(SI):
+                self.skip = np.unique(SI * self.n2 + SJ)
+        if mirror:
+            self.count = self.n1 * (self.n1 - 1) // 2
+        elif gram:
+            self.count = self.n1 * (self.n1 - 1)
+        else:
+            self.count = self.n1 * self.n2
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, span):
+        I, J = self._pairs(np.arange(*span.indices(self.count), dtype=np.int64))
+        if self.skip is None:
+            return I, J
+        keep = ~np.isin(I * self.n2 + J, self.skip)
+        return I[keep], J[keep]
+
+    def _pairs(self, p):
+        if self.mirror:  # row i holds j = i+1 .. n-1 and starts at i (2n - i - 1) / 2
+            n = self.n1
+            i = np.floor(((2 * n - 1) - np.sqrt((2.0 * n - 1) ** 2 - 8.0 * p)) / 2).astype(np.int64)
+            start = lambda r: r * (2 * n - r - 1) // 2  # noqa: E731
+            i -= start(i) > p  # the float root may land one row off: correct it exactly
+            i += start(i + 1) <= p
+            return i, p - start(i) + i + 1
+        if self.gram:  # row i holds every j but i
+            i, c = np.divmod(p, self.n1 - 1)
+            return i, c + (c >= i)
+        return np.divmod(p, self.n2)
+
+
 def pair_indices(n1, n2, gram, mirror):
-    """(I, J) of the pairs the cross pass computes. A Gram matrix of x1 with itself (``gram``)
-    leaves out the diagonal pairs (i, i): they are self pairs, taken from the self pass, where
-    the variances a nonlinearity reads are bit-identical to the covariances of the pair (a
-    cross pass on (x_i, x_i) reads the self pass's variances against its own, differently
-    rounded covariances, and the relu angle at correlation 1 becomes ~1e-8 instead of 0).
-    ``mirror`` (identity (S)) keeps only i < j."""
-    if mirror:
-        return np.triu_indices(n1, 1)
-    I, J = (a.ravel() for a in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
-    if gram:
-        off = I != J
-        I, J = I[off], J[off]
-    return I, J
+    """(I, J) of all the pairs the cross pass computes (:class:`PairIndices`), as arrays."""
+    return PairIndices(n1, n2, gram, mirror)[:]
 
 
 def same_inputs(x1, x2):
@@ -475,25 +641,113 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                "Gram-tile pass" + " (NNGP+NTK)" * want))
         for want in (True, False) for check in (True, False) for fast in (None, True, False)}
 
-    def plan_memory(n1, n2=None, dtype="float32", max_memory=None, symmetric=True,
-                    results_on_disk=False):
-        """Predicted bytes of the result and of one tile, and the tile size (pairs) under budget
-        (``results_on_disk``: the Gram matrices are written to files, not held in memory)."""
+    input_entries = int(np.prod(input_shape))
+
+    def driver_bytes(n1, n2, n_pairs, itemsize, kernels, results_on_disk):
+        """Host bytes the driver holds besides the running tile (``n2`` None: a Gram matrix of
+        x1 with itself): the inputs twice (in the working dtype, and the rows hashed to find
+        identical inputs), the self pass's kernels and variance maps twice
+        (its tiles, then joined) and the Gram matrices unless they go to disk (the pair
+        indices are made per tile: :class:`PairIndices`)."""
+        inputs = n1 + (n2 or 0)
+        nb = n2 or n1
+        return (inputs * (2 * input_entries * itemsize + 256)
+                + 2 * inputs * (2 * output_entries + stats_entries) * itemsize
+                + (0 if results_on_disk else kernels * n1 * nb * output_entries * itemsize))
+
+    def tile_bytes(passes, placement, n1, n2, n_pairs, tile, dtype, kernels):
+        """Peak bytes of the tiles of size ``tile`` as XLA reports them for the compiled passes
+        (compiling them now, so this is also the compilation the run reuses): the larger of the
+        self passes (n1 and n2 inputs) and the cross pass, times XLA_RUNTIME_MARGIN, times the
+        devices when they share
+        the host's memory (CPU devices), plus the host copy of a cross tile's results; and the
+        per-device figure (against a GPU's/TPU's own memory)."""
+        self_fn, cross_fn = passes
         itemsize = np.dtype(dtype).itemsize
-        per_pair = bytes_per_pair * itemsize // 4
+        per_device = 0
+        sizes = {placement.tile(tile, n) for n in (n1, n2) if n}
+        for size in sizes:
+            per_device = max(per_device, self_fn.memory(
+                placement.like((size,) + tuple(input_shape), dtype)) or 0)
+        # the variance maps' shapes per input, from a self pass compiled just above
+        stats = self_fn.executable(placement.like((size,) + tuple(input_shape), dtype)).out_info[2]
+        size = placement.tile(tile, n_pairs)
+        if n_pairs:
+            x = placement.like((size,) + tuple(input_shape), dtype)
+            sa = [placement.like((size,) + tuple(st.shape[1:]), st.dtype) for st in stats]
+            per_device = max(per_device, cross_fn.memory(x, x, sa, sa) or 0)
+        per_device = int(per_device * XLA_RUNTIME_MARGIN)
+        shared = all(d.platform == "cpu" for d in placement.devices)
+        host = per_device * (placement.count if shared else 1) \
+            + (size if n_pairs else 0) * kernels * output_entries * itemsize
+        return host, per_device, max(sizes | {size if n_pairs else 0})
+
+    def plan_memory(n1, n2=None, dtype="float32", max_memory=None, symmetric=True,
+                    results_on_disk=False, *, get=("nngp", "ntk"), check_precision=True,
+                    devices=None, compiled=False):
+        """The memory plan of a Gram matrix of n1 × n2 inputs (``n2`` None: x1 with itself, only
+        i < j computed when ``symmetric``): the budget, the driver's own bytes (inputs, self-pass
+        kernels, pair indices, results unless ``results_on_disk``), the tile size in pairs
+        (``count·2^k``, :meth:`Placement.tile`) and its bytes, and the predicted peak (driver +
+        tile) in ``peak_bytes``. A request that cannot fit raises MemoryBudgetError with the
+        estimate, before anything is allocated.
+
+        ``compiled=False`` (``kernelc explain``): the tile's bytes are the generated code's
+        model (``bytes_per_pair``: 4 arrays of the widest layer), or what XLA reported for this
+        network's passes earlier in this process when that is larger. ``compiled=True``
+        (``kernel_fn``): the passes for ``get``/``check_precision`` are compiled for the tile
+        and XLA's own report of their peak (``memory_analysis``: arguments, outputs,
+        temporaries) is used; a tile that does not fit is halved (compiling again) until one
+        does. On devices that report their memory (GPU/TPU, ``memory_stats``) the tile must
+        also fit each device's free memory."""
+        get = (get,) if isinstance(get, str) else tuple(get)
+        placement = Placement(devices)
+        passes = batches["ntk" in get, bool(check_precision)]
+        itemsize = np.dtype(dtype).itemsize
         budget = budget_bytes(max_memory)
-        n_pairs = n1 * (n1 - 1) // 2 if (n2 is None and symmetric) else n1 * (n2 or n1)
-        result = 0 if results_on_disk else (n1 * (n2 or n1)) * output_entries * itemsize * 2
-        fixed = result + 2 * (n1 + (n2 or 0)) * stats_entries * itemsize
-        if fixed + per_pair > budget:
+        n_pairs = n1 * (n1 - 1) // 2 if (n2 is None and symmetric) else \
+            n1 * n2 if n2 is not None else n1 * (n1 - 1)
+        kernels = len(get)
+        result = 0 if results_on_disk else n1 * (n2 or n1) * output_entries * itemsize * kernels
+        fixed = driver_bytes(n1, n2, n_pairs, itemsize, kernels, results_on_disk)
+        per_pair = max(bytes_per_pair * itemsize // 4,
+                       *(f.bytes_per_item.get(str(np.dtype(dtype)), 0) for f in passes))
+        device_free = device_free_memory(placement.devices)
+
+        def refuse(tile, pairs, measured):
+            how = "XLA's report of the compiled tile" if measured else "the model of the network"
             raise MemoryBudgetError(
-                f"this Gram matrix needs at least {format_bytes(fixed + per_pair)} "
-                f"({format_bytes(result)} of results plus {format_bytes(per_pair)} per pair "
-                f"of inputs), more than the budget of {format_bytes(budget)}; raise "
-                "max_memory or use fewer inputs")
-        chunk = int(max(1, min(max(n_pairs, 1), (budget - fixed) // per_pair, max_tile)))
-        return {"pairs": n_pairs, "bytes_per_pair": per_pair, "tile_pairs": chunk,
-                "tile_bytes": chunk * per_pair, "result_bytes": result, "budget": budget}
+                f"this Gram matrix needs at least {format_bytes(fixed + tile)}: "
+                f"{format_bytes(fixed)} for the driver ({format_bytes(result)} of results, the "
+                f"inputs and the diagonal kernels) plus "
+                f"{format_bytes(tile)} for the smallest tile ({pairs} pair(s), {how}), more than "
+                f"the budget of {format_bytes(budget)}" +
+                (f" or the {format_bytes(device_free)} free on a device"
+                 if device_free is not None else "") +
+                "; raise max_memory or use fewer inputs")
+
+        smallest = placement.count
+        if fixed + per_pair * smallest > budget:
+            refuse(per_pair * smallest, smallest, False)
+        room = (budget - fixed) if device_free is None else min(budget - fixed, device_free)
+        tile = placement.tile(min(room // per_pair, max_tile), max(n_pairs, n1, n2 or 0))
+        peak = per_pair * tile
+        if compiled:
+            with x64_context(dtype):
+                while True:
+                    host, per_device, items = tile_bytes(passes, placement, n1, n2, n_pairs, tile,
+                                                         dtype, kernels)
+                    if fixed + host <= budget and (device_free is None or
+                                                   per_device <= device_free):
+                        break
+                    if tile <= smallest:
+                        refuse(host, tile, True)
+                    per_item = max(host / max(items, 1), per_device / max(items, 1))
+                    tile = placement.tile(min(tile - 1, room // max(per_item, 1)), tile - 1)
+                peak, per_pair = host, -(-host // max(items, 1))
+        return {"pairs": n_pairs, "bytes_per_pair": per_pair, "tile_pairs": tile,
+                "tile_bytes": peak, "result_bytes": result, "driver_bytes": fixed,
+                "peak_bytes": fixed + peak, "budget": budget, "measured": bool(compiled)}
 
     def kernel_fn(x1, x2=None, get=("nngp", "ntk"), *, dtype="float32", max_memory=None,
                   progress=None, symmetric=True, check_precision=True, devices=None,
@@ -507,8 +761,11 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         covariances, so their correlation-1 sites are exact; so do all pairs of bit-identical
         inputs, e.g. x1[i] == x2[j] in a cross Gram matrix). ``get``: "nngp", "ntk" or both
         (a dict is returned for a tuple). ``dtype``: "float32" or "float64" (float64 runs inside a
-        local x64 context; global JAX flags are not touched). ``max_memory``: bytes or "4GB"; a
-        request that cannot fit is refused before anything is allocated. ``progress``: show a
+        local x64 context; global JAX flags are not touched). ``max_memory``: bytes or "4GB", a
+        limit on what the call allocates: the driver's arrays plus the running tile, by XLA's
+        report of the compiled tile (``plan_memory``; docs/performance.md, "Memory"); default:
+        half of what the process may still allocate (RAM, MemAvailable, the cgroup's limit); a
+        request that cannot fit is refused before the inputs are copied. ``progress``: show a
         progress bar (default: when stderr is a terminal or a Jupyter kernel's stream and the
         job runs for over 2 s; a ``tqdm.auto`` bar, a widget in Jupyter, when tqdm is installed,
         else a text bar on stderr).
@@ -549,7 +806,10 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         n2 = n1 if x2 is None else x2.shape[0]
         mirror = symmetric and x2 is None and output_is_vector
         plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror,
-                           results_on_disk=out is not None)
+                           results_on_disk=out is not None, get=get,
+                           check_precision=check_precision, devices=placement.devices,
+                           compiled=True)
+        tile = plan["tile_pairs"]
         # self pairs: the diagonal of a Gram matrix and every pair of identical inputs; the value
         # comes from the self pass of x1 (of the smaller index in a Gram matrix: stays symmetric)
         x1c = np.asarray(x1, dtype)
@@ -558,51 +818,41 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         QUADRATURE_ERRORS.clear()
         PRECISION_ESTIMATES.clear()
         with x64_context(dtype):
-            xa = jnp.asarray(x1, dtype)
-            xb = xa if x2 is None else jnp.asarray(x2, dtype)
-            k1, t1, s1 = self_pass(self_fn, xa, plan["tile_pairs"], progress, placement)
+            xa = x1c  # gathered on the host per tile (self_pass)
+            xb = xa if x2 is None else np.asarray(x2, dtype)
+            k1, t1, s1 = self_pass(self_fn, xa, tile, progress, placement)
             if x2 is None:
                 s2 = s1
             else:
-                _, _, s2 = self_pass(self_fn, xb, plan["tile_pairs"], progress, placement)
-            I, J = pair_indices(n1, n2, x2 is None, mirror)
-            if len(SI):  # pairs of identical inputs come from the self pass: not computed again
-                keep = ~np.isin(I * n2 + J, SI * n2 + SJ)
-                I, J = I[keep], J[keep]
+                _, _, s2 = self_pass(self_fn, xb, tile, progress, placement)
+            # pairs of identical inputs come from the self pass: not computed again
+            pairs = PairIndices(n1, n2, x2 is None, mirror, (SI, SJ))
             shape = (n1, n2) + tuple(k1.shape[1:])
-            grams = {}
+            size = placement.tile(tile, len(pairs))  # the cross pass's tiles
+            n_tiles = -(-len(pairs) // size)
             if out is not None:
-                tile = placement.tile(plan["tile_pairs"], len(I))  # the cross pass's tiles
-                run = {"runtime_version": RUNTIME_VERSION, "tile_pairs": tile,
-                       "pairs": int(len(I)), "dtype": str(np.dtype(dtype)),
+                run = {"runtime_version": RUNTIME_VERSION, "tile_pairs": size,
+                       "pairs": len(pairs), "dtype": str(np.dtype(dtype)),
                        "fingerprint": fingerprint(
                            input_shape, x1c, None if x2 is None else np.asarray(x2, dtype),
                            sorted(get), mirror, k1, t1)}  # k1, t1: identify the network
-                store = GramStore(out, run, {name: shape for name in get}, dtype,
-                                  -(-len(I) // tile))
-                grams = store.arrays
-            k = t = None
-            if len(I):  # on disk: the tiles are written there, nothing comes back
-                k, t = cross_pass(cross_fn, xa, xb, s1, s2, I, J, plan["tile_pairs"], progress,
-                                  placement, *((store, mirror) if out is not None else ())) \
-                    or (None, None)
-            for name, vals, diag in (("nngp", k, k1), ("ntk", t, t1)):
+                store = GramStore(out, run, {name: shape for name in get}, dtype, n_tiles)
+            else:
+                store = GramArrays({name: shape for name in get}, dtype, n_tiles)
+            if len(pairs):
+                cross_pass(cross_fn, xa, xb, s1, s2, pairs, tile, progress, placement, store,
+                           mirror)
+            grams = store.arrays
+            for name, diag in (("nngp", k1), ("ntk", t1)):
                 if name not in get:
                     continue
-                if out is None:
-                    gram = grams[name] = np.zeros(shape, dtype=np.dtype(dtype))
-                    if vals is not None:
-                        gram[I, J] = vals
-                    if mirror:
-                        gram[J, I] = vals if vals is not None else 0
                 gram = grams[name]
                 if len(SI):  # self pairs: from the self pass, also when symmetric=False
                     gram[SI, SJ] = np.asarray(diag)[SK]
                 if not all_finite(gram):
                     raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
                                      "may be too large for float32 (try dtype='float64')")
-            if out is not None:
-                grams = store.finished()
+            grams = store.finished()
         jax.effects_barrier()  # every callback of this call has recorded its estimate
         warn_inexact_quadrature(dtype)
         warn_imprecise(dtype, get)

@@ -35,10 +35,23 @@ def test_gram_is_symmetric_and_matches_cross_call(net, x):
         np.testing.assert_allclose(full[name], cross[name], rtol=1e-10)
 
 
+def _budget_for_tiles_of(net, n, pairs, dtype="float32"):
+    """The smallest of a grid of budgets under which kernel_fn(x[:n]) runs tiles of ``pairs``
+    pairs (the tile is sized by XLA's report of the compiled passes: found by asking)."""
+    for budget in np.geomspace(20_000, 20_000_000, 60).astype(int):
+        try:
+            plan = net.module.plan_memory(n, None, dtype, int(budget), True, compiled=True)
+        except MemoryBudgetError:
+            continue
+        if plan["tile_pairs"] == pairs:
+            return int(budget)
+    raise AssertionError(f"no budget gives tiles of {pairs} pairs")
+
+
 def test_tiling_does_not_change_the_result(net, x):
     whole = net.kernel_fn(x, dtype="float64")
-    tiny_budget = net.module.plan_memory(5, None, "float64")["bytes_per_pair"] * 3 + 10_000
-    tiled = net.kernel_fn(x, dtype="float64", max_memory=tiny_budget)
+    budget = _budget_for_tiles_of(net, 5, 2, "float64")
+    tiled = net.kernel_fn(x, dtype="float64", max_memory=budget)
     for name in whole:
         np.testing.assert_allclose(tiled[name], whole[name], rtol=1e-12)
 
@@ -101,7 +114,7 @@ def test_get_only_nngp_skips_ntk(net, x):
 
 
 def test_progress_bar_is_written_when_asked(net, x, capsys):
-    budget = net.module.plan_memory(5, None, "float32")["bytes_per_pair"] * 2 + 10_000
+    budget = _budget_for_tiles_of(net, 5, 2)
     net.kernel_fn(x, max_memory=budget, progress=True)
     err = capsys.readouterr().err
     # 10 pairs i < j, 2 pairs per tile under this budget: 5 tiles

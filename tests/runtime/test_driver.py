@@ -33,9 +33,97 @@ def test_a_long_compilation_is_announced_with_its_estimate(net, monkeypatch, cap
     err = capsys.readouterr().err
     assert "kernelc: compiling the diagonal pass for float32 (" in err
     assert "kernelc: compiling the Gram-tile pass for float32 (" in err
-    assert "array operations, ~" in err and "s estimated; once per input shape) ... done in" in err
+    assert "array operations, ~" in err and "s estimated; once per tile size) ... done in" in err
     assert driver.COMPILE_SECONDS_PER_OPERATION[0] > 0  # measured by these compilations
     net.kernel_fn(x, get="nngp", progress=True, check_precision=False)  # compiled: no notice
     assert "compiling" not in capsys.readouterr().err
     net.kernel_fn(x, get="nngp", dtype="float64", progress=False, check_precision=False)
     assert capsys.readouterr().err == ""  # progress off: silent
+
+
+def test_tiles_take_few_sizes():
+    """count·2^k items: the largest not above the budget's tile, or the smallest holding all."""
+    one = driver.Placement([jax.devices()[0]])
+    assert [one.tile(4096, n) for n in (1, 2, 3, 17, 20, 190, 256, 257, 10 ** 6)] == \
+        [1, 2, 4, 32, 32, 256, 256, 512, 4096]
+    assert one.tile(300, 10 ** 6) == 256 and one.tile(0, 5) == 1 and one.tile(1, 5) == 1
+
+
+def _unpadded(net, x):
+    """The Gram matrices from the module's _propagate on all pairs at once (no tiles, no
+    padding), float64."""
+    propagate = jax.jit(net.module._propagate, static_argnums=4)
+    with driver.x64_context("float64"):
+        xs = jnp.asarray(x, jnp.float64)
+        k1, t1, stats = propagate(xs, xs, None, None, True)
+        I, J = np.triu_indices(len(x), 1)
+        k, t = propagate(xs[I], xs[J], [s[I] for s in stats], [s[J] for s in stats], True)[:2]
+        grams = {}
+        for name, diag, off in (("nngp", k1, k), ("ntk", t1, t)):
+            gram = np.zeros((len(x), len(x)) + tuple(diag.shape[1:]))
+            gram[I, J] = gram[J, I] = np.asarray(off)
+            gram[np.arange(len(x)), np.arange(len(x))] = np.asarray(diag)
+            grams[name] = gram
+    return grams
+
+
+def test_a_learning_curve_reuses_the_compiled_tiles(net):
+    """N = 20, 19, 18, 17 (a learning curve): one compilation of each pass for the first N, none
+    after (the tiles are padded to 32 inputs and 256 pairs), and the padded results equal the
+    unpadded computation."""
+    self_fn, cross_fn = net.kernel_fn.compiled_passes[True, True]
+    x = np.random.default_rng(3).normal(size=(20, 3, 3, 1))
+    before = self_fn.compilations, cross_fn.compilations
+    counts = []
+    for n in (20, 19, 18, 17):
+        grams = net.kernel_fn(x[:n], dtype="float64", progress=False)
+        counts.append((self_fn.compilations - before[0], cross_fn.compilations - before[1]))
+        if n == 17:  # the most padding: 17 of 32 inputs, 136 of 256 pairs
+            expected = _unpadded(net, x[:n])
+            for name in ("nngp", "ntk"):
+                np.testing.assert_allclose(grams[name], expected[name], rtol=1e-13, atol=0)
+    assert counts == [(1, 1)] * 4  # compiled for N = 20, reused for 19, 18, 17
+
+
+def test_the_tile_fits_the_budget_by_xlas_own_report(net):
+    """plan_memory(compiled=True) sizes the tile by XLA's memory_analysis of the compiled passes
+    plus the driver's buffers: the predicted peak is within the budget, a budget just below it
+    gets a smaller tile, and one below the driver's own buffers is refused with the numbers."""
+    plan = net.module.plan_memory(40, None, "float64", "1GB", True, compiled=True)
+    assert plan["measured"] and plan["tile_pairs"] == 1024  # 780 pairs: one tile
+    cross = net.kernel_fn.compiled_passes[True, True][1]
+    sizes = {key[1][0][0][0]: driver.compiled_bytes(c) for key, c in cross.compiled.items()}
+    assert plan["tile_bytes"] >= sizes[1024] > 0  # XLA's report of the tile that runs
+    budget = plan["peak_bytes"] - 1
+    smaller = net.module.plan_memory(40, None, "float64", budget, True, compiled=True)
+    assert smaller["tile_pairs"] < plan["tile_pairs"] and smaller["peak_bytes"] <= budget
+    with pytest.raises(driver.MemoryBudgetError,
+                       match=r"needs at least .* for the driver .* more than the budget of 1000 B"):
+        net.module.plan_memory(40, None, "float64", 1000, True, compiled=True)
+
+
+def test_the_default_budget_respects_the_cgroup_limit(tmp_path, monkeypatch):
+    from kernelc import hostmem
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    limit.write_text("1073741824\n")
+    usage.write_text(f"{200 << 20}\n")
+    monkeypatch.setattr(hostmem, "CGROUP_FILES", ((str(limit), str(usage)),))
+    monkeypatch.delenv("KERNELC_MAX_MEMORY", raising=False)
+    assert driver.available_memory() <= (1 << 30) - (200 << 20)
+    assert driver.budget_bytes(None) == int(driver.available_memory() * 0.5)
+    limit.write_text("max\n")  # cgroup v2 without a limit
+    assert driver.available_memory() > (1 << 30) - (200 << 20)  # this machine has more
+
+
+def test_a_devices_own_memory_bounds_the_tile():
+    """GPU/TPU devices report their allocator's limit and use (memory_stats); CPU reports none."""
+    class Accelerator:
+        def __init__(self, limit, used):
+            self.stats = {"bytes_limit": limit, "bytes_in_use": used}
+
+        def memory_stats(self):
+            return self.stats
+
+    assert driver.device_free_memory([Accelerator(10 << 30, 3 << 30),
+                                      Accelerator(10 << 30, 1 << 30)]) == 7 << 30
+    assert driver.device_free_memory(jax.devices("cpu")) is None

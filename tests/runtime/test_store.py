@@ -80,8 +80,10 @@ def test_a_folder_of_another_computation_is_refused(net, x, tmp_path):
 
 
 def test_the_results_are_not_held_in_the_memory_budget(net):
-    in_memory = net.module.plan_memory(20000, dtype="float32")
-    on_disk = net.module.plan_memory(20000, dtype="float32", results_on_disk=True)
+    # an explicit budget: the default one follows this machine's free memory
+    in_memory = net.module.plan_memory(20000, dtype="float32", max_memory="8GB")
+    on_disk = net.module.plan_memory(20000, dtype="float32", max_memory="8GB",
+                                     results_on_disk=True)
     assert in_memory["result_bytes"] > 0 and on_disk["result_bytes"] == 0
     assert on_disk["tile_pairs"] >= in_memory["tile_pairs"]
 
