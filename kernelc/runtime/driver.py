@@ -684,7 +684,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
 
     def plan_memory(n1, n2=None, dtype="float32", max_memory=None, symmetric=True,
                     results_on_disk=False, *, get=("nngp", "ntk"), check_precision=True,
-                    devices=None, compiled=False):
+                    devices=None, compiled=False, fast_maps=None):
         """The memory plan of a Gram matrix of n1 × n2 inputs (``n2`` None: x1 with itself, only
         i < j computed when ``symmetric``): the budget, the driver's own bytes (inputs, self-pass
         kernels, pair indices, results unless ``results_on_disk``), the tile size in pairs
@@ -695,14 +695,14 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         ``compiled=False`` (``kernelc explain``): the tile's bytes are the generated code's
         model (``bytes_per_pair``: 4 arrays of the widest layer), or what XLA reported for this
         network's passes earlier in this process when that is larger. ``compiled=True``
-        (``kernel_fn``): the passes for ``get``/``check_precision`` are compiled for the tile
+        (``kernel_fn``): the passes for ``get``/``check_precision``/``fast_maps`` are compiled for the tile
         and XLA's own report of their peak (``memory_analysis``: arguments, outputs,
         temporaries) is used; a tile that does not fit is halved (compiling again) until one
         does. On devices that report their memory (GPU/TPU, ``memory_stats``) the tile must
         also fit each device's free memory."""
         get = (get,) if isinstance(get, str) else tuple(get)
         placement = Placement(devices)
-        passes = batches["ntk" in get, bool(check_precision)]
+        passes = batches["ntk" in get, bool(check_precision), fast_maps]
         itemsize = np.dtype(dtype).itemsize
         budget = budget_bytes(max_memory)
         n_pairs = n1 * (n1 - 1) // 2 if (n2 is None and symmetric) else \
@@ -808,7 +808,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror,
                            results_on_disk=out is not None, get=get,
                            check_precision=check_precision, devices=placement.devices,
-                           compiled=True)
+                           compiled=True, fast_maps=fast_maps)
         tile = plan["tile_pairs"]
         # self pairs: the diagonal of a Gram matrix and every pair of identical inputs; the value
         # comes from the self pass of x1 (of the smaller index in a Gram matrix: stays symmetric)

@@ -71,7 +71,7 @@ def test_a_learning_curve_reuses_the_compiled_tiles(net):
     """N = 20, 19, 18, 17 (a learning curve): one compilation of each pass for the first N, none
     after (the tiles are padded to 32 inputs and 256 pairs), and the padded results equal the
     unpadded computation."""
-    self_fn, cross_fn = net.kernel_fn.compiled_passes[True, True]
+    self_fn, cross_fn = net.kernel_fn.compiled_passes[True, True, None]
     x = np.random.default_rng(3).normal(size=(20, 3, 3, 1))
     before = self_fn.compilations, cross_fn.compilations
     counts = []
@@ -91,7 +91,7 @@ def test_the_tile_fits_the_budget_by_xlas_own_report(net):
     gets a smaller tile, and one below the driver's own buffers is refused with the numbers."""
     plan = net.module.plan_memory(40, None, "float64", "1GB", True, compiled=True)
     assert plan["measured"] and plan["tile_pairs"] == 1024  # 780 pairs: one tile
-    cross = net.kernel_fn.compiled_passes[True, True][1]
+    cross = net.kernel_fn.compiled_passes[True, True, None][1]
     sizes = {key[1][0][0][0]: driver.compiled_bytes(c) for key, c in cross.compiled.items()}
     assert plan["tile_bytes"] >= sizes[1024] > 0  # XLA's report of the tile that runs
     budget = plan["peak_bytes"] - 1
