@@ -31,7 +31,8 @@ LAYERS = ["errors", "runtime", "ir", "groups", "rules", "frontend", "compiler", 
 TOP = len(LAYERS)  # everything else
 #: The layer of each stage module of a family package; the protocol and package roots are groups.
 FAMILY_STAGES = {"family": "groups", "group": "groups", "kinds": "frontend", "rules": "rules",
-                 "identities": "compiler", "network": "the rest"}
+                 "identities": "compiler", "network": "the rest",
+                 "grid": "frontend"}  # the SO(3) default grids: graph defaults before typing
 
 
 def _layer(module: str) -> int:

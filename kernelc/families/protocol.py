@@ -71,10 +71,6 @@ class Family:
     acts_on: str  # the base space, in messages: "a group that acts on {acts_on}"
     example_group: str  # a built-in group of the family, suggested in messages
     doc: str = ""
-    #: ``complete_hyperparameters(layer_graph) -> {node: {name: value}}``: defaults a family
-    #: chooses from the whole graph before typing (SO(3): each layer's grid depends on the
-    #: nonlinearity and the band of the layer after it); None: none.
-    complete_hyperparameters: Optional[Callable[[Any], Dict[str, Dict[str, Any]]]] = None
 
     def order_text(self, group) -> str:
         """``|H|=8`` for a finite point group, ``continuous`` for a continuous group."""

@@ -20,7 +20,7 @@ from ..groups import LatticeGroup, get_group
 from .ast import GroupDecl, Spec
 from .gaussianity import node_law
 from .graph import LayerGraph, build_graph
-from .family_kinds import input_types, layer_kinds
+from .family_kinds import graph_defaults, input_types, layer_kinds
 from .parser import load_spec
 from .types import SignalType
 
@@ -170,8 +170,7 @@ def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
     family = family_of(group)
     kinds = layer_kinds(family)
     # defaults that depend on the whole graph (the SO(3) grids), before any node is typed
-    completed = family.complete_hyperparameters(layers) if family.complete_hyperparameters \
-        else {}
+    completed = graph_defaults(family, layers)
     for node in order:
         data = layers.node(node)
         hp = dict(data["hp"])  # a typing rule may complete it (e.g. avg_pool's stride)

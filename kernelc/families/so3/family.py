@@ -13,12 +13,6 @@ def _input_mismatch(group, owner):
             f"'{INPUT_DECLARATION}'", None)
 
 
-def _grids(layers):
-    """The accuracy-driven default grids (:func:`kernelc.families.so3.grid.plan_grids`)."""
-    from .grid import plan_grids  # numpy/scipy work, only when an SO(3) spec is typed
-    return plan_grids(layers)
-
-
 def _listing(group):
     return "∞", str(group.dim), "sphere", "continuous: " + group.description
 
@@ -36,5 +30,4 @@ SO3_FAMILY = register_family(Family(
     details=lambda group: group.describe(),
     acts_on="the sphere",
     example_group="SO3",
-    complete_hyperparameters=_grids,
     doc="SO(3) on S²: band-limited signals on the sphere lifted to SO(3), full-support filters"))

@@ -118,65 +118,56 @@ def _probe_rho(kind: str, band: int, cos_beta):
     return sum(cl * eval_legendre(l, cos_beta) for l, cl in enumerate(c) if cl)
 
 
-@functools.lru_cache(maxsize=None)
-def _numpy_map(kmap):
-    """(K⁺, K̇) of ``kmap`` as numpy float64 functions, printed once (KernelMap.evaluate
-    prints the maps on every call)."""
-    from ...rules.nonlinearities import _numpy_functions
-    nngp, ntk = _numpy_functions(*kmap.emit_jax("k11", "k12", "k22"))
-
-    def evaluate(k11, k12, k22):
-        with np.errstate(all="ignore"):  # np.where evaluates both branches
-            return (np.asarray(nngp(k11, k12, k22), dtype=np.float64),
-                    np.asarray(ntk(k11, k12, k22), dtype=np.float64))
-    return evaluate
-
-
 def _probe_terms(maps, rho):
     """(NNGP, NTK) of the probe at unit variance after the chain of ``maps``: K = ρ, Θ = K."""
     one = np.ones_like(rho)
     k11, k12, t12 = one, rho, rho
     for kmap in maps:
-        evaluate = _numpy_map(kmap)
-        v, _ = evaluate(k11, k11, k11)  # the variance K(x,x) after the map
-        k12_new, kdot = evaluate(k11, k12, k11)
+        v, _ = kmap.evaluate(k11, k11, k11)  # the variance K(x,x) after the map
+        k12_new, kdot = kmap.evaluate(k11, k12, k11)
         k11, k12, t12 = v, k12_new, kdot * t12
     return k12, t12
 
 
-def _coefficients(maps, probe, band, band_out, cos_beta, weights):
-    """Σ_j w_j h(β_j) (2ℓ+1) P_ℓ(cos β_j) for ℓ < band_out, both h: (2, band_out)."""
-    from scipy.special import eval_legendre
-    terms = _probe_terms(maps, _probe_rho(probe, band, cos_beta))
-    legendre = np.stack([(2 * l + 1) * eval_legendre(l, cos_beta) for l in range(band_out)])
-    return np.stack([legendre @ (weights * h) for h in terms]), np.array([h[0] for h in terms])
-
-
 @functools.lru_cache(maxsize=None)
-def _reference(maps, probe, band, band_out):
+def _nodes():
+    """cos β and weights of the reference (Gauss–Legendre in β, ½ sin β dβ) and of every DH
+    grid B = 1..MAX_BANDWIDTH, concatenated after β = 0 (the value at correlation 1), so each
+    map is evaluated once for all grids (KernelMap.evaluate prints the map on every call)."""
     from scipy.special import roots_legendre  # O(n) nodes (numpy's leggauss is an n×n eigh)
     t, w = roots_legendre(_REFERENCE_NODES)
     beta = (t + 1) * np.pi / 2
-    weights = w * np.pi / 4 * np.sin(beta)  # ½ ∫_0^π · sin β dβ
-    # h(0), the value at correlation 1, from the grid's end point β = 0 (not a Gauss node)
-    coeffs, _ = _coefficients(maps, probe, band, band_out, np.cos(beta), weights)
-    _, at_one = _coefficients(maps, probe, band, band_out, np.ones(1), np.ones(1))
-    return coeffs, at_one
+    parts = [(np.zeros(1), np.ones(1)), (beta, w * np.pi / 4 * np.sin(beta))]
+    parts += [(grid_angles(b)[0], dh_weights(b)) for b in range(1, MAX_BANDWIDTH + 1)]
+    bounds = np.cumsum([0] + [len(p[0]) for p in parts])
+    return (np.cos(np.concatenate([p[0] for p in parts])),
+            np.concatenate([p[1] for p in parts]), bounds)
 
 
 @functools.lru_cache(maxsize=None)
+def _errors(maps, band, band_out):
+    """e(B) of the module docstring for B = 0..MAX_BANDWIDTH (index B; e(0) unused)."""
+    from scipy.special import eval_legendre
+    cos_beta, weights, bounds = _nodes()
+    legendre = np.stack([(2 * l + 1) * eval_legendre(l, cos_beta) for l in range(band_out)])
+    out = np.zeros(MAX_BANDWIDTH + 1)
+    for probe in _PROBES:
+        for h in _probe_terms(maps, _probe_rho(probe, band, cos_beta)):
+            scale = max(abs(float(h[0])), 1e-300)  # h at β = 0: correlation 1
+            weighted = legendre * (weights * h)
+            coeffs = np.stack([weighted[:, bounds[i]:bounds[i + 1]].sum(axis=1)
+                               for i in range(1, len(bounds) - 1)])  # reference, B = 1, 2, ...
+            err = np.abs(coeffs[1:] - coeffs[0]).sum(axis=1) / scale
+            out[1:] = np.maximum(out[1:], err)
+    return out
+
+
 def aliasing_error(maps: Tuple, band: int, band_out: int, bandwidth: int) -> float:
     """e(B) of the module docstring: the estimated error of the layer after the chain of
     kernel ``maps`` (KernelMap values) applied to a band-``band`` K̃ sampled at bandwidth B."""
-    theta, _ = grid_angles(bandwidth)
-    worst = 0.0
-    for probe in _PROBES:
-        exact, at_one = _reference(maps, probe, band, band_out)
-        grid, _ = _coefficients(maps, probe, band, band_out, np.cos(theta),
-                                dh_weights(bandwidth))
-        scale = np.maximum(np.abs(at_one), 1e-300)
-        worst = max(worst, float(np.max(np.sum(np.abs(grid - exact), axis=1) / scale)))
-    return worst
+    if not 1 <= bandwidth <= MAX_BANDWIDTH:
+        raise ValueError(f"bandwidth {bandwidth} outside 1..{MAX_BANDWIDTH}")
+    return float(_errors(tuple(maps), band, band_out)[bandwidth])
 
 
 # -- the plan over a layer graph ------------------------------------------------------------------
@@ -256,7 +247,9 @@ def plan_grids(layers, tol_default: float = DEFAULT_TOL) -> Dict[str, Dict]:
         for d, band_out, maps in degrees:
             if d is not None and exact_grid(d, bands[n], band_out) <= B:
                 continue
-            out = max(out, aliasing_error(tuple(maps), bands[n], band_out, B))
+            # a grid above the tables is refused by the typing rule (kinds._bands)
+            out = max(out, aliasing_error(tuple(maps), bands[n], band_out,
+                                          min(B, MAX_BANDWIDTH)))
         return out
 
     grids = {n: bands[n] for n in inexact}

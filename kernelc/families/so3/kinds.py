@@ -10,8 +10,8 @@ readout is the common kind of :mod:`kernelc.frontend.layers`.
 from __future__ import annotations
 
 from ...errors import ShapeError
-from ...frontend.layers import (BIAS_STD, WEIGHT_STD, WIDTH, Param, domain_words, input_type,
-                                layer_kind, positive_int)
+from ...frontend.layers import (BIAS_STD, WEIGHT_STD, WIDTH, Param, domain_words,
+                                graph_defaults, input_type, layer_kind, positive_int)
 from ...frontend.types import SignalType
 from ...runtime.harmonic import MAX_BANDWIDTH
 from .family import SO3_FAMILY
@@ -49,6 +49,13 @@ def _bands(t: SignalType, hp, layer):
     hp["bandlimit"], hp["grid"] = band, grid
     hp.setdefault("grid_choice", None)  # set by grid.plan_grids before typing
     return band, grid
+
+
+@graph_defaults(SO3_FAMILY)
+def _grids(layers):
+    """The accuracy-driven default grids (:func:`kernelc.families.so3.grid.plan_grids`)."""
+    from .grid import plan_grids  # numpy/scipy work, only when an SO(3) spec is typed
+    return plan_grids(layers)
 
 
 @input_type(SO3_FAMILY)
