@@ -176,9 +176,10 @@ def _band_of(hp, band_in):
 
 
 def _downstream(layers, node, bands):
-    """The kernel maps after ``node`` up to the next SO(3) consumer, and the band it reads
-    (the largest over branches; 1 for group_pool). None maps: a nonlinearity after another
-    one is composed (kernelc.rules.nonlinearities.compose)."""
+    """[(maps, band read)] for every path from ``node`` to the next SO(3) consumer: the
+    kernel maps on the way (a nonlinearity right after another one is composed with it,
+    kernelc.rules.nonlinearities.compose, as φ₂∘φ₁ acts on the Gaussian pre-activation) and
+    the band the consumer reads (a gconv's L', 1 for group_pool and the output)."""
     from ...rules.nonlinearities import compose
     chains = []
     stack = [(s, ()) for s in layers.successors(node)]
@@ -236,9 +237,10 @@ def plan_grids(layers, tol_default: float = DEFAULT_TOL) -> Dict[str, Dict]:
             degrees.append((d, band_out, maps))
         if hp.get("grid") is not None:
             given[n] = (hp["grid"], degrees)
-        elif all(d is not None for d, _, _ in degrees):
+        elif all(d is not None for d, _, _ in degrees) and max(
+                [exact_grid(d, L, lo) for d, lo, _ in degrees] + [L]) <= MAX_BANDWIDTH:
             exact[n] = (max([exact_grid(d, L, lo) for d, lo, _ in degrees] + [L]), degrees)
-        else:
+        else:  # not polynomial, or no exact grid within the tables: estimated
             inexact[n] = degrees
 
     def error(n, B, degrees):
@@ -294,9 +296,11 @@ def plan_grids(layers, tol_default: float = DEFAULT_TOL) -> Dict[str, Dict]:
                                 f"exact (polynomial φ after it: {conds}, the smallest such B)")
         else:
             B = grids[n]
+            network = (f"network {total:.1e} ≤ tol {tol:g}" if total <= tol else
+                       f"network {total:.1e}: {total - fixed:.1e} ≤ tol {tol:g} plus the "
+                       f"layers with grid= given")
             choice = GridChoice(B, L, "estimate", errors[n], tol,
-                                f"aliasing estimate {errors[n]:.1e} for this layer "
-                                f"(network {total:.1e} ≤ tol {tol:g}; zonal self-pair probe, "
-                                f"docs/so3.md)")
+                                f"aliasing estimate {errors[n]:.1e} for this layer ({network}; "
+                                f"zonal self-pair probe, docs/so3.md)")
         out[n] = {"grid": B, "tol": tol, "grid_choice": choice}
     return out
