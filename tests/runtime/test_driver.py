@@ -39,3 +39,14 @@ def test_a_long_compilation_is_announced_with_its_estimate(net, monkeypatch, cap
     assert "compiling" not in capsys.readouterr().err
     net.kernel_fn(x, get="nngp", dtype="float64", progress=False, check_precision=False)
     assert capsys.readouterr().err == ""  # progress off: silent
+
+
+def test_kernel_fn_checks_its_gram_matrices_for_psd(net, monkeypatch):
+    """kernel_fn hands the Gram matrices of x1 with itself to runtime.psd, not cross matrices."""
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 1))
+    seen = []
+    monkeypatch.setattr(driver, "check_grams", lambda grams, dtype: seen.append(sorted(grams)))
+    net.kernel_fn(x, x[:1], get="nngp", check_precision=False)
+    assert seen == []
+    net.kernel_fn(x, get="nngp", check_precision=False)
+    assert seen == [["nngp"]]

@@ -47,18 +47,3 @@ def test_round_off_and_the_dtype_tolerance_are_not_reported():
 def test_skipped_for_non_square_and_large_matrices():
     assert psd.check_gram(np.zeros((3, 4)), "float64") is None
     assert psd.check_gram(-np.eye(5), "float64", max_checked=4) is None
-
-
-def test_kernel_fn_reports_an_indefinite_gram(monkeypatch):
-    """kernel_fn checks the Gram matrices of x1 with itself, not cross matrices."""
-    import kernelc
-    net = kernelc.compile("network m\ngroup Z2\ninput 2 x 2 channels 1\nflatten\ndense(4)\n"
-                          "relu\ndense(1)\n")
-    x = np.random.default_rng(0).normal(size=(5, 2, 2, 1))
-    seen = []
-    monkeypatch.setattr("kernelc.runtime.driver.check_grams",
-                        lambda grams, dtype: seen.append(sorted(grams)))
-    net.kernel_fn(x, x[:2], dtype="float64")
-    assert seen == []
-    net.kernel_fn(x, dtype="float64")
-    assert seen == [["nngp", "ntk"]]

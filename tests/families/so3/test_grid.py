@@ -9,6 +9,7 @@
   bad ``tol=`` and an unreachable tolerance are clear errors.
 """
 import functools
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from kernelc.errors import SpecError
 from kernelc.frontend.infer import check
 from kernelc.frontend.parser import parse_spec
 from kernelc.families.so3 import grid as G
-from kernelc.rules.nonlinearities import kernel_map
+from kernelc.rules.nonlinearities import kernel_map, x
 from kernelc.runtime import harmonic as h
 from kernelc.runtime.driver import x64_context
 from tests.runtime.test_harmonic import _real_sphere_coefficients
@@ -63,7 +64,9 @@ def test_exact_grid_condition():
     assert G.exact_grid(1, 4, 4) == 4      # linear: the band itself (B ≥ L)
     assert G.exact_grid(2, 3, 1) == 3      # before group_pool: 2·2 + 1 ≤ 2B
     assert G.polynomial_degree(kernel_map("relu")) is None
-    assert G.polynomial_degree(kernel_map("poly", (0, 1, 0, 0.5))) == 3
+    # polynomial_degree reads φ only (a KernelMap's phi; no map derivation needed here)
+    assert G.polynomial_degree(SimpleNamespace(phi=x + x ** 3 / 2)) == 3
+    assert G.polynomial_degree(SimpleNamespace(phi=x)) == 1
 
 
 def test_polynomial_default_grid_is_the_smallest_exact_one():
