@@ -27,10 +27,11 @@ from kernelc.runtime.errors import IndefiniteKernelWarning
 __all__ = ["PSD_TOLERANCE", "MAX_CHECKED", "psd_threshold", "lowest_eigenvalues", "check_gram",
            "check_grams"]
 
-#: λ_min / λ_max below −tol is reported (before the round-off floor n·eps): 1e-6 in float64 is
-#: the default accuracy of the SO(3) grids (1e-4 per entry, whose negative eigenvalues measure
-#: ~1e-7 λ_max on QM9 atoms; docs/so3.md); float32 kernels carry ~1e-4 relative round-off
-#: near correlation 1 (relu's NTK, docs/precision.md).
+#: λ_min / λ_max below −tol is reported (before the round-off floor n·eps): in float64 1e-6,
+#: above what the default SO(3) grids leave (their entries are accurate to ~3e-5, and their
+#: negative eigenvalues measure ~2e-8 λ_max on QM9 atoms; docs/so3.md) and far below what a
+#: user's ridge covers; float32 kernels carry ~1e-4 relative round-off near correlation 1
+#: (relu's NTK, docs/precision.md).
 PSD_TOLERANCE = {"float64": 1e-6, "float32": 1e-4}
 
 #: Largest n checked by kernel_fn (module docstring: the check's n³ against the Gram's n²).

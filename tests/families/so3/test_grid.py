@@ -97,7 +97,7 @@ def test_relu_default_grid_meets_tol_by_its_estimate():
     choice = hp["lift1"]["grid_choice"]
     assert choice.rule == "estimate" and choice.tol == tol
     assert choice.error + hp["gconv1"]["grid_choice"].error <= tol
-    # the default tol (1e-4) takes finer grids than 1e-3
+    # the default tol (3e-5) takes finer grids than 1e-3
     default = _grids(RELU.format(tol="", g=""))
     assert default["lift1"]["grid"] > choice.grid
 
