@@ -142,6 +142,13 @@ class PrecisionWarning(KernelcWarning):
     (docs/precision.md)."""
 
 
+class IndefiniteKernelWarning(KernelcWarning):
+    """A Gram matrix of one input set with itself has eigenvalues below −tol·λ_max, i.e. it is
+    not positive semi-definite beyond its stated accuracy (discretisation, e.g. an SO(3) grid
+    that aliases, or round-off); the message gives λ_min, λ_max, their count and the ridge a
+    solver would need (:mod:`kernelc.runtime.psd`)."""
+
+
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> Optional[str]:
     """``"did you mean 'gconv'?"`` for the nearest valid names, or ``None`` when nothing is close."""
     close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)

@@ -4,12 +4,13 @@ private names.
 The layers, lowest first (a package may import from its own layer and the layers below it):
 
     errors
+    hostmem          the host's memory files (a leaf: what the runtime's default budget reads)
     runtime          what generated modules run on: jax and numpy only
     ir               the plan's value objects, Gaussian laws, the array-code printer of maps
     groups           group families' group objects (lattice generators, SO(3))
     rules            layer rules and the nonlinearity table (what the front end asks about φ)
     frontend         parse -> layer graph -> typed graph
-    compiler         identities, derivation, orbit strategy
+    compiler         identities and their plan rewrites, derivation
     codegen          module emission, --standalone
     the rest         network, methods, molecules, explain, render, verify, api, cli, testing
 
@@ -27,12 +28,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kernelc"
-LAYERS = ["errors", "runtime", "ir", "groups", "rules", "frontend", "compiler", "codegen"]
+LAYERS = ["errors", "hostmem", "runtime", "ir", "groups", "rules", "frontend", "compiler", "codegen"]
 TOP = len(LAYERS)  # everything else
 #: The layer of each stage module of a family package; the protocol and package roots are groups.
 FAMILY_STAGES = {"family": "groups", "group": "groups", "plan": "ir", "kinds": "frontend",
-                 "rules": "rules",
-                 "identities": "compiler", "orbit": "compiler", "network": "the rest"}
+                 "rules": "rules", "identities": "compiler", "orbit": "compiler",
+                 "network": "the rest",
+                 "grid": "frontend"}  # the SO(3) default grids: graph defaults before typing
 
 
 def _layer(module: str) -> int:
@@ -134,7 +136,8 @@ def test_every_family_module_has_a_stage():
 
 def test_the_layers_exist():
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
-    assert set(LAYERS) - {"errors"} <= packages
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert set(LAYERS) - {"errors", "hostmem"} <= packages and {"errors", "hostmem"} <= modules
 
 
 def test_every_package_is_installed():

@@ -111,5 +111,7 @@ def test_so3_spec_through_the_cli(capsys, tmp_path):
     assert code == 0
     assert "(R) right invariance: applied — all 2 lift/gconv filters cover the whole" in out
     assert "K̃⁺(q) = σ_b² + σ_w²·Π_L(K̃(q))" in out
+    # the accuracy-driven default grids (issue 13): the grid, why, its estimate and its cost
+    assert "grid B = 19: aliasing estimate 2.0e-05" in out and "grid values per pair" in out
     code, out, _ = run(capsys, "kernel", "specs/so3_qm9.kc", "--random", "3", "--get", "ntk")
     assert code == 0 and "ntk (3×3)" in out

@@ -12,7 +12,8 @@ from ..families import FAMILIES, LATTICE, Family, family_of
 from ..families.lattice import kinds as lattice_kinds  # noqa: F401 - registers the kinds
 from ..families.so3 import kinds as so3_kinds  # noqa: F401 - registers the kinds
 from ..groups import get_group
-from .layers import COMMON_KINDS, FAMILY_INPUT_TYPES, FAMILY_LAYER_KINDS, LayerKind
+from .layers import (COMMON_KINDS, FAMILY_GRAPH_DEFAULTS, FAMILY_INPUT_TYPES, FAMILY_LAYER_KINDS,
+                     LayerKind)
 
 
 def layer_kinds(family: Family) -> Dict[str, LayerKind]:
@@ -23,6 +24,13 @@ def layer_kinds(family: Family) -> Dict[str, LayerKind]:
 def input_types(family: Family):
     """The family's typing rule of the spec's input: (InputDecl, group) -> SignalType."""
     return FAMILY_INPUT_TYPES[family]
+
+
+def graph_defaults(family: Family, layers) -> Dict[str, Dict]:
+    """``{node: {hyperparameter: value}}`` the family completes from the whole layer graph
+    before typing (none for a family that registers no graph defaults)."""
+    rule = FAMILY_GRAPH_DEFAULTS.get(family)
+    return rule(layers) if rule is not None else {}
 
 
 def families_with_kind(name: str):

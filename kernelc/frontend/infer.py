@@ -20,7 +20,7 @@ from ..groups import LatticeGroup, get_group
 from .ast import GroupDecl, Spec
 from .gaussianity import node_law
 from .graph import LayerGraph, build_graph
-from .family_kinds import input_types, layer_kinds
+from .family_kinds import graph_defaults, input_types, layer_kinds
 from .parser import load_spec
 from .types import SignalType
 
@@ -167,10 +167,14 @@ def infer_types(layers: LayerGraph, group: LatticeGroup) -> TypedGraph:
     nx.freeze(graph)  # its connections only; the node values are the Nodes
     tg = TypedGraph(layers.spec, group, nodes, graph, layers.input_node, layers.output_node,
                     order)  # filled node by node below; read by the rules for earlier nodes
-    kinds = layer_kinds(family_of(group))
+    family = family_of(group)
+    kinds = layer_kinds(family)
+    # defaults that depend on the whole graph (the SO(3) grids), before any node is typed
+    completed = graph_defaults(family, layers)
     for node in order:
         data = layers.node(node)
         hp = dict(data["hp"])  # a typing rule may complete it (e.g. avg_pool's stride)
+        hp.update(completed.get(node, {}))
         nodes[node] = Node(node, data["kind"], data["name"], MappingProxyType(hp), data["span"],
                            None, tuple(layers.inputs(node)))
         ins = [nodes[i].out for i in layers.inputs(node)]

@@ -83,6 +83,23 @@ def layer_kind(name, params=(), category="pool", doc="", family: Optional[Family
 FAMILY_INPUT_TYPES: Dict[Family, Callable] = {}
 
 
+#: Each family's graph defaults: (LayerGraph) -> {node: {hyperparameter: value}}, completed
+#: before any node is typed, for defaults that depend on the whole graph (SO(3): each layer's
+#: grid depends on the nonlinearity and the band of the layer after it). Registered with
+#: graph_defaults; a family without one has none.
+FAMILY_GRAPH_DEFAULTS: Dict[Family, Callable] = {}
+
+
+def graph_defaults(family: Family):
+    """Register the decorated function as ``family``'s graph defaults (FAMILY_GRAPH_DEFAULTS)."""
+    def register(rule):
+        if family in FAMILY_GRAPH_DEFAULTS:
+            raise KernelcError(f"the graph defaults of family '{family.name}' are set twice")
+        FAMILY_GRAPH_DEFAULTS[family] = rule
+        return rule
+    return register
+
+
 def input_type(family: Family):
     """Register the decorated function as ``family``'s typing rule of the spec's input."""
     def register(rule):

@@ -18,6 +18,10 @@ Conventions
   ``diag_reg_absolute_scale=False``), so the regulariser is relative to the kernel's scale;
   ``diag_reg_absolute_scale=True`` adds ``diag_reg · I`` instead. The same rule is applied to the
   NNGP training kernel with its own mean diagonal.
+* Negative eigenvalues: a computed Gram matrix can have λ_min < 0 (an SO(3) grid's aliasing,
+  round-off; :mod:`kernelc.runtime.psd`). A positive ridge is raised to ``RIDGE_MARGIN`` ·
+  |λ_min| (10×) when it would not cover it, with an ``IndefiniteKernelWarning`` giving the
+  numbers, so (Θ + ridge)⁻¹ never amplifies that error by more than ~1/9 of 1/|λ_min|.
 * Eigen-cutoff: Θ + reg = V diag(λ) Vᵀ is computed once (``numpy.linalg.eigh``). Directions with
   ``λ ≤ rcond · λ_max`` (default ``rcond = n · eps`` of the input dtype, the
   ``numpy.linalg.matrix_rank`` rule) are dropped at *every* t, i.e. Θ⁻¹ is a pseudo-inverse.
@@ -32,10 +36,16 @@ from typing import List, Optional
 import numpy as np
 import scipy.linalg  # a dependency of jax, so always present
 
-from ..errors import InputError
+import warnings
+
+from ..errors import IndefiniteKernelWarning, InputError
 
 # An eigenvalue below -_NEG_TOL · λ_max cannot be round-off of a positive semi-definite kernel.
 _NEG_TOL = 1e-3
+# A positive ridge is at least this multiple of |λ_min| of a training kernel with a negative
+# eigenvalue (aliasing or round-off, kernelc.runtime.psd), so that Θ + ridge stays positive
+# definite by a margin and (Θ + ridge)⁻¹ does not amplify that error: see _cover_negative.
+RIDGE_MARGIN = 10.0
 # Jitter tried (relative to mean(diag K)) when the NNGP Cholesky fails, smallest first.
 _JITTERS = (1e-10, 1e-8, 1e-6)
 
@@ -171,6 +181,8 @@ class GradientFlowPredictor:
         if evals[0] < -_NEG_TOL * lam_max:
             raise InputError(f"k_train_train is not positive semi-definite: smallest eigenvalue {evals[0]:.3g} "
                              f"vs largest {lam_max:.3g}; check the kernel or increase diag_reg")
+        evals = self._cover_negative(theta, evals, k_train_train)
+        lam_max = evals[-1]
         if rcond is None:
             rcond = n * _eps_of(k_train_train)
         elif not (np.isfinite(rcond) and 0 <= rcond < 1):
@@ -183,6 +195,33 @@ class GradientFlowPredictor:
         self._vecs = evecs[:, keep]
         # y in the kept eigenbasis, (r, k); reused for every time and test set.
         self._coef = self._vecs.T @ (y if y.ndim == 2 else y[:, None])
+
+    def _cover_negative(self, theta, evals, k_in):
+        """Eigenvalues of Θ + ridge with the ridge raised, when it is positive, to
+        RIDGE_MARGIN · |λ_min(Θ)| if Θ has a negative eigenvalue it does not cover (a warning
+        says so, with the numbers); ``diag_reg = 0`` (no ridge) is kept: the eigen-cutoff drops
+        those directions. Adding a multiple of I shifts every eigenvalue, so the eigenvectors
+        stay; ``self.ridge`` is the absolute ridge used."""
+        shift = 0.0
+        if self.diag_reg > 0:
+            shift = self.diag_reg * (1.0 if self.absolute else float(np.mean(np.diag(theta))))
+        self.ridge = shift
+        low = float(evals[0]) - shift  # λ_min of Θ itself
+        if shift == 0.0 or low >= 0 or shift >= RIDGE_MARGIN * -low:
+            return evals
+        from ..runtime.psd import psd_threshold
+        lam_max = float(evals[-1]) - shift
+        dtype = "float32" if _eps_of(k_in) > 1e-10 else "float64"
+        beyond = low < -psd_threshold(len(evals), dtype) * lam_max
+        self.ridge = RIDGE_MARGIN * -low
+        warnings.warn(
+            f"the training kernel has a negative eigenvalue {low:.3g} (λ_max {lam_max:.4g}"
+            + (", beyond its stated accuracy: see the IndefiniteKernelWarning of kernel_fn"
+               if beyond else ", within its stated accuracy") +
+            f"); the ridge {shift:.3g} would not cover it, so it is raised to "
+            f"{RIDGE_MARGIN:g}·|λ_min| = {self.ridge:.3g}. Pass a larger diag_reg to choose it "
+            f"yourself", IndefiniteKernelWarning, stacklevel=3)
+        return evals + (self.ridge - shift)
 
     # ---- gradient flow mean
     def mean(self, k_test_train, t=np.inf) -> np.ndarray:

@@ -18,4 +18,4 @@ RUNTIME_VERSION = 1
 
 #: The modules whose public helpers (``__all__``) generated code may import, in import order.
 HELPER_MODULES = ("kernelc.runtime.layouts", "kernelc.runtime.stencils", "kernelc.runtime.maps",
-                  "kernelc.runtime.so3", "kernelc.runtime.driver")
+                  "kernelc.runtime.so3", "kernelc.runtime.psd", "kernelc.runtime.driver")

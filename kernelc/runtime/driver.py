@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - a standalone module without kernelc
     cgroup_room = meminfo_available = None
 from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADRATURE_ERRORS,
                                   fast_maps, precision_tracking)
+from kernelc.runtime.psd import check_grams
 
 __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
            "Progress", "progress_shown", "in_notebook", "tqdm_bar", "run_chunks", "pair_indices", "PairIndices", "same_inputs", "QUADRATURE_TOLERANCE",
@@ -856,6 +857,8 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         jax.effects_barrier()  # every callback of this call has recorded its estimate
         warn_inexact_quadrature(dtype)
         warn_imprecise(dtype, get)
+        if x2 is None:  # a Gram matrix of x1 with itself: PSD is checked (runtime.psd)
+            check_grams(grams, dtype)
         return grams[get[0]] if single else grams
 
     # (want_ntk, check, fast) -> (self, cross): for inspection

@@ -1,8 +1,8 @@
 """The runtime's error types: kernelc's own when it is installed (so that a user catches
 ``kernelc.errors.KernelcError``), plain subclasses of the built-in ones in a standalone module."""
 try:
-    from kernelc.errors import (InputError, MemoryBudgetError, OutputError, PrecisionWarning,
-                                QuadratureWarning)
+    from kernelc.errors import (IndefiniteKernelWarning, InputError, MemoryBudgetError,
+                                OutputError, PrecisionWarning, QuadratureWarning)
 except ImportError:  # pragma: no cover - a standalone module without kernelc
     class InputError(ValueError):
         pass
@@ -19,5 +19,8 @@ except ImportError:  # pragma: no cover - a standalone module without kernelc
     class PrecisionWarning(UserWarning):
         pass
 
+    class IndefiniteKernelWarning(UserWarning):
+        pass
+
 __all__ = ["InputError", "MemoryBudgetError", "OutputError", "QuadratureWarning",
-           "PrecisionWarning"]
+           "PrecisionWarning", "IndefiniteKernelWarning"]

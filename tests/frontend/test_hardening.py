@@ -104,8 +104,9 @@ def test_x_cannot_be_a_constant():
 # -- SO(3) specs that used to crash after check -----------------------------------------------
 
 def test_so3_gconv_band_limit_above_its_input_grid_takes_the_general_path():
-    net = kernelc.compile(SO3 + "lift(bandlimit=2)\nrelu\ngconv(bandlimit=3)\nrelu\ngroup_pool\n"
-                                "dense\n")
+    # grids given: the default grids are chosen for accuracy (and would resolve L = 3 here)
+    net = kernelc.compile(SO3 + "lift(bandlimit=2, grid=2)\nrelu\ngconv(bandlimit=3, grid=3)\nrelu\n"
+                                "group_pool\ndense\n")
     decision = net.derivation.decisions["R"]
     assert not decision.applied and "band limit 3 above the bandwidth 2" in decision.reason
     x = np.random.default_rng(1).normal(size=(2, 4, 4, 1))

@@ -159,3 +159,33 @@ def test_error_regularisation_and_not_psd():
     _err(r"not positive definite even with jitter.*diag_reg > 0", p.nngp_posterior, ks, ks[:, 0])
     p = GradientFlowPredictor(k, y, nngp_train_train=k)
     _err(r"nngp_test_test must be the diagonal \(5,\) or the full \(5, 5\)", p.nngp_posterior, ks, np.ones(4))
+
+
+# -- negative eigenvalues (kernelc.runtime.psd): the ridge is chosen to cover them -----------------
+def _indefinite(n=12, low=-1e-3, seed=3):
+    x = np.random.default_rng(seed).normal(size=(n, 4))
+    k = x @ x.T + np.eye(n)
+    w, v = np.linalg.eigh(k)
+    return k - (w[0] - low) * np.outer(v[:, 0], v[:, 0])  # λ_min -> low
+
+
+def test_a_ridge_below_a_negative_eigenvalue_is_raised_with_a_warning():
+    from kernelc.errors import IndefiniteKernelWarning
+    from kernelc.methods.predict import RIDGE_MARGIN
+    k = _indefinite()
+    y = np.arange(12.0)
+    reg = 1e-6  # × mean diag ≈ 5e-6, below |λ_min| = 1e-3
+    with pytest.warns(IndefiniteKernelWarning, match=r"negative eigenvalue -0\.001 .* raised to"):
+        pred = GradientFlowPredictor(k, y, diag_reg=reg)
+    assert pred.ridge == pytest.approx(RIDGE_MARGIN * 1e-3)
+    expected = k @ np.linalg.solve(k + pred.ridge * np.eye(12), y)
+    np.testing.assert_allclose(pred.mean(k), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_a_ridge_that_covers_the_negative_eigenvalue_is_kept():
+    import warnings
+    k = _indefinite(low=-1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred = GradientFlowPredictor(k, np.ones(12), diag_reg=1e-4)
+    assert pred.ridge == pytest.approx(1e-4 * np.mean(np.diag(k)))

@@ -127,3 +127,14 @@ def test_a_devices_own_memory_bounds_the_tile():
     assert driver.device_free_memory([Accelerator(10 << 30, 3 << 30),
                                       Accelerator(10 << 30, 1 << 30)]) == 7 << 30
     assert driver.device_free_memory(jax.devices("cpu")) is None
+
+
+def test_kernel_fn_checks_its_gram_matrices_for_psd(net, monkeypatch):
+    """kernel_fn hands the Gram matrices of x1 with itself to runtime.psd, not cross matrices."""
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 1))
+    seen = []
+    monkeypatch.setattr(driver, "check_grams", lambda grams, dtype: seen.append(sorted(grams)))
+    net.kernel_fn(x, x[:1], get="nngp", check_precision=False)
+    assert seen == []
+    net.kernel_fn(x, get="nngp", check_precision=False)
+    assert seen == [["nngp"]]

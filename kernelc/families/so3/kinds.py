@@ -10,8 +10,8 @@ readout is the common kind of :mod:`kernelc.frontend.layers`.
 from __future__ import annotations
 
 from ...errors import ShapeError
-from ...frontend.layers import (BIAS_STD, WEIGHT_STD, WIDTH, Param, domain_words, input_type,
-                                layer_kind, positive_int)
+from ...frontend.layers import (BIAS_STD, WEIGHT_STD, WIDTH, Param, domain_words,
+                                graph_defaults, input_type, layer_kind, positive_int)
 from ...frontend.types import SignalType
 from ...runtime.harmonic import MAX_BANDWIDTH
 from .family import SO3_FAMILY
@@ -19,7 +19,19 @@ from .family import SO3_FAMILY
 _BAND = Param("bandlimit", positive_int, None, positional=True,
               doc="band limit L of the filter and the output (degrees ℓ < L; default: the input's)")
 _GRID = Param("grid", positive_int, None,
-              doc="bandwidth B ≥ L of the output's sampling grid, (2B)³ points (default: L)")
+              doc="bandwidth B ≥ L of the output's sampling grid, (2B)³ points (default: the "
+                  "smallest exact one for polynomial φ, else from an aliasing estimate for tol)")
+
+
+def _tol(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+        raise ValueError("expected a relative error in (0, 1), e.g. tol=1e-4")
+    return float(v)
+
+
+_TOL = Param("tol", _tol, None,
+             doc="relative kernel error the default grids are chosen for (the smallest tol= "
+                 "of the network's layers; default kernelc.families.so3.grid.DEFAULT_TOL)")
 _LOCAL = Param("size", lambda v: (_ for _ in ()).throw(ValueError(
     "local (cap-shaped) filters are not supported on SO(3) yet; filters cover the whole "
     "sphere / group")), None)
@@ -35,7 +47,15 @@ def _bands(t: SignalType, hp, layer):
         raise ShapeError(f"grid={grid} is above the supported bandwidth {MAX_BANDWIDTH}",
                          layer.span)
     hp["bandlimit"], hp["grid"] = band, grid
+    hp.setdefault("grid_choice", None)  # set by grid.plan_grids before typing
     return band, grid
+
+
+@graph_defaults(SO3_FAMILY)
+def _grids(layers):
+    """The accuracy-driven default grids (:func:`kernelc.families.so3.grid.plan_grids`)."""
+    from .grid import plan_grids  # numpy/scipy work, only when an SO(3) spec is typed
+    return plan_grids(layers)
 
 
 @input_type(SO3_FAMILY)
@@ -44,7 +64,7 @@ def _sphere_input(decl, group) -> SignalType:
     return SignalType("sphere", decl.shape, decl.channels, 0, decl.bandlimit)
 
 
-@layer_kind("lift", (_BAND, _GRID, WEIGHT_STD, BIAS_STD, WIDTH, _LOCAL),
+@layer_kind("lift", (_BAND, _GRID, _TOL, WEIGHT_STD, BIAS_STD, WIDTH, _LOCAL),
             category="weight", family=SO3_FAMILY,
             doc="K⁺[g,g'] = σ_w² ∫_{S²} K0[g·y, g'·y] dy + σ_b²  (S² -> SO(3), full-sphere filter)")
 def _lift(t, hp, group, layer):
@@ -56,7 +76,7 @@ def _lift(t, hp, group, layer):
     return SignalType("so3", (2 * grid,) * 3, hp.get("width"), 0, band)
 
 
-@layer_kind("gconv", (_BAND, _GRID, WEIGHT_STD, BIAS_STD, WIDTH, _LOCAL),
+@layer_kind("gconv", (_BAND, _GRID, _TOL, WEIGHT_STD, BIAS_STD, WIDTH, _LOCAL),
             category="weight", family=SO3_FAMILY,
             doc="K⁺[g,g'] = σ_w² ∫∫ K[u,u'] P_L(u⁻¹g g'⁻¹u') du du' + σ_b²  (SO(3) -> SO(3))")
 def _gconv(t, hp, group, layer):

@@ -61,6 +61,14 @@ def _weight_layer(ctx, node, lin_expr, out: Layout, formulas, costs, src_ntk=Non
                owner=node, formulas=formulas, costs=costs)], Value(k, t, out)
 
 
+def _grid_note(f, hp):
+    """``explain``'s line on the layer's grid: its value, why, its error estimate and its cost
+    (:class:`kernelc.families.so3.grid.GridChoice`)."""
+    choice = hp.get("grid_choice")
+    if choice is not None:
+        f.notes.append(choice.note())
+
+
 def _check_parameterization(ctx, node):
     if ctx.parameterization != "ntk":
         raise ShapeError("the standard parameterization is not supported for SO(3) networks yet "
@@ -111,6 +119,7 @@ class SphereLift:
         f.notes.append("full-sphere filter of band limit L: white noise within the band, so the "
                        "lift is the spherical cross-correlation of f and f'")
         f.notes.append("the input NTK is zero, so Θ = K for the first layer (not 2K − σ_b²)")
+        _grid_note(f, hp)
         return f
 
     @staticmethod
@@ -156,6 +165,7 @@ class SO3Conv:
                                       + SB2))
             f.notes.append("(R): a full-group convolution is the identity on K̃ up to the "
                            "band-limit projection Π_L (SO(3) FFT, truncate, inverse FFT)")
+        _grid_note(f, hp)
         return f
 
     @staticmethod
