@@ -20,14 +20,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import networkx as nx
 import numpy as np
 
-from ..errors import InputError, KernelcError, ShapeError
+from ..errors import InputError, KernelcError
 from ..frontend.infer import TypedGraph, check
 from ..families import Family, family_of
 from ..frontend.family_kinds import layer_kinds
-from ..ir.jax_printer import jax_code
-from ..rules.nonlinearities import x as X
-from ..runtime import maps
-from .filters import FilterExpansion, expansion_index
 from .layers import FiniteLayer, finite_layers
 
 
@@ -45,8 +41,7 @@ class FiniteNetwork:
     """The finite-width network of a typed graph; ``init``/``apply`` are init_fn/apply_fn."""
 
     typed: Any
-    _expansions: Dict[str, FilterExpansion] = field(default_factory=dict, repr=False)
-    _phis: Dict[str, Any] = field(default_factory=dict, repr=False)
+    _prepared: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         g = self.typed
@@ -59,13 +54,16 @@ class FiniteNetwork:
         self.input_channels = int(self.typed.input_type.channels)
         mask = np.asarray(self.group.domain_mask(self.input_box), dtype=bool)
         self._mask = None if mask.all() else mask
-        for n in self.order:
-            kind = g.node(n).kind
-            if kind in ("lift", "gconv", "conv"):
-                self._expansions[n] = self._make_expansion(n, kind)
-            elif kind == "nonlinearity":
-                self._phis[n] = phi_function(g.node(n).hp["map"].phi)
+        self.prepare_layers()
         self.final = self._final_weight_layers()
+
+    def prepare_layers(self) -> None:
+        """Each layer's static data (its table entry's ``prepare``), made once."""
+        table = self.layer_table
+        for n in self.order:
+            layer = table.get(self.typed.node(n).kind)
+            if layer is not None and layer.prepare is not None:
+                self._prepared[n] = layer.prepare(self, n)
 
     @property
     def layer_table(self) -> Dict[str, FiniteLayer]:
@@ -91,19 +89,9 @@ class FiniteNetwork:
     def out_type(self, node: str):
         return self.typed.node(node).out
 
-    def expansion(self, node: str) -> FilterExpansion:
-        return self._expansions[node]
-
-    def phi(self, node: str):
-        return self._phis[node]
-
-    def _make_expansion(self, node, kind) -> FilterExpansion:
-        hp, H = self.hp(node), self.group.order
-        if kind == "lift":
-            return expansion_index(self.group, hp["support"], range(H), 1)
-        if kind == "gconv":
-            return expansion_index(self.group, hp["support"], range(H), H, hp["rotations"])
-        return expansion_index(self.group, hp["support"], (0,), 1)
+    def prepared(self, node: str):
+        """The static data the layer's ``prepare`` made (a filter expansion, φ)."""
+        return self._prepared[node]
 
     def _is_weight(self, kind: str) -> bool:
         """A layer with fresh weights (its kind's category is "weight"): it has a width."""
@@ -151,21 +139,10 @@ class FiniteNetwork:
                 out[n] = self.input_channels if input_channels is None else int(input_channels)
             elif self._is_weight(kind):
                 out[n] = self._layer_width(n, kind, width)
-            elif kind == "flatten":
-                t_in = g.node(g.inputs(n)[0]).out
-                h = t_in.group_order if t_in.domain == "group" else 1
-                out[n] = ins[0] * self.site_count(t_in.shape) * h
-            elif kind == "sum":
-                if len(set(ins)) != 1:
-                    names = [g.node(i).name for i in g.inputs(n)]
-                    raise ShapeError(f"the branches of {data.name} have different channel "
-                                     f"counts {dict(zip(names, ins))}; a residual sum needs equal "
-                                     "widths", data.span)
-                out[n] = ins[0]
-            elif kind == "concat":
-                out[n] = sum(ins)
             else:
-                out[n] = ins[0]
+                layer = self.layer_table.get(kind)
+                count = layer.channels if layer is not None else None
+                out[n] = count(self, n, ins) if count is not None else ins[0]
         return out
 
     def _layer_width(self, node, kind, width) -> int:
@@ -301,21 +278,6 @@ class FiniteNetwork:
         if t.domain == "group":
             return (n,) + tuple(t.shape) + (t.group_order, c)
         return (n,) + tuple(t.shape) + (c,)
-
-
-def phi_function(phi):
-    """φ as a jnp function: kernelc's guarded JAX printer on the rule's sympy φ (our own tree,
-    never user text), evaluated over the helpers of kernelc.runtime.maps."""
-    namespace: Dict[str, Any] = maps.namespace("jax")
-    source = f"def _phi(x):\n    return {jax_code(phi, {X: 'x'})}\n"
-    exec(compile(source, "<kernelc:phi>", "exec"), namespace)  # noqa: S102 - generated code
-    fn = namespace["_phi"]
-
-    def apply(x):
-        import jax.numpy as jnp
-        y = fn(x)
-        return jnp.broadcast_to(jnp.asarray(y, x.dtype), x.shape)
-    return apply
 
 
 #: Each family's network class (a FiniteNetwork), registered by the family's network module.

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
-from ..errors import KernelcError
+from ..errors import KernelcError, ShapeError
 from ..families import Family
+from ..ir.jax_printer import jax_code
+from ..rules.nonlinearities import x as X
+from ..runtime import maps
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,12 @@ class FiniteLayer:
     kind: str
     init: Optional[Callable]   # (net, node, c_in, c_out) -> {param: (shape, std)}
     apply: Callable            # (net, node, params, inputs) -> output
+    #: (net, node) -> the layer's static data, made once in numpy (a filter expansion, φ as a
+    #: jnp function) and read back by ``apply`` with ``net.prepared(node)``
+    prepare: Optional[Callable] = None
+    #: (net, node, input channel counts) -> the output channel count of a layer without
+    #: weights (default: its first input's); weight layers have the network's width
+    channels: Optional[Callable] = None
 
 
 #: The finite layers every family has (registered with ``family=None``), and each family's own.
@@ -43,7 +52,8 @@ def finite_layer(kind: str, family: Optional[Family] = None):
             else FAMILY_FINITE_LAYERS.setdefault(family, {})
         if kind in table or kind in COMMON_FINITE_LAYERS:
             raise KernelcError(f"finite layer '{kind}' registered twice")
-        table[kind] = FiniteLayer(kind, getattr(cls, "init", None), cls.apply)
+        table[kind] = FiniteLayer(kind, getattr(cls, "init", None), cls.apply,
+                                  getattr(cls, "prepare", None), getattr(cls, "channels", None))
         return cls
     return register
 
@@ -98,15 +108,34 @@ class Dense:
 
 
 # -- parameter-free layers ----------------------------------------------------------------------
+def phi_function(phi):
+    """φ as a jnp function: kernelc's guarded JAX printer on the rule's sympy φ (our own tree,
+    never user text), evaluated over the helpers of kernelc.runtime.maps."""
+    namespace: Dict[str, Any] = maps.namespace("jax")
+    source = f"def _phi(x):\n    return {jax_code(phi, {X: 'x'})}\n"
+    exec(compile(source, "<kernelc:phi>", "exec"), namespace)  # noqa: S102 - generated code
+    fn = namespace["_phi"]
+
+    def apply(x):
+        import jax.numpy as jnp
+        y = fn(x)
+        return jnp.broadcast_to(jnp.asarray(y, x.dtype), x.shape)
+    return apply
+
+
 @finite_layer("nonlinearity")
 class Nonlinearity:
     """φ elementwise (translated from the rule's sympy φ by kernelc's JAX printer)."""
 
     @staticmethod
+    def prepare(net, node):
+        return phi_function(net.hp(node)["map"].phi)
+
+    @staticmethod
     def apply(net, node, params, ins):
         x = ins[0]
         t = net.out_type(node)
-        y = net.phi(node)(x)
+        y = net.prepared(node)(x)
         if t.domain == "vector":
             return y
         return net.mask(y, t.shape, t.domain == "group")
@@ -115,6 +144,16 @@ class Nonlinearity:
 @finite_layer("sum")
 class Sum:
     """Residual join: the sum of the branch outputs."""
+
+    @staticmethod
+    def channels(net, node, ins):
+        if len(set(ins)) != 1:
+            data = net.typed.node(node)
+            names = [net.name(i) for i in net.typed.inputs(node)]
+            raise ShapeError(f"the branches of {data.name} have different channel counts "
+                             f"{dict(zip(names, ins))}; a residual sum needs equal widths",
+                             data.span)
+        return ins[0]
 
     @staticmethod
     def apply(net, node, params, ins):
@@ -127,6 +166,8 @@ class Sum:
 @finite_layer("concat")
 class Concat:
     """Channel concatenation of the branch outputs."""
+
+    channels = staticmethod(lambda net, node, ins: sum(ins))
 
     @staticmethod
     def apply(net, node, params, ins):

@@ -8,15 +8,16 @@ Layouts of the signals (channels last, batch first):
 * vector (N, C)              -- after group_pool, flatten or dense.
 
 fan_in = C·|S| (lift, conv) or C·|S|·|R| (gconv). The lattice family's network is the base
-class :class:`~kernelc.network.build.FiniteNetwork` itself (it builds the filter expansions of
-lift/gconv/conv and masks hexagonal domains).
+class :class:`~kernelc.network.build.FiniteNetwork` itself (it masks hexagonal domains); each
+weight layer prepares its filter expansion once (``prepare``, read back with
+``net.prepared(node)``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...network.build import FiniteNetwork, register_network
-from ...network.filters import expand
+from ...network.filters import expand, expansion_index
 from ...network.layers import affine_output, finite_layer, weight_params
 from .family import LATTICE
 
@@ -70,8 +71,12 @@ class Lift:
         return weight_params(net, node, (m, c_in, c_out), c_in * m)
 
     @staticmethod
+    def prepare(net, node):  # one filter per output element r: the support rotated by ρ(r)
+        return expansion_index(net.group, net.hp(node)["support"], range(net.group.order), 1)
+
+    @staticmethod
     def apply(net, node, params, ins):
-        return _conv_apply(net, node, params, ins[0], net.expansion(node), False, True)
+        return _conv_apply(net, node, params, ins[0], net.prepared(node), False, True)
 
 
 @finite_layer("gconv", LATTICE)
@@ -86,8 +91,13 @@ class GroupConv:
         return weight_params(net, node, (m, nr, c_in, c_out), c_in * m * nr)
 
     @staticmethod
+    def prepare(net, node):  # per output element r: support ρ(r)S and rotations r·R
+        hp, order = net.hp(node), net.group.order
+        return expansion_index(net.group, hp["support"], range(order), order, hp["rotations"])
+
+    @staticmethod
     def apply(net, node, params, ins):
-        return _conv_apply(net, node, params, ins[0], net.expansion(node), True, True)
+        return _conv_apply(net, node, params, ins[0], net.prepared(node), True, True)
 
 
 @finite_layer("conv", LATTICE)
@@ -99,8 +109,12 @@ class Conv:
     init = Lift.init
 
     @staticmethod
+    def prepare(net, node):  # one unrotated filter
+        return expansion_index(net.group, net.hp(node)["support"], (0,), 1)
+
+    @staticmethod
     def apply(net, node, params, ins):
-        return _conv_apply(net, node, params, ins[0], net.expansion(node), False, False)
+        return _conv_apply(net, node, params, ins[0], net.prepared(node), False, False)
 
 
 @finite_layer("group_pool", LATTICE)
@@ -145,6 +159,12 @@ class AvgPool:
 class Flatten:
     """All features of the domain as one vector (N, sites·[|H|·]C); on a hexagonal domain only
     the hexagon's sites (so the next dense layer's fan-in is channels × sites × |H|)."""
+
+    @staticmethod
+    def channels(net, node, ins):
+        t_in = net.out_type(net.typed.inputs(node)[0])
+        return ins[0] * net.site_count(t_in.shape) * (t_in.group_order
+                                                      if t_in.domain == "group" else 1)
 
     @staticmethod
     def apply(net, node, params, ins):

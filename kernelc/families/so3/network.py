@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from ...network.build import FiniteNetwork, phi_function, register_network
+from ...network.build import FiniteNetwork, register_network
 from ...network.layers import affine_output, finite_layer, weight_params
 from ...runtime import harmonic
 from ...runtime.so3 import complex_dtype, so3_D_grid, sphere_coefficients
@@ -164,9 +164,7 @@ class SO3Network(FiniteNetwork):
         self.input_box = tuple(self.typed.input_type.shape)
         self.input_channels = int(self.typed.input_type.channels)
         self._mask = None
-        for n in self.order:
-            if g.node(n).kind == "nonlinearity":
-                self._phis[n] = phi_function(g.node(n).hp["map"].phi)
+        self.prepare_layers()
         self.final = self._final_weight_layers()
 
     def band(self, node: str) -> int:

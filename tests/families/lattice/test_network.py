@@ -84,7 +84,7 @@ def test_expansion_index_hits_every_weight_once_per_output_element():
 
 def test_hexagonal_support_and_mask():
     tg, net = _net(_spec("p6", (5, 5), 1, "lift(size=3, W_std=1.0, b_std=1.0)"))
-    exp = net.expansion(tg.order()[1])
+    exp = net.prepared(tg.order()[1])
     assert exp.m == 7 and exp.kbox == (3, 3)
     p = net.init(jax.random.PRNGKey(0), (5, 5, 1), 2)
     out = np.asarray(net.apply(p, np.zeros((1, 5, 5))))  # bias only: nonzero exactly on the hexagon
