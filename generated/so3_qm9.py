@@ -32,7 +32,9 @@ STATS_ENTRIES = 2
 # the hyperparameters _propagate takes as arguments (params), at the spec's values
 DEFAULT_PARAMS = {
     'lift1.W_std': 1.4,
+    'lift1.b_std': 0.1,
     'gconv1.W_std': 1.4,
+    'gconv1.b_std': 0.1,
     'dense1.W_std': 1.0,
     'dense1.b_std': 0.1,
 }

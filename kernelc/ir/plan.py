@@ -418,10 +418,18 @@ def constants_of(e: Expr) -> dict:
 
 
 def params_of(e: Expr) -> dict:
-    """The hyperparameters (key -> the spec's value) the expression reads."""
-    out = {e.key: e.default} if isinstance(e, Param) else {}
-    for c in e.children():
-        out.update(params_of(c))
+    """The hyperparameters (key -> the spec's value) the expression reads. Every expression
+    field is searched, not only ``children()``: a layout node may print an argument that the
+    passes do not rewrite (the SO(3) bias σ_b² of SO3Bias)."""
+    if isinstance(e, Param):
+        return {e.key: e.default}
+    out: dict = {}
+    parts = [getattr(e, f.name) for f in dataclasses.fields(e)] if dataclasses.is_dataclass(e) \
+        else list(e.children())
+    for part in parts:
+        for item in (part if isinstance(part, tuple) else (part,)):
+            if isinstance(item, Expr):
+                out.update(params_of(item))
     return out
 
 
