@@ -39,7 +39,8 @@ __all__ = ["kernel", "resolve_params", "as_inputs", "SAFE_COMPILER_OPTIONS"]
 #: default optimization level: self-pass variances off by up to ~20% after a relu and a
 #: stencil (tests/codegen/test_jax_native.py, docs/jax.md "Known issue"); level 0 computes
 #: them exactly like op-by-op execution. CompiledKernel.kernel compiles with these options; a
-#: caller's own jax.jit around it must pass them too.
+#: caller's own jax.jit of the forward kernels must pass them too. Not for jitted gradients:
+#: there level 0 was the wrong one in a probe (docs/jax.md).
 SAFE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
