@@ -96,9 +96,10 @@ class CompiledKernel:
         docs/jax.md; the diagonal NTK of relu-like maps has no derivative).
 
         Called with concrete arrays it compiles itself with pure.SAFE_COMPILER_OPTIONS; inside
-        your own ``jax.jit`` pass ``compiler_options=SAFE_COMPILER_OPTIONS`` there: XLA's CPU
-        backend (jaxlib 0.10.2) miscompiles these programs with traced hyperparameters at its
-        default optimization level (docs/jax.md, "Known issue")."""
+        your own ``jax.jit`` of the forward kernels pass ``compiler_options=
+        SAFE_COMPILER_OPTIONS`` there: XLA's CPU backend (jaxlib 0.10.2) miscompiles these
+        programs with traced hyperparameters at its default optimization level (not for a
+        jitted gradient, which the level-0 backend miscompiled: docs/jax.md, "Known issue")."""
         shape = self.module.INPUT_SHAPE
         # checked here, outside jit, so that a list or a wrong shape gets kernelc's message
         x1 = pure.as_inputs(x1, "x1", shape)
