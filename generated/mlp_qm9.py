@@ -9,7 +9,8 @@ Identities (docs/math/identities.md):
   (O) orbit average: declined — the point group is trivial
 
 Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
-(N, 8, 8, 10).
+(N, 8, 8, 10). The weight layers' W_std/b_std are arguments of _propagate
+(DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form (docs/jax.md).
 """
 import jax.numpy as jnp
 
@@ -26,14 +27,26 @@ OUTPUT_IS_VECTOR = True
 BYTES_PER_PAIR = 1024
 OUTPUT_ENTRIES = 1
 STATS_ENTRIES = 2
+# the hyperparameters _propagate takes as arguments (params), at the spec's values
+DEFAULT_PARAMS = {
+    'dense1.W_std': 1.4,
+    'dense1.b_std': 0.1,
+    'dense2.W_std': 1.4,
+    'dense2.b_std': 0.1,
+    'dense3.W_std': 1.0,
+    'dense3.b_std': 0.1,
+}
 
 
-def _propagate(xa, xb, stats_a, stats_b, want_ntk):
+def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     """Kernels of the input pairs (xa[p], xb[p]), layer by layer.
 
     stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity
     needs; None means xa is xb and they are read off the diagonal (and returned).
+    params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain
+    arguments, so the kernels are differentiable in them (docs/jax.md).
     """
+    params = DEFAULT_PARAMS if params is None else params
     stats = []
     # -- input: K0[t,t] = (1/C) Σ_c f_c(t) f'_c(t),  Θ0 = 0
     #    layout box_diag (8×8 per pair)
@@ -44,7 +57,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     k_flatten1 = jnp.sum(diag_k_flatten1, axis=tuple(range(1, diag_k_flatten1.ndim))) / 64.0
     # -- dense1 (line 8): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense1 = 1.96 * k_flatten1 + 0.01
+    k_dense1 = params['dense1.W_std'] ** 2 * k_flatten1 + params['dense1.b_std'] ** 2
     # -- relu1 (line 9): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout vector (1 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('vector', 0, k_dense1),) * 2
@@ -60,9 +73,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_relu1 = ((jnp.pi - fast_acos_ratio2(k_dense1, k11, k22))/(2*jnp.pi)) * k_dense1
     # -- dense2 (line 10): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense2 = 1.96 * k_relu1 + 0.01
+    k_dense2 = params['dense2.W_std'] ** 2 * k_relu1 + params['dense2.b_std'] ** 2
     if want_ntk:
-        t_dense2 = 1.96 * t_relu1 + k_dense2
+        t_dense2 = params['dense2.W_std'] ** 2 * t_relu1 + k_dense2
     # -- relu2 (line 11): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout vector (1 per pair)
     v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('vector', 0, k_dense2),) * 2
@@ -78,9 +91,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_relu2 = ((jnp.pi - fast_acos_ratio2(k_dense2, k11, k22))/(2*jnp.pi)) * t_dense2
     # -- dense3 (line 12): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense3 = k_relu2 + 0.01
+    k_dense3 = params['dense3.W_std'] ** 2 * k_relu2 + params['dense3.b_std'] ** 2
     if want_ntk:
-        t_dense3 = t_relu2 + k_dense3
+        t_dense3 = params['dense3.W_std'] ** 2 * t_relu2 + k_dense3
     return k_dense3, (t_dense3 if want_ntk else None), stats
 
 

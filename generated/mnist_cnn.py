@@ -9,7 +9,8 @@ Identities (docs/math/identities.md):
   (O) orbit average: declined — the point group is trivial
 
 Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
-(N, 7, 7, 1).
+(N, 7, 7, 1). The weight layers' W_std/b_std are arguments of _propagate
+(DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form (docs/jax.md).
 """
 import jax
 import jax.numpy as jnp
@@ -30,14 +31,25 @@ OUTPUT_ENTRIES = 1
 STATS_ENTRIES = 98
 CONV1_TERMS = (((-1, -1), (-1, -1)), ((-1, 0), (-1, 0)), ((-1, 1), (-1, 1)), ((0, -1), (0, -1)), ((0, 0), (0, 0)), ((0, 1), (0, 1)), ((1, -1), (1, -1)), ((1, 0), (1, 0)), ((1, 1), (1, 1)))
 CONV2_TERMS = (((-1, -1), (-1, -1)), ((-1, 0), (-1, 0)), ((-1, 1), (-1, 1)), ((0, -1), (0, -1)), ((0, 0), (0, 0)), ((0, 1), (0, 1)), ((1, -1), (1, -1)), ((1, 0), (1, 0)), ((1, 1), (1, 1)))
+# the hyperparameters _propagate takes as arguments (params), at the spec's values
+DEFAULT_PARAMS = {
+    'conv1.W_std': 1.4142135623730951,
+    'conv1.b_std': 0.1,
+    'conv2.W_std': 1.4142135623730951,
+    'conv2.b_std': 0.1,
+    'dense1.W_std': 1.0,
+}
 
 
-def _propagate(xa, xb, stats_a, stats_b, want_ntk):
+def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     """Kernels of the input pairs (xa[p], xb[p]), layer by layer.
 
     stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity
     needs; None means xa is xb and they are read off the diagonal (and returned).
+    params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain
+    arguments, so the kernels are differentiable in them (docs/jax.md).
     """
+    params = DEFAULT_PARAMS if params is None else params
     stats = []
     # -- input: K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0
     #    layout box_full (7×7×7×7 per pair)
@@ -45,7 +57,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- conv1 (line 10): K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²
     #    layout box_full (7×7×7×7 per pair)
     lin_conv1 = stencil(k_input, CONV1_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same')
-    k_conv1 = 2.0 * lin_conv1 + 0.01
+    k_conv1 = params['conv1.W_std'] ** 2 * lin_conv1 + params['conv1.b_std'] ** 2
     # -- relu1 (line 11): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout box_full (7×7×7×7 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('box_full', 2, k_conv1),) * 2
@@ -62,10 +74,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- conv2 (line 12): K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²
     #    layout box_full (7×7×7×7 per pair)
     lin_conv2 = stencil(k_relu1, CONV2_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same')
-    k_conv2 = 2.0 * lin_conv2 + 0.01
+    k_conv2 = params['conv2.W_std'] ** 2 * lin_conv2 + params['conv2.b_std'] ** 2
     if want_ntk:
         t_conv2_lin = jax.lax.optimization_barrier(stencil(t_relu1, CONV2_TERMS, 2, ((1, 1), (1, 1)), (7, 7), 'same'))
-        t_conv2 = 2.0 * t_conv2_lin + k_conv2
+        t_conv2 = params['conv2.W_std'] ** 2 * t_conv2_lin + k_conv2
     # -- relu2 (line 13): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout box_full (7×7×7×7 per pair)
     v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('box_full', 2, k_conv2),) * 2
@@ -93,9 +105,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_flatten1 = jnp.sum(diag_t_flatten1, axis=tuple(range(1, diag_t_flatten1.ndim)))
     # -- dense1 (line 16): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
+    k_dense1 = params['dense1.W_std'] ** 2 * k_flatten1
     if want_ntk:
-        t_dense1 = t_flatten1 + k_flatten1
-    return k_flatten1, (t_dense1 if want_ntk else None), stats
+        t_dense1 = params['dense1.W_std'] ** 2 * t_flatten1 + k_dense1
+    return k_dense1, (t_dense1 if want_ntk else None), stats
 
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs

@@ -9,7 +9,8 @@ Identities (docs/math/identities.md):
   (O) orbit average: applied — K(f,f') = mean_h k(f, ρ(h)f') over the 4 elements, with k the matching plain-CNN kernel; the rotational supports of gconv layers do not change the kernel at infinite width
 
 Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
-(N, 16, 16, 3).
+(N, 16, 16, 3). The weight layers' W_std/b_std are arguments of _propagate
+(DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form (docs/jax.md).
 """
 import jax
 import jax.numpy as jnp
@@ -58,14 +59,29 @@ LIFT1_TERMS = (
     (((-1, -1), (1, 1)), ((-1, 0), (1, 0)), ((-1, 1), (1, -1)), ((0, -1), (0, 1)), ((0, 0), (0, 0)), ((0, 1), (0, -1)), ((1, -1), (-1, 1)), ((1, 0), (-1, 0)), ((1, 1), (-1, -1))),
     (((-1, -1), (-1, 1)), ((-1, 0), (0, 1)), ((-1, 1), (1, 1)), ((0, -1), (-1, 0)), ((0, 0), (0, 0)), ((0, 1), (1, 0)), ((1, -1), (-1, -1)), ((1, 0), (0, -1)), ((1, 1), (1, -1))),
 )
+# the hyperparameters _propagate takes as arguments (params), at the spec's values
+DEFAULT_PARAMS = {
+    'lift1.W_std': 1.4,
+    'lift1.b_std': 0.1,
+    'gconv1.W_std': 1.4,
+    'gconv1.b_std': 0.1,
+    'gconv2.W_std': 1.4,
+    'gconv3.W_std': 1.4,
+    'gconv3.b_std': 0.1,
+    'gconv4.W_std': 1.4,
+    'dense1.W_std': 1.0,
+}
 
 
-def _propagate(xa, xb, stats_a, stats_b, want_ntk):
+def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     """Kernels of the input pairs (xa[p], xb[p]), layer by layer.
 
     stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity
     needs; None means xa is xb and they are read off the diagonal (and returned).
+    params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain
+    arguments, so the kernels are differentiable in them (docs/jax.md).
     """
+    params = DEFAULT_PARAMS if params is None else params
     stats = []
     # -- input: K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0
     #    layout box_full (16×16×16×16 per pair)
@@ -73,7 +89,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- lift1 (line 12): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
     lin_lift1 = reduced_stencil(k_input, LIFT1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
-    k_lift1 = 1.96 * lin_lift1 + 0.01
+    k_lift1 = params['lift1.W_std'] ** 2 * lin_lift1 + params['lift1.b_std'] ** 2
     # -- relu1 (line 15): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_lift1),) * 2
@@ -90,10 +106,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- gconv1 (line 16): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
     lin_gconv1 = reduced_stencil(k_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
-    k_gconv1 = 1.96 * lin_gconv1 + 0.01
+    k_gconv1 = params['gconv1.W_std'] ** 2 * lin_gconv1 + params['gconv1.b_std'] ** 2
     if want_ntk:
         t_gconv1_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
-        t_gconv1 = 1.96 * t_gconv1_lin + k_gconv1
+        t_gconv1 = params['gconv1.W_std'] ** 2 * t_gconv1_lin + k_gconv1
     # -- relu2 (line 17): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
     v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_gconv1),) * 2
@@ -110,10 +126,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- gconv2 (line 18): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
     lin_gconv2 = reduced_stencil(k_relu2, GCONV2_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
-    k_gconv2 = 1.96 * lin_gconv2
+    k_gconv2 = params['gconv2.W_std'] ** 2 * lin_gconv2
     if want_ntk:
         t_gconv2_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu2, GCONV2_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
-        t_gconv2 = 1.96 * t_gconv2_lin + k_gconv2
+        t_gconv2 = params['gconv2.W_std'] ** 2 * t_gconv2_lin + k_gconv2
     # -- sum1 (line 14): K = Σ_b K_b,  Θ = Σ_b Θ_b
     #    layout group_reduced (4×16×16×16×16 per pair)
     k_sum1 = k_gconv2 + k_lift1
@@ -135,10 +151,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- gconv3 (line 16): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
     lin_gconv3 = reduced_stencil(k_relu3, GCONV3_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
-    k_gconv3 = 1.96 * lin_gconv3 + 0.01
+    k_gconv3 = params['gconv3.W_std'] ** 2 * lin_gconv3 + params['gconv3.b_std'] ** 2
     if want_ntk:
         t_gconv3_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu3, GCONV3_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
-        t_gconv3 = 1.96 * t_gconv3_lin + k_gconv3
+        t_gconv3 = params['gconv3.W_std'] ** 2 * t_gconv3_lin + k_gconv3
     # -- relu4 (line 17): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
     v_a, v_b = (stats_a[3], stats_b[3]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_gconv3),) * 2
@@ -155,10 +171,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- gconv4 (line 18): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
     lin_gconv4 = reduced_stencil(k_relu4, GCONV4_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
-    k_gconv4 = 1.96 * lin_gconv4
+    k_gconv4 = params['gconv4.W_std'] ** 2 * lin_gconv4
     if want_ntk:
         t_gconv4_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu4, GCONV4_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
-        t_gconv4 = 1.96 * t_gconv4_lin + k_gconv4
+        t_gconv4 = params['gconv4.W_std'] ** 2 * t_gconv4_lin + k_gconv4
     # -- sum2 (line 14): K = Σ_b K_b,  Θ = Σ_b Θ_b
     #    layout group_reduced (4×16×16×16×16 per pair)
     k_sum2 = k_gconv4 + k_sum1
@@ -184,9 +200,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_group_pool1 = jnp.sum(t_relu5, axis=tuple(range(1, t_relu5.ndim))) / 262144.0
     # -- dense1 (line 23): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
+    k_dense1 = params['dense1.W_std'] ** 2 * k_group_pool1
     if want_ntk:
-        t_dense1 = t_group_pool1 + k_group_pool1
-    return k_group_pool1, (t_dense1 if want_ntk else None), stats
+        t_dense1 = params['dense1.W_std'] ** 2 * t_group_pool1 + k_dense1
+    return k_dense1, (t_dense1 if want_ntk else None), stats
 
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs

@@ -9,7 +9,8 @@ Identities (docs/math/identities.md):
   (O) orbit average: declined — 1 band-limited gconv layer(s): K̃⁺ = Π_L K̃ differs from the MLP's K̃ by the truncated degrees (it holds as L → ∞)
 
 Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
-(N, 8, 8, 10).
+(N, 8, 8, 10). The weight layers' W_std/b_std are arguments of _propagate
+(DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form (docs/jax.md).
 """
 import jax.numpy as jnp
 
@@ -28,14 +29,26 @@ OUTPUT_IS_VECTOR = True
 BYTES_PER_PAIR = 877968
 OUTPUT_ENTRIES = 1
 STATS_ENTRIES = 2
+# the hyperparameters _propagate takes as arguments (params), at the spec's values
+DEFAULT_PARAMS = {
+    'lift1.W_std': 1.4,
+    'lift1.b_std': 0.1,
+    'gconv1.W_std': 1.4,
+    'gconv1.b_std': 0.1,
+    'dense1.W_std': 1.0,
+    'dense1.b_std': 0.1,
+}
 
 
-def _propagate(xa, xb, stats_a, stats_b, want_ntk):
+def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     """Kernels of the input pairs (xa[p], xb[p]), layer by layer.
 
     stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity
     needs; None means xa is xb and they are read off the diagonal (and returned).
+    params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain
+    arguments, so the kernels are differentiable in them (docs/jax.md).
     """
+    params = DEFAULT_PARAMS if params is None else params
     stats = []
     # -- input: a_cℓm = ∫ f_c conj(Y_ℓm) dΩ  (DH quadrature, exact for band < 4)
     #    layout sphere_coeffs (8×8 per pair)
@@ -43,7 +56,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- lift1 (line 10): K̃⁺(q) = σ_w²/C Σ_c ∫ f_c(y) f'_c(q·y) dy + σ_b²  (R: Wigner coefficients, then the SO(3) grid)
     #    layout so3_reduced (54873 per pair)
     lin_lift1 = so3_cross_correlation(*k_input, 4)
-    coef_lift1 = 1.96 * lin_lift1 + so3_bias(0.01, lin_lift1)
+    coef_lift1 = params['lift1.W_std'] ** 2 * lin_lift1 + so3_bias(params['lift1.b_std'] ** 2, lin_lift1)
     k_lift1 = so3_sample(coef_lift1, 19)
     # -- relu1 (line 11): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout so3_reduced (54873 per pair)
@@ -61,10 +74,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
     # -- gconv1 (line 12): K̃⁺ = σ_w² Π_L K̃ + σ_b²  (R: SO(3) FFT, truncate to ℓ < L, inverse FFT)
     #    layout so3_reduced (21953 per pair)
     lin_gconv1 = so3_project(k_relu1, 19, 4)
-    coef_gconv1 = 1.96 * lin_gconv1 + so3_bias(0.01, lin_gconv1)
+    coef_gconv1 = params['gconv1.W_std'] ** 2 * lin_gconv1 + so3_bias(params['gconv1.b_std'] ** 2, lin_gconv1)
     k_gconv1 = so3_sample(coef_gconv1, 14)
     if want_ntk:
-        coef_t_gconv1 = 1.96 * so3_project(t_relu1, 19, 4) + coef_gconv1
+        coef_t_gconv1 = params['gconv1.W_std'] ** 2 * so3_project(t_relu1, 19, 4) + coef_gconv1
         t_gconv1 = so3_sample(coef_t_gconv1, 14)
     # -- relu2 (line 13): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout so3_reduced (21953 per pair)
@@ -86,9 +99,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk):
         t_group_pool1 = so3_mean(t_relu2, 14)
     # -- dense1 (line 15): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
-    k_dense1 = k_group_pool1 + 0.01
+    k_dense1 = params['dense1.W_std'] ** 2 * k_group_pool1 + params['dense1.b_std'] ** 2
     if want_ntk:
-        t_dense1 = t_group_pool1 + k_dense1
+        t_dense1 = params['dense1.W_std'] ** 2 * t_group_pool1 + k_dense1
     return k_dense1, (t_dense1 if want_ntk else None), stats
 
 

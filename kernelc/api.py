@@ -8,17 +8,23 @@ import builtins
 import functools
 import hashlib
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Union
 
+import jax
+
 from .codegen.emit import emit_module
 from .compiler.derive import Derivation, derive
-from .errors import GeneratedCodeError
+from .errors import GeneratedCodeError, KernelcError
 from .families import family_of
 from .frontend.ast import Spec
 from .frontend.infer import TypedGraph, check
-from .runtime import HELPER_MODULES
+from .frontend.parser import parse_spec
+from .frontend.unparse import unparse
+from .runtime import HELPER_MODULES, RUNTIME_VERSION
+from .runtime import pure
+from .runtime.driver import tiled_kernel
 
 
 @dataclass
@@ -29,6 +35,9 @@ class CompiledKernel:
     derivation: Derivation
     source: str
     module: types.ModuleType
+    #: what :func:`compile` was given besides the spec (``identities``, ``source_name``): with
+    #: the spec's text, what a pickled network is rebuilt from
+    options: Dict[str, object] = field(default_factory=dict)
 
     @property
     def spec(self) -> Spec:
@@ -66,6 +75,80 @@ class CompiledKernel:
 
     def __call__(self, x1, x2=None, get=("nngp", "ntk"), **kwargs):
         return self.module.kernel_fn(x1, x2, get, **kwargs)
+
+    # -- JAX-native kernels (docs/jax.md) -------------------------------------------------------
+    @property
+    def default_params(self) -> Dict[str, float]:
+        """The hyperparameters the kernels take as arguments, at the spec's values:
+        ``{'lift1.W_std': 1.2, 'lift1.b_std': 0.1, ...}`` (σ_w and σ_b of every weight layer;
+        b_std only where the spec gives a nonzero one). A copy: change it and pass it as
+        ``params``."""
+        return dict(self.module.DEFAULT_PARAMS)
+
+    def kernel(self, x1, x2=None, get=("nngp", "ntk"), params=None, fast_maps=None):
+        """The Gram matrices as a plain JAX function of jax arrays: works under ``jax.jit``,
+        ``jax.vmap`` (over inputs) and ``jax.grad`` with respect to ``x1``, ``x2`` and the
+        values in ``params`` (a dict like :attr:`default_params`, partial: missing names keep
+        the spec's values). Returns jax arrays (a dict for a tuple ``get``), in the inputs'
+        dtype (float64 under JAX's x64 mode). All pairs are one batch (no tiles, no memory
+        budget, no precision warning): for large Gram matrices use :attr:`kernel_fn`, or
+        :meth:`kernel_fn_with` for other hyperparameters (see :mod:`kernelc.runtime.pure`,
+        docs/jax.md; the diagonal NTK of relu-like maps has no derivative).
+
+        Called with concrete arrays it compiles itself with pure.SAFE_COMPILER_OPTIONS; inside
+        your own ``jax.jit`` of the forward kernels pass ``compiler_options=
+        SAFE_COMPILER_OPTIONS`` there: XLA's CPU backend (jaxlib 0.10.2) miscompiles these
+        programs with traced hyperparameters at its default optimization level (not for a
+        jitted gradient, which the level-0 backend miscompiled: docs/jax.md, "Known issue")."""
+        shape = self.module.INPUT_SHAPE
+        # checked here, outside jit, so that a list or a wrong shape gets kernelc's message
+        x1 = pure.as_inputs(x1, "x1", shape)
+        x2 = None if x2 is None else pure.as_inputs(x2, "x2", shape)
+        get = get if isinstance(get, str) else tuple(get)
+        if fast_maps not in (None, True, False):
+            raise KernelcError(f"fast_maps must be None, True or False, got {fast_maps!r}")
+        traced = any(isinstance(leaf, jax.core.Tracer)
+                     for leaf in jax.tree_util.tree_leaves((x1, x2, params)))
+        if traced:  # inside the caller's jit/grad/vmap: traced into their program
+            m = self.module
+            return pure.kernel(m._propagate, m.INPUT_SHAPE, m.OUTPUT_IS_VECTOR,
+                               m.DEFAULT_PARAMS, x1, x2, get, params, fast_maps)
+        return self._jitted_kernel(x1, x2, get=get, params=params, fast_maps=fast_maps)
+
+    @functools.cached_property
+    def _jitted_kernel(self):
+        # jit (one XLA program) rather than op-by-op dispatch: tens of times faster on first
+        # use (only for concrete arguments: a nested jit may not set compiler options). The
+        # options are pure.SAFE_COMPILER_OPTIONS: XLA's CPU backend (jaxlib 0.10.2)
+        # miscompiles these programs with traced hyperparameters at its default level
+        m = self.module
+        return jax.jit(functools.partial(pure.kernel, m._propagate, m.INPUT_SHAPE,
+                                         m.OUTPUT_IS_VECTOR, m.DEFAULT_PARAMS),
+                       static_argnames=("get", "fast_maps"),
+                       compiler_options=pure.SAFE_COMPILER_OPTIONS)
+
+    def kernel_fn_with(self, params):
+        """The tiled ``kernel_fn`` (same arguments, numpy results) at other hyperparameter
+        values: ``params`` a dict like :attr:`default_params` of plain numbers (missing names
+        keep the spec's values). Each call builds a new function, compiled on first use."""
+        values = pure.resolve_params(self.module.DEFAULT_PARAMS, params)
+        try:
+            values = {k: float(v) for k, v in values.items()}
+        except Exception:  # noqa: BLE001 - a tracer or an array: not a constant
+            raise KernelcError("kernel_fn_with takes plain numbers (the tiled driver compiles "
+                              "them in); to differentiate, use .kernel(..., params=...)") from None
+        m = self.module
+        fn, _ = tiled_kernel(functools.partial(m._propagate, params=values), m.INPUT_SHAPE,
+                             m.OUTPUT_IS_VECTOR, m.BYTES_PER_PAIR, m.OUTPUT_ENTRIES,
+                             m.STATS_ENTRIES, runtime_version=RUNTIME_VERSION)
+        return fn
+
+    def __reduce__(self):
+        """Pickled as the spec's text and the compile options; unpickling compiles it again
+        (the module is code made at run time, which pickle cannot store)."""
+        spec = self.spec
+        text = spec.source or unparse(spec)
+        return (_rebuild, (text, spec.filename, dict(self.options)))
 
     def _repr_markdown_(self) -> str:
         """Jupyter's display: the ``explain`` report in Markdown (formulas as ``$LaTeX$``)."""
@@ -359,6 +442,11 @@ def load_module(source: str, name: str) -> types.ModuleType:
     return module
 
 
+def _rebuild(text: str, filename: str, options: dict) -> CompiledKernel:
+    """A pickled :class:`CompiledKernel` compiled again from its spec text."""
+    return compile(parse_spec(text, filename), **options)
+
+
 def compile(spec: Union[str, Path, Spec], *, identities: Optional[Dict[str, bool]] = None,
             source_name: Optional[str] = None) -> CompiledKernel:
     """Compile a spec (a path to a ``.kc`` file, spec text, or a parsed Spec).
@@ -373,4 +461,7 @@ def compile(spec: Union[str, Path, Spec], *, identities: Optional[Dict[str, bool
     source = emit_module(der, source_name)
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     module = load_module(source, f"kernelc_generated_{typed.spec.name}_{digest}")
-    return CompiledKernel(typed, der, source, module)
+    options = {"source_name": source_name}
+    if identities is not None:
+        options["identities"] = dict(identities)
+    return CompiledKernel(typed, der, source, module, options)

@@ -61,7 +61,10 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
         out.append(f"  {_doc(dec.line())}")
     out.append("")
     out.append('Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape')
-    out.append(f"(N, {', '.join(map(str, spec.input.shape))}, {spec.input.channels}).")
+    out.append(f"(N, {', '.join(map(str, spec.input.shape))}, {spec.input.channels}). The weight "
+               "layers' W_std/b_std are arguments of _propagate")
+    out.append("(DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form "
+               "(docs/jax.md).")
     out.append('"""')
     head, out = out, []
     out.append("# -- the network " + "-" * 74)
@@ -75,14 +78,19 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append(f"STATS_ENTRIES = {sum(_stat_entries(lay) for lay in der.stats) or 1}")
     for name in sorted(der.constants):
         out.append(f"{name} = {der.constants[name]}")
+    out.append("# the hyperparameters _propagate takes as arguments (params), at the spec's values")
+    out.append(_params_table(der.params))
     out.append("")
     out.append("")
-    out.append("def _propagate(xa, xb, stats_a, stats_b, want_ntk):")
+    out.append("def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):")
     out.append('    """Kernels of the input pairs (xa[p], xb[p]), layer by layer.')
     out.append("")
     out.append("    stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity")
     out.append("    needs; None means xa is xb and they are read off the diagonal (and returned).")
+    out.append("    params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain")
+    out.append("    arguments, so the kernels are differentiable in them (docs/jax.md).")
     out.append('    """')
+    out.append("    params = DEFAULT_PARAMS if params is None else params")
     out.append("    stats = []")
     for nd in der.nodes:
         for op in nd.ops:
@@ -107,6 +115,15 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append("")
     body = "\n".join(out)
     return "\n".join(head) + "\n" + _imports(body) + "\n\n" + body
+
+
+def _params_table(params) -> str:
+    """``DEFAULT_PARAMS = {...}``, one entry a line in program order (repr: exactly the
+    spec's number)."""
+    if not params:
+        return "DEFAULT_PARAMS = {}"
+    rows = [f"    {key!r}: {float(value)!r}," for key, value in params.items()]
+    return "\n".join(["DEFAULT_PARAMS = {"] + rows + ["}"])
 
 
 def _imports(text: str) -> str:

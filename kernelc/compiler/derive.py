@@ -22,7 +22,7 @@ from ..rules.layers import Formulas
 from .family_identities import decide
 from .identities import IdentityDecision
 from .passes import simplify
-from ..ir.plan import Assign, Layout, MaskSites, Op, Ref, Value, constants_of
+from ..ir.plan import Assign, Layout, MaskSites, Op, Ref, Value, constants_of, params_of
 from .relayout import relayout_plan, variances_read
 
 ALL_IDENTITIES = {"R": True, "D": True, "S": True}
@@ -53,6 +53,9 @@ class Derivation:
     enabled: Dict[str, bool] = field(default_factory=dict)
     #: rewrite name -> (its reason, how often it fired): what kernelc.compiler.passes simplified
     rewrites: Dict[str, tuple] = field(default_factory=dict)
+    #: the hyperparameters the generated _propagate takes as arguments ("<layer>.W_std" -> the
+    #: spec's value), in program order (ir.plan.Param)
+    params: Dict[str, float] = field(default_factory=dict)
 
     @property
     def group(self):
@@ -180,12 +183,14 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
              for nd, o, v in zip(nodes, new_ops, new_values)]
     constants = dict(ctx.constants)
     stats: Dict[int, Layout] = {}
+    params: Dict[str, float] = {}
     for nd in nodes:
         for op in nd.ops:
             for stmt in op.lines + op.ntk_lines:
                 if isinstance(stmt, Assign):
                     constants.update(constants_of(stmt.value))
                     stats.update(variances_read(stmt.value))
+                    params.update(params_of(stmt.value))
     return Derivation(typed, decisions, nodes, output, constants,
                       [stats[i] for i in sorted(stats)], enabled,
-                      {**layout_rewrites, **rewrites})
+                      {**layout_rewrites, **rewrites}, params)

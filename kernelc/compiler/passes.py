@@ -45,9 +45,11 @@ def _is_one(e: Expr) -> bool:
     return isinstance(e, (Num, Lit)) and isinstance(e.value, float) and e.value == 1.0
 
 
-@rewrite("unit scale", "1.0 * x -> x: a weight variance σ_w² = 1 (or a block weight 1) "
-                       "multiplies by one, exactly")
+@rewrite("unit scale", "1.0 * x -> x: a constant weight of 1 (a block weight) multiplies by "
+                       "one, exactly")
 def _unit_scale(e: Expr) -> Optional[Expr]:
+    # constants only (Num, Lit): a hyperparameter (ir.plan.Param, σ_w² = params[...] ** 2) is
+    # an argument of _propagate, 1 only by default; folding it would drop its gradient
     if isinstance(e, Affine) and _is_one(e.scale):
         return e.x if e.shift is None else Sum((e.x, e.shift))
     return None

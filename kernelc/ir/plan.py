@@ -138,6 +138,27 @@ class Num(Expr):
 
 
 @dataclass(frozen=True)
+class Param(Expr):
+    """A hyperparameter of the network (a weight layer's ``W_std`` or ``b_std``), raised to
+    ``power``: ``params['lift1.W_std'] ** 2`` in the generated ``_propagate``, which takes the
+    values as an argument (the spec's values, ``default``, are the module's DEFAULT_PARAMS), so
+    that the kernels can be differentiated with respect to them. Never folded as a constant."""
+
+    key: str
+    default: float
+    power: int = 1
+
+    def source(self) -> str:
+        base = f"params[{self.key!r}]"
+        return base if self.power == 1 else f"{base} ** {self.power}"
+
+    @property
+    def value(self) -> float:
+        """The value at the spec's default (what a constant in its place would be)."""
+        return self.default ** self.power
+
+
+@dataclass(frozen=True)
 class Lit(Expr):
     """A Python literal argument (an int, a tuple of offsets, a layout name): ``repr``."""
 
@@ -174,7 +195,7 @@ class Affine(Expr):
 
     def source(self) -> str:
         scale = self.scale.source()
-        if not isinstance(self.scale, (Ref, Num, Lit, Call)):  # a sum or a map: parenthesised
+        if not isinstance(self.scale, (Ref, Num, Lit, Call, Param)):  # a sum or a map: parenthesised
             scale = f"({scale})"
         head = f"{scale} * {self.x.source()}"
         return head if self.shift is None else f"{head} + {self.shift.source()}"
@@ -393,6 +414,22 @@ def constants_of(e: Expr) -> dict:
     out = dict(getattr(e, "constants", dict)())
     for c in e.children():
         out.update(constants_of(c))
+    return out
+
+
+def params_of(e: Expr) -> dict:
+    """The hyperparameters (key -> the spec's value) the expression reads. Every expression
+    field is searched, not only ``children()``: a layout node may print an argument that the
+    passes do not rewrite (the SO(3) bias σ_b² of SO3Bias)."""
+    if isinstance(e, Param):
+        return {e.key: e.default}
+    out: dict = {}
+    parts = [getattr(e, f.name) for f in dataclasses.fields(e)] if dataclasses.is_dataclass(e) \
+        else list(e.children())
+    for part in parts:
+        for item in (part if isinstance(part, tuple) else (part,)):
+            if isinstance(item, Expr):
+                out.update(params_of(item))
     return out
 
 

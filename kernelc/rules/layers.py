@@ -18,8 +18,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import sympy
 
 from ..families import Family
-from ..ir.plan import (Affine, Assign, Expr, Lit, Num, Op, Ref, SelfVariances, Value, Variances,
-                       number_source)
+from ..ir.plan import (Affine, Assign, Expr, Lit, Num, Op, Param, Ref, SelfVariances, Value,
+                       Variances, number_source)
 from ..ir.plan import Sum as SumOf
 from ..ir.laws import Activation, Concatenation, concat_weights
 from ..errors import KernelcError
@@ -65,18 +65,36 @@ def rule(kind: str, family: Optional[Family] = None):
 num = number_source  # a constant as short source text (used by the families' rule modules)
 
 
+#: The hyperparameters of a weight layer that become arguments of the generated _propagate
+#: (``params['<layer>.W_std']``): σ_w and σ_b enter the recursions as σ_w², σ_b².
+WEIGHT_PARAMS = ("W_std", "b_std")
+
+
+def weight_param(ctx, node, name: str, power: int = 2) -> Param:
+    """The hyperparameter ``name`` (W_std or b_std) of the weight layer ``node`` as an argument
+    of the generated code, ``params['<layer>.<name>'] ** power``, the spec's value its default
+    (DEFAULT_PARAMS): the kernels are differentiable in it (docs/jax.md)."""
+    if name not in WEIGHT_PARAMS:
+        raise KernelcError(f"internal error: {name} is not a weight hyperparameter")
+    return Param(f"{ctx.var(node)}.{name}", float(ctx.hp(node)[name]), power)
+
+
+def bias_param(ctx, node) -> Optional[Param]:
+    """σ_b² as an argument, or None for a layer without bias (σ_b = 0 in the spec: the bias is
+    structurally absent, so it is no argument either)."""
+    return weight_param(ctx, node, "b_std") if ctx.hp(node)["b_std"] else None
+
+
 def affine_lines(ctx, node, lin: str, out: str) -> List[Assign]:
-    """K⁺ = σ_w² K_lin + σ_b² (no bias term when σ_b = 0)."""
-    hp = ctx.hp(node)
-    w2, b2 = hp["W_std"] ** 2, hp["b_std"] ** 2
-    return [Assign((out,), Affine(Num(w2), Ref(lin), Num(b2) if b2 else None))]
+    """K⁺ = σ_w² K_lin + σ_b² (no bias term when σ_b = 0), σ_w and σ_b from ``params``."""
+    return [Assign((out,), Affine(weight_param(ctx, node, "W_std"), Ref(lin),
+                                  bias_param(ctx, node)))]
 
 
 def ntk_update_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str,
                out_t: str) -> List[Assign]:
     """Θ⁺ = σ_w² (stencil of Θ) + K⁺ (ntk) or + fan_in · K_lin + [bias] (standard)."""
     hp = ctx.hp(node)
-    w2 = hp["W_std"] ** 2
     if ctx.parameterization == "ntk":
         rest: Expr = Ref(out_k)
     else:
@@ -84,7 +102,7 @@ def ntk_update_lines(ctx, node, lin: str, ntk_lin: Optional[str], out_k: str,
         rest = Affine(Lit(float(fan_in)), Ref(lin), Num(1.0) if hp["b_std"] > 0 else None)
     if ntk_lin is None:
         return [Assign((out_t,), rest)]
-    return [Assign((out_t,), Affine(Num(w2), Ref(ntk_lin), rest))]
+    return [Assign((out_t,), Affine(weight_param(ctx, node, "W_std"), Ref(ntk_lin), rest))]
 
 
 def weight_values(ctx, node, domain_size: int, label: str) -> Dict[str, float]:

@@ -1,9 +1,10 @@
 """The driver of every generated module: input checks, the memory plan, tiles, progress, and
 the tiled ``kernel_fn`` around a module's ``_propagate`` (jax and numpy only).
 
-A generated module defines ``_propagate(xa, xb, stats_a, stats_b, want_ntk)`` (the kernels of
-the input pairs (xa[p], xb[p]), layer by layer) and its sizes, then calls
-:func:`tiled_kernel` once to get ``kernel_fn`` and ``plan_memory``.
+A generated module defines ``_propagate(xa, xb, stats_a, stats_b, want_ntk, params=None)`` (the
+kernels of the input pairs (xa[p], xb[p]), layer by layer, at the hyperparameters ``params``,
+its DEFAULT_PARAMS when None) and its sizes, then calls :func:`tiled_kernel` once to get
+``kernel_fn`` and ``plan_memory``. :mod:`kernelc.runtime.pure` is the untiled, traceable form.
 """
 import os
 import sys

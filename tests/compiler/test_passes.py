@@ -7,7 +7,8 @@ import pytest
 
 import kernelc
 from kernelc.compiler import passes
-from kernelc.ir.plan import Affine, Assign, Call, Code, Layout, Line, Lit, Num, Op, Ref, Sum, Value
+from kernelc.ir.plan import (Affine, Assign, Call, Code, Layout, Line, Lit, Num, Op, Param, Ref,
+                             Sum, Value)
 from kernelc.families.lattice import rules as lattice_rules
 
 SPEC = ("network tiny\ngroup p4\ninput 4 x 4 channels 1\nlift(size=3, b_std=0.1)\nrelu\n"
@@ -23,6 +24,15 @@ def test_unit_scale_folds_bottom_up():
     # inside a call's arguments too
     e = passes.rewrite_expr(Call("f", (Affine(Lit(1.0), Ref("a")),)), Counter())
     assert e.source() == "f(a)"
+
+
+def test_a_hyperparameter_is_never_folded():
+    """σ_w² = params['dense1.W_std'] ** 2 is an argument of _propagate (1.0 only by default):
+    folding it would drop the kernels' dependence on it (and its gradient)."""
+    fired = Counter()
+    e = Affine(Param("dense1.W_std", 1.0, 2), Ref("k"), Param("dense1.b_std", 1.0, 2))
+    assert passes.rewrite_expr(e, fired) == e and not fired
+    assert e.source() == "params['dense1.W_std'] ** 2 * k + params['dense1.b_std'] ** 2"
 
 
 def _op(lines, ntk=()):
@@ -58,9 +68,11 @@ def compiled():
 
 def test_generated_code_is_folded(compiled):
     src = compiled.source
-    assert "1.0 * " not in src  # dense(W_std=1.0): k = k_prev, folded and forwarded
+    assert "1.0 * " not in src
+    # dense(W_std=1.0): σ_w² is an argument (params), not the constant 1, so it stays
+    assert "k_dense1 = params['dense1.W_std'] ** 2 * k_group_pool1" in src
     assert "t_lift1 = k_lift1" not in src  # the lifting-layer NTK Θ = K is forwarded
-    assert "copy forwarding" in compiled.explain() and "unit scale" in compiled.explain()
+    assert "copy forwarding" in compiled.explain() and "unit scale" not in compiled.explain()
 
 
 def test_explain_shows_the_statements_that_run(compiled):
@@ -85,7 +97,7 @@ def test_changing_a_rule_changes_code_and_explain_alike(monkeypatch):
                                       Num(2 * hp["b_std"] ** 2 + 0.5)))]
     monkeypatch.setattr(lattice_rules, "affine_lines", doubled_bias)
     after = kernelc.compile(SPEC)
-    # lift's W_std is 1: the unit-scale rewrite folds 1.0 * lin_lift1 in both
+    # lift's W_std is 1 and a constant here: the unit-scale rewrite folds 1.0 * lin_lift1
     assert "k_lift1 = lin_lift1 + 0.52" in after.source
     assert "k_lift1 = lin_lift1 + 0.52" in after.explain()
     assert "0.52" not in before.source and "0.52" not in before.explain()

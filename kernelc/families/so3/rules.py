@@ -19,7 +19,7 @@ import sympy
 from ...errors import ShapeError
 from ...ir.plan import Affine, Assign, Expr, Layout, Num, Op, Ref, Value
 from ...rules.formulas import K, K0, SB2, SW2, THETA, THETA_NEW, K_NEW, S, g, gp
-from ...rules.layers import Formulas, rule
+from ...rules.layers import Formulas, bias_param, rule, weight_param
 from .family import SO3_FAMILY
 from .plan import SO3Bias, SO3Lift, SO3Mean, SO3Project, SO3Sample
 
@@ -47,7 +47,8 @@ def _weight_layer(ctx, node, lin_expr, out: Layout, formulas, costs, src_ntk=Non
     grid = hp["grid"]
     name = ctx.var(node)
     k, t, lin, coef = f"k_{name}", f"t_{name}", f"lin_{name}", f"coef_{name}"
-    w2, b2 = Num(hp["W_std"] ** 2), Num(hp["b_std"] ** 2)
+    # σ_w², σ_b² as arguments of _propagate (params); a layer without bias adds a zero
+    w2, b2 = weight_param(ctx, node, "W_std"), bias_param(ctx, node) or Num(0.0)
     lines = [Assign((lin,), lin_expr),
              Assign((coef,), Affine(w2, Ref(lin), SO3Bias(Ref(lin), b2, out, node))),
              Assign((k,), SO3Sample(Ref(coef), grid, out, node))]
