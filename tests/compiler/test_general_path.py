@@ -9,7 +9,8 @@ from kernelc.runtime import stencils
 
 @pytest.mark.parametrize("group, padding", [pytest.param("p6", "same", marks=pytest.mark.slow),
                                             pytest.param("p4m", "circular", marks=pytest.mark.slow),
-                                            ("p4", "valid"), ("p2", "same")])
+                                            ("p4", "valid"),
+                                            pytest.param("p2", "same", marks=pytest.mark.slow)])
 def test_gather_and_slice_general_paths_equal_reduced(group, padding, monkeypatch):
     spec = (f"group {group}\ninput 5 x 5 channels 1\nlift(size=3, b_std=0.1, padding={padding})\n"
             f"relu\ngconv(size=3, padding={padding})\nerf\ngroup_pool\ndense(1)")

@@ -284,6 +284,7 @@ def test_restricted_rotational_support_p4_same_kernel():
     assert rel_err(k_ref, k_ref_full) <= 1e-13 and rel_err(t_ref, t_ref_full) <= 1e-9
 
 
+@pytest.mark.slow  # 6 s; test_restricted_rotational_support_p4_same_kernel stays fast
 def test_p4m_support_not_closed_under_conjugation():
     """p4m gconv with rotations=[0, 1] = {e, r90}: not closed under conjugation (the mirror
     conjugates r90 to r270). Every gconv input is right invariant after a lift, so the

@@ -172,6 +172,7 @@ dense(2)
         assert np.all(np.abs(z[k]) < 4.5), (k, z[k])
 
 
+@pytest.mark.slow  # 6 s; test_relu_and_erf_network_at_moderate_width stays fast
 def test_composed_concat_and_pre_activation_residual_at_moderate_width():
     """The patterns that became exact with Gaussianity typing (issue 10): relu∘relu composed
     into one relu, a relu after concat acting per block (Σ_b w_b φ(K_b), with relu∘|·| = |·|

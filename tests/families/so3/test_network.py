@@ -314,6 +314,7 @@ def _layer_ntk(net, params, x, layer):
     return np.einsum("igdp,jhdp->igjh", flat, flat) / d
 
 
+@pytest.mark.slow  # 6 s; the lattice layer NTKs (tests/network/test_empirical.py) stay fast
 def test_layer_ntks_are_the_kernel_maps_of_the_empirical_features():
     # A layer's weights enter linearly, so its NTK on every pair of grid points is
     # deterministic: for the lift the general-path lift kernel of the inputs, for the gconv the
@@ -389,6 +390,7 @@ def test_monte_carlo_matches_the_compiled_kernel(identities):
         assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact)
 
 
+@pytest.mark.slow  # 6 s; the lattice verify tests (tests/test_verify.py) stay fast
 def test_verify_runs_on_an_so3_spec():
     from kernelc.verify import verify
     report = verify(MC_RELU, _mc_inputs(), widths=(4, 8), samples=4, progress=False)

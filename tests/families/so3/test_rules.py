@@ -61,6 +61,7 @@ def test_reduced_equals_general_exactly_when_band_limited():
         assert _rel(red[key], gen[key]) < 1e-12
 
 
+@pytest.mark.slow  # 7 s over three grids; the default grid's accuracy is checked in test_grid
 def test_reduced_approaches_general_through_relu_as_the_grid_grows():
     x = _inputs()
     errors = []
