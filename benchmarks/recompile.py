@@ -24,7 +24,7 @@ def main():
 
     net = kernelc.compile(open(a.spec).read())
     x = np.random.default_rng(0).normal(size=(max(a.n),) + tuple(net.module.INPUT_SHAPE))
-    passes = net.kernel_fn.compiled_passes[True, True]
+    passes = net.kernel_fn.compiled_passes[True, True, None]
     one = Placement()
     print(f"{a.spec}, {a.dtype}, NNGP+NTK")
     print("   N   pairs  diagonal tile  Gram tile  compilations  seconds")

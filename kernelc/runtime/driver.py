@@ -349,6 +349,18 @@ def padded(idx, size):
         if len(idx) < size else idx
 
 
+def _size_at_least(m: int) -> int:
+    """The smallest s in {2^k, 3·2^k} with s >= m."""
+    p = 1 << (m - 1).bit_length()  # the smallest power of two >= m
+    return 3 * p // 4 if p >= 4 and 3 * p // 4 >= m else p
+
+
+def _size_at_most(m: int) -> int:
+    """The largest s in {2^k, 3·2^k} with s <= m (m >= 1)."""
+    p = 1 << (m.bit_length() - 1)  # the largest power of two <= m
+    return 3 * p // 2 if p >= 2 and 3 * p // 2 <= m else p
+
+
 class Placement:
     """Where the tiles run: on one device (arrays stay where JAX puts them), or split over a
     1-d mesh of devices along the pair axis. Every operation of ``_propagate`` acts on each
@@ -372,17 +384,17 @@ class Placement:
             self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pairs"))
 
     def tile(self, tile, n):
-        """The size of the tiles of ``n`` items under a budget of ``tile`` items: ``count·2^k``
-        (a multiple of the device count: equal slices), the largest such size not above
-        ``tile`` (at least ``count``), or the smallest one that holds all ``n`` items when that
-        is smaller. Tiles are padded to this size, so the compiled passes see only these few
-        shapes and a new N (a learning curve: N = 20, 19, 18, ...) reuses them, while a tiny N
-        does not pay for a large tile. The cross pass and the on-disk store (which counts the
-        tiles) both take it from here."""
+        """The size of the tiles of ``n`` items under a budget of ``tile`` items: ``count·s``
+        with s in {2^k, 3·2^k} (a multiple of the device count: equal slices), the largest such
+        size not above ``tile`` (at least ``count``), or the smallest one that holds all ``n``
+        items when that is smaller. Tiles are padded to this size, so the compiled passes see
+        only two shapes per octave and a new N (a learning curve: N = 20, 19, 18, ...) reuses
+        them, while a tiny N does not pay for a large tile; a Gram matrix that fits in one tile
+        computes less than 3/2 of its pairs (powers of two alone: up to 2×). The cross pass and
+        the on-disk store (which counts the tiles) both take it from here."""
         slices = max(int(tile) // self.count, 1)
-        top = 1 << (slices.bit_length() - 1)  # the largest power of two <= slices
         need = -(-max(int(n), 1) // self.count)
-        return self.count * min(top, 1 << (need - 1).bit_length())
+        return self.count * min(_size_at_most(slices), _size_at_least(need))
 
     def like(self, shape, dtype):
         """A ShapeDtypeStruct of one tile's argument as :meth:`put` places it (to compile a

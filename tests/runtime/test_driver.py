@@ -42,11 +42,16 @@ def test_a_long_compilation_is_announced_with_its_estimate(net, monkeypatch, cap
 
 
 def test_tiles_take_few_sizes():
-    """count·2^k items: the largest not above the budget's tile, or the smallest holding all."""
+    """count·{2^k, 3·2^k} items: the largest not above the budget's tile, or the smallest
+    holding all (less than 3/2 of the items)."""
     one = driver.Placement([jax.devices()[0]])
-    assert [one.tile(4096, n) for n in (1, 2, 3, 17, 20, 190, 256, 257, 10 ** 6)] == \
-        [1, 2, 4, 32, 32, 256, 256, 512, 4096]
-    assert one.tile(300, 10 ** 6) == 256 and one.tile(0, 5) == 1 and one.tile(1, 5) == 1
+    assert [one.tile(4096, n) for n in (1, 2, 3, 5, 17, 20, 36, 190, 256, 257, 10 ** 6)] == \
+        [1, 2, 3, 6, 24, 24, 48, 192, 256, 384, 4096]
+    assert one.tile(300, 10 ** 6) == 256 and one.tile(400, 10 ** 6) == 384
+    assert one.tile(0, 5) == 1 and one.tile(1, 5) == 1
+    for n in range(1, 3000):  # never more than 3/2 of the items, two sizes per octave
+        size = one.tile(10 ** 6, n)
+        assert n <= size <= 3 * n // 2 + 1
 
 
 def _unpadded(net, x):
@@ -69,7 +74,7 @@ def _unpadded(net, x):
 
 def test_a_learning_curve_reuses_the_compiled_tiles(net):
     """N = 20, 19, 18, 17 (a learning curve): one compilation of each pass for the first N, none
-    after (the tiles are padded to 32 inputs and 256 pairs), and the padded results equal the
+    after (the tiles are padded to 24 inputs and 192 pairs), and the padded results equal the
     unpadded computation."""
     self_fn, cross_fn = net.kernel_fn.compiled_passes[True, True, None]
     x = np.random.default_rng(3).normal(size=(20, 3, 3, 1))
@@ -78,7 +83,7 @@ def test_a_learning_curve_reuses_the_compiled_tiles(net):
     for n in (20, 19, 18, 17):
         grams = net.kernel_fn(x[:n], dtype="float64", progress=False)
         counts.append((self_fn.compilations - before[0], cross_fn.compilations - before[1]))
-        if n == 17:  # the most padding: 17 of 32 inputs, 136 of 256 pairs
+        if n == 17:  # the most padding: 17 of 24 inputs, 136 of 192 pairs
             expected = _unpadded(net, x[:n])
             for name in ("nngp", "ntk"):
                 np.testing.assert_allclose(grams[name], expected[name], rtol=1e-13, atol=0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BUDGET = 300 << 20
+BUDGET = 230 << 20  # binds on 528 pairs: measured 154 MB, predicted 192 MB
 
 SCRIPT = r"""
 import json, resource, sys
@@ -47,7 +47,7 @@ def reset_high_water():  # the peak := the current resident memory (Linux >= 4.0
 
 budget = int(sys.argv[1])
 net = kernelc.compile(open("specs/mnist_p4.kc").read())
-n = 33  # 528 pairs: tiles of 512 under the budget, one of 1024 without it
+n = 33  # 528 pairs: tiles of 512 under the budget, one of 768 without it
 # NNGP only, without the float32 precision check: a third of the operations to compile (the
 # test stays under ~10 s on 2 cores), and still ~0.5 MB per pair by XLA's report
 kw = dict(get="nngp", check_precision=False)
@@ -72,7 +72,7 @@ def test_a_run_under_a_budget_stays_within_it():
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
-    assert out["tile"] < out["free_tile"]  # the budget binds: 512 pairs instead of 1024
+    assert out["tile"] < out["free_tile"]  # the budget binds: 512 pairs instead of 768
     assert out["predicted"] <= BUDGET
     # the run set the high-water mark (reset after the compilation, else an earlier one)
     assert out["measured"] > out["earlier_peak"], out
