@@ -27,29 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["specs/mnist_p4.kc:100", "specs/p2_small.kc:100", "specs/p6_hexagonal.kc:100"]
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 import kernelc
 spec, n, budget, dtype = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
-def resident():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-def high_water():  # the peak resident memory since the last reset (VmHWM)
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-def reset_high_water():  # the peak := the current resident memory (Linux >= 4.0)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+from kernelc.hostmem import peak_resident_bytes as high_water, reset_peak as reset_high_water, resident_bytes as resident
 
 net = kernelc.compile(open(spec).read())
 x = np.random.default_rng(0).normal(size=(n,) + tuple(net.module.INPUT_SHAPE))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
-__all__ = ["CGROUP_FILES", "meminfo_available", "cgroup_room"]
+__all__ = ["CGROUP_FILES", "meminfo_available", "cgroup_room", "resident_bytes",
+           "peak_resident_bytes", "reset_peak"]
 
 #: (limit, usage) files of the process's memory cgroup: v2, then v1
 CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
@@ -51,3 +52,33 @@ def cgroup_room(files: Optional[Sequence[Tuple[str, str]]] = None,
         if cap is not None and (below is None or cap < below):
             return max(cap - (_read_int(usage) or 0), 0)
     return None
+
+
+# -- this process's own memory (what benchmarks/memory.py and tests/runtime/test_memory.py
+# measure a run by) -----------------------------------------------------------------------------
+def resident_bytes() -> int:
+    """This process's resident memory now (/proc/self/statm)."""
+    import resource
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def peak_resident_bytes() -> int:
+    """The peak resident memory since the last :func:`reset_peak` (VmHWM), or since start
+    (``ru_maxrss``) where /proc has no VmHWM."""
+    import resource
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak() -> bool:
+    """Set the peak to the current resident memory (Linux >= 4.0); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

@@ -35,6 +35,7 @@ __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "forma
            "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
+MIN_TILE = 8  # items per device per tile at least (when the budget allows): one shape for small N
 #: a compiled tile's peak is taken as this multiple of what XLA's buffer assignment reports
 #: (memory_analysis): XLA:CPU's runtime holds working memory beyond it, measured at +2% to +16%
 #: of the report on the bundled specs (benchmarks/memory.py, docs/performance.md)
@@ -390,11 +391,13 @@ class Placement:
         items when that is smaller. Tiles are padded to this size, so the compiled passes see
         only two shapes per octave and a new N (a learning curve: N = 20, 19, 18, ...) reuses
         them, while a tiny N does not pay for a large tile; a Gram matrix that fits in one tile
-        computes less than 3/2 of its pairs (powers of two alone: up to 2×). The cross pass and
+        computes less than 3/2 of its pairs (powers of two alone: up to 2×). Below MIN_TILE
+        items per device a tile is padded to MIN_TILE unless the budget forbids it: the work is
+        negligible there and every small N shares one compiled shape. The cross pass and
         the on-disk store (which counts the tiles) both take it from here."""
         slices = max(int(tile) // self.count, 1)
         need = -(-max(int(n), 1) // self.count)
-        return self.count * min(_size_at_most(slices), _size_at_least(need))
+        return self.count * min(_size_at_most(slices), max(_size_at_least(need), MIN_TILE))
 
     def like(self, shape, dtype):
         """A ShapeDtypeStruct of one tile's argument as :meth:`put` places it (to compile a

@@ -86,7 +86,7 @@ def _rel(a, b):
 AGREEMENT = {}
 
 
-@pytest.mark.parametrize("get", ["nngp", "ntk"])
+@pytest.mark.parametrize("get", [pytest.param("nngp", marks=pytest.mark.slow), "ntk"])
 def test_grad_matches_finite_differences(net, x, get):
     """jax.grad of an off-diagonal Gram entry with respect to an input (along a random
     direction) and to W_std/b_std agrees with central differences to ≤ 1e-6 (float64). The

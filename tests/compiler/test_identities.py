@@ -29,7 +29,8 @@ def _case(case_id):
 
 
 # --------------------------------------------------------------------------------- (R)
-@pytest.mark.parametrize("case_id", ["p2-circular-erf-2", "p4-same-relu-3",
+@pytest.mark.parametrize("case_id", ["p2-circular-erf-2",
+                                     pytest.param("p4-same-relu-3", marks=pytest.mark.slow),
                                      pytest.param("p4m-same-relu-2", marks=pytest.mark.slow),
                                      "p4-avgpool-gconv"])
 def test_R_reduced_equals_general(case_id):

@@ -45,13 +45,13 @@ def test_tiles_take_few_sizes():
     """count·{2^k, 3·2^k} items: the largest not above the budget's tile, or the smallest
     holding all (less than 3/2 of the items)."""
     one = driver.Placement([jax.devices()[0]])
-    assert [one.tile(4096, n) for n in (1, 2, 3, 5, 17, 20, 36, 190, 256, 257, 10 ** 6)] == \
-        [1, 2, 3, 6, 24, 24, 48, 192, 256, 384, 4096]
+    assert [one.tile(4096, n) for n in (1, 2, 3, 5, 9, 17, 20, 36, 190, 256, 257, 10 ** 6)] == \
+        [8, 8, 8, 8, 12, 24, 24, 48, 192, 256, 384, 4096]  # at least MIN_TILE = 8
     assert one.tile(300, 10 ** 6) == 256 and one.tile(400, 10 ** 6) == 384
-    assert one.tile(0, 5) == 1 and one.tile(1, 5) == 1
-    for n in range(1, 3000):  # never more than 3/2 of the items, two sizes per octave
+    assert one.tile(0, 5) == 1 and one.tile(1, 5) == 1 and one.tile(3, 5) == 3  # the budget
+    for n in range(1, 3000):  # never more than 3/2 of the items (above 8), two per octave
         size = one.tile(10 ** 6, n)
-        assert n <= size <= 3 * n // 2 + 1
+        assert n <= size <= max(8, 3 * n // 2 + 1)
 
 
 def _unpadded(net, x):

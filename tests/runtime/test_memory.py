@@ -22,28 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 230 << 20  # binds on 528 pairs: measured 154 MB, predicted 192 MB
 
 SCRIPT = r"""
-import json, resource, sys
+import json, sys
 import numpy as np
 import kernelc
 
-def resident():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-def high_water():  # the peak resident memory since the last reset (VmHWM)
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-def reset_high_water():  # the peak := the current resident memory (Linux >= 4.0)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+from kernelc.hostmem import peak_resident_bytes as high_water, reset_peak as reset_high_water, resident_bytes as resident
 
 budget = int(sys.argv[1])
 net = kernelc.compile(open("specs/mnist_p4.kc").read())
