@@ -46,7 +46,8 @@ def _x(n=4, seed=0):
     return rng.normal(size=(n, 6, 6, 1)) + rng.normal(size=(n, 1, 1, 1))
 
 
-@pytest.mark.parametrize("group,act", [("p4", "erf"), ("p4m", "relu"),
+@pytest.mark.parametrize("group,act", [("p4", "erf"),
+                                       pytest.param("p4m", "relu", marks=pytest.mark.slow),
                                        pytest.param("p4m", "erf", marks=pytest.mark.slow)])
 def test_check_passes_exactly(group, act):
     cnn, gcnn = kernelc.compile(cnn_spec(act)), kernelc.compile(gcnn_spec(group, act))
@@ -69,6 +70,7 @@ def _write(tmp_path, name, text):
     return str(p)
 
 
+@pytest.mark.slow  # 7 s; test_cli_check_fails_loudly_when_specs_do_not_correspond stays fast
 def test_cli_check_p4_relu_passes(tmp_path, capsys):
     c = _write(tmp_path, "c.kc", cnn_spec("relu"))
     g = _write(tmp_path, "g.kc", gcnn_spec("p4", "relu"))
