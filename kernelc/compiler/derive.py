@@ -22,8 +22,9 @@ from ..rules.layers import Formulas
 from .family_identities import decide
 from .identities import IdentityDecision
 from .passes import simplify
-from ..ir.plan import Assign, Layout, MaskSites, Op, Ref, Value, constants_of, params_of
-from .relayout import relayout_plan, variances_read
+from ..ir.plan import (Assign, Layout, MaskSites, Op, Param, Ref, SelfVariances, Value,
+                       walk)
+from .relayout import relayout_plan
 
 ALL_IDENTITIES = {"R": True, "D": True, "S": True}
 
@@ -71,7 +72,7 @@ class Context:
         self.decisions = decisions
         self.parameterization = typed.spec.parameterization
         self.constants: Dict[str, str] = {}
-        self.stats: List[Layout] = []
+        self.stat_count = 0  # variance maps numbered so far (their layouts: from the final plan)
         self.site_mask = self._site_mask()
         self.values: Dict[str, Value] = {}  # the values lowered so far (read by later rules)
 
@@ -129,9 +130,10 @@ class Context:
         self.constants[name] = source
         return name
 
-    def stat_index(self, node: str, layout: Layout) -> int:
-        self.stats.append(layout)
-        return len(self.stats) - 1
+    def stat_index(self) -> int:
+        """The index of the next variance map in stats_a/stats_b (the self pass's output)."""
+        self.stat_count += 1
+        return self.stat_count - 1
 
     # -- hexagonal (masked) domains --------------------------------------------------------
     def _site_mask(self):
@@ -174,23 +176,24 @@ def derive(typed: TypedGraph, identities: Optional[Dict[str, bool]] = None) -> D
         values[n] = value
         nodes.append(NodeDerivation(n, data.name, data.kind, rule.formulas(ctx, n), ops,
                                     value))
-    relaid, layout_rewrites = relayout_plan(typed, decisions, [nd.ops for nd in nodes],
-                                            [nd.value for nd in nodes])
-    new_ops, new_values, output, rewrites = simplify(
-        [o for o, _ in relaid], [v for _, v in relaid],
-        relaid[[nd.node for nd in nodes].index(g.output_node)][1])
+    ops, values_out, layout_rewrites = relayout_plan(typed, decisions, [nd.ops for nd in nodes],
+                                                     [nd.value for nd in nodes])
+    output = values_out[[nd.node for nd in nodes].index(g.output_node)]
+    new_ops, new_values, output, rewrites = simplify(ops, values_out, output)
     nodes = [dataclasses.replace(nd, ops=o, value=v)
              for nd, o, v in zip(nodes, new_ops, new_values)]
     constants = dict(ctx.constants)
     stats: Dict[int, Layout] = {}
     params: Dict[str, float] = {}
-    for nd in nodes:
+    for nd in nodes:  # what the final statements print by name or read from the self pass
         for op in nd.ops:
             for stmt in op.lines + op.ntk_lines:
-                if isinstance(stmt, Assign):
-                    constants.update(constants_of(stmt.value))
-                    stats.update(variances_read(stmt.value))
-                    params.update(params_of(stmt.value))
+                for e in walk(stmt.value) if isinstance(stmt, Assign) else ():
+                    constants.update(e.constants() if hasattr(e, "constants") else {})
+                    if isinstance(e, SelfVariances):
+                        stats[e.index] = e.layout
+                    elif isinstance(e, Param):
+                        params[e.key] = e.default
     return Derivation(typed, decisions, nodes, output, constants,
                       [stats[i] for i in sorted(stats)], enabled,
                       {**layout_rewrites, **rewrites}, params)

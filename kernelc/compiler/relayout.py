@@ -25,7 +25,7 @@ from typing import Dict, List, Mapping
 
 from ..families import Family, family_of
 from ..frontend.infer import TypedGraph
-from ..ir.plan import Assign, Expr, Layout, Op, SelfVariances, Stmt, Value, relayout
+from ..ir.plan import Assign, LaidOut, Layout, Op, Stmt, Value, relayout, walk
 from .identities import KEYS, IdentityDecision
 
 
@@ -64,22 +64,14 @@ def _count(stmt: Stmt, layout_of) -> int:
     """How many layout-carrying nodes of ``stmt`` the rewrite moves."""
     if not isinstance(stmt, Assign):
         return 0
-    seen = []
-
-    def walk(e: Expr):
-        for c in e.children():
-            walk(c)
-        if hasattr(e, "owner") and hasattr(e, "layout") and \
-                layout_of(e.owner, e.layout) != e.layout:
-            seen.append(e)
-    walk(stmt.value)
-    return len(seen)
+    return sum(1 for e in walk(stmt.value)
+               if isinstance(e, LaidOut) and layout_of(e.owner, e.layout) != e.layout)
 
 
 def relayout_plan(typed: TypedGraph, decisions: Dict[str, IdentityDecision],
                   ops: List[List[Op]], values: List[Value]):
     """Apply the layout rewrite of every applied identity of the graph's family, in the order
-    R, D, S, O. Returns ([(ops, value) per node], {rewrite: (reason, nodes rewritten)})."""
+    R, D, S, O. Returns (ops per node, value per node, {rewrite: (reason, nodes moved)})."""
     table = LAYOUT_REWRITES.get(family_of(typed.group), {})
     fired: Counter = Counter()
     reasons = {}
@@ -104,14 +96,4 @@ def relayout_plan(typed: TypedGraph, decisions: Dict[str, IdentityDecision],
                 for op in node_ops] for node_ops in ops]
         values = [dataclasses.replace(v, layout=layout_of(v.node, v.layout)) for v in values]
     report = {name: (reasons[name], count) for name, count in fired.items() if count}
-    return list(zip(ops, values)), report
-
-
-def variances_read(e: Expr) -> Dict[int, Layout]:
-    """{stats index: layout} of the self-pass variances an expression reads."""
-    out: Dict[int, Layout] = {}
-    for c in e.children():
-        out.update(variances_read(c))
-    if isinstance(e, SelfVariances):
-        out[e.index] = e.layout
-    return out
+    return ops, values, report

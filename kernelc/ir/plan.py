@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -409,28 +409,12 @@ def relayout(e: Expr, layout_of: Callable[[str, Layout], Layout]) -> Expr:
     return e
 
 
-def constants_of(e: Expr) -> dict:
-    """The module constants (name -> source) the expression's nodes print by name."""
-    out = dict(getattr(e, "constants", dict)())
+def walk(e: Expr) -> Iterator[Expr]:
+    """Every node of ``e``, children before their parent (what the passes and the derivation's
+    collections of constants, variances and hyperparameters go through)."""
     for c in e.children():
-        out.update(constants_of(c))
-    return out
-
-
-def params_of(e: Expr) -> dict:
-    """The hyperparameters (key -> the spec's value) the expression reads. Every expression
-    field is searched, not only ``children()``: a layout node may print an argument that the
-    passes do not rewrite (the SO(3) bias σ_b² of SO3Bias)."""
-    if isinstance(e, Param):
-        return {e.key: e.default}
-    out: dict = {}
-    parts = [getattr(e, f.name) for f in dataclasses.fields(e)] if dataclasses.is_dataclass(e) \
-        else list(e.children())
-    for part in parts:
-        for item in (part if isinstance(part, tuple) else (part,)):
-            if isinstance(item, Expr):
-                out.update(params_of(item))
-    return out
+        yield from walk(c)
+    yield e
 
 
 class Stmt:

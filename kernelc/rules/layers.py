@@ -157,7 +157,7 @@ def _map_lines(ctx, node, src: Value, kmap, k: str, t: str,
     k11, k22 are read from the self pass (``stats``), its covariance k12 is ``src``'s kernel.
     ``suffix`` names the variances of one block (the NTK lines run after all NNGP lines)."""
     lay = src.layout
-    i = ctx.stat_index(node, lay)
+    i = ctx.stat_index()
     k11, k22 = f"k11{suffix}", f"k22{suffix}"
     lines = [
         Assign(("v_a", "v_b"), SelfVariances(i, Ref(src.nngp), lay, src.node)),

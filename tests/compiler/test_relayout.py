@@ -10,7 +10,7 @@ import kernelc
 from kernelc.compiler import relayout
 from kernelc.families.lattice import LATTICE
 from kernelc.families.lattice.plan import InputKernel, Stencil
-from kernelc.ir.plan import Assign, LaidOut, Layout, Ref
+from kernelc.ir.plan import Assign, LaidOut, Layout, Ref, walk
 
 P4_POOL = "group p4\ninput 5 x 5 channels 2\nlift(size=3)\nrelu\ngconv(size=3)\nrelu\ngroup_pool\n"
 P4_FLAT = "group p4\ninput 5 x 5 channels 2\nlift(size=3)\nrelu\nflatten\ndense(1)\n"
@@ -19,19 +19,8 @@ GENERAL = {"R": False, "D": False, "S": False}
 
 def _laid_out(net):
     """Every layout-carrying node of the compiled plan."""
-    out = []
-
-    def walk(e):
-        for c in e.children():
-            walk(c)
-        if isinstance(e, LaidOut):
-            out.append(e)
-    for nd in net.derivation.nodes:
-        for op in nd.ops:
-            for s in op.lines + op.ntk_lines:
-                if isinstance(s, Assign):
-                    walk(s.value)
-    return out
+    return [e for nd in net.derivation.nodes for op in nd.ops for s in op.lines + op.ntk_lines
+            if isinstance(s, Assign) for e in walk(s.value) if isinstance(e, LaidOut)]
 
 
 def _x(n=3, seed=0):

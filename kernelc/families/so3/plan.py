@@ -68,7 +68,6 @@ class SO3Project(LaidOut):
                 f"{self.grid})")
 
 
-@_one_child
 @dataclass(frozen=True)
 class SO3Bias(LaidOut):
     """σ_b² added to a kernel ``x``: the constant itself on the grid; in Wigner coefficients
@@ -85,7 +84,13 @@ class SO3Bias(LaidOut):
             return f"so3_bias({self.b2.source()}, {self.x.source()})"
         return self.b2.source()
 
-    def refs(self):  # the grid form reads no array
+    def children(self):
+        return (self.x, self.b2)
+
+    def with_children(self, children):
+        return dataclasses.replace(self, x=children[0], b2=children[1])
+
+    def refs(self):  # the grid form reads no array (σ_b² reads none either)
         return self.x.refs() if self.layout.kind == "so3_reduced" else ()
 
 
