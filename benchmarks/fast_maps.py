@@ -24,15 +24,7 @@ import jax.numpy as jnp
 import kernelc
 from kernelc.runtime import maps
 
-P4 = """network bench_p4
-group p4
-input {s} x {s} channels 3
-lift(size=3, W_std=1.4, b_std=0.1)
-relu
-repeat 2 {{ gconv(size=3, W_std=1.4, b_std=0.1)  relu }}
-group_pool
-dense(1)
-"""
+from identities import P4  # noqa: E402 - the same p4 network as the identities benchmark
 
 
 def relu_map(k, k11, k22, t):
