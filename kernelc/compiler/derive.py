@@ -124,12 +124,7 @@ class Context:
             return layout.sites
         return int(self.site_mask.sum())
 
-    # -- naming ---------------------------------------------------------------------------
-    def constant(self, node: str, label: str, source: str) -> str:
-        name = f"{self.var(node).upper()}_{label}"
-        self.constants[name] = source
-        return name
-
+    # -- numbering ------------------------------------------------------------------------
     def stat_index(self) -> int:
         """The index of the next variance map in stats_a/stats_b (the self pass's output)."""
         self.stat_count += 1
