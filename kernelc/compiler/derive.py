@@ -111,11 +111,15 @@ class Context:
         return Layout(domain(t.domain).layout, tuple(t.shape), t.group_order)
 
     def fan_in(self, node: str) -> int:
-        """Input channels × support size: the fan-in of a weight layer (standard param.)."""
+        """Input channels × weights per channel pair: the fan-in of a weight layer (standard
+        param.). A kind whose weights are not one per support offset (and rotation) states
+        their count as the hyperparameter ``weights_per_channel`` (steerable: |B|, |B|·|H|)."""
         g = self.typed
         src = g.inputs(node)[0]
         channels = g.node(src).out.channels  # known: the type checker requires it
         hp = g.node(node).hp
+        if hp.get("weights_per_channel") is not None:
+            return channels * hp["weights_per_channel"]
         size = len(hp["support"]) if "support" in hp and hp["support"] is not None else 1
         return channels * size * len(hp.get("rotations") or (0,))
 

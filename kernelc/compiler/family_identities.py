@@ -10,6 +10,7 @@ from typing import Dict
 from ..families import Family, family_of
 from ..families.lattice import identities as lattice_identities  # noqa: F401 - registers them
 from ..families.so3 import identities as so3_identities  # noqa: F401 - registers them
+from ..families.steerable import identities as steerable_identities  # noqa: F401 - registers them
 from ..frontend.infer import TypedGraph
 from .identities import COMMON_IDENTITIES, FAMILY_IDENTITIES, KEYS, Decide, IdentityDecision
 

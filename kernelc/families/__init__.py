@@ -41,6 +41,7 @@ from .protocol import (FAMILIES, VECTOR, Domain, Family, domain, family_of, fami
                        register_family)
 from .lattice import LATTICE
 from .so3 import SO3_FAMILY
+from .steerable import STEERABLE
 
-__all__ = ["FAMILIES", "VECTOR", "Domain", "Family", "LATTICE", "SO3_FAMILY", "domain",
+__all__ = ["FAMILIES", "VECTOR", "Domain", "Family", "LATTICE", "SO3_FAMILY", "STEERABLE", "domain",
            "family_of", "family_of_input", "register_family"]

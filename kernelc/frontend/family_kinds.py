@@ -11,6 +11,7 @@ from ..errors import KernelcError
 from ..families import FAMILIES, LATTICE, Family, family_of
 from ..families.lattice import kinds as lattice_kinds  # noqa: F401 - registers the kinds
 from ..families.so3 import kinds as so3_kinds  # noqa: F401 - registers the kinds
+from ..families.steerable import kinds as steerable_kinds  # noqa: F401 - registers the kinds
 from ..groups import get_group
 from .layers import (COMMON_KINDS, FAMILY_GRAPH_DEFAULTS, FAMILY_INPUT_TYPES, FAMILY_LAYER_KINDS,
                      LayerKind)

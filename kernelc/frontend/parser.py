@@ -247,7 +247,7 @@ def with_feature_input(text: str, n_features: int, filename: str = "<spec>") -> 
         first = next(c for c in group.children if isinstance(c, lark.Tree))
         dim = len(first.children[0].children)  # entries of the first row
     else:
-        name = str(group.children[0])
+        name = "".join(map(str, group.children))  # C8, or C(8) -> C8
         found = get_group(name, _span(lines, filename, group.meta.line, group.meta.column))
         family = family_of(found)
         if family.input_domain != "box":  # feature vectors fill a box of 1 x ... x 1 sites
@@ -390,8 +390,8 @@ class _Builder:
 
     def group(self, node) -> GroupDecl:
         span = self.span_of(node)
-        if node.data == "group_builtin":
-            return GroupDecl(str(node.children[0]), None, "square", span)
+        if node.data == "group_builtin":  # "group C8", or "group C(8)" (the same group)
+            return GroupDecl("".join(map(str, node.children)), None, "square", span)
         if node.data == "group_trivial":
             dim = int(node.children[1])
             if not 1 <= dim <= 4:

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 from kernelc.errors import GroupError, SourceSpan, SpecError, did_you_mean
 from kernelc.families.lattice.group import LatticeGroup
 from kernelc.families.so3.group import SO3
+from kernelc.families.steerable.group import steerable_group
 
 _REGISTRY: dict = {}
 
@@ -37,10 +38,28 @@ def get_group(name: str, span: Optional[SourceSpan] = None) -> LatticeGroup:
     """The built-in group called ``name``; SpecError (with a suggestion) if there is none."""
     group = _REGISTRY.get(name)
     if group is None:
+        group = _by_pattern(name)
+    if group is None:
         names = sorted(_REGISTRY)
         raise SpecError(f"unknown group '{name}'", span, expected=names,
                         suggestion=did_you_mean(name, names))
     return group
+
+
+#: Families whose groups are named by a pattern (C12, D7): name -> group or None, tried in order
+#: for a name that is not registered; the groups made are kept (one object per name).
+GROUP_PATTERNS = (steerable_group,)
+_MADE: dict = {}
+
+
+def _by_pattern(name: str):
+    if name not in _MADE:
+        for make in GROUP_PATTERNS:
+            group = make(name)
+            if group is not None:
+                _MADE[name] = group
+                break
+    return _MADE.get(name)
 
 
 def builtin_groups() -> dict:
@@ -64,3 +83,5 @@ register_group("p6", 2, [_HEX60], lattice="hexagonal", description="C6 ⋉ hexag
 register_group("Z3", 3, (), description="trivial point group: plain CNN on Z^3")
 register_group("O", 3, [_RX90, _RY90], description="O ⋉ Z^3: the 24 rotations of the cube")
 register_family_group(SO3)
+for _name in ("C8", "D8", "C16", "D16"):  # escnn's usual orientations; any C<n>, D<n> also works
+    register_family_group(steerable_group(_name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..families import family_of
 from ..families.lattice import network as lattice_network  # noqa: F401 - registers the layers
 from ..families.so3 import network as so3_network  # noqa: F401 - registers the layers
+from ..families.steerable import network as steerable_network  # noqa: F401 - registers the layers
 from .build import FAMILY_NETWORKS, FiniteNetwork, typed_graph
 
 

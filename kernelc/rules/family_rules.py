@@ -10,6 +10,7 @@ from typing import Dict
 from ..families import Family
 from ..families.lattice import rules as lattice_rules  # noqa: F401 - registers the rules
 from ..families.so3 import rules as so3_rules  # noqa: F401 - registers the rules
+from ..families.steerable import rules as steerable_rules  # noqa: F401 - registers the rules
 from .layers import COMMON_RULES, FAMILY_RULES, LayerRule
 
 

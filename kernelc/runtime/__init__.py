@@ -4,6 +4,7 @@ compiler code), so that ``generated/`` holds each network's own code and nothing
 * :mod:`~kernelc.runtime.driver`: input checks, memory plan, tiles, progress, ``kernel_fn``;
 * :mod:`~kernelc.runtime.layouts`: the input kernel, diagonals and variances of each layout;
 * :mod:`~kernelc.runtime.stencils`: the lattice filter sums (lift, gconv, conv);
+* :mod:`~kernelc.runtime.steerable`: steerable bases, coupling matrices, mixed stencils;
 * :mod:`~kernelc.runtime.maps`: the guarded helpers of the nonlinearity maps;
 * :mod:`~kernelc.runtime.harmonic`, :mod:`~kernelc.runtime.so3`: harmonic analysis on S² and
   SO(3) and the SO(3) family's kernel helpers;
@@ -18,4 +19,5 @@ RUNTIME_VERSION = 1
 
 #: The modules whose public helpers (``__all__``) generated code may import, in import order.
 HELPER_MODULES = ("kernelc.runtime.layouts", "kernelc.runtime.stencils", "kernelc.runtime.maps",
-                  "kernelc.runtime.so3", "kernelc.runtime.psd", "kernelc.runtime.driver")
+                  "kernelc.runtime.so3", "kernelc.runtime.steerable", "kernelc.runtime.psd",
+                  "kernelc.runtime.driver")

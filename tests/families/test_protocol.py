@@ -2,20 +2,27 @@
 import pytest
 
 from kernelc.errors import KernelcError
-from kernelc.families import (FAMILIES, LATTICE, SO3_FAMILY, VECTOR, domain, family_of,
-                              family_of_input, register_family)
+from kernelc.families import (FAMILIES, LATTICE, SO3_FAMILY, STEERABLE, VECTOR, domain,
+                              family_of, family_of_input, register_family)
 from kernelc.frontend.types import SignalType
 from kernelc.groups import LatticeGroup, builtin_groups, get_group
 
 
 def test_the_registered_families_in_order():
-    assert list(FAMILIES) == ["lattice", "so3"]
+    assert list(FAMILIES) == ["lattice", "so3", "steerable"]
 
 
 @pytest.mark.parametrize("name", sorted(builtin_groups()))
 def test_every_builtin_group_has_its_family(name):
     group = get_group(name)
-    assert family_of(group) is (SO3_FAMILY if name == "SO3" else LATTICE)
+    expected = {"SO3": SO3_FAMILY, "C8": STEERABLE, "D8": STEERABLE, "C16": STEERABLE,
+                "D16": STEERABLE}
+    assert family_of(group) is expected.get(name, LATTICE)
+
+
+def test_any_cn_or_dn_is_a_steerable_group_by_name():
+    assert family_of(get_group("C12")) is STEERABLE and get_group("D3").order == 6
+    assert get_group("C12") is get_group("C12")  # one object per name
 
 
 def test_a_user_declared_group_is_a_lattice_group():

@@ -41,13 +41,16 @@ def _stencil(ctx, node, out: Layout, right_mult=None):
                                   out, node)
 
 
-def _linear_op(ctx, node, ins, out_layout, stencil, formulas) -> Tuple[List[Op], Value]:
-    """Common tail of lift/gconv/conv: the stencil (applied to K and Θ alike), affine, NTK, mask.
-    ``formulas``: the op's formula in each layout it may be stored in."""
+def linear_op(ctx, node, ins, out_layout, stencil, formulas,
+              n_terms: Optional[int] = None) -> Tuple[List[Op], Value]:
+    """Common tail of a filter-sum layer (the lattice's lift/gconv/conv, the steerable family's
+    lift/gconv): the stencil (applied to K and Θ alike), affine, NTK, mask. ``formulas``: the
+    op's formula in each layout it may be stored in; ``n_terms``: the stencil's terms per entry
+    (default |S|), for the op's cost."""
     src = ins[0]
     name = ctx.var(node)
     k, t, lin = f"k_{name}", f"t_{name}", f"lin_{name}"
-    n_terms = len(ctx.hp(node)["support"])
+    n_terms = len(ctx.hp(node)["support"]) if n_terms is None else n_terms
     lines = [Assign((lin,), stencil(Ref(src.nngp)))] + affine_lines(ctx, node, lin, k)
     ntk_lines = []
     if src.ntk is not None:
@@ -111,7 +114,7 @@ class Lift:
     @staticmethod
     def lower(ctx, node, ins):
         out = ctx.out_layout(node)
-        return _linear_op(ctx, node, ins, out, _stencil(ctx, node, out), {
+        return linear_op(ctx, node, ins, out, _stencil(ctx, node, out), {
             "group_general": "K⁺[(t,r),(t',r')] = σ_w²/|S| Σ_{y∈S} K0[t+ρ(r)y, t'+ρ(r')y] + σ_b²"
                              "   (general)",
             "group_reduced": "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K0[t+y, t'+ρ(q)y] + σ_b²   (R)",
@@ -134,7 +137,7 @@ class Conv:
     @staticmethod
     def lower(ctx, node, ins):
         out = ctx.out_layout(node)
-        return _linear_op(ctx, node, ins, out, _stencil(ctx, node, out), {
+        return linear_op(ctx, node, ins, out, _stencil(ctx, node, out), {
             "box_full": "K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²",
             "box_diag": "K⁺[t,t] = σ_w²/|S| Σ_{y∈S} K[t+y, t+y] + σ_b²   (D)"})
 
@@ -168,7 +171,7 @@ class GroupConv:
         cayley = ctx.group.cayley
         right_mult = [[int(cayley[r, s]) for r in range(ctx.group.order)]
                       for s in ctx.hp(node)["rotations"]]
-        return _linear_op(ctx, node, ins, out, _stencil(ctx, node, out, right_mult), {
+        return linear_op(ctx, node, ins, out, _stencil(ctx, node, out, right_mult), {
             "group_general": "K⁺[(t,r),(t',r')] = σ_w²/|S||R| Σ_{y∈S,s∈R} "
                              "K[(t+ρ(r)y, rs), (t'+ρ(r')y, r's)] + σ_b²   (general)",
             "group_reduced": "K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)",

@@ -1,0 +1,233 @@
+"""Steerable filters on the pixel grid (docs/math/steerable.md): the rotations and reflections of
+C_n and D_n as 2×2 matrices, the sampled filter bases, their coupling matrices, and the mixed
+stencils that apply them to kernels (jax and numpy only: generated modules import this).
+
+A filter is ψ(y) = Σ_k w_k B_k(y) over a basis {B_k} of continuous functions on R², sampled at
+the offsets y of the filter's k×k support S. Rotating it by R is exact on the coefficients,
+ψ(R⁻¹y) = Σ_k w_k B_k(R⁻¹y), while the rotated filter is only *sampled* on the grid. With
+weights iid N(0, 1), the filters of orientations r, r' are correlated through
+
+    P(a, b) = Σ_k B_k(a) B_k(b),
+
+which is invariant, P(Ra, Rb) = P(a, b), when the span of the basis is closed under R and its
+action on the coefficients is orthogonal. The layers' kernels are then *mixed stencils*,
+
+    K⁺[t,t'](q) = Σ_{i,j} M_q[i,j] K[t+y_i, t'+y_j](q),   M_q[i,j] = P(y_i, R_q⁻¹y_j)/|B|,
+
+coupling different offsets y_i ≠ y_j (the pixel basis B_k(y) = [y = y_k] makes M_q a
+permutation matrix, and the stencil the diagonal one of the lattice family).
+
+Element order of C_n (D_n): index j + n·m is R = Rot(2πj/n)·F^m, F = diag(1, −1) the reflection
+y ↦ (y₀, −y₁); the identity is index 0.
+"""
+import functools
+import math
+
+import numpy as np
+import jax.numpy as jnp
+
+#: What generated modules import (the network and the group import the rest directly).
+__all__ = ["mixed_stencil", "general_mixed_stencil"]
+
+#: Gaussian ring widths of the "rings" basis (escnn's defaults: 0.6, the outermost ring 0.4,
+#: a ring at radius 0 is a point, width 0.005).
+RING_SIGMA, OUTER_RING_SIGMA, CENTRE_SIGMA = 0.6, 0.4, 0.005
+#: How far a rotated pixel-basis offset may lie from a grid point and still be that point.
+GRID_TOL = 1e-9
+
+
+def group_matrices(n, reflections):
+    """(|H|, 2, 2) float64: element j + n·m is Rot(2πj/n)·F^m (|H| = n, or 2n with reflections).
+    Multiples of 90° are set exactly (cos/sin rounded), so grid rotations map offsets to grid
+    points without round-off."""
+    mats = []
+    for m in range(2 if reflections else 1):
+        flip = np.diag([1.0, -1.0]) if m else np.eye(2)
+        for j in range(n):
+            angle = 2 * math.pi * j / n
+            c, s = math.cos(angle), math.sin(angle)
+            if (4 * j) % n == 0:  # a multiple of 90°: exact integers
+                c, s = float(round(c)), float(round(s))
+            mats.append(np.array([[c, -s], [s, c]]) @ flip)
+    return np.stack(mats)
+
+
+def support_offsets(size):
+    """(k², 2) int: the k×k box {−(k−1)/2 … (k−1)/2}², lexicographic (odd k)."""
+    r = (size - 1) // 2
+    return np.array([(a, b) for a in range(-r, r + 1) for b in range(-r, r + 1)], dtype=np.int64)
+
+
+def _ring_terms(size, max_frequency):
+    """The (radius, σ, frequency, parity) of each function of the "rings" basis of a size×size
+    filter: rings at radii 0, 1, …, (k−1)/2; on a ring of radius ρ the angular frequencies
+    j ≤ min(2ρ, F(ρ)), F(0) = 0, F(outer) = 2, else 2ρ − (ρ+1 mod 2) (escnn's default
+    cutoff), capped by ``max_frequency``; parity 0 = cos jθ, 1 = sin jθ (j > 0)."""
+    outer = (size - 1) // 2
+    terms = []
+    for radius in range(outer + 1):
+        if radius == 0:
+            sigma, top = CENTRE_SIGMA, 0
+        else:
+            sigma = OUTER_RING_SIGMA if radius == outer else RING_SIGMA
+            top = min(2 * radius, 2 if radius == outer else 2 * radius - (radius + 1) % 2)
+        if max_frequency is not None:
+            top = min(top, max_frequency)
+        for j in range(top + 1):
+            for parity in ((0,) if j == 0 else (0, 1)):
+                terms.append((radius, sigma, j, parity))
+    return terms
+
+
+def _ring_values(points, size, max_frequency):
+    """(|B|, P): g_ρ(|a|)·{cos, sin}(jθ_a)·c_{ρ,j} at the points a (P, 2), with the Gaussian
+    ring g_ρ(s) = exp(−(s − ρ)²/2σ²). A harmonic of frequency j > 0 is 0 at the origin (θ is
+    undefined there; any other value would break rotation invariance). c_{ρ,j} normalises the
+    pair (cos, sin) on the unrotated support to mean squared norm 1, the same for both, so that
+    rotations act orthogonally on the coefficients."""
+    terms = _ring_terms(size, max_frequency)
+
+    def raw(pts):
+        rad = np.hypot(pts[:, 0], pts[:, 1])
+        theta = np.arctan2(pts[:, 1], pts[:, 0])
+        rows = []
+        for radius, sigma, j, parity in terms:
+            g = np.exp(-(rad - radius) ** 2 / (2 * sigma ** 2))
+            if j == 0:
+                rows.append(g)
+            else:
+                wave = np.cos(j * theta) if parity == 0 else np.sin(j * theta)
+                rows.append(np.where(rad > 0, g * wave, 0.0))
+        return np.array(rows)
+    ref = raw(support_offsets(size).astype(np.float64))
+    scale = []
+    for radius, sigma, j, parity in terms:
+        pair = [i for i, t in enumerate(terms) if t[:3] == (radius, sigma, j)]
+        scale.append(1.0 / math.sqrt(np.mean([np.sum(ref[i] ** 2) for i in pair])))
+    return np.array(scale)[:, None] * raw(np.asarray(points, dtype=np.float64))
+
+
+def _pixel_values(points, size, max_frequency):
+    """(|S|, P): B_k(a) = [a = y_k], the pixel basis. Defined only at grid points: a point
+    farther than GRID_TOL from the grid raises ValueError (the rotation does not map the grid
+    onto itself)."""
+    points = np.asarray(points, dtype=np.float64)
+    nearest = np.round(points)
+    if np.abs(points - nearest).max(initial=0.0) > GRID_TOL:
+        raise ValueError("the pixel basis is defined on grid points only: rotate it by "
+                         "multiples of 90° (groups C1, C2, C4, D1, D2, D4)")
+    offsets = support_offsets(size)
+    return np.all(nearest[None, :, :] == offsets[:, None, :], axis=2).astype(np.float64)
+
+
+#: name -> (points (P, 2), size, max_frequency) -> (|B|, P): the basis functions at the points.
+BASES = {"rings": _ring_values, "pixel": _pixel_values}
+
+
+def basis_functions(basis, size, max_frequency=None, points=None):
+    """(|B|, P) values of the ``basis`` functions of a size×size filter at ``points`` (default:
+    the support offsets, unrotated)."""
+    if points is None:
+        points = support_offsets(size)
+    return BASES[basis](points, size, max_frequency)
+
+
+def rotated_basis(n, reflections, basis, size, max_frequency=None):
+    """(|H|, |B|, |S|): B_k(R_r⁻¹ y) for every element r and support offset y — the sampled
+    basis of the filter rotated by R_r (rotate the filter = evaluate the basis at R_r⁻¹y)."""
+    offsets = support_offsets(size).astype(np.float64)
+    return np.stack([basis_functions(basis, size, max_frequency,
+                                     offsets @ np.linalg.inv(rot).T)
+                     for rot in group_matrices(n, reflections)])
+
+
+def steerable_coupling(n, reflections, basis, size, max_frequency=None, general=False):
+    """The coupling matrices of a steerable filter, float64:
+
+    reduced (``general=False``), (|H|, |S|, |S|): M_q[i,j] = (1/|B|) Σ_k B_k(y_i) B_k(R_q⁻¹y_j);
+    general, (|H|, |H|, |S|, |S|): M_{r,r'}[i,j] = (1/|B|) Σ_k B_k(R_r⁻¹y_i) B_k(R_{r'}⁻¹y_j).
+
+    Both are (1/|B|)·P(a, b) of the module docstring, so M_{r,r'} = M_{r'r⁻¹} (right
+    invariance (R)); the 1/|B| makes the mixed stencil a mean, like the lattice stencils.
+    """
+    rotated = rotated_basis(n, reflections, basis, size, max_frequency)
+    count = rotated.shape[1]
+    if general:
+        return np.einsum("rki,skj->rsij", rotated, rotated) / count
+    return np.einsum("ki,qkj->qij", rotated[0], rotated) / count
+
+
+def _padded(k, first, second, pads, mode):
+    """``k`` zero-padded ('same') or wrapped ('circular') on the site axes ``first`` and
+    ``second`` (the two slots); unchanged for 'valid'."""
+    if mode == "valid" or not any(lo or hi for lo, hi in pads):
+        return k
+    widths = [(0, 0)] * k.ndim
+    for axes in (first, second):
+        for axis, pad in zip(axes, pads):
+            widths[axis] = tuple(pad)
+    return jnp.pad(k, widths, mode="constant" if mode == "same" else "wrap")
+
+
+def _shift(k, axes, offset, pads, out_box):
+    """k[..., t + offset, ...] on ``axes`` for t in the output box."""
+    index = [slice(None)] * k.ndim
+    for axis, y, (lo, _), n in zip(axes, offset, pads, out_box):
+        index[axis] = slice(lo + int(y), lo + int(y) + n)
+    return k[tuple(index)]
+
+
+def _mixed(k, coupling_matrices, support, pads, out_box, mode, first, second, spec):
+    """Σ_{i,j} M[.., i, j] k[t+y_i, t'+y_j]: shift the second slot (axes ``second``) by every
+    y_j (a stack of |S| slices), contract with M by the einsum ``spec`` (which puts the first
+    slot's axes right after two leading axes), shift the first slot by y_i and add."""
+    padded = _padded(k, first, second, pads, mode)
+    shifted = jnp.stack([_shift(padded, second, y, pads, out_box) for y in support])
+    mixed = jnp.einsum(spec, jnp.asarray(coupling_matrices, dtype=k.dtype), shifted)
+    out_first = tuple(range(2, 2 + len(pads)))
+    acc = None
+    for i, y in enumerate(support):
+        part = _shift(mixed[i], out_first, y, pads, out_box)
+        acc = part if acc is None else acc + part
+    return acc
+
+
+@functools.lru_cache(maxsize=64)
+def _coupling_of(steerable_filter, general):
+    n, reflections, basis, size, max_frequency = steerable_filter
+    return (steerable_coupling(n, reflections, basis, size, max_frequency, general),
+            support_offsets(size))
+
+
+def mixed_stencil(k, steerable_filter, pads, out_box, mode):
+    """K̃⁺[t,t'](q) = Σ_{i,j} M_q[i,j] k[t+y_i, t'+y_j](q), with M the reduced coupling
+    (:func:`steerable_coupling`) of ``steerable_filter`` = (n, reflections, basis, size,
+    max_frequency). ``k`` is a box kernel (p, *box, *box) (the lift: every q reads it) or a
+    reduced group kernel (p, H, *box, *box) (the group convolution: q reads slice q); ``mode``
+    'same' (zero padding), 'circular' or 'valid'. Returns (p, H, *out, *out)."""
+    coupling, support = _coupling_of(tuple(steerable_filter), False)
+    d = len(pads)
+    grouped = k.ndim == 2 + 2 * d
+    lead = 2 if grouped else 1
+    x, z = "xyz"[:d], "uvw"[:d]
+    spec = f"qij,jpq{x}{z}->ipq{x}{z}" if grouped else f"qij,jp{x}{z}->ipq{x}{z}"
+    return _mixed(k, coupling, support, pads, out_box, mode,
+                  tuple(range(lead, lead + d)), tuple(range(lead + d, lead + 2 * d)), spec)
+
+
+def general_mixed_stencil(k, steerable_filter, pads, out_box, mode):
+    """K⁺[(t,r),(t',r')] = Σ_{i,j} M_{r,r'}[i,j] k[(t+y_i, r), (t'+y_j, r')], with M the general
+    coupling (:func:`steerable_coupling`, ``general=True``) of ``steerable_filter``. ``k`` is a
+    box kernel (p, *box, *box) (the lift) or a general group kernel (p, H, *box, H, *box)
+    already mixed over the group axis (``right_mix``). Returns (p, H, *out, H, *out)."""
+    coupling, support = _coupling_of(tuple(steerable_filter), True)
+    d = len(pads)
+    grouped = k.ndim == 3 + 2 * d
+    x, z = "xyz"[:d], "uvw"[:d]
+    if grouped:
+        return _mixed(k, coupling, support, pads, out_box, mode,
+                      tuple(range(2, 2 + d)), tuple(range(3 + d, 3 + 2 * d)),
+                      f"abij,jpa{x}b{z}->ipa{x}b{z}")
+    return _mixed(k, coupling, support, pads, out_box, mode,
+                  tuple(range(1, 1 + d)), tuple(range(1 + d, 1 + 2 * d)),
+                  f"abij,jp{x}{z}->ipa{x}b{z}")
