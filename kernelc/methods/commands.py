@@ -61,6 +61,46 @@ def add_image_options(p):
                         "or --pool 4")
 
 
+#: the flag of each --fast-maps/--exact-maps setting (kernel_fn's ``fast_maps``), for messages
+MAP_FLAGS = {True: "--fast-maps", False: "--exact-maps"}
+
+
+def add_map_options(p):
+    """--fast-maps/--exact-maps: kernel_fn's ``fast_maps`` (True/False; neither: None, the
+    default) for every command that computes kernels (kernel, fit, predict); read by
+    :func:`map_setting`."""
+    maps = p.add_mutually_exclusive_group()
+    maps.add_argument("--fast-maps", dest="fast_maps", action="store_const", const=True,
+                      default=None,
+                      help="relu/leaky_relu kernel maps take their arc-cosine from a minimax "
+                           "polynomial in float64 too (proven error ≤ 3 roundoffs of the dtype "
+                           "relative to √(K(x,x)K(x',x')), docs/math/fast-maps.md); by default "
+                           "the polynomial is used in float32 and atan2 in float64")
+    maps.add_argument("--exact-maps", dest="fast_maps", action="store_const", const=False,
+                      help="relu/leaky_relu kernel maps by atan2 in float32 too (the map is ~4× "
+                           "slower per entry on CPU, docs/performance.md)")
+
+
+def _map_names(net) -> list:
+    """The kernel maps of ``net``'s nonlinearity layers (relu, erf, ...), in program order."""
+    return list(dict.fromkeys(m.name for nd in net.derivation.nodes if nd.formulas is not None
+                              for m in nd.formulas.reduced if hasattr(m, "fast_angles")))
+
+
+def map_setting(args, nets) -> "bool | None":
+    """kernel_fn's ``fast_maps`` for the parsed --fast-maps/--exact-maps; refused (InputError)
+    when no network in ``nets`` has a map the flag switches (it would change nothing)."""
+    setting = getattr(args, "fast_maps", None)
+    if setting is None or any(net.fast_map_layers for net in nets):
+        return setting
+    names = ", ".join(dict.fromkeys(m for net in nets for m in _map_names(net))) or "none"
+    specs = ", ".join(net.typed.spec.name for net in nets)
+    raise InputError(f"{MAP_FLAGS[setting]} chooses how the relu and leaky_relu (α ≥ 0) kernel "
+                     f"maps take their arc-cosine, but {specs} has none of them (its maps: "
+                     f"{names}), so the flag changes nothing: drop "
+                     f"{MAP_FLAGS[setting]}")
+
+
 def image_preprocessing(args) -> ImagePreprocessing:
     """The --crop/--pool of a parsed command line (``None`` when the command has none)."""
     pool = getattr(args, "pool", None)
@@ -101,6 +141,7 @@ def _data_args(p, test_required: bool = False):
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="precision of the kernel computation (the solves are float64)")
     p.add_argument("--max-memory", default=DEFAULT_MEMORY, help=f"memory budget (default {DEFAULT_MEMORY})")
+    add_map_options(p)
 
 
 def _load_train_test(args, need_test_y: bool):
@@ -150,6 +191,7 @@ def run_predict(args) -> int:
         out_path = output_path(args.out, "--out", suffix=".npz",
                                inputs=[args.spec, args.train, args.test])
     net = kc_compile(args.spec)
+    fast_maps = map_setting(args, [net])
     if args.out is None:  # the default name needs the network's name
         out_path = output_path(f"{net.typed.spec.name}_predictions.npz", "predict (default output)",
                                inputs=[args.spec, args.train, args.test])
@@ -169,7 +211,8 @@ def run_predict(args) -> int:
     print(f"{net.typed.summary()}\n{task}: {len(xa)} training, {len(xb)} test examples; "
           f"kernels in {args.dtype}, reg {args.reg:g}"
           + (f"; images: {preprocessing.describe()}" if preprocessing.active else ""))
-    grams, secs = compute_grams(net, xa, {"test": xb}, dtype=args.dtype, max_memory=args.max_memory)
+    grams, secs = compute_grams(net, xa, {"test": xb}, dtype=args.dtype, max_memory=args.max_memory,
+                                fast_maps=fast_maps)
     print(f"kernels: {secs:.1f} s")
     pred = GradientFlowPredictor(solve_dtype(grams["train"]["ntk"], args.reg), targets,
                                  nngp_train_train=solve_dtype(grams["train"]["nngp"], args.reg),
@@ -190,7 +233,8 @@ def run_predict(args) -> int:
     if args.nngp:
         # the prior variances k(x*, x*): one 1×1 Gram per test input (the diagonal only)
         kss = np.array([float(net.kernel_fn(xb[i:i + 1], None, "nngp", dtype=args.dtype,
-                                            max_memory=args.max_memory)[0, 0]) for i in range(len(xb))])
+                                            max_memory=args.max_memory, fast_maps=fast_maps)[0, 0])
+                        for i in range(len(xb))])
         post = pred.nngp_posterior(grams["test"]["nngp"], kss)
         out["nngp_mean"], out["nngp_var"] = post.mean, post.var
         for w in post.warnings:
@@ -226,12 +270,12 @@ def _fit_args(p):
 def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tests: Dict[str, np.ndarray],
         sizes: Sequence[int], times: Sequence[float] = (math.inf,), reg: float = DEFAULT_REG,
         task: str = "auto", dtype: str = "float32", max_memory=DEFAULT_MEMORY,
-        log=print, time_unit: str = "mean-diag", preprocessing=None) -> dict:
+        log=print, time_unit: str = "mean-diag", preprocessing=None, fast_maps=None) -> dict:
     """Learning curves of several specs on the same data. Kernels are computed once per spec for
     the largest size; smaller sizes are prefixes. ``times`` are in ``time_unit`` (default: units
     of 1/mean diag Θ, see :data:`~kernelc.methods.tasks.TIME_UNITS`); ``preprocessing``: an
-    :class:`~kernelc.methods.data.ImagePreprocessing` applied to training and test inputs alike.
-    Returns a JSON-ready dict."""
+    :class:`~kernelc.methods.data.ImagePreprocessing` applied to training and test inputs alike;
+    ``fast_maps``: kernel_fn's. Returns a JSON-ready dict."""
     from ..api import compile as kc_compile
     task = infer_task(y_train, task)
     _, k = make_targets(task, y_train, list(y_tests.values()))
@@ -247,7 +291,8 @@ def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tes
               for t, v in x_tests.items()}
         log(f"[{name}] {net.typed.summary()}; kernels for {n_max} training and "
             f"{sum(len(v) for v in xb.values())} test inputs ({dtype})")
-        grams, secs = compute_grams(net, xa, xb, dtype=dtype, max_memory=max_memory)
+        grams, secs = compute_grams(net, xa, xb, dtype=dtype, max_memory=max_memory,
+                                    fast_maps=fast_maps)
         timing[name] = secs
         info[name] = {"summary": net.typed.summary(), "group": net.typed.group.name,
                       "spec": str(getattr(net.typed.spec, "filename", "")), "kernel_seconds": round(secs, 2)}
@@ -279,6 +324,7 @@ def run_fit(args) -> int:
     from ..api import compile as kc_compile
     preprocessing = image_preprocessing(args)
     nets = [kc_compile(s) for s in args.specs]
+    fast_maps = map_setting(args, nets)
     for net in nets:  # check every spec against the data before any kernel is computed
         prepare_inputs(x_tr[:2], net, f"training inputs {src_tr}", preprocessing)
         prepare_inputs(x_te[:2], net, f"test inputs {src_te}", preprocessing)
@@ -288,7 +334,8 @@ def run_fit(args) -> int:
         print("times t in units of 1/mean diag Θ of each training kernel (--t-unit raw takes "
               "raw gradient-flow times)")
     res = fit(nets, x_tr, y_tr, {"test": x_te}, {"test": y_te}, sizes, times, args.reg, args.task,
-              args.dtype, args.max_memory, time_unit=args.t_unit, preprocessing=preprocessing)
+              args.dtype, args.max_memory, time_unit=args.t_unit, preprocessing=preprocessing,
+              fast_maps=fast_maps)
     res["train"], res["test"] = src_tr, src_te
     print_table(res["results"], res["task"])
     if json_path:

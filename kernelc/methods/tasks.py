@@ -183,18 +183,22 @@ def _fmt_t(t: float) -> str:
 
 # =========================================================================== kernels
 def compute_grams(net, x_train, x_tests: Dict[str, np.ndarray], *, dtype: str = "float32",
-                  max_memory=DEFAULT_MEMORY, progress=None) -> Tuple[Dict[str, Dict[str, np.ndarray]], float]:
+                  max_memory=DEFAULT_MEMORY, progress=None, fast_maps=None
+                  ) -> Tuple[Dict[str, Dict[str, np.ndarray]], float]:
     """NNGP and NTK Gram matrices: ``{"train": {"nngp": (n, n), "ntk": ...}, name: {... (m, n)}}``
     for each test set in ``x_tests`` (all test sets go through one cross call), and the seconds
-    it took. The train×train block uses the symmetric path (pairs i < j only)."""
+    it took. The train×train block uses the symmetric path (pairs i < j only). ``fast_maps``:
+    kernel_fn's (None: the polynomial arc-cosine in float32 only)."""
     t0 = time.perf_counter()
     out = {"train": net.kernel_fn(x_train, None, ("nngp", "ntk"), dtype=dtype,
-                                  max_memory=max_memory, progress=progress)}
+                                  max_memory=max_memory, progress=progress,
+                                  fast_maps=fast_maps)}
     names = [k for k, v in x_tests.items() if v is not None and len(v)]
     if names:
         stacked = np.concatenate([x_tests[k] for k in names])
         cross = net.kernel_fn(stacked, x_train, ("nngp", "ntk"), dtype=dtype,
-                              max_memory=max_memory, progress=progress, symmetric=False)
+                              max_memory=max_memory, progress=progress, symmetric=False,
+                              fast_maps=fast_maps)
         start = 0
         for k in names:
             m = len(x_tests[k])

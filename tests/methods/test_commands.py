@@ -174,3 +174,19 @@ def test_learning_curve_regression_on_given_grams():
     zero = [r for r in recs if r["t"] == "0"][0]
     assert zero["mae"] == pytest.approx(np.mean(np.abs(y[6:])))   # t = 0 predicts zeros
     assert all(set(r) >= {"mae", "rmse"} for r in recs)
+
+
+def test_predict_and_fit_take_the_map_switch(files, capsys, tmp_path):
+    """predict --fast-maps traces the polynomial arc-cosine in float64; fit refuses the switch
+    when none of its specs has a map it acts on (here erf only)."""
+    from kernelc.runtime import maps
+    before = maps._FAST_ANGLE_CALLS[0]
+    rc = main(["predict", files["cnn"], "--train", files["data"], "--dtype", "float64",
+               "--fast-maps", "--out", str(tmp_path / "p.npz")])
+    assert rc == 0, capsys.readouterr().err
+    assert maps._FAST_ANGLE_CALLS[0] > before
+    erf = tmp_path / "erf.kc"
+    erf.write_text(CNN.replace("relu", "erf"))
+    err = _err(capsys, ["fit", str(erf), "--train", files["data"], "--exact-maps"])
+    assert "--exact-maps chooses how the relu and leaky_relu (α ≥ 0) kernel maps take their " \
+           "arc-cosine, but tiny_cnn has none of them (its maps: erf)" in err
