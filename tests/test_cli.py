@@ -107,28 +107,27 @@ MLP = "network mlp\ngroup Z2\ninput 4 x 1 channels 1\nflatten\ndense(8, W_std=1.
 
 
 def test_kernel_fast_and_exact_maps_switch_the_traced_arc_cosine(capsys, tmp_path):
-    """--fast-maps traces the polynomial arc-cosine in float64 too, --exact-maps takes atan2 in
-    float32 too (counted at trace time: every run compiles its own passes); the float64 kernels
-    agree with the exact ones within the proven bound (docs/math/fast-maps.md)."""
+    """--fast-maps traces the polynomial arc-cosine in float64 too (by default float64 takes
+    atan2), --exact-maps takes atan2 in float32 too (by default float32 takes the polynomial);
+    counted at trace time: every run compiles its own passes. The two kernels agree to float32
+    accuracy (the float64 agreement within 1e-13: tests/runtime/test_fast_maps.py)."""
     from kernelc.runtime import maps
     spec = tmp_path / "mlp.kc"
     spec.write_text(MLP.format("relu"))
     traced, grams = {}, {}
-    for dtype, flags in (("float64", ["--fast-maps"]), ("float64", []),
-                         ("float32", ["--exact-maps"])):
+    for dtype, flag in (("float64", "--fast-maps"), ("float32", "--exact-maps")):
         before = maps._FAST_ANGLE_CALLS[0]
-        out = tmp_path / f"{dtype}{''.join(flags)}.npz"
-        code, _, err = run(capsys, "kernel", str(spec), "--random", "6", "--dtype", dtype,
-                           *flags, "--out", str(out))
+        out = tmp_path / f"{dtype}.npz"
+        code, _, err = run(capsys, "kernel", str(spec), "--random", "6", "--dtype", dtype, flag,
+                           "--out", str(out))
         assert code == 0, err
-        traced[dtype, tuple(flags)] = maps._FAST_ANGLE_CALLS[0] - before
-        grams[dtype, tuple(flags)] = dict(np.load(out))
-    assert traced["float64", ("--fast-maps",)] > 0
-    assert traced["float64", ()] == 0 and traced["float32", ("--exact-maps",)] == 0
+        traced[flag] = maps._FAST_ANGLE_CALLS[0] - before
+        grams[flag] = dict(np.load(out))
+    assert traced["--fast-maps"] > 0 and traced["--exact-maps"] == 0
     for name in ("nngp", "ntk"):
-        fast, exact = grams["float64", ("--fast-maps",)][name], grams["float64", ()][name]
-        scale = np.sqrt(np.outer(np.diag(exact), np.diag(exact)))
-        assert np.max(np.abs(fast - exact) / scale) < 1e-13, name
+        fast, exact = grams["--fast-maps"][name], grams["--exact-maps"][name]
+        scale = np.sqrt(np.outer(np.diag(fast), np.diag(fast)))
+        assert np.max(np.abs(fast - exact) / scale) < 2e-6, name
 
 
 def test_fast_maps_flags_are_refused_where_they_change_nothing(capsys, tmp_path):
