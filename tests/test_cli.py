@@ -103,7 +103,8 @@ def test_kernel_memory_refusal(capsys):
     assert code == 2 and "more than the budget" in err
 
 
-MLP = "network mlp\ngroup Z2\ninput 4 x 1 channels 1\nflatten\ndense(8, W_std=1.4, b_std=0.1)\n{}\ndense(1)\n"
+MLP = ("network mlp\ngroup Z2\ninput 4 x 1 channels 1\nflatten\ndense(8, W_std=1.4, b_std=0.1)\n"
+       "{}\ndense(1)\n")
 
 
 def test_kernel_fast_and_exact_maps_switch_the_traced_arc_cosine(capsys, tmp_path):

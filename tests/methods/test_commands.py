@@ -194,7 +194,8 @@ def test_predict_by_conjugate_gradients_on_gram_matrices_on_disk(files, capsys, 
     import importlib
     from kernelc.runtime import maps
     from kernelc.methods import solvers
-    predict = importlib.import_module("kernelc.methods.predict")  # (the package's predict: a function)
+    # (kernelc.methods.predict as an attribute is the package's function predict)
+    predict = importlib.import_module("kernelc.methods.predict")
     monkeypatch.setattr(solvers, "DENSE_LIMIT", 5)
     read = []
 
@@ -294,3 +295,15 @@ def test_auto_names_itself_when_it_takes_cg_for_finite_times(files, capsys, monk
         "input error: the conjugate-gradient solver (--solver auto takes it above 4 training "
         "examples) gives kernel regression (t = inf) only, not --t 2: the dense solver's "
         "eigendecomposition gives finite times (--solver dense)")
+
+
+def test_learning_curve_by_cg_refuses_finite_times():
+    grams, _ = _synthetic_grams(8, 3)
+    y = np.arange(8) % 2
+    with pytest.raises(InputError, match=r"the conjugate-gradient solver \(training size 8\) "
+                                         r"gives kernel regression \(t = inf\) only, not t = 1$"):
+        learning_curve(grams, "classification", y, {"test": np.arange(3) % 2}, [8],
+                       [1.0, np.inf], solver={"solver": "cg"})
+    recs = learning_curve(grams, "classification", y, {"test": np.arange(3) % 2}, [8],
+                          [np.inf], solver={"solver": "cg", "tol": 1e-8})
+    assert [(r["kernel"], r["t"]) for r in recs] == [("ntk", "inf"), ("nngp", "posterior")]
