@@ -14,8 +14,10 @@ Data conventions
 * Task: integer labels -> classification (centred one-hot targets, accuracy); floating targets ->
   regression (MAE, RMSE). ``--task`` overrides.
 * Kernels are computed in float32 by default (``--dtype``); the solves are float64
-  (:class:`~kernelc.methods.predict.GradientFlowPredictor`). ``--reg`` is relative to the mean
-  diagonal of the training kernel.
+  (:class:`~kernelc.methods.predict.GradientFlowPredictor`; with ``--solver cg``, or ``auto``
+  above ``solvers.DENSE_LIMIT`` training examples, conjugate gradients:
+  :class:`~kernelc.methods.predict.ConjugateGradientRegressor`, t = inf only). ``--reg`` is
+  relative to the mean diagonal of the training kernel.
 """
 from __future__ import annotations
 
