@@ -141,9 +141,10 @@ def _kernel_args(p):
                    help="array key of a second input set in --data (cross Gram)")
     p.add_argument("--limit", type=int, metavar="N",
                    help="use only the first N inputs (of --x and of --x2)")
-    from .methods.commands import add_image_options
+    from .methods.commands import add_image_options, add_map_options
     add_image_options(p)
     p.add_argument("--get", default="nngp,ntk", help="nngp, ntk or nngp,ntk")
+    add_map_options(p)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--max-memory", help="memory budget, e.g. 4GB")
     p.add_argument("--seed", type=int, default=0)
@@ -169,6 +170,8 @@ def _kernel(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be a positive number of inputs, got {args.limit}")
     net = compile(args.spec)
+    from .methods.commands import map_setting
+    fast_maps = map_setting(args, [net])
     shape = net.typed.spec.input.shape + (net.typed.spec.input.channels,)
     x2 = None
     if args.random is not None:
@@ -216,7 +219,7 @@ def _kernel(args) -> int:
             print(f"images: {preprocessing.describe()} -> {'×'.join(map(str, x1.shape[1:-1]))}")
     get = tuple(g.strip() for g in args.get.split(",") if g.strip())
     grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory,
-                          out=args.out_dir)
+                          out=args.out_dir, fast_maps=fast_maps)
     from .render import print_grams
     print_grams(grams)
     if out is not None:

@@ -103,6 +103,49 @@ def test_kernel_memory_refusal(capsys):
     assert code == 2 and "more than the budget" in err
 
 
+MLP = ("network mlp\ngroup Z2\ninput 4 x 1 channels 1\nflatten\ndense(8, W_std=1.4, b_std=0.1)\n"
+       "{}\ndense(1)\n")
+
+
+def test_kernel_fast_and_exact_maps_switch_the_traced_arc_cosine(capsys, tmp_path):
+    """--fast-maps traces the polynomial arc-cosine in float64 too (by default float64 takes
+    atan2), --exact-maps takes atan2 in float32 too (by default float32 takes the polynomial);
+    counted at trace time: every run compiles its own passes. The two kernels agree to float32
+    accuracy (the float64 agreement within 1e-13: tests/runtime/test_fast_maps.py)."""
+    from kernelc.runtime import maps
+    spec = tmp_path / "mlp.kc"
+    spec.write_text(MLP.format("relu"))
+    traced, grams = {}, {}
+    for dtype, flag in (("float64", "--fast-maps"), ("float32", "--exact-maps")):
+        before = maps._FAST_ANGLE_CALLS[0]
+        out = tmp_path / f"{dtype}.npz"
+        code, _, err = run(capsys, "kernel", str(spec), "--random", "6", "--dtype", dtype, flag,
+                           "--out", str(out))
+        assert code == 0, err
+        traced[flag] = maps._FAST_ANGLE_CALLS[0] - before
+        grams[flag] = dict(np.load(out))
+    assert traced["--fast-maps"] > 0 and traced["--exact-maps"] == 0
+    for name in ("nngp", "ntk"):
+        fast, exact = grams["--fast-maps"][name], grams["--exact-maps"][name]
+        scale = np.sqrt(np.outer(np.diag(fast), np.diag(fast)))
+        assert np.max(np.abs(fast - exact) / scale) < 2e-6, name
+
+
+def test_fast_maps_flags_are_refused_where_they_change_nothing(capsys, tmp_path):
+    spec = tmp_path / "erf.kc"
+    spec.write_text(MLP.format("erf"))
+    for flag in ("--fast-maps", "--exact-maps"):
+        code, _, err = run(capsys, "kernel", str(spec), "--random", "2", flag)
+        assert code == 2 and err.strip() == (
+            f"input error: {flag} chooses how the relu and leaky_relu (α ≥ 0) kernel maps take "
+            f"their arc-cosine, but mlp has none of them (its maps: erf), so the flag changes "
+            f"nothing: drop {flag}")
+    with pytest.raises(SystemExit):  # argparse: one or the other
+        run(capsys, "kernel", str(spec), "--random", "2", "--fast-maps", "--exact-maps")
+    assert "argument --exact-maps: not allowed with argument --fast-maps" in \
+        capsys.readouterr().err
+
+
 def test_so3_spec_through_the_cli(capsys, tmp_path):
     """An SO(3) spec goes through check, explain, compile and kernel like a lattice one."""
     code, out, _ = run(capsys, "check", "specs/so3_qm9.kc")

@@ -4,10 +4,11 @@ Independent of the compiler: everything takes numpy arrays.
 """
 from .data import Dataset, as_images, load_arrays, load_mnist
 from .metrics import accuracy, mae, one_hot, rmse
-from .predict import GaussianPosterior, GradientFlowPredictor, predict
+from .predict import (ConjugateGradientRegressor, GaussianPosterior, GradientFlowPredictor,
+                      predict)
 
 __all__ = [
     "Dataset", "as_images", "load_arrays", "load_mnist",
     "accuracy", "mae", "one_hot", "rmse",
-    "GaussianPosterior", "GradientFlowPredictor", "predict",
+    "ConjugateGradientRegressor", "GaussianPosterior", "GradientFlowPredictor", "predict",
 ]

@@ -61,6 +61,46 @@ def add_image_options(p):
                         "or --pool 4")
 
 
+#: the flag of each --fast-maps/--exact-maps setting (kernel_fn's ``fast_maps``), for messages
+MAP_FLAGS = {True: "--fast-maps", False: "--exact-maps"}
+
+
+def add_map_options(p):
+    """--fast-maps/--exact-maps: kernel_fn's ``fast_maps`` (True/False; neither: None, the
+    default) for every command that computes kernels (kernel, fit, predict); read by
+    :func:`map_setting`."""
+    maps = p.add_mutually_exclusive_group()
+    maps.add_argument("--fast-maps", dest="fast_maps", action="store_const", const=True,
+                      default=None,
+                      help="relu/leaky_relu kernel maps take their arc-cosine from a minimax "
+                           "polynomial in float64 too (proven error ≤ 3 roundoffs of the dtype "
+                           "relative to √(K(x,x)K(x',x')), docs/math/fast-maps.md); by default "
+                           "the polynomial is used in float32 and atan2 in float64")
+    maps.add_argument("--exact-maps", dest="fast_maps", action="store_const", const=False,
+                      help="relu/leaky_relu kernel maps by atan2 in float32 too (the map is ~4× "
+                           "slower per entry on CPU, docs/performance.md)")
+
+
+def _map_names(net) -> list:
+    """The kernel maps of ``net``'s nonlinearity layers (relu, erf, ...), in program order."""
+    return list(dict.fromkeys(m.name for nd in net.derivation.nodes if nd.formulas is not None
+                              for m in nd.formulas.reduced if hasattr(m, "fast_angles")))
+
+
+def map_setting(args, nets) -> "bool | None":
+    """kernel_fn's ``fast_maps`` for the parsed --fast-maps/--exact-maps; refused (InputError)
+    when no network in ``nets`` has a map the flag switches (it would change nothing)."""
+    setting = getattr(args, "fast_maps", None)
+    if setting is None or any(net.fast_map_layers for net in nets):
+        return setting
+    names = ", ".join(dict.fromkeys(m for net in nets for m in _map_names(net))) or "none"
+    specs = ", ".join(net.typed.spec.name for net in nets)
+    raise InputError(f"{MAP_FLAGS[setting]} chooses how the relu and leaky_relu (α ≥ 0) kernel "
+                     f"maps take their arc-cosine, but {specs} has none of them (its maps: "
+                     f"{names}), so the flag changes nothing: drop "
+                     f"{MAP_FLAGS[setting]}")
+
+
 def image_preprocessing(args) -> ImagePreprocessing:
     """The --crop/--pool of a parsed command line (``None`` when the command has none)."""
     pool = getattr(args, "pool", None)
@@ -101,6 +141,76 @@ def _data_args(p, test_required: bool = False):
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="precision of the kernel computation (the solves are float64)")
     p.add_argument("--max-memory", default=DEFAULT_MEMORY, help=f"memory budget (default {DEFAULT_MEMORY})")
+    add_map_options(p)
+    _solver_args(p)
+
+
+#: the conjugate-gradient options and their defaults (None: solvers.solve_regularised's,
+#: 10·√n + 100 iterations)
+CG_OPTIONS = {"cg_tol": ("--cg-tol", 1e-6), "cg_rank": ("--cg-rank", 200),
+              "cg_max_iter": ("--cg-max-iter", None)}
+
+
+def _solver_args(p):
+    from .solvers import DENSE_LIMIT
+    p.add_argument("--solver", choices=("auto", "dense", "cg"), default="auto",
+                   help="how the kernel regression is solved: dense (eigendecomposition of the "
+                        "training kernels in memory; every --t), cg (conjugate gradients "
+                        "preconditioned by a partial pivoted Cholesky factor, reading the "
+                        "kernels by blocks of rows; t = inf only, --reg > 0); auto (default): "
+                        f"cg above {DENSE_LIMIT} training examples, else dense")
+    p.add_argument("--cg-tol", type=float, default=None, metavar="TOL",
+                   help="cg: relative residual ‖(K + r·I)α − y‖/‖y‖ to reach for every output "
+                        "(default 1e-6); not reached: an error with the residual it got to")
+    p.add_argument("--cg-rank", type=int, default=None, metavar="M",
+                   help="cg: rank of the pivoted-Cholesky preconditioner (default 200)")
+    p.add_argument("--cg-max-iter", type=int, default=None, metavar="N",
+                   help="cg: most iterations (default 10·√n + 100 for n training examples)")
+
+
+def solver_settings(args, n: int, times) -> dict:
+    """{"solver", "tol", "rank", "max_iter"} for learning_curve/predict from --solver and the
+    --cg-* options, for at most ``n`` training examples and the training ``times``. Refused
+    (InputError): cg options where the dense solver is chosen (they would do nothing), cg with
+    a finite t or without a ridge, options out of range."""
+    from .predict import choose_solver
+    from .solvers import DENSE_LIMIT
+    kind = choose_solver(args.solver, n)
+    given = [flag for key, (flag, _) in CG_OPTIONS.items() if getattr(args, key) is not None]
+    why = {"auto": f"--solver auto takes it for {n} ≤ {DENSE_LIMIT} training examples",
+           "dense": "--solver dense", "cg": ""}[args.solver]
+    if kind == "dense":
+        if given:
+            raise InputError(f"{', '.join(given)} set the conjugate-gradient solve, but the dense "
+                             f"solver is used ({why}): add --solver cg or drop "
+                             f"{', '.join(given)}")
+        return {"solver": args.solver}
+    chosen = "" if args.solver == "cg" else f" (--solver auto takes it above {DENSE_LIMIT} " \
+        "training examples)"
+    finite = [t for t in times if math.isfinite(t)]
+    if finite:
+        raise InputError(f"the conjugate-gradient solver{chosen} gives kernel regression "
+                         f"(t = inf) only, not --t {_fmt_t(finite[0])}: the dense solver's "
+                         "eigendecomposition gives finite times (--solver dense)")
+    if not args.reg > 0:
+        raise InputError(f"the conjugate-gradient solver{chosen} needs a positive --reg (its "
+                         f"convergence rests on the ridge), got {args.reg:g}")
+    tol, rank, max_iter = (default if getattr(args, key) is None else getattr(args, key)
+                           for key, (_, default) in CG_OPTIONS.items())
+    if not 0 < tol < 1:
+        raise InputError(f"--cg-tol must be in (0, 1), got {tol:g}")
+    if rank < 0:
+        raise InputError(f"--cg-rank must be ≥ 0, got {rank}")
+    if max_iter is not None and max_iter < 1:
+        raise InputError(f"--cg-max-iter must be ≥ 1, got {max_iter}")
+    return {"solver": args.solver, "tol": tol, "rank": rank, "max_iter": max_iter}
+
+
+def describe_solves(solves) -> str:
+    """One line on the CG solves of a ConjugateGradientRegressor, for the CLI's output."""
+    return (f"solver: conjugate gradients, {sum(r.iterations for r in solves)} iterations in "
+            f"{len(solves)} solve(s), preconditioner rank {max(r.rank for r in solves)}, "
+            f"relative residual ≤ {max(float(r.residuals.max()) for r in solves):.1e}")
 
 
 def _load_train_test(args, need_test_y: bool):
@@ -138,11 +248,16 @@ def _predict_args(p):
                    help="where to write the predictions (default: <spec name>_predictions.npz)")
     p.add_argument("--save-kernels", action="store_true",
                    help="also write the Gram matrices (ntk/nngp_train_train, ntk/nngp_test_train)")
+    p.add_argument("--gram-dir", metavar="DIR",
+                   help="write the Gram matrices to DIR/train and DIR/test tile by tile "
+                        "(memory-mapped .npy files, as kernel --out-dir; the same command "
+                        "after an interruption computes only the missing tiles); --solver cg "
+                        "then reads the training kernels from disk by blocks of rows")
 
 
 def run_predict(args) -> int:
     from ..api import compile as kc_compile
-    from .predict import GradientFlowPredictor
+    from .predict import ConjugateGradientRegressor, GradientFlowPredictor, choose_solver
     _check_limit(args.limit_train, "--limit-train")
     _check_limit(args.limit_test, "--limit-test")
     times = parse_times(args.t)
@@ -150,6 +265,7 @@ def run_predict(args) -> int:
         out_path = output_path(args.out, "--out", suffix=".npz",
                                inputs=[args.spec, args.train, args.test])
     net = kc_compile(args.spec)
+    fast_maps = map_setting(args, [net])
     if args.out is None:  # the default name needs the network's name
         out_path = output_path(f"{net.typed.spec.name}_predictions.npz", "predict (default output)",
                                inputs=[args.spec, args.train, args.test])
@@ -163,22 +279,32 @@ def run_predict(args) -> int:
         raise InputError(f"the training set {src_tr} has {len(x_tr)} example(s); at least 2 are needed")
     task = infer_task(y_tr, args.task)
     targets, k = make_targets(task, y_tr, [y_te])
+    solver = solver_settings(args, len(x_tr), times)
     preprocessing = image_preprocessing(args)
     xa = prepare_inputs(x_tr, net, f"training inputs {src_tr}", preprocessing)
     xb = prepare_inputs(x_te, net, f"test inputs {src_te}", preprocessing)
     print(f"{net.typed.summary()}\n{task}: {len(xa)} training, {len(xb)} test examples; "
           f"kernels in {args.dtype}, reg {args.reg:g}"
           + (f"; images: {preprocessing.describe()}" if preprocessing.active else ""))
-    grams, secs = compute_grams(net, xa, {"test": xb}, dtype=args.dtype, max_memory=args.max_memory)
+    grams, secs = compute_grams(net, xa, {"test": xb}, dtype=args.dtype, max_memory=args.max_memory,
+                                fast_maps=fast_maps, out=args.gram_dir)
     print(f"kernels: {secs:.1f} s")
-    pred = GradientFlowPredictor(solve_dtype(grams["train"]["ntk"], args.reg), targets,
-                                 nngp_train_train=solve_dtype(grams["train"]["nngp"], args.reg),
-                                 diag_reg=args.reg)
     scale = time_scale(grams["train"]["ntk"], args.t_unit)
     if args.t_unit == "mean-diag":
         print(f"times t in units of 1/mean diag Θ = {scale:.4g} (gradient-flow time t × "
               f"{scale:.4g}; --t-unit raw takes raw times)")
-    f = pred.mean(grams["test"]["ntk"], np.asarray(times) * scale)
+    use_cg = choose_solver(solver["solver"], len(xa)) == "cg"
+    if use_cg:  # t = inf only (solver_settings)
+        pred = ConjugateGradientRegressor(grams["train"]["ntk"], targets,
+                                          nngp_train_train=grams["train"]["nngp"],
+                                          diag_reg=args.reg, tol=solver["tol"],
+                                          rank=solver["rank"], max_iter=solver["max_iter"])
+        f = np.stack([pred.mean(grams["test"]["ntk"])] * len(times))
+    else:
+        pred = GradientFlowPredictor(solve_dtype(grams["train"]["ntk"], args.reg), targets,
+                                     nngp_train_train=solve_dtype(grams["train"]["nngp"], args.reg),
+                                     diag_reg=args.reg)
+        f = pred.mean(grams["test"]["ntk"], np.asarray(times) * scale)
     out = {"t": np.asarray(times), "ntk_mean": f, "t_raw": np.asarray(times) * scale,
            "t_unit": np.asarray(args.t_unit)}
     if task == "classification":
@@ -190,11 +316,14 @@ def run_predict(args) -> int:
     if args.nngp:
         # the prior variances k(x*, x*): one 1×1 Gram per test input (the diagonal only)
         kss = np.array([float(net.kernel_fn(xb[i:i + 1], None, "nngp", dtype=args.dtype,
-                                            max_memory=args.max_memory)[0, 0]) for i in range(len(xb))])
+                                            max_memory=args.max_memory, fast_maps=fast_maps)[0, 0])
+                        for i in range(len(xb))])
         post = pred.nngp_posterior(grams["test"]["nngp"], kss)
         out["nngp_mean"], out["nngp_var"] = post.mean, post.var
         for w in post.warnings:
             print(f"note: {w}")
+    if use_cg:
+        print(describe_solves(pred.solves))
     if y_te is not None:
         out["y_test"] = np.asarray(y_te)
         for t, ft in zip(times, f):
@@ -226,12 +355,14 @@ def _fit_args(p):
 def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tests: Dict[str, np.ndarray],
         sizes: Sequence[int], times: Sequence[float] = (math.inf,), reg: float = DEFAULT_REG,
         task: str = "auto", dtype: str = "float32", max_memory=DEFAULT_MEMORY,
-        log=print, time_unit: str = "mean-diag", preprocessing=None) -> dict:
+        log=print, time_unit: str = "mean-diag", preprocessing=None, fast_maps=None,
+        solver=None) -> dict:
     """Learning curves of several specs on the same data. Kernels are computed once per spec for
     the largest size; smaller sizes are prefixes. ``times`` are in ``time_unit`` (default: units
     of 1/mean diag Θ, see :data:`~kernelc.methods.tasks.TIME_UNITS`); ``preprocessing``: an
-    :class:`~kernelc.methods.data.ImagePreprocessing` applied to training and test inputs alike.
-    Returns a JSON-ready dict."""
+    :class:`~kernelc.methods.data.ImagePreprocessing` applied to training and test inputs alike;
+    ``fast_maps``: kernel_fn's; ``solver``: :func:`learning_curve`'s (default dense). Returns a
+    JSON-ready dict."""
     from ..api import compile as kc_compile
     task = infer_task(y_train, task)
     _, k = make_targets(task, y_train, list(y_tests.values()))
@@ -247,16 +378,18 @@ def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tes
               for t, v in x_tests.items()}
         log(f"[{name}] {net.typed.summary()}; kernels for {n_max} training and "
             f"{sum(len(v) for v in xb.values())} test inputs ({dtype})")
-        grams, secs = compute_grams(net, xa, xb, dtype=dtype, max_memory=max_memory)
+        grams, secs = compute_grams(net, xa, xb, dtype=dtype, max_memory=max_memory,
+                                    fast_maps=fast_maps)
         timing[name] = secs
         info[name] = {"summary": net.typed.summary(), "group": net.typed.group.name,
                       "spec": str(getattr(net.typed.spec, "filename", "")), "kernel_seconds": round(secs, 2)}
         log(f"[{name}] kernels: {secs:.1f} s")
         results += learning_curve(grams, task, np.asarray(y_train)[:n_max], y_tests, sizes, times, reg,
-                                  spec=name, n_classes=k, time_unit=time_unit)
+                                  spec=name, n_classes=k, time_unit=time_unit, solver=solver)
     return {"task": task, "sizes": list(map(int, sizes)), "t": [_fmt_t(t) for t in times],
             "t_unit": time_unit, "reg": reg,
             "dtype": dtype, "n_test": {t: int(len(v)) for t, v in x_tests.items()},
+            "solver": (solver or {"solver": "dense"})["solver"],
             "specs": info, "results": results}
 
 
@@ -273,12 +406,14 @@ def run_fit(args) -> int:
     if args.limit_test:
         x_te, y_te = x_te[:args.limit_test], y_te[:args.limit_test]
     sizes = parse_sizes(args.sizes, len(x_tr))
+    solver = solver_settings(args, max(sizes), times)
     if args.sizes is None and len(x_tr) > MAX_DEFAULT_TRAIN:
         print(f"note: using at most the first {MAX_DEFAULT_TRAIN} of {len(x_tr)} training examples; "
               "pass --sizes to choose")
     from ..api import compile as kc_compile
     preprocessing = image_preprocessing(args)
     nets = [kc_compile(s) for s in args.specs]
+    fast_maps = map_setting(args, nets)
     for net in nets:  # check every spec against the data before any kernel is computed
         prepare_inputs(x_tr[:2], net, f"training inputs {src_tr}", preprocessing)
         prepare_inputs(x_te[:2], net, f"test inputs {src_te}", preprocessing)
@@ -288,7 +423,8 @@ def run_fit(args) -> int:
         print("times t in units of 1/mean diag Θ of each training kernel (--t-unit raw takes "
               "raw gradient-flow times)")
     res = fit(nets, x_tr, y_tr, {"test": x_te}, {"test": y_te}, sizes, times, args.reg, args.task,
-              args.dtype, args.max_memory, time_unit=args.t_unit, preprocessing=preprocessing)
+              args.dtype, args.max_memory, time_unit=args.t_unit, preprocessing=preprocessing,
+              fast_maps=fast_maps, solver=solver)
     res["train"], res["test"] = src_tr, src_te
     print_table(res["results"], res["task"])
     if json_path:

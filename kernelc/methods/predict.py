@@ -321,24 +321,95 @@ def predict(k_train_train, k_test_train, y_train, t=np.inf, diag_reg: float = 0.
     return GradientFlowPredictor(k_train_train, y_train, diag_reg=diag_reg).mean(k_test_train, t)
 
 
+#: the solvers of kernel regression: "dense" (GradientFlowPredictor: eigendecomposition, every
+#: t), "cg" (ConjugateGradientRegressor: t = ∞, reads the kernel by blocks), "auto" (cg above
+#: solvers.DENSE_LIMIT training points)
+SOLVERS = ("auto", "dense", "cg")
+
+
+def choose_solver(solver: str, n: int) -> str:
+    """"dense" or "cg" for ``n`` training points: ``solver`` itself, "auto" -> "cg" when
+    n > :data:`kernelc.methods.solvers.DENSE_LIMIT` (read at call time)."""
+    from . import solvers
+    if solver not in SOLVERS:
+        raise InputError(f"solver must be 'auto', 'dense' or 'cg', got {solver!r}")
+    return "cg" if solver == "cg" or (solver == "auto" and n > solvers.DENSE_LIMIT) else "dense"
+
+
+class ConjugateGradientRegressor:
+    """Kernel regression (the t = ∞ gradient-flow mean) and the NNGP posterior without a dense
+    factorisation: every solve is :func:`kernelc.methods.solvers.solve_regularised`
+    (pivoted-Cholesky-preconditioned CG to relative residual ``tol``, refused with a
+    SolverError naming the residual reached), reading the training kernels by blocks of rows,
+    so they may be memory-mapped Gram matrices on disk (``kernel_fn(out=FOLDER)``)::
+
+        mean(Θ*) = Θ* α,  α = (Θ + r_Θ I)⁻¹ y,   r = diag_reg · mean(diag) (relative ridge)
+        NNGP: mean = K* β, β = (K + r_K I)⁻¹ y;  var_i = K**_ii − K*_i (K + r_K I)⁻¹ K*_iᵀ
+
+    The ridge must be positive (CG's convergence rests on it); no eigen-cutoff and no jitter
+    as in :class:`GradientFlowPredictor`. ``solves`` lists the CGResult of every solve."""
+
+    def __init__(self, k_train_train, y_train, *, nngp_train_train=None,
+                 diag_reg: float = 1e-4, tol: float = 1e-6, rank: int = 200,
+                 max_iter: Optional[int] = None):
+        from .solvers import solve_regularised
+        self._solve = lambda k, rhs, shift: solve_regularised(k, rhs, shift, tol=tol, rank=rank,
+                                                              max_iter=max_iter)
+        self.diag_reg = _check_reg(diag_reg)
+        if self.diag_reg == 0:
+            raise InputError("the conjugate-gradient solver needs a positive ridge (diag_reg > 0, "
+                             "CLI --reg): its convergence rests on it")
+        self.n = k_train_train.shape[0]
+        self.y_train = _as_array("y_train", y_train, (1, 2))
+        if self.y_train.shape[0] != self.n:
+            raise InputError(f"y_train has {self.y_train.shape[0]} rows but k_train_train has "
+                             f"{self.n} training points")
+        self._nngp = nngp_train_train
+        self.solves = []
+        self._alpha = self._run(k_train_train, self.y_train)
+
+    def _run(self, k, rhs):
+        shift = self.diag_reg * float(np.mean(np.asarray(np.diagonal(k), np.float64)))
+        result = self._solve(k, rhs, shift)
+        self.solves.append(result)
+        return result.alpha
+
+    def mean(self, k_test_train) -> np.ndarray:
+        """Θ* (Θ + r I)⁻¹ y for ``k_test_train`` (m, n): (m,) or (m, k) like ``y_train``."""
+        return _test_block("k_test_train", k_test_train, self.n) @ self._alpha
+
+    def nngp_posterior(self, nngp_test_train, nngp_test_test=None) -> GaussianPosterior:
+        """The NNGP posterior mean and, with the (m,) prior variances ``nngp_test_test``, the
+        variances (one CG solve with the m columns K*ᵀ as extra right-hand sides)."""
+        if self._nngp is None:
+            raise InputError("nngp_posterior needs the NNGP training kernel: pass "
+                             "nngp_train_train=")
+        ks = _test_block("nngp_test_train", nngp_test_train, self.n)
+        y = self.y_train if self.y_train.ndim == 2 else self.y_train[:, None]
+        if nngp_test_test is None:
+            beta = self._run(self._nngp, y)
+            mean = ks @ beta
+            return GaussianPosterior(mean if self.y_train.ndim == 2 else mean[:, 0])
+        kss = _as_array("nngp_test_test", nngp_test_test, (1,))
+        if kss.shape != (ks.shape[0],):
+            raise InputError(f"nngp_test_test must be the ({ks.shape[0]},) prior variances, got "
+                             f"{kss.shape}")
+        solved = self._run(self._nngp, np.concatenate([y, ks.T], axis=1))
+        mean = ks @ solved[:, :y.shape[1]]
+        var = np.maximum(kss - np.sum(ks * solved[:, y.shape[1]:].T, axis=1), 0.0)
+        return GaussianPosterior(mean if self.y_train.ndim == 2 else mean[:, 0], var=var)
+
+
 def kernel_regression(k_train_train, k_test_train, y_train, diag_reg: float = 1e-4, *,
                       solver: str = "auto", tol: float = 1e-6, rank: int = 200) -> np.ndarray:
     """Kernel regression (the t = ∞ predictor) Θ*ᵀ (Θ + r·I)⁻¹ y, r = diag_reg · mean(diag Θ),
     with ``solver`` "dense" (:func:`predict`: eigendecomposition, pseudo-inverse cutoff) or
-    "cg" (:func:`kernelc.methods.solvers.solve_regularised`: pivoted-Cholesky-preconditioned
-    conjugate gradients to relative residual ``tol``, reading Θ by blocks, so Θ may be a
-    memory-mapped Gram matrix); "auto" takes cg above ``solvers.DENSE_LIMIT`` training points.
+    "cg" (:class:`ConjugateGradientRegressor`: pivoted-Cholesky-preconditioned conjugate
+    gradients to relative residual ``tol``, reading Θ by blocks, so Θ may be a memory-mapped
+    Gram matrix); "auto" takes cg above ``solvers.DENSE_LIMIT`` training points
+    (:func:`choose_solver`).
     """
-    from .solvers import DENSE_LIMIT, solve_regularised
-    if solver not in ("auto", "dense", "cg"):
-        raise InputError(f"solver must be 'auto', 'dense' or 'cg', got {solver!r}")
-    n = k_train_train.shape[0]
-    if solver == "dense" or (solver == "auto" and n <= DENSE_LIMIT):
+    if choose_solver(solver, k_train_train.shape[0]) == "dense":
         return predict(k_train_train, k_test_train, y_train, np.inf, diag_reg)
-    reg = _check_reg(diag_reg)
-    scale = float(np.mean(np.diagonal(k_train_train)))
-    alpha = solve_regularised(k_train_train, y_train, reg * scale, tol=tol, rank=rank).alpha
-    k_test = np.asarray(k_test_train, dtype=np.float64)
-    if k_test.ndim != 2 or k_test.shape[1] != n:
-        raise InputError(f"k_test_train must have shape (n_test, {n}), got {k_test.shape}")
-    return k_test @ alpha
+    return ConjugateGradientRegressor(k_train_train, y_train, diag_reg=diag_reg, tol=tol,
+                                      rank=rank).mean(k_test_train)

@@ -14,8 +14,10 @@ Data conventions
 * Task: integer labels -> classification (centred one-hot targets, accuracy); floating targets ->
   regression (MAE, RMSE). ``--task`` overrides.
 * Kernels are computed in float32 by default (``--dtype``); the solves are float64
-  (:class:`~kernelc.methods.predict.GradientFlowPredictor`). ``--reg`` is relative to the mean
-  diagonal of the training kernel.
+  (:class:`~kernelc.methods.predict.GradientFlowPredictor`; with ``--solver cg``, or ``auto``
+  above ``solvers.DENSE_LIMIT`` training examples, conjugate gradients:
+  :class:`~kernelc.methods.predict.ConjugateGradientRegressor`, t = inf only). ``--reg`` is
+  relative to the mean diagonal of the training kernel.
 """
 from __future__ import annotations
 
@@ -170,7 +172,8 @@ def time_scale(ntk_train_train, time_unit: str = "mean-diag") -> float:
         return 1.0
     if time_unit != "mean-diag":
         raise InputError(f"time_unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
-    mean_diag = float(np.mean(np.diag(np.asarray(ntk_train_train, np.float64))))
+    # the diagonal alone: a Gram matrix on disk (memory-mapped) is not read whole
+    mean_diag = float(np.mean(np.asarray(np.diagonal(ntk_train_train), np.float64)))
     if not mean_diag > 0:
         raise InputError(f"the training NTK has mean diagonal {mean_diag:g}, so time in units of "
                          "1/mean diag Θ is undefined; use raw time (--t-unit raw)")
@@ -183,18 +186,28 @@ def _fmt_t(t: float) -> str:
 
 # =========================================================================== kernels
 def compute_grams(net, x_train, x_tests: Dict[str, np.ndarray], *, dtype: str = "float32",
-                  max_memory=DEFAULT_MEMORY, progress=None) -> Tuple[Dict[str, Dict[str, np.ndarray]], float]:
+                  max_memory=DEFAULT_MEMORY, progress=None, fast_maps=None, out=None
+                  ) -> Tuple[Dict[str, Dict[str, np.ndarray]], float]:
     """NNGP and NTK Gram matrices: ``{"train": {"nngp": (n, n), "ntk": ...}, name: {... (m, n)}}``
     for each test set in ``x_tests`` (all test sets go through one cross call), and the seconds
-    it took. The train×train block uses the symmetric path (pairs i < j only)."""
+    it took. The train×train block uses the symmetric path (pairs i < j only). ``fast_maps``:
+    kernel_fn's (None: the polynomial arc-cosine in float32 only). ``out``: a folder; the
+    Gram matrices are written to ``out/train`` and ``out/test`` tile by tile and the training
+    ones returned memory-mapped from there (kernel_fn's ``out``: resumable after an
+    interruption), for a solver that reads them by blocks (:class:`ConjugateGradientRegressor`)."""
+    import os
     t0 = time.perf_counter()
+    where = {"train": None, "test": None} if out is None else \
+        {part: os.path.join(os.fspath(out), part) for part in ("train", "test")}
     out = {"train": net.kernel_fn(x_train, None, ("nngp", "ntk"), dtype=dtype,
-                                  max_memory=max_memory, progress=progress)}
+                                  max_memory=max_memory, progress=progress,
+                                  fast_maps=fast_maps, out=where["train"])}
     names = [k for k, v in x_tests.items() if v is not None and len(v)]
     if names:
         stacked = np.concatenate([x_tests[k] for k in names])
         cross = net.kernel_fn(stacked, x_train, ("nngp", "ntk"), dtype=dtype,
-                              max_memory=max_memory, progress=progress, symmetric=False)
+                              max_memory=max_memory, progress=progress, symmetric=False,
+                              fast_maps=fast_maps, out=where["test"])
         start = 0
         for k in names:
             m = len(x_tests[k])
@@ -205,13 +218,17 @@ def compute_grams(net, x_train, x_tests: Dict[str, np.ndarray], *, dtype: str = 
 
 def learning_curve(grams, task: str, y_train, y_tests: Dict[str, np.ndarray], sizes: Sequence[int],
                    times: Sequence[float], reg: float = DEFAULT_REG, spec: str = "",
-                   n_classes: Optional[int] = None, time_unit: str = "mean-diag") -> List[dict]:
+                   n_classes: Optional[int] = None, time_unit: str = "mean-diag",
+                   solver: Optional[dict] = None) -> List[dict]:
     """Metrics per training-set size (nested prefixes of the training set) for the NTK (gradient
     flow at each t) and the NNGP (posterior mean). One flat record per (test set, kernel, t, size).
     ``times`` are in ``time_unit`` (:data:`TIME_UNITS`): by default units of 1/mean diag Θ of each
-    size's training kernel; the records keep t as given.
+    size's training kernel; the records keep t as given. ``solver``: {"solver": "auto", "dense"
+    or "cg", and for cg "tol", "rank", "max_iter"} (default dense); each size takes
+    :func:`~kernelc.methods.predict.choose_solver`'s choice (cg: t = inf only).
     """
-    from .predict import GradientFlowPredictor
+    from .predict import ConjugateGradientRegressor, GradientFlowPredictor, choose_solver
+    solver = solver or {"solver": "dense"}
     targets, k = make_targets(task, y_train, list(y_tests.values()))
     if task == "classification" and n_classes is not None and n_classes != k:
         from .metrics import one_hot
@@ -219,19 +236,34 @@ def learning_curve(grams, task: str, y_train, y_tests: Dict[str, np.ndarray], si
     records = []
     for n in sizes:
         kt, kk = grams["train"]["ntk"][:n, :n], grams["train"]["nngp"][:n, :n]
-        pred = GradientFlowPredictor(solve_dtype(kt, reg), targets[:n],
-                                     nngp_train_train=solve_dtype(kk, reg), diag_reg=reg)
-        scale = time_scale(kt, time_unit)
+        if choose_solver(solver["solver"], n) == "cg":
+            finite = [t for t in times if math.isfinite(t)]
+            if finite:
+                raise InputError(f"the conjugate-gradient solver (training size {n}) gives "
+                                 f"kernel regression (t = inf) only, not t = {_fmt_t(finite[0])}")
+            pred = ConjugateGradientRegressor(kt, targets[:n], nngp_train_train=kk, diag_reg=reg,
+                                              tol=solver.get("tol", 1e-6),
+                                              rank=solver.get("rank", 200),
+                                              max_iter=solver.get("max_iter"))
+            ntk_mean = lambda k_test: [pred.mean(k_test)] * len(times)  # noqa: E731 - t = inf
+            nngp_mean = lambda k_test: pred.nngp_posterior(k_test).mean  # noqa: E731
+        else:
+            pred = GradientFlowPredictor(solve_dtype(kt, reg), targets[:n],
+                                         nngp_train_train=solve_dtype(kk, reg), diag_reg=reg)
+            scale = time_scale(kt, time_unit)
+            ntk_mean = lambda k_test: pred.mean(  # noqa: E731
+                k_test, np.asarray(times, dtype=np.float64) * scale)
+            # the posterior mean does not depend on the test variances: ones stand for them
+            nngp_mean = lambda k_test: pred.nngp_posterior(  # noqa: E731
+                k_test, np.ones(len(k_test))).mean
         for name, y in y_tests.items():
             g = grams[name]
-            f_ntk = pred.mean(g["ntk"][:, :n], np.asarray(times, dtype=np.float64) * scale)
+            f_ntk = ntk_mean(g["ntk"][:, :n])
             for t, f in zip(times, f_ntk):
                 records.append(dict(spec=spec, test_set=name, kernel="ntk", t=_fmt_t(t), size=int(n),
                                     **score(task, f, y)))
-            diag = np.ones(len(y))  # the posterior mean does not depend on the test variances
-            post = pred.nngp_posterior(g["nngp"][:, :n], diag)
             records.append(dict(spec=spec, test_set=name, kernel="nngp", t="posterior", size=int(n),
-                                **score(task, post.mean, y)))
+                                **score(task, nngp_mean(g["nngp"][:, :n]), y)))
     return records
 
 

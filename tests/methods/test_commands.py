@@ -174,3 +174,136 @@ def test_learning_curve_regression_on_given_grams():
     zero = [r for r in recs if r["t"] == "0"][0]
     assert zero["mae"] == pytest.approx(np.mean(np.abs(y[6:])))   # t = 0 predicts zeros
     assert all(set(r) >= {"mae", "rmse"} for r in recs)
+
+
+def test_fit_refuses_the_map_switch_where_it_changes_nothing(files, capsys, tmp_path):
+    """(predict --fast-maps: test_predict_by_conjugate_gradients_on_gram_matrices_on_disk)"""
+    erf = tmp_path / "erf.kc"
+    erf.write_text(CNN.replace("relu", "erf"))
+    err = _err(capsys, ["fit", str(erf), "--train", files["data"], "--exact-maps"])
+    assert "--exact-maps chooses how the relu and leaky_relu (α ≥ 0) kernel maps take their " \
+           "arc-cosine, but tiny_cnn has none of them (its maps: erf)" in err
+
+
+def test_predict_by_conjugate_gradients_on_gram_matrices_on_disk(files, capsys, tmp_path,
+                                                                 monkeypatch):
+    """--solver auto takes cg above the (lowered) size threshold; the training kernels come
+    memory-mapped from --gram-dir; the predictions agree with the dense solve of the same
+    kernels. (One predict run also checks --fast-maps: the polynomial arc-cosine is traced
+    in float64.)"""
+    import importlib
+    from kernelc.runtime import maps
+    from kernelc.methods import solvers
+    # (kernelc.methods.predict as an attribute is the package's function predict)
+    predict = importlib.import_module("kernelc.methods.predict")
+    monkeypatch.setattr(solvers, "DENSE_LIMIT", 5)
+    read = []
+
+    class Recording(predict.ConjugateGradientRegressor):
+        def __init__(self, k, *args, **kwargs):
+            read.append(type(k))
+            super().__init__(k, *args, **kwargs)
+    monkeypatch.setattr(predict, "ConjugateGradientRegressor", Recording)
+    out, grams = tmp_path / "p.npz", tmp_path / "grams"
+    before = maps._FAST_ANGLE_CALLS[0]
+    rc = main(["predict", files["cnn"], "--train", files["data"], "--dtype", "float64",
+               "--fast-maps", "--gram-dir", str(grams), "--cg-tol", "1e-10", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert maps._FAST_ANGLE_CALLS[0] > before
+    assert "solver: conjugate gradients, " in text and "relative residual ≤ " in text
+    assert read == [np.memmap]  # the training NTK as kernel_fn(out=) left it on disk
+    p = np.load(out)
+    k = {g: np.load(grams / "train" / f"{g}.npy", mmap_mode="r") for g in ("ntk",)}
+    ks = {g: np.load(grams / "test" / f"{g}.npy") for g in ("ntk",)}
+    d = np.load(files["data"])
+    y = np.full((10, 3), -1 / 3)
+    y[np.arange(10), d["y_train"]] += 1
+    kk = np.asarray(k["ntk"], np.float64)
+    dense = ks["ntk"] @ np.linalg.solve(kk + 1e-4 * np.mean(np.diag(kk)) * np.eye(10), y)
+    np.testing.assert_allclose(p["ntk_mean"][0], dense, rtol=0, atol=1e-7 * np.abs(dense).max())
+
+
+def _synthetic_grams(n_train, n_test, seed=0):
+    """compute_grams' result for arc-cosine kernels of random vectors (no network compiled)."""
+    x = np.random.default_rng(seed).normal(size=(n_train + n_test, 6))
+    norms = np.linalg.norm(x, axis=1)
+    cos = np.clip(x @ x.T / np.outer(norms, norms), -1, 1)
+    theta = np.arccos(cos)
+    k = np.outer(norms, norms) * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
+    part = {"nngp": k, "ntk": 2 * k}
+    return {"train": {g: v[:n_train, :n_train] for g, v in part.items()},
+            "test": {g: v[n_train:, :n_train] for g, v in part.items()}}, 0.0
+
+
+def test_an_unconverged_cg_solve_is_a_cli_error_with_its_residual(files, capsys, monkeypatch):
+    import kernelc.methods.commands as commands
+    monkeypatch.setattr(commands, "compute_grams", lambda *a, **kw: _synthetic_grams(10, 4))
+    err = _err(capsys, ["predict", files["cnn"], "--train", files["data"], "--solver", "cg",
+                        "--cg-rank", "0", "--cg-max-iter", "1", "--cg-tol", "1e-12",
+                        "--out", str(files["dir"] + "/p.npz")])
+    assert err.startswith("solver error: conjugate gradients reached a relative residual of ")
+    assert "after 1 iterations (tolerance 1e-12); raise the preconditioner rank (now 0)" in err
+
+
+def test_fit_by_conjugate_gradients_agrees_with_the_dense_solver(files, capsys, monkeypatch):
+    import kernelc.methods.commands as commands
+    monkeypatch.setattr(commands, "compute_grams", lambda *a, **kw: _synthetic_grams(10, 4))
+    res = {}
+    for solver in ("dense", "cg"):
+        js = files["dir"] + f"/{solver}.json"
+        rc = main(["fit", files["cnn"], "--train", files["data"], "--sizes", "5,10",
+                   "--task", "regression", "--solver", solver, "--json", js]
+                  + ["--cg-tol", "1e-10"] * (solver == "cg"))
+        assert rc == 0, capsys.readouterr().err
+        res[solver] = json.loads(open(js).read())
+    assert res["cg"]["solver"] == "cg"
+    cg, dense = res["cg"]["results"], res["dense"]["results"]
+    assert [(r["kernel"], r["size"]) for r in cg] == [(r["kernel"], r["size"]) for r in dense]
+    np.testing.assert_allclose([r["mae"] for r in cg], [r["mae"] for r in dense], rtol=1e-6)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--solver", "dense", "--cg-rank", "10"],
+     "input error: --cg-rank set the conjugate-gradient solve, but the dense solver is used "
+     "(--solver dense): add --solver cg or drop --cg-rank"),
+    (["--cg-tol", "1e-8"],
+     "input error: --cg-tol set the conjugate-gradient solve, but the dense solver is used "
+     "(--solver auto takes it for 10 ≤ 20000 training examples): add --solver cg or drop "
+     "--cg-tol"),
+    (["--solver", "cg", "--t", "1,inf"],
+     "input error: the conjugate-gradient solver gives kernel regression (t = inf) only, not "
+     "--t 1: the dense solver's eigendecomposition gives finite times (--solver dense)"),
+    (["--solver", "cg", "--reg", "0"],
+     "input error: the conjugate-gradient solver needs a positive --reg (its convergence rests "
+     "on the ridge), got 0"),
+    (["--solver", "cg", "--cg-tol", "1"], "input error: --cg-tol must be in (0, 1), got 1"),
+    (["--solver", "cg", "--cg-rank", "-1"], "input error: --cg-rank must be ≥ 0, got -1"),
+    (["--solver", "cg", "--cg-max-iter", "0"], "input error: --cg-max-iter must be ≥ 1, got 0"),
+])
+def test_solver_options_are_refused_where_they_cannot_apply(files, capsys, argv, message):
+    err = _err(capsys, ["predict", files["cnn"], "--train", files["data"]] + argv)
+    assert err.strip() == message
+
+
+def test_auto_names_itself_when_it_takes_cg_for_finite_times(files, capsys, monkeypatch):
+    from kernelc.methods import solvers
+    monkeypatch.setattr(solvers, "DENSE_LIMIT", 4)
+    err = _err(capsys, ["fit", files["cnn"], "--train", files["data"], "--sizes", "5,10",
+                        "--t", "2"])
+    assert err.strip() == (
+        "input error: the conjugate-gradient solver (--solver auto takes it above 4 training "
+        "examples) gives kernel regression (t = inf) only, not --t 2: the dense solver's "
+        "eigendecomposition gives finite times (--solver dense)")
+
+
+def test_learning_curve_by_cg_refuses_finite_times():
+    grams, _ = _synthetic_grams(8, 3)
+    y = np.arange(8) % 2
+    with pytest.raises(InputError, match=r"the conjugate-gradient solver \(training size 8\) "
+                                         r"gives kernel regression \(t = inf\) only, not t = 1$"):
+        learning_curve(grams, "classification", y, {"test": np.arange(3) % 2}, [8],
+                       [1.0, np.inf], solver={"solver": "cg"})
+    recs = learning_curve(grams, "classification", y, {"test": np.arange(3) % 2}, [8],
+                          [np.inf], solver={"solver": "cg", "tol": 1e-8})
+    assert [(r["kernel"], r["t"]) for r in recs] == [("ntk", "inf"), ("nngp", "posterior")]

@@ -5,7 +5,8 @@ import pytest
 
 from kernelc.errors import InputError
 from kernelc.methods import solvers
-from kernelc.methods.predict import kernel_regression
+from kernelc.methods.predict import (ConjugateGradientRegressor, GradientFlowPredictor,
+                                     kernel_regression)
 from kernelc.methods.solvers import SolverError, pivoted_cholesky, solve_regularised
 
 
@@ -90,3 +91,37 @@ def test_auto_takes_cg_above_the_dense_limit(problem, monkeypatch):
     auto = kernel_regression(k[:250, :250], k[250:, :250], y[:250], 1e-4, tol=1e-9)
     assert calls == [1]
     np.testing.assert_allclose(auto, dense, rtol=1e-5, atol=1e-6 * np.abs(dense).max())
+
+
+def test_the_cg_regressor_gives_the_dense_predictions_and_nngp_posterior(problem):
+    k, y = problem
+    train, test = slice(0, 250), slice(250, 260)
+    kt, ks = k[train, train], k[test, train]
+    nngp = 0.5 * kt
+    kss = 0.5 * np.diag(k)[test]
+    dense = GradientFlowPredictor(kt, y[train], nngp_train_train=nngp, diag_reg=1e-3)
+    cg = ConjugateGradientRegressor(kt, y[train], nngp_train_train=nngp, diag_reg=1e-3,
+                                    tol=1e-10, rank=50)
+    want, got = dense.mean(ks), cg.mean(ks)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-7 * np.abs(want).max())
+    want, got = dense.nngp_posterior(0.5 * ks, kss), cg.nngp_posterior(0.5 * ks, kss)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=0, atol=1e-7 * np.abs(want.mean).max())
+    np.testing.assert_allclose(got.var, want.var, rtol=0, atol=1e-7 * kss.max())
+    assert cg.nngp_posterior(0.5 * ks).var is None  # the mean alone: no solve for variances
+    assert len(cg.solves) == 3 and all(r.residuals.max() <= 1e-10 for r in cg.solves)
+
+
+def test_the_cg_regressor_refuses_what_it_cannot_solve(problem):
+    k, y = problem
+    with pytest.raises(InputError, match=r"the conjugate-gradient solver needs a positive ridge "
+                                         r"\(diag_reg > 0, CLI --reg\): its convergence rests"):
+        ConjugateGradientRegressor(k, y, diag_reg=0.0)
+    with pytest.raises(InputError, match="y_train has 299 rows but k_train_train has 300"):
+        ConjugateGradientRegressor(k, y[:-1])
+    cg = ConjugateGradientRegressor(k, y, rank=50)
+    with pytest.raises(InputError, match="nngp_posterior needs the NNGP training kernel"):
+        cg.nngp_posterior(k[:3])
+    cg = ConjugateGradientRegressor(k, y, nngp_train_train=k, rank=50)
+    with pytest.raises(InputError, match=r"nngp_test_test must be the \(3,\) prior variances, "
+                                         r"got \(2,\)"):
+        cg.nngp_posterior(k[:3], np.ones(2))
