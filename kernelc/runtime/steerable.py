@@ -177,19 +177,37 @@ def _shift(k, axes, offset, pads, out_box):
     return k[tuple(index)]
 
 
-def _mixed(k, coupling_matrices, support, pads, out_box, mode, first, second, spec):
-    """Σ_{i,j} M[.., i, j] k[t+y_i, t'+y_j]: shift the second slot (axes ``second``) by every
-    y_j (a stack of |S| slices), contract with M by the einsum ``spec`` (which puts the first
-    slot's axes right after two leading axes), shift the first slot by y_i and add."""
-    padded = _padded(k, first, second, pads, mode)
-    shifted = jnp.stack([_shift(padded, second, y, pads, out_box) for y in support])
-    mixed = jnp.einsum(spec, jnp.asarray(coupling_matrices, dtype=k.dtype), shifted)
-    out_first = tuple(range(2, 2 + len(pads)))
+def _mixed(k, weights, support, pads, out_box, mode, first, second):
+    """Σ_{i,j} W[i,j] · k[t+y_i, t'+y_j]: for each i, the second slot (axes ``second``) shifted
+    by every y_j and weighted by W[i,j] (an array broadcast against ``k``: the coupling of every
+    orientation at once), summed, then the first slot shifted by y_i and added. Written as
+    shifted slices and multiply-adds, which XLA fuses into one loop over the output: on CPU ~10×
+    faster than stacking the |S| shifted copies and contracting them with an einsum (measured,
+    benchmarks/steerable.py). Pairs (i, j) whose weights are all zero are skipped (the pixel
+    basis keeps |S| of |S|²)."""
+    k = _padded(k, first, second, pads, mode)
     acc = None
-    for i, y in enumerate(support):
-        part = _shift(mixed[i], out_first, y, pads, out_box)
+    for i, yi in enumerate(support):
+        inner = None
+        for j, yj in enumerate(support):
+            w = weights[i][j]
+            if w is None:
+                continue
+            part = w * _shift(k, second, yj, pads, out_box)
+            inner = part if inner is None else inner + part
+        if inner is None:
+            continue
+        part = _shift(inner, first, yi, pads, out_box)
         acc = part if acc is None else acc + part
     return acc
+
+
+def _weights(coupling, shape, dtype):
+    """W[i][j]: the coupling's (i, j) entries of every orientation (pair), reshaped to ``shape``
+    to broadcast against the kernel; None where they are all zero."""
+    return [[None if not np.any(coupling[..., i, j]) else
+             jnp.asarray(coupling[..., i, j].reshape(shape), dtype=dtype)
+             for j in range(coupling.shape[-1])] for i in range(coupling.shape[-2])]
 
 
 @functools.lru_cache(maxsize=64)
@@ -207,12 +225,12 @@ def mixed_stencil(k, steerable_filter, pads, out_box, mode):
     'same' (zero padding), 'circular' or 'valid'. Returns (p, H, *out, *out)."""
     coupling, support = _coupling_of(tuple(steerable_filter), False)
     d = len(pads)
-    grouped = k.ndim == 2 + 2 * d
-    lead = 2 if grouped else 1
-    x, z = "xyz"[:d], "uvw"[:d]
-    spec = f"qij,jpq{x}{z}->ipq{x}{z}" if grouped else f"qij,jp{x}{z}->ipq{x}{z}"
-    return _mixed(k, coupling, support, pads, out_box, mode,
-                  tuple(range(lead, lead + d)), tuple(range(lead + d, lead + 2 * d)), spec)
+    if k.ndim == 1 + 2 * d:  # a box kernel: one slice for every q
+        k = k[:, None]
+    order = coupling.shape[0]
+    weights = _weights(coupling, (1, order) + (1,) * (2 * d), k.dtype)
+    return _mixed(k, weights, support, pads, out_box, mode,
+                  tuple(range(2, 2 + d)), tuple(range(2 + d, 2 + 2 * d)))
 
 
 def general_mixed_stencil(k, steerable_filter, pads, out_box, mode):
@@ -222,12 +240,9 @@ def general_mixed_stencil(k, steerable_filter, pads, out_box, mode):
     already mixed over the group axis (``right_mix``). Returns (p, H, *out, H, *out)."""
     coupling, support = _coupling_of(tuple(steerable_filter), True)
     d = len(pads)
-    grouped = k.ndim == 3 + 2 * d
-    x, z = "xyz"[:d], "uvw"[:d]
-    if grouped:
-        return _mixed(k, coupling, support, pads, out_box, mode,
-                      tuple(range(2, 2 + d)), tuple(range(3 + d, 3 + 2 * d)),
-                      f"abij,jpa{x}b{z}->ipa{x}b{z}")
-    return _mixed(k, coupling, support, pads, out_box, mode,
-                  tuple(range(1, 1 + d)), tuple(range(1 + d, 1 + 2 * d)),
-                  f"abij,jp{x}{z}->ipa{x}b{z}")
+    if k.ndim == 1 + 2 * d:  # a box kernel: the same for every (r, r')
+        k = k.reshape((k.shape[0], 1) + k.shape[1:1 + d] + (1,) + k.shape[1 + d:])
+    order = coupling.shape[0]
+    weights = _weights(coupling, (1, order) + (1,) * d + (order,) + (1,) * d, k.dtype)
+    return _mixed(k, weights, support, pads, out_box, mode,
+                  tuple(range(2, 2 + d)), tuple(range(3 + d, 3 + 2 * d)))
