@@ -49,11 +49,11 @@ def test_linear_network_matches_monte_carlo(group):
 
 @pytest.mark.slow
 def test_relu_network_converges_like_inverse_square_root_of_width():
-    """kernelc verify on a C8 ReLU network: the Monte Carlo errors of the NTK (one network) and of
-    the readout-averaged NNGP fall with slope ≈ −½ in log-log over widths 8..128."""
+    """kernelc verify on a C8 ReLU network: the Monte Carlo errors of one network's NNGP and NTK
+    fall with slope ≈ −½ in log-log over widths 8..128 (measured −0.434 and −0.437)."""
     from kernelc.verify import verify
     x = np.random.default_rng(3).normal(size=(3, 4, 4, 2))
     report = verify(RELU, x, widths=(8, 16, 32, 64, 128), samples=32, seed=4, progress=False,
                     dtype="float64")
-    for key in ("ntk_single", "nngp_readout"):
+    for key in ("nngp_single", "ntk_single"):
         assert -0.75 < report.slopes[key] < -0.3, (key, report.table())

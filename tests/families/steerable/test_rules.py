@@ -48,11 +48,12 @@ def test_matches_the_independent_reference(group, n, reflections):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-11, atol=0)
 
 
-def test_general_path_equals_the_reduced_one():
+@pytest.mark.parametrize("group", ["C8", pytest.param("D8", marks=pytest.mark.slow)])
+def test_general_path_equals_the_reduced_one(group):
     """(R) as a rewrite: the general plan (|H|² orientation pairs, the mean over u) gives the
     same numbers as K̃[t,t'](q)."""
-    text = _spec("D8", box=(3, 3))
-    x = _images(box=(3, 3))
+    text = _spec(group)
+    x = _images()
     red = _compiled(text).kernel_fn(x, dtype="float64", fast_maps=False)
     gen = _compiled(text, general=True).kernel_fn(x, dtype="float64", fast_maps=False)
     for key in ("nngp", "ntk"):
