@@ -67,8 +67,10 @@ def assert_equivariant(apply_fn: Callable, group, x, params=None, atol: float = 
     "group", "box"), "auto" infers it from the shape. Inputs are first restricted to the
     group's domain (``group.domain_mask``: the hexagon for p6), since values outside it have
     no rotated counterpart. Passes when |f(h·x) − h·f(x)| ≤ atol + rtol·|h·f(x)| everywhere,
-    for every h in ``elements`` (default: all of H); otherwise raises AssertionError naming the
-    element, the layout and the largest deviation.
+    for every h in ``elements`` (default: every element that maps the grid onto itself,
+    ``group.grid_elements``: all of H for a lattice group, the 90° rotations and reflections of
+    a steerable C_n/D_n); otherwise raises AssertionError naming the element, the layout and the
+    largest deviation.
     """
     x = np.asarray(x)
     d = group.dim
@@ -82,7 +84,7 @@ def assert_equivariant(apply_fn: Callable, group, x, params=None, atol: float = 
         x = x * mask[None, ..., None].astype(x.dtype)
     y = _call(apply_fn, params, x)
     kind = _output_kind(group, y, output)
-    for h in (range(group.order) if elements is None else elements):
+    for h in (group.grid_elements if elements is None else elements):
         h = int(h)
         xt = np.asarray(group.transform_signal(x, h))
         got = _call(apply_fn, params, xt)

@@ -52,10 +52,17 @@ def _group(group, default=None):
         if default is None:
             raise InputError("no group given")
         return default
+    from ..groups import LatticeGroup
     if isinstance(group, str):
-        return get_group(group)
-    if hasattr(group, "transform_signal") and hasattr(group, "order"):
+        group = get_group(group)
+    if isinstance(group, LatticeGroup):
         return group
+    if hasattr(group, "order") and hasattr(group, "name"):
+        # the ensemble averages over permutations of the sites: a lattice point group
+        raise SpecError(f"`augment` averages a plain CNN's kernel over a point group that "
+                        f"permutes the sites of the grid; {group.name} is not a lattice point "
+                        "group (its rotations are not all permutations of the grid)",
+                        suggestion="use a lattice group such as p4 or p4m")
     raise InputError(f"group must be a group name or a LatticeGroup, got {group!r}")
 
 

@@ -137,3 +137,12 @@ def test_windowed_avg_pool_needs_windows_symmetric_about_the_centre():
         same_h = np.stack([blocks[h, :, h] for h in range(G.order)])
         assert np.abs(same_h - same_h[0]).max() <= 1e-12 * np.abs(same_h[0]).max()
     _require_da_cnn(cnn, G)  # the check augmented_kernel runs: accepted
+
+
+@pytest.mark.parametrize("group", ["C8", "SO3"])
+def test_a_group_that_does_not_permute_the_grid_is_refused(group):
+    """The augmented ensemble averages over permutations of the sites: C8's 45° rotation and
+    SO(3) are none (they used to fail with an AttributeError)."""
+    cnn = "network c\ngroup Z2\ninput 5 x 5 channels 1\nconv(3)\nrelu\navg_pool\nflatten\ndense(1)\n"
+    with pytest.raises(SpecError, match=f"{group} is not a lattice point group"):
+        augmented_kernel(cnn, group, np.zeros((2, 5, 5, 1)))

@@ -222,6 +222,11 @@ class LatticeGroup:
         return tuple(classes)
 
     @cached_property
+    def grid_elements(self) -> tuple:
+        """Every element: each maps the lattice onto itself (a steerable group lists only some)."""
+        return tuple(range(self.order))
+
+    @cached_property
     def element_labels(self) -> tuple:
         """Short names: ``"e"`` for the identity, otherwise the matrix, e.g. ``[[0,-1],[1,0]]``."""
         return tuple("e" if i == 0 else _fmt_matrix(m) for i, m in enumerate(self._elements))

@@ -57,3 +57,41 @@ def test_relu_network_converges_like_inverse_square_root_of_width():
                     dtype="float64")
     for key in ("nngp_single", "ntk_single"):
         assert -0.75 < report.slopes[key] < -0.3, (key, report.table())
+
+
+@pytest.mark.parametrize("group", ["C8", "D8"])
+def test_finite_network_is_equivariant_under_the_grid_symmetries(group):
+    """kernelc.testing.assert_equivariant on a finite C8/D8 network with an output on G: for
+    every grid element h (90° rotations; and reflections for D8), f(ρ(h)x)(t, r) =
+    f(x)(ρ(h)⁻¹t, h⁻¹r) — the rotated filters, the regular representation of the gconv and the
+    element order of the group agree."""
+    import jax
+    from kernelc.groups import get_group
+    from kernelc.testing import assert_equivariant
+    text = (f"network eq\ngroup {group}\ninput 5 x 5 channels 2\nlift(3, b_std=0.1)\nrelu\n"
+            "gconv(3, b_std=0.1, width=3)\n")
+    net = network(text)
+    params = net.init(jax.random.key(0), width=4)
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 2)).astype(np.float32)
+    assert_equivariant(net.apply, get_group(group), x, params, atol=1e-5, rtol=1e-5)
+    with pytest.raises(AssertionError, match="not equivariant .* under element 1 r45"):
+        # a 45° "rotation" that merely permutes pixels by the 90° one is not the group action
+        assert_equivariant(net.apply, _Mislabelled(get_group(group)), x, params)
+
+
+class _Mislabelled:
+    """A group whose element 1 (45°) transforms images as element 2 (90°) does: the check must
+    notice that the output's group axis then moves by the wrong element."""
+
+    def __init__(self, group):
+        self.group = group
+
+    def __getattr__(self, name):
+        return getattr(self.group, name)
+
+    @property
+    def grid_elements(self):
+        return (1,)
+
+    def transform_signal(self, x, h, spatial_axes=None):
+        return self.group.transform_signal(x, 2 if h == 1 else h, spatial_axes)
