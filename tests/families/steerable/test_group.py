@@ -1,12 +1,11 @@
-"""C_n and D_n as groups of the steerable family: tables, the grid symmetries, the runtime's
-basis (rotation invariance of P, the pixel basis refused off the grid), and the error paths."""
+"""C_n and D_n as groups of the steerable family: tables, labels, the grid symmetries and their
+action on images, and the error paths (the bases: tests/runtime/test_steerable.py)."""
 import numpy as np
 import pytest
 
 from kernelc.errors import GroupError, SpecError
 from kernelc.families.steerable.group import SteerableGroup, steerable_group
 from kernelc.groups import get_group
-from kernelc.runtime import steerable as rt
 
 
 @pytest.mark.parametrize("name,order,grid", [("C8", 8, 4), ("D8", 16, 8), ("C6", 6, 2),
@@ -55,32 +54,3 @@ def test_n_is_checked():
     with pytest.raises(GroupError, match=r"n must be an integer in 1\.\.64"):
         SteerableGroup("bad", 0, False)
     assert steerable_group("p4") is None
-
-
-@pytest.mark.parametrize("n,reflections,size", [(8, False, 3), (16, True, 5), (7, True, 3)])
-def test_the_rings_basis_correlation_is_rotation_invariant(n, reflections, size):
-    """P(R a, R b) = P(a, b) at off-grid points: the span of the basis is closed under every
-    rotation and reflection and they act orthogonally on the coefficients (docs/math)."""
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(2, 20, 2))
-    for rot in rt.group_matrices(n, reflections):
-        pa = rt.basis_functions("rings", size, None, a)
-        pb = rt.basis_functions("rings", size, None, b)
-        qa = rt.basis_functions("rings", size, None, a @ rot.T)
-        qb = rt.basis_functions("rings", size, None, b @ rot.T)
-        np.testing.assert_allclose(np.einsum("ki,ki->i", qa, qb), np.einsum("ki,ki->i", pa, pb),
-                                   atol=1e-12)
-
-
-def test_the_rings_basis_follows_escnn_defaults():
-    """3×3: a point at the centre (frequency 0) and the ring of radius 1 with frequencies ≤ 2:
-    1 + 1 + 2·2 = 6 functions; 5×5: 1 + 5 + 5 = 11 (outer ring capped at 2)."""
-    assert rt.basis_functions("rings", 3).shape == (6, 9)
-    assert rt.basis_functions("rings", 5).shape == (11, 25)
-    assert rt.basis_functions("rings", 5, max_frequency=1).shape == (7, 25)
-
-
-def test_the_pixel_basis_is_defined_on_grid_points_only():
-    with pytest.raises(ValueError, match="the pixel basis is defined on grid points only"):
-        rt.rotated_basis(8, False, "pixel", 3)
-    assert rt.rotated_basis(4, True, "pixel", 3).shape == (8, 9, 9)
