@@ -6,8 +6,8 @@
    measured for 45° and 22.5°, where the rotated digit is an interpolation (bilinear,
    scipy.ndimage.rotate about the box centre); reported as the mean relative change of the
    kernel rows, max |K(Rx, x') − K(x, x')| / max |K(x, x')|, next to how much the kernel changes
-   between two *different* digits (the scale it should be small against). Digits at 14×14 here
-   (centre crop 28 → 2×2 pooling), so that a 45° rotation keeps some detail.
+   between two *different* digits (the scale it should be small against). Digits at 10×10 here
+   (centre crop 20 → 2×2 pooling), so that a 45° rotation keeps some detail.
 
     python benchmarks/steerable.py [--n 24] [--repeats 3]
 """
@@ -29,7 +29,7 @@ from kernelc.methods.data import ImagePreprocessing, load_mnist  # noqa: E402
 SPECS = ["mnist_p4", "mnist_p4m", "mnist_c8", "mnist_d8"]
 INVARIANCE = """network inv_{g}
 group {g}
-input 14 x 14 channels 1
+input 10 x 10 channels 1
 lift(size=5, W_std=1.4, b_std=0.1{basis})
 relu
 gconv(size=5, W_std=1.4, b_std=0.1{basis})
@@ -64,8 +64,8 @@ def _timed(f):
 def invariance(n):
     from scipy.ndimage import rotate
     ds = load_mnist(None)
-    x = ImagePreprocessing.parse(28, 2).apply(ds.x_train[:n], spatial_axes=2)
-    print(f"\n2. invariance of the pooled NNGP (14×14 digits, 5×5 filters, {n} digits): "
+    x = ImagePreprocessing.parse(20, 2).apply(ds.x_train[:n], spatial_axes=2)
+    print(f"\n2. invariance of the pooled NNGP (10×10 digits, 5×5 filters, {n} digits, float64): "
           "max |K(Rx,x') − K(x,x')| / max |K(x,x')| per angle")
     for label in ("p4", "C4 (rings)", "C8", "C16"):
         net = kernelc.compile(INVARIANCE.format(g=label.split()[0], basis=""))
@@ -88,7 +88,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     per_pair(args.n, args.repeats)
     if not args.skip_invariance:
-        invariance(min(args.n, 6))
+        invariance(min(args.n, 4))
     return 0
 
 

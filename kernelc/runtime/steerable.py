@@ -23,8 +23,9 @@ y ↦ (y₀, −y₁); the identity is index 0.
 import functools
 import math
 
-import numpy as np
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 #: What generated modules import (the network and the group import the rest directly).
 __all__ = ["mixed_stencil", "general_mixed_stencil"]
@@ -185,7 +186,9 @@ def _mixed(k, weights, support, pads, out_box, mode, first, second):
     faster than stacking the |S| shifted copies and contracting them with an einsum (measured,
     benchmarks/steerable.py). Pairs (i, j) whose weights are all zero are skipped (the pixel
     basis keeps |S| of |S|²)."""
-    k = _padded(k, first, second, pads, mode)
+    # materialise the padded input once: otherwise XLA fuses its producer (a nonlinearity's
+    # arc-cosine map) into each of the |S|² terms and evaluates it |S|² times per entry
+    k = jax.lax.optimization_barrier(_padded(k, first, second, pads, mode))
     acc = None
     for i, yi in enumerate(support):
         inner = None
