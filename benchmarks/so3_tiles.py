@@ -2,7 +2,8 @@
 
 For each tile size T the cross (Gram-tile) pass the runtime runs (NNGP + NTK, float32, the
 precision check and fast maps at their defaults) is compiled for T pairs and timed on tiles of
-real QM9 atoms (band-limited random signals when the data set is absent), best of repeated runs;
+real QM9 atoms (band-limited random signals when the data set is absent), best of repeated runs
+with the sizes timed in turn;
 XLA's report of the compiled tile (``memory_analysis``, the working set the tile rule reads) is
 printed beside it. The last lines give the tile the memory plan chooses now (the working-set
 rule, ``TILE_WORKING_SET``) and the one it chose before (the budget and ``MAX_TILE`` alone),
@@ -54,25 +55,38 @@ def _drivers(model, working_set):
                         m.OUTPUT_ENTRIES, m.STATS_ENTRIES, tile_working_set=working_set)
 
 
-def pairs_per_second(kernel_fn, x, size, seconds):
-    """(pairs/s, XLA bytes) of the Gram-tile pass on tiles of ``size`` pairs of rows of x."""
+def prepared(kernel_fn, x, size):
+    """(run, XLA bytes): one call of the Gram-tile pass on a tile of ``size`` random pairs of
+    rows of x (compiled and run once here), as the runtime places it."""
     self_fn, cross_fn = kernel_fn.compiled_passes[True, True, None]
     n = x.shape[0]
     _, _, stats = self_fn(x)
     stats = [np.asarray(s) for s in stats]
     rng = np.random.default_rng(size)
     i, j = rng.integers(0, n, size), rng.integers(0, n, size)
-    placement = Placement()
-    args = placement.put((x[i], x[j], [s[i] for s in stats], [s[j] for s in stats]))
+    args = Placement().put((x[i], x[j], [s[i] for s in stats], [s[j] for s in stats]))
     used = compiled_bytes(cross_fn.executable(*args))
-    np.asarray(cross_fn(*args)[0])  # warm up
-    best, spent = np.inf, 0.0
-    while spent < seconds or best == np.inf:
-        t = time.perf_counter()
+
+    def run():
         np.asarray(cross_fn(*args)[0])
-        dt = time.perf_counter() - t
-        best, spent = min(best, dt), spent + dt
-    return size / best, used
+    run()  # warm up
+    return run, used
+
+
+def pairs_per_second(runs, seconds, rounds=5):
+    """{size: pairs/s}: the best time of a tile of each size, over ``rounds`` rounds in which
+    every size runs in turn for ``seconds / rounds`` (so a burst of load on the shared machine
+    hits every size alike)."""
+    best = {size: np.inf for size in runs}
+    for _ in range(rounds):
+        for size, run in runs.items():
+            spent = 0.0
+            while spent < seconds / rounds:
+                t = time.perf_counter()
+                run()
+                dt = time.perf_counter() - t
+                best[size], spent = min(best[size], dt), spent + dt
+    return {size: size / best[size] for size in runs}
 
 
 def main(argv=None):
@@ -82,7 +96,8 @@ def main(argv=None):
                     help="grid bandwidth B of every lift/gconv (default: the spec's defaults)")
     ap.add_argument("--sizes", default=None,
                     help="tile sizes in pairs, comma-separated (default: 8 up to the old default)")
-    ap.add_argument("--seconds", type=float, default=3.0, help="timing per size (best of runs)")
+    ap.add_argument("--seconds", type=float, default=3.0,
+                    help="time spent per size (best of its runs, the sizes in turn)")
     ap.add_argument("--n", type=int, default=64,
                     help="inputs of the Gram matrix the plan is made for (pairs n(n-1)/2)")
     ap.add_argument("--max-memory", default="2GB", help="the memory budget of the plans")
@@ -108,17 +123,16 @@ def main(argv=None):
           f"{band}, {x.shape[-1]} channels, {what}; NNGP+NTK, float32; working-set target "
           f"{working_set!r}; plans for n = {args.n} ({n_plan} pairs) under {args.max_memory}")
     print(f"{'tile (pairs)':>12} {'XLA bytes':>12} {'pairs/s':>10} {'vs best':>8}")
-    rates = {}
+    runs = {size: prepared(new_fn, x, size) for size in sizes}
+    rates = pairs_per_second({size: run for size, (run, _) in runs.items()}, args.seconds)
+    best = max(rates.values())
     for size in sizes:
-        rates[size] = pairs_per_second(new_fn, x, size, args.seconds)
-    best = max(r for r, _ in rates.values())
-    for size in sizes:
-        rate, used = rates[size]
+        rate, used = rates[size], runs[size][1]
         mark = " <- rule" if size == new_tile else ""
         mark += " <- old default" if size == old_tile else ""
         print(f"{size:>12} {format_bytes(used or 0):>12} {rate:>10.1f} {rate / best:>8.2f}{mark}")
     print(f"rule: tile {new_tile} pairs, old default: {old_tile} pairs (MAX_TILE {MAX_TILE}); "
-          f"pairs/s rule / old default = {rates[new_tile][0] / rates[old_tile][0]:.2f}")
+          f"pairs/s rule / old default = {rates[new_tile] / rates[old_tile]:.2f}")
 
 
 if __name__ == "__main__":
