@@ -3,10 +3,12 @@
 The authors' code is the public code of "Equivariant Neural Tangent Kernels" (Misof, Kessel,
 Gerken, ICML 2025): https://github.com/PhilippMisofCH/equivariant-ntk, the package
 ``equivariant_ntk`` (layers ``S2ConvSO3``, ``SO3ConvSO3``, ``SO3Pool``) on ``neural_tangents``
-and ``s2fft``. It pins jax < 0.5.3 and numpy < 2, so it installs in its own environment
-(``pip install -e .`` in a clone), not in kernelc's; run this script with that environment's
-python and kernelc on PYTHONPATH. When the three packages are not importable the authors' half is
-skipped with a message saying so (exit status 0) and only kernelc's half runs.
+and ``s2fft``. It pins jax < 0.5.3 and numpy < 2, so it installs in an environment of its own
+(``pip install "jax<0.5.3" "numpy<2" neural-tangents s2fft`` and ``pip install --no-deps -e .``
+in a clone), not in kernelc's: pass that environment's python as ``--authors-python``; the
+authors' half runs there (this file needs only numpy on that side), kernelc's half here. When
+their code does not import with that python the authors' half is skipped with a message saying
+why (exit status 0) and only kernelc's half runs.
 
 For each case ``L:L'`` the network is: input of band L on the sphere, lift to SO(3) of band L'
 (a full-sphere filter), relu, gconv L' -> L' (full-group filter), relu, pool over SO(3),
@@ -14,9 +16,12 @@ dense(1); both codes on their own SO(3) grid of bandwidth L' (the authors' (2L'-
 kernelc's (2L')³), float64 (the authors' code turns x64 on), NNGP and NTK. Inputs: random
 polynomials of degree ≤ min(L-1, 3) in (x, y, z) per channel, so both grids sample the same
 band-limited signals. Each side runs in a fresh process (its peak resident memory is the
-process's ``ru_maxrss``) and the time is the second call's (the first compiles):
+process's ``ru_maxrss`` less its value before the first kernel call: the imports, the
+compiled network and the inputs are not counted) and the time is the second call's (the first
+compiles):
 
-    python benchmarks/so3_authors.py [--cases 6:3,6:6,8:8] [--n-ours 32] [--n-authors 2]
+    python benchmarks/so3_authors.py [--authors-python PATH] [--cases 6:3,6:6,8:8]
+                                     [--n-ours 32] [--n-authors 2]
 
 It prints, per case, the time per Gram entry (n² entries of an n × n Gram matrix) of each side,
 their ratio and peak memories, and checks two facts about the authors' layers:
@@ -30,7 +35,6 @@ their ratio and peak memories, and checks two facts about the authors' layers:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import resource
 import subprocess
@@ -47,15 +51,19 @@ RECORDED = {"6:3": 180, "6:6": 7100, "8:8": 12600}
 RECORDED_MEMORY = 6
 
 
-def authors_missing():
-    """The first of the authors' packages that is not importable here, or None."""
-    for name in AUTHORS_PACKAGES:
-        try:
-            if importlib.util.find_spec(name) is None:
-                return name
-        except (ImportError, ValueError):
-            return name
-    return None
+def authors_missing(python):
+    """Why the authors' code does not import with the interpreter ``python`` (the last line of
+    its error), or None when it does."""
+    try:
+        proc = subprocess.run([python, "-c", "import " + ", ".join(AUTHORS_PACKAGES) +
+                               "; import equivariant_ntk.layers"],
+                              capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{python} does not run: {exc}"
+    if proc.returncode == 0:
+        return None
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
 def polynomial_signals(n, theta, phi, degree, seed=0):
@@ -93,10 +101,11 @@ def run_ours(band, out, n):
     from kernelc.runtime.harmonic import grid_angles
     model = kernelc.compile(ours_spec(band, out))
     x = polynomial_signals(n, *grid_angles(band), min(band - 1, 3))
+    base = _peak()
     model.kernel_fn(x, dtype="float64", progress=False)  # compiles
     start = time.perf_counter()
     model.kernel_fn(x, dtype="float64", progress=False)
-    return time.perf_counter() - start, n * n
+    return time.perf_counter() - start, n * n, base
 
 
 def ours_gconv_ratio(band=4, out=3):
@@ -136,12 +145,13 @@ def run_authors(band, out, n):
     _, _, kernel_fn = stax.serial(lift(), stax.Relu(), gconv(), stax.Relu(), pool(),
                                   stax.Dense(1))
     x = polynomial_signals(n, theta, phi, min(band - 1, 3))
+    base = _peak()
     k = kernel_fn(x, None, ("nngp", "ntk"))
     np.asarray(k[1])  # compiles
     start = time.perf_counter()
     k = kernel_fn(x, None, ("nngp", "ntk"))
     np.asarray(k[1])
-    return time.perf_counter() - start, n * n
+    return time.perf_counter() - start, n * n, base
 
 
 def authors_facts(band=4, out=3):
@@ -157,18 +167,27 @@ def authors_facts(band=4, out=3):
 
 
 # -- one side in a fresh process ------------------------------------------------------------
+def _peak():
+    """Peak resident memory of this process so far, bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def side(which, case, n):
+    if which == "facts":
+        lift_error, ratio = authors_facts()
+        print(json.dumps({"lift_error": lift_error, "ratio": ratio}))
+        return
     band, out = _case(case)
-    seconds, entries = (run_ours if which == "ours" else run_authors)(band, out, n)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    print(json.dumps({"seconds": seconds, "entries": entries, "peak": peak}))
+    seconds, entries, base = (run_ours if which == "ours" else run_authors)(band, out, n)
+    print(json.dumps({"seconds": seconds, "entries": entries, "peak": _peak() - base}))
 
 
-def measure(which, case, n):
-    proc = subprocess.run([sys.executable, __file__, "--side", which, "--case", case,
-                           "--n", str(n)], capture_output=True, text=True)
+def measure(python, which, case="", n=0):
+    """The JSON line a fresh ``python`` running this script's ``--side which`` prints."""
+    proc = subprocess.run([python, __file__, "--side", which, "--case", case, "--n", str(n)],
+                          capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(f"the {which} side of {case} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"the {which} side {case} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -177,30 +196,35 @@ def main(argv=None):
     ap.add_argument("--cases", default="6:3,6:6,8:8", help="L:L' pairs, comma-separated")
     ap.add_argument("--n-ours", type=int, default=32, help="inputs of kernelc's Gram matrix")
     ap.add_argument("--n-authors", type=int, default=2, help="inputs of the authors' Gram matrix")
-    ap.add_argument("--side", choices=("ours", "authors"), help=argparse.SUPPRESS)
+    ap.add_argument("--authors-python", default=sys.executable,
+                    help="the python of an environment where the authors' code imports "
+                         "(default: this one)")
+    ap.add_argument("--side", choices=("ours", "authors", "facts"), help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.side:
         return side(args.side, args.case, args.n)
-    missing = authors_missing()
+    python = args.authors_python
+    missing = authors_missing(python)
     if missing:
-        print(f"SKIPPED the authors' half: '{missing}' is not importable here. The authors' code "
-              f"(https://github.com/PhilippMisofCH/equivariant-ntk: {', '.join(AUTHORS_PACKAGES)}) "
-              "pins jax < 0.5.3 and numpy < 2; install it in its own environment and run this "
-              "script with that python (kernelc on PYTHONPATH). The ratios in docs/so3.md are "
-              "from an earlier session's side-by-side run: "
+        print(f"SKIPPED the authors' half: their code does not import with {python} "
+              f"({missing}). It is https://github.com/PhilippMisofCH/equivariant-ntk "
+              f"({', '.join(AUTHORS_PACKAGES)}) and pins jax < 0.5.3 and numpy < 2: install it "
+              "in an environment of its own and pass that python as --authors-python. The "
+              "ratios in docs/so3.md are from an earlier session's side-by-side run: "
               + ", ".join(f"{c.replace(':', '->')}: {r:,}x" for c, r in RECORDED.items())
               + f" faster per Gram entry, {RECORDED_MEMORY}x less memory. kernelc's half only:")
+    print("peak: resident memory the Gram matrix call added (compilation included)")
     print(f"{'case':>6} {'kernelc µs/entry':>17} {'peak':>9}" +
           ("" if missing else f" {'authors µs/entry':>17} {'peak':>9} {'time ratio':>11} "
                               f"{'memory ratio':>13}"))
     for case in args.cases.split(","):
-        ours = measure("ours", case, args.n_ours)
+        ours = measure(sys.executable, "ours", case, args.n_ours)
         row = (f"{case.replace(':', '->'):>6} {ours['seconds'] / ours['entries'] * 1e6:>17.1f} "
                f"{ours['peak'] / 2**20:>7.0f}MB")
         if not missing:
-            theirs = measure("authors", case, args.n_authors)
+            theirs = measure(python, "authors", case, args.n_authors)
             ratio = (theirs["seconds"] / theirs["entries"]) / (ours["seconds"] / ours["entries"])
             row += (f" {theirs['seconds'] / theirs['entries'] * 1e6:>17.1f} "
                     f"{theirs['peak'] / 2**20:>7.0f}MB {ratio:>10,.0f}x "
@@ -209,7 +233,8 @@ def main(argv=None):
     print(f"kernelc: NNGP of lift -> gconv -> pool with the gconv's W_std = 2 over W_std = 1: "
           f"{ours_gconv_ratio():.4f} (σ_w² ratio 4)")
     if not missing:
-        lift_error, ratio = authors_facts()
+        facts = measure(python, "facts")
+        lift_error, ratio = facts["lift_error"], facts["ratio"]
         print(f"authors: S2ConvSO3 lift, max |NTK - NNGP| / max |NNGP| = {lift_error:.1e} "
               "(correct: Θ = K after the lift; the 2K - b² bug is in their C4 lift only)")
         print(f"authors: NNGP of lift -> SO3ConvSO3 -> pool with kappa_std = 2 over 1: "
