@@ -212,9 +212,10 @@ def main(argv=None):
               f"({missing}). It is https://github.com/PhilippMisofCH/equivariant-ntk "
               f"({', '.join(AUTHORS_PACKAGES)}) and pins jax < 0.5.3 and numpy < 2: install it "
               "in an environment of its own and pass that python as --authors-python. The "
-              "ratios in docs/so3.md are from an earlier session's side-by-side run: "
+              "figures in docs/so3.md: an earlier session's run (issue 13): "
               + ", ".join(f"{c.replace(':', '->')}: {r:,}x" for c, r in RECORDED.items())
-              + f" faster per Gram entry, {RECORDED_MEMORY}x less memory. kernelc's half only:")
+              + f" faster per Gram entry, {RECORDED_MEMORY}x less memory; and this script's "
+              "run with the authors' environment. kernelc's half only:")
     print("peak: resident memory the Gram matrix call added (compilation included)")
     print(f"{'case':>6} {'kernelc µs/entry':>17} {'peak':>9}" +
           ("" if missing else f" {'authors µs/entry':>17} {'peak':>9} {'time ratio':>11} "

@@ -7,7 +7,8 @@ with the sizes timed in turn;
 XLA's report of the compiled tile (``memory_analysis``, the working set the tile rule reads) is
 printed beside it. The last lines give the tile the memory plan chooses now (the working-set
 rule, ``TILE_WORKING_SET``) and the one it chose before (the budget and ``MAX_TILE`` alone),
-and the ratio of their pairs/s.
+the ratio of their pairs/s, and the time of ``kernel_fn`` on the whole Gram matrix of ``--n``
+inputs with each.
 
     python benchmarks/so3_tiles.py [--spec specs/so3_atom.kc] [--grid B] [--sizes 16,64,256]
                                    [--seconds 3]
@@ -133,6 +134,16 @@ def main(argv=None):
         print(f"{size:>12} {format_bytes(used or 0):>12} {rate:>10.1f} {rate / best:>8.2f}{mark}")
     print(f"rule: tile {new_tile} pairs, old default: {old_tile} pairs (MAX_TILE {MAX_TILE}); "
           f"pairs/s rule / old default = {rates[new_tile] / rates[old_tile]:.2f}")
+    # the whole Gram matrix of n inputs (NNGP + NTK) with each plan, best of two runs in turn
+    # (the passes were compiled by the plans)
+    best = {"rule": np.inf, "old default": np.inf}
+    for _ in range(2):
+        for name, fn in (("rule", new_fn), ("old default", old_fn)):
+            t = time.perf_counter()
+            fn(x[:args.n], max_memory=args.max_memory, progress=False)
+            best[name] = min(best[name], time.perf_counter() - t)
+    print(f"kernel_fn, Gram matrix of {args.n} inputs: rule {best['rule']:.2f} s, old default "
+          f"{best['old default']:.2f} s; old / rule = {best['old default'] / best['rule']:.2f}")
 
 
 if __name__ == "__main__":
