@@ -736,7 +736,10 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         and XLA's own report of their peak (``memory_analysis``: arguments, outputs,
         temporaries) is used; a tile that does not fit is halved (compiling again) until one
         does. On devices that report their memory (GPU/TPU, ``memory_stats``) the tile must
-        also fit each device's free memory."""
+        also fit each device's free memory. With ``tile_working_set`` (the family's
+        {platform: bytes}) the tile's XLA report per device must also stay within the bytes of
+        the devices' platform (:func:`working_set_cap`), down to the smallest tile; with
+        ``compiled=False`` that cap is applied by the per-pair model only."""
         get = (get,) if isinstance(get, str) else tuple(get)
         placement = Placement(devices)
         passes = batches["ntk" in get, bool(check_precision), fast_maps]
