@@ -15,6 +15,7 @@ from typing import List
 
 from .. import __version__
 from ..compiler.derive import Derivation
+from ..families.protocol import family_of
 from ..runtime import HELPER_MODULES, RUNTIME_VERSION
 
 #: Third-party modules the emitted code may name, with the import line that binds each name.
@@ -76,6 +77,9 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append(f"BYTES_PER_PAIR = {4 * peak * 4}")
     out.append(f"OUTPUT_ENTRIES = {der.output.layout.entries}")
     out.append(f"STATS_ENTRIES = {sum(_stat_entries(lay) for lay in der.stats) or 1}")
+    out.append("# {platform: bytes} the working set of one tile stays under (XLA's report of the")
+    out.append("# compiled tile), the family's measured rule; None: the memory budget alone")
+    out.append(f"TILE_WORKING_SET = {family_of(tg.group).tile_working_set!r}")
     for name in sorted(der.constants):
         out.append(f"{name} = {der.constants[name]}")
     out.append("# the hyperparameters _propagate takes as arguments (params), at the spec's values")
@@ -111,7 +115,7 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append("kernel_fn, plan_memory = tiled_kernel(")
     out.append("    _propagate, INPUT_SHAPE, OUTPUT_IS_VECTOR, BYTES_PER_PAIR, OUTPUT_ENTRIES, "
                "STATS_ENTRIES,")
-    out.append(f"    runtime_version={RUNTIME_VERSION})")
+    out.append(f"    runtime_version={RUNTIME_VERSION}, tile_working_set=TILE_WORKING_SET)")
     out.append("")
     body = "\n".join(out)
     return "\n".join(head) + "\n" + _imports(body) + "\n\n" + body

@@ -60,6 +60,12 @@ class Family:
     is the group's row of ``kernelc groups`` after its name: (order, dim, base, generators);
     ``details(group)`` is ``kernelc groups NAME``. ``input_text`` is the template (fields as
     :class:`Domain`'s) of the input in a network's one-line summary.
+
+    ``tile_working_set``: {platform: bytes} or None, the working set one tile of the family's
+    generated modules should stay under (XLA's ``memory_analysis`` of the compiled pass, per
+    device), measured per family (docs/performance.md); the module states it as
+    TILE_WORKING_SET and the runtime's memory plan applies it (:func:`kernelc.runtime.driver.
+    tiled_kernel`). None: tiles as large as the memory budget and MAX_TILE allow.
     """
 
     name: str
@@ -74,6 +80,7 @@ class Family:
     acts_on: str  # the base space, in messages: "a group that acts on {acts_on}"
     example_group: str  # a built-in group of the family, suggested in messages
     doc: str = ""
+    tile_working_set: Optional[Dict[str, int]] = None
 
     def order_text(self, group) -> str:
         """``|H|=8`` for a finite point group, ``continuous`` for a continuous group."""

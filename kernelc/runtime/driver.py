@@ -32,7 +32,8 @@ __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "forma
            "warn_inexact_quadrature", "PRECISION_TOLERANCE", "precision_estimate",
            "warn_imprecise", "CompiledPass", "Placement", "count_operations", "compiled_bytes",
            "available_memory", "device_free_memory", "GramArrays",
-           "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN"]
+           "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN",
+           "working_set_cap"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
 MIN_TILE = 8  # items per device per tile at least (when the budget allows): one shape for small N
@@ -630,14 +631,33 @@ def warn_imprecise(dtype, get):
         "Use dtype='float64' (CLI: --dtype float64)", PrecisionWarning, stacklevel=3)
 
 
+def working_set_cap(tile_working_set, devices):
+    """The per-device working set (bytes, XLA's report of one compiled tile) a tile must stay
+    under on ``devices``: the least of ``tile_working_set[platform]`` over their platforms, or
+    None when no device's platform is listed (or ``tile_working_set`` is None)."""
+    caps = [tile_working_set[d.platform] for d in devices
+            if tile_working_set and d.platform in tile_working_set]
+    return min(caps) if caps else None
+
+
 def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, output_entries,
-                 stats_entries, max_tile=MAX_TILE, runtime_version=RUNTIME_VERSION):
+                 stats_entries, max_tile=MAX_TILE, runtime_version=RUNTIME_VERSION,
+                 tile_working_set=None):
     """``(kernel_fn, plan_memory)`` of a network whose kernels of input pairs are computed by
     ``propagate``: ``input_shape`` is (*box, C); ``output_is_vector`` allows identity (S) (a
     Gram matrix of x1 with itself is mirrored); ``bytes_per_pair`` (float32) is held per pair
     at the widest layer; ``output_entries`` and ``stats_entries`` are the entries of the result
     and of the variance maps per pair and per input. ``runtime_version``: the version of
-    this package the module was generated for (another one is refused)."""
+    this package the module was generated for (another one is refused).
+
+    ``tile_working_set``: {platform: bytes} or None, the family's declaration (a generated
+    module's TILE_WORKING_SET). On devices of a listed platform the tile is the largest size
+    ``count·s`` (:meth:`Placement.tile`) whose compiled pass XLA reports at most that many bytes
+    per device (``memory_analysis``, before XLA_RUNTIME_MARGIN), or the smallest size when
+    none does, on top of the budget and ``max_tile``: a tile whose working set stays near the
+    caches runs more pairs per second than a larger one (SO(3): docs/performance.md,
+    ``benchmarks/so3_tiles.py``). Unlisted platforms, or None: the budget and ``max_tile``
+    alone."""
     if runtime_version != RUNTIME_VERSION:
         raise InputError(f"this module was generated for kernelc runtime version "
                          f"{runtime_version}, but the installed runtime is version "
@@ -716,7 +736,10 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         and XLA's own report of their peak (``memory_analysis``: arguments, outputs,
         temporaries) is used; a tile that does not fit is halved (compiling again) until one
         does. On devices that report their memory (GPU/TPU, ``memory_stats``) the tile must
-        also fit each device's free memory."""
+        also fit each device's free memory. With ``tile_working_set`` (the family's
+        {platform: bytes}) the tile's XLA report per device must also stay within the bytes of
+        the devices' platform (:func:`working_set_cap`), down to the smallest tile; with
+        ``compiled=False`` that cap is applied by the per-pair model only."""
         get = (get,) if isinstance(get, str) else tuple(get)
         placement = Placement(devices)
         passes = batches["ntk" in get, bool(check_precision), fast_maps]
@@ -747,20 +770,29 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         if fixed + per_pair * smallest > budget:
             refuse(per_pair * smallest, smallest, False)
         room = (budget - fixed) if device_free is None else min(budget - fixed, device_free)
-        tile = placement.tile(min(room // per_pair, max_tile), max(n_pairs, n1, n2 or 0))
+        cap = working_set_cap(tile_working_set, placement.devices)
+        # the first guess: the budget, max_tile and the working set by the per-pair model
+        # (XLA's per-item report of an earlier compilation when larger)
+        first = min(room // per_pair, max_tile,
+                    max_tile if cap is None else placement.count * cap // per_pair)
+        tile = placement.tile(first, max(n_pairs, n1, n2 or 0))
         peak = per_pair * tile
         if compiled:
             with x64_context(dtype):
                 while True:
                     host, per_device, items = tile_bytes(passes, placement, n1, n2, n_pairs, tile,
                                                          dtype, kernels)
-                    if fixed + host <= budget and (device_free is None or
-                                                   per_device <= device_free):
+                    fits = fixed + host <= budget and (device_free is None or
+                                                       per_device <= device_free)
+                    reported = per_device / XLA_RUNTIME_MARGIN  # XLA's own figure
+                    if fits and (cap is None or reported <= cap or tile <= smallest):
                         break
                     if tile <= smallest:
                         refuse(host, tile, True)
                     per_item = max(host / max(items, 1), per_device / max(items, 1))
-                    tile = placement.tile(min(tile - 1, room // max(per_item, 1)), tile - 1)
+                    limit = room // max(per_item, 1) if not fits else \
+                        placement.count * cap // max(reported / max(items, 1), 1)
+                    tile = placement.tile(min(tile - 1, limit), tile - 1)
                 peak, per_pair = host, -(-host // max(items, 1))
         return {"pairs": n_pairs, "bytes_per_pair": per_pair, "tile_pairs": tile,
                 "tile_bytes": peak, "result_bytes": result, "driver_bytes": fixed,

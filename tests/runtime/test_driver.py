@@ -143,3 +143,57 @@ def test_kernel_fn_checks_its_gram_matrices_for_psd(net, monkeypatch):
     assert seen == []
     net.kernel_fn(x, get="nngp", check_precision=False)
     assert seen == [["nngp"]]
+
+
+def _inner_products(xa, xb, stats_a, stats_b, want_ntk, params=None):
+    """A module's _propagate in miniature: per pair Σ xa·xb, the variances Σ x² as its stats."""
+    k = jnp.sum(xa * xb, axis=(1, 2))
+    stats = [jnp.sum(xa * xa, axis=(1, 2))] if stats_a is None else stats_a
+    return k, (k if want_ntk else None), stats
+
+
+def test_the_tile_keeps_the_familys_working_set():
+    """With tile_working_set (a family's {platform: bytes}, a module's TILE_WORKING_SET), the
+    tile is the largest size count·s whose compiled passes XLA reports at ≤ that many bytes per
+    device: here exactly the report of 64 pairs, so 64 and not 96; a target no tile meets gives
+    the smallest tile (1 pair), not an error; an unlisted platform or None sets no target."""
+    shape = (64, 64, 1)
+
+    def driver_with(target):
+        return driver.tiled_kernel(_inner_products, shape, True, 4 * 64 * 64, 1, 1,
+                                   tile_working_set=target)
+
+    kernel_fn, plan = driver_with(None)
+    self_fn, cross_fn = kernel_fn.compiled_passes[True, True, None]
+    one = driver.Placement()
+
+    def report(size):  # what the plan reads: the larger of the self and the cross pass
+        x = one.like((size,) + shape, "float32")
+        sa = [one.like((size, 1), "float32")]
+        return max(self_fn.memory(x), cross_fn.memory(x, x, sa, sa))
+
+    target = report(64)
+    assert report(96) > target
+    assert plan(60, compiled=True)["tile_pairs"] == 2048  # 1,770 pairs: one tile
+    _, plan = driver_with({"cpu": target, "gpu": 1})
+    assert plan(60, compiled=True)["tile_pairs"] == 64
+    _, plan = driver_with({"cpu": 1})
+    assert plan(60, compiled=True)["tile_pairs"] == 1
+    cpu = jax.devices("cpu")
+    assert driver.working_set_cap({"cpu": 5, "gpu": 7}, cpu) == 5
+    assert driver.working_set_cap({"gpu": 7}, cpu) is None
+    assert driver.working_set_cap(None, cpu) is None
+
+
+def test_so3_modules_state_their_familys_working_set():
+    """The SO(3) family declares its measured tile working set (CPU); generated modules state
+    their family's as TILE_WORKING_SET (None for the lattice family) and pass it to the driver
+    (generated/ is what kernelc compile writes: tests/test_generated.py)."""
+    from pathlib import Path
+    from kernelc.families.so3 import SO3_FAMILY
+    assert SO3_FAMILY.tile_working_set == {"cpu": 24 << 20}
+    generated = Path(__file__).resolve().parents[2] / "generated"
+    for name, value in (("so3_qm9", {"cpu": 24 << 20}), ("mnist_p4", None)):
+        text = (generated / f"{name}.py").read_text()
+        assert f"TILE_WORKING_SET = {value!r}" in text
+        assert "tile_working_set=TILE_WORKING_SET)" in text

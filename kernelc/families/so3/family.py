@@ -32,4 +32,8 @@ SO3_FAMILY = register_family(Family(
     details=lambda group: group.describe(),
     acts_on="the sphere",
     example_group="SO3",
-    doc="SO(3) on S²: band-limited signals on the sphere lifted to SO(3), full-support filters"))
+    doc="SO(3) on S²: band-limited signals on the sphere lifted to SO(3), full-support filters",
+    # CPU: the Gram-tile pass runs most pairs per second up to ~25 MiB of XLA working set per
+    # tile and 1.3-1.7x fewer from ~37 MiB on (2-core EPYC, 32 MiB L3; benchmarks/so3_tiles.py,
+    # docs/performance.md); other platforms: the memory budget alone
+    tile_working_set={"cpu": 24 << 20}))
