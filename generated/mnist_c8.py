@@ -29,6 +29,9 @@ OUTPUT_IS_VECTOR = True
 BYTES_PER_PAIR = 307328
 OUTPUT_ENTRIES = 1
 STATS_ENTRIES = 98
+# {platform: bytes} the working set of one tile stays under (XLA's report of the
+# compiled tile), the family's measured rule; None: the memory budget alone
+TILE_WORKING_SET = None
 GCONV1_FILTER = (8, False, 'rings', 3, None)
 LIFT1_FILTER = (8, False, 'rings', 3, None)
 # the hyperparameters _propagate takes as arguments (params), at the spec's values
@@ -107,4 +110,4 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs
 kernel_fn, plan_memory = tiled_kernel(
     _propagate, INPUT_SHAPE, OUTPUT_IS_VECTOR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_ENTRIES,
-    runtime_version=1)
+    runtime_version=1, tile_working_set=TILE_WORKING_SET)
