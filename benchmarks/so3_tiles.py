@@ -52,7 +52,7 @@ def _drivers(model, working_set):
     """(kernel_fn, plan_memory) of the model's module with the working-set rule as generated
     (``working_set`` the module's TILE_WORKING_SET) or without it (None: the old default)."""
     m = model.module
-    return tiled_kernel(m._propagate, m.INPUT_SHAPE, m.OUTPUT_IS_VECTOR, m.BYTES_PER_PAIR,
+    return tiled_kernel(m._propagate, m.INPUT_SHAPE, m.OUTPUT_MIRROR, m.BYTES_PER_PAIR,
                         m.OUTPUT_ENTRIES, m.STATS_ENTRIES, tile_working_set=working_set)
 
 

@@ -21,7 +21,9 @@ from kernelc.runtime.driver import tiled_kernel
 
 # -- the network --------------------------------------------------------------------------
 INPUT_SHAPE = (8, 8, 10)
-OUTPUT_IS_VECTOR = True
+# identity (S): how the kernel of (x_j, x_i) follows from (x_i, x_j), as (layout,
+# d, index of q⁻¹) (runtime.layouts.mirror_pairs); None: every pair is computed
+OUTPUT_MIRROR = ('vector', 0, None)
 # bytes (float32) held per pair of inputs at the widest layer: NNGP, NTK,
 # a padded copy and the stencil accumulator
 BYTES_PER_PAIR = 1024
@@ -102,5 +104,5 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs
 kernel_fn, plan_memory = tiled_kernel(
-    _propagate, INPUT_SHAPE, OUTPUT_IS_VECTOR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_ENTRIES,
-    runtime_version=1, tile_working_set=TILE_WORKING_SET)
+    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_ENTRIES,
+    runtime_version=2, tile_working_set=TILE_WORKING_SET)

@@ -111,7 +111,7 @@ class CompiledKernel:
                      for leaf in jax.tree_util.tree_leaves((x1, x2, params)))
         if traced:  # inside the caller's jit/grad/vmap: traced into their program
             m = self.module
-            return pure.kernel(m._propagate, m.INPUT_SHAPE, m.OUTPUT_IS_VECTOR,
+            return pure.kernel(m._propagate, m.INPUT_SHAPE, m.OUTPUT_MIRROR,
                                m.DEFAULT_PARAMS, x1, x2, get, params, fast_maps)
         return self._jitted_kernel(x1, x2, get=get, params=params, fast_maps=fast_maps)
 
@@ -123,7 +123,7 @@ class CompiledKernel:
         # miscompiles these programs with traced hyperparameters at its default level
         m = self.module
         return jax.jit(functools.partial(pure.kernel, m._propagate, m.INPUT_SHAPE,
-                                         m.OUTPUT_IS_VECTOR, m.DEFAULT_PARAMS),
+                                         m.OUTPUT_MIRROR, m.DEFAULT_PARAMS),
                        static_argnames=("get", "fast_maps"),
                        compiler_options=pure.SAFE_COMPILER_OPTIONS)
 
@@ -139,7 +139,7 @@ class CompiledKernel:
                               "them in); to differentiate, use .kernel(..., params=...)") from None
         m = self.module
         fn, _ = tiled_kernel(functools.partial(m._propagate, params=values), m.INPUT_SHAPE,
-                             m.OUTPUT_IS_VECTOR, m.BYTES_PER_PAIR, m.OUTPUT_ENTRIES,
+                             m.OUTPUT_MIRROR, m.BYTES_PER_PAIR, m.OUTPUT_ENTRIES,
                              m.STATS_ENTRIES, runtime_version=RUNTIME_VERSION,
                              tile_working_set=m.TILE_WORKING_SET)
         return fn

@@ -70,7 +70,9 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     head, out = out, []
     out.append("# -- the network " + "-" * 74)
     out.append(f"INPUT_SHAPE = {tuple(spec.input.shape) + (spec.input.channels,)!r}")
-    out.append(f"OUTPUT_IS_VECTOR = {der.output.layout.kind == 'vector'!r}")
+    out.append("# identity (S): how the kernel of (x_j, x_i) follows from (x_i, x_j), as (layout,")
+    out.append("# d, index of q⁻¹) (runtime.layouts.mirror_pairs); None: every pair is computed")
+    out.append(f"OUTPUT_MIRROR = {_output_mirror(der, tg.group)!r}")
     peak = max(op.entries for nd in der.nodes for op in nd.ops)
     out.append("# bytes (float32) held per pair of inputs at the widest layer: NNGP, NTK,")
     out.append("# a padded copy and the stencil accumulator")
@@ -113,7 +115,7 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append("")
     out.append("# the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs")
     out.append("kernel_fn, plan_memory = tiled_kernel(")
-    out.append("    _propagate, INPUT_SHAPE, OUTPUT_IS_VECTOR, BYTES_PER_PAIR, OUTPUT_ENTRIES, "
+    out.append("    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, "
                "STATS_ENTRIES,")
     out.append(f"    runtime_version={RUNTIME_VERSION}, tile_working_set=TILE_WORKING_SET)")
     out.append("")
@@ -128,6 +130,17 @@ def _params_table(params) -> str:
         return "DEFAULT_PARAMS = {}"
     rows = [f"    {key!r}: {float(value)!r}," for key, value in params.items()]
     return "\n".join(["DEFAULT_PARAMS = {"] + rows + ["}"])
+
+
+def _output_mirror(der: Derivation, group):
+    """OUTPUT_MIRROR: (layout kind, d, inverse) of the output under identity (S), ``inverse``
+    the index of each element's inverse where the layout has a group axis; None when (S) is
+    declined (kernelc.runtime.layouts.mirror_pairs)."""
+    if not der.decisions["S"].applied:
+        return None
+    lay = der.output.layout
+    inverse = tuple(int(i) for i in group.inverse) if lay.order > 1 else None
+    return (lay.kind, lay.d, inverse)
 
 
 def _imports(text: str) -> str:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Optional
 
 from ..errors import KernelcError
-from ..families import Family
+from ..families import VECTOR, Family, domain
 from ..frontend.infer import TypedGraph
+from ..runtime.layouts import MIRRORS
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,18 @@ def nodes_of(tg: TypedGraph, *kinds) -> List[str]:
 
 @identity("S")
 def gram_symmetry(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
-    """K(f, f') = K(f', f): compute pairs i < j of a Gram matrix, mirror the rest."""
+    """K(f, f')[g, g'] = K(f', f)[g', g]: compute pairs i < j of a Gram matrix and mirror the
+    rest, for a vector output as it is and for a feature map with its positions swapped (under
+    (R), K̃_ji[t,t'](q) = K̃_ij[t',t](q⁻¹)): :data:`kernelc.runtime.layouts.MIRRORS` holds the
+    swap of every layout it applies to."""
     name = "Gram symmetry"
     if not enabled.get("S", True):
         return IdentityDecision("S", name, False, "switched off by the caller")
-    if tg.output_type.domain != "vector":
-        return IdentityDecision("S", name, False, "the output is a feature map; mirroring "
-                                "would need a transpose of positions (not done)")
-    return IdentityDecision("S", name, True, "Gram matrices of one input set: pairs i < j are "
-                            "computed, the rest mirrored (about 2× fewer pairs)")
+    out = tg.output_type.domain
+    if domain(out).layout not in MIRRORS:
+        return IdentityDecision("S", name, False, f"the output is a feature map on "
+                                f"{domain(out).words}, whose kernels kernelc does not mirror")
+    how = "the rest mirrored" if out == VECTOR.name else \
+        "the rest mirrored with positions swapped, K_ji[g,g'] = K_ij[g',g]"
+    return IdentityDecision("S", name, True, f"Gram matrices of one input set: pairs i < j are "
+                            f"computed, {how} (about 2× fewer pairs)")

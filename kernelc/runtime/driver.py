@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from kernelc.runtime import RUNTIME_VERSION
+from kernelc.runtime.layouts import mirror_pairs
 from kernelc.runtime.store import GramStore, fingerprint
 from kernelc.runtime.errors import (InputError, MemoryBudgetError, PrecisionWarning,
                                     QuadratureWarning)
@@ -446,24 +447,27 @@ class GramArrays:
         self.arrays = {name: np.zeros(shape, np.dtype(dtype)) for name, shape in shapes.items()}
         self.done = np.zeros(n_tiles, bool)
 
-    def write(self, tile, entries, I, J, mirror):
-        """One finished tile's values at (I, J), and at (J, I) when mirrored."""
+    def write(self, tile, entries, I, J, mirror, swap=None):
+        """One finished tile's values at (I, J), and at (J, I) when mirrored (``swap``: the
+        values of the pairs (J, I) from those of (I, J), for a feature-map output)."""
         for name, vals in entries.items():
             self.arrays[name][I, J] = vals
             if mirror:
-                self.arrays[name][J, I] = vals
+                self.arrays[name][J, I] = vals if swap is None else swap(vals)
         self.done[tile] = True
 
     def finished(self):
         return self.arrays
 
 
-def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirror=False):
+def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirror=False,
+               swap=None):
     """The pairs (xa[I[p]], xb[J[p]]) of numpy arrays (``I, J = pairs[start:stop]``, e.g. a
     :class:`PairIndices`) by tiles of ``placement.tile(tile, len(pairs))`` pairs (the
     last one padded by repeating its first pair), each written into ``store`` (a
     :class:`GramArrays` or an on-disk :class:`~kernelc.runtime.store.GramStore`) as it finishes,
-    and mirrored to (J, I) when ``mirror``; tiles the store holds already are skipped."""
+    and mirrored to (J, I) when ``mirror`` (through ``swap`` for a feature-map output); tiles the
+    store holds already are skipped."""
     size = placement.tile(tile, len(pairs))
 
     def run(start, stop):
@@ -471,14 +475,14 @@ def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirr
             return  # finished by an earlier, interrupted run
         I, J = pairs[start:stop]
         if not len(I):  # every pair of this tile is a pair of identical inputs
-            store.write(start // size, {}, I, J, mirror)
+            store.write(start // size, {}, I, J, mirror, swap)
             return
         i, j = padded(I, size), padded(J, size)
         k, t = fn(*placement.put((xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb])))
         keep = len(I)  # numpy slices: no XLA executable per tile shape (see self_pass)
         k, t = np.asarray(k)[:keep], None if t is None else np.asarray(t)[:keep]
         store.write(start // size, {name: v for name, v in (("nngp", k), ("ntk", t))
-                                    if name in store.arrays}, I, J, mirror)
+                                    if name in store.arrays}, I, J, mirror, swap)
     run_chunks(run, len(pairs), size, "kernelc: Gram tiles", progress)
 
 
@@ -640,12 +644,14 @@ def working_set_cap(tile_working_set, devices):
     return min(caps) if caps else None
 
 
-def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, output_entries,
+def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_entries,
                  stats_entries, max_tile=MAX_TILE, runtime_version=RUNTIME_VERSION,
                  tile_working_set=None):
     """``(kernel_fn, plan_memory)`` of a network whose kernels of input pairs are computed by
-    ``propagate``: ``input_shape`` is (*box, C); ``output_is_vector`` allows identity (S) (a
-    Gram matrix of x1 with itself is mirrored); ``bytes_per_pair`` (float32) is held per pair
+    ``propagate``: ``input_shape`` is (*box, C); ``output_mirror`` is identity (S) (a generated
+    module's OUTPUT_MIRROR): (layout kind, d, inverse), how the kernel of the pair (x_j, x_i)
+    follows from that of (x_i, x_j) (:func:`~kernelc.runtime.layouts.mirror_pairs`), so that a
+    Gram matrix of x1 with itself computes i < j only; None: every pair is computed; ``bytes_per_pair`` (float32) is held per pair
     at the widest layer; ``output_entries`` and ``stats_entries`` are the entries of the result
     and of the variance maps per pair and per input. ``runtime_version``: the version of
     this package the module was generated for (another one is refused).
@@ -853,7 +859,8 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
         self_fn.progress = cross_fn.progress = progress
         n1 = x1.shape[0]
         n2 = n1 if x2 is None else x2.shape[0]
-        mirror = symmetric and x2 is None and output_is_vector
+        mirror = symmetric and x2 is None and output_mirror is not None
+        swap = None if not mirror else (lambda values: mirror_pairs(values, output_mirror))
         plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror,
                            results_on_disk=out is not None, get=get,
                            check_precision=check_precision, devices=placement.devices,
@@ -890,7 +897,7 @@ def tiled_kernel(propagate, input_shape, output_is_vector, bytes_per_pair, outpu
                 store = GramArrays({name: shape for name in get}, dtype, n_tiles)
             if len(pairs):
                 cross_pass(cross_fn, xa, xb, s1, s2, pairs, tile, progress, placement, store,
-                           mirror)
+                           mirror, swap)
             grams = store.arrays
             for name, diag in (("nngp", k1), ("ntk", t1)):
                 if name not in get:

@@ -68,3 +68,42 @@ def self_diagonal(kind, d, k):
     if kind == "so3_general":
         return jnp.diagonal(k, axis1=1, axis2=2)
     return diag_general(k, d)
+
+
+def _swap_slots(values, first, second):
+    """Exchange two equal-length groups of axes (the two slots of a pair kernel)."""
+    order = list(range(values.ndim))
+    for a, b in zip(first, second):
+        order[a], order[b] = order[b], order[a]
+    return values.transpose(order)
+
+
+def _mirror_reduced(values, d, inverse):
+    swapped = _swap_slots(values, range(2, 2 + d), range(2 + d, 2 + 2 * d))
+    return swapped[:, np.asarray(inverse)]
+
+
+#: layout kind -> (values (p, *layout shape), d, inverse) -> the values of the swapped pairs
+MIRRORS = {
+    # K_ji[t,t'] = K_ij[t',t]: swap the slots
+    "box_full": lambda v, d, inverse: _swap_slots(v, range(1, 1 + d), range(1 + d, 1 + 2 * d)),
+    # K_ji[(t,r),(t',r')] = K_ij[(t',r'),(t,r)]: swap the slots
+    "group_general": lambda v, d, inverse: _swap_slots(v, range(1, 2 + d),
+                                                       range(2 + d, 3 + 2 * d)),
+    # K̃_ji[t,t'](q) = K_ij[(t',q),(t,e)] = K̃_ij[t',t](q⁻¹) (right invariance, s = q⁻¹)
+    "group_reduced": _mirror_reduced,
+    # K_ji = K_ij: one number per pair
+    "vector": lambda v, d, inverse: v,
+    # K_ji[t,t] = K_ij[t,t]
+    "box_diag": lambda v, d, inverse: v,
+    "group_diag": lambda v, d, inverse: v,
+}
+
+
+def mirror_pairs(values, spec):
+    """The kernels of the pairs (x_j, x_i) from those of (x_i, x_j), ``values`` of shape
+    (p, *layout shape) (numpy or jax), identity (S); ``spec`` = (layout kind, d, inverse),
+    ``inverse[q]`` the index of q⁻¹ (a generated module's OUTPUT_MIRROR; the formulas are in
+    :data:`MIRRORS`)."""
+    kind, d, inverse = spec
+    return MIRRORS[kind](values, d, inverse)

@@ -29,6 +29,7 @@ import numpy as np
 import jax.numpy as jnp
 
 from kernelc.runtime.errors import InputError
+from kernelc.runtime.layouts import mirror_pairs
 from kernelc.runtime.maps import fast_maps as fast_maps_context
 from kernelc.runtime.maps import precision_tracking
 
@@ -102,14 +103,15 @@ def as_inputs(x, name, shape):
     return x
 
 
-def kernel(propagate, input_shape, output_is_vector, defaults, x1, x2=None,
+def kernel(propagate, input_shape, output_mirror, defaults, x1, x2=None,
            get=("nngp", "ntk"), params=None, fast_maps=None):
     """The NNGP/NTK Gram matrices K[i, j] = k(x1[i], x2[j]) as a traceable JAX function.
 
     ``propagate``: a generated module's ``_propagate(xa, xb, stats_a, stats_b, want_ntk,
     params)``; ``defaults``: its DEFAULT_PARAMS; ``x2=None``: the Gram matrix of x1 with itself
-    (the diagonal from the self pass; with a vector output only i < j is computed and mirrored,
-    K[j, i] = K[i, j]). ``get``: "nngp" or "ntk" (an array), or a tuple of both (a dict).
+    (the diagonal from the self pass; under identity (S), ``output_mirror`` not None, only
+    i < j is computed and K[j, i] follows from K[i, j] by
+    :func:`~kernelc.runtime.layouts.mirror_pairs`). ``get``: "nngp" or "ntk" (an array), or a tuple of both (a dict).
     ``params``: hyperparameters replacing the defaults (see :func:`resolve_params`).
     ``fast_maps``: as kernel_fn's (None: the polynomial arc-cosine in float32 only)."""
     single = isinstance(get, str)
@@ -131,7 +133,7 @@ def kernel(propagate, input_shape, output_is_vector, defaults, x1, x2=None,
         s2 = s1 if x2 is None else propagate(xb, xb, None, None, False, values)[2]
         # the pairs of the second pass, as static indices (the shapes are known when tracing)
         if x2 is None:
-            mirror = output_is_vector
+            mirror = output_mirror is not None
             I, J = np.triu_indices(n1, 1) if mirror else np.nonzero(~np.eye(n1, dtype=bool))
         else:
             mirror = False
@@ -150,7 +152,7 @@ def kernel(propagate, input_shape, output_is_vector, defaults, x1, x2=None,
             if vals is not None:
                 gram = gram.at[I, J].set(vals)
                 if mirror:
-                    gram = gram.at[J, I].set(vals)
+                    gram = gram.at[J, I].set(mirror_pairs(vals, output_mirror))
             if x2 is None:
                 d = np.arange(n1)
                 gram = gram.at[d, d].set(diag)

@@ -88,14 +88,15 @@ class GramStore:
         except (OSError, ValueError):
             return {"unreadable": True}  # never matches: refused as another computation
 
-    def write(self, tile: int, entries: dict, I, J, mirror: bool):
-        """Store one finished tile's values at (I, J) (and (J, I) when mirrored), then mark it
-        done; the arrays are flushed before the mark, so a done tile is on disk."""
+    def write(self, tile: int, entries: dict, I, J, mirror: bool, swap=None):
+        """Store one finished tile's values at (I, J) (and (J, I) when mirrored, through
+        ``swap`` for a feature-map output), then mark it done; the arrays are flushed before the
+        mark, so a done tile is on disk."""
         for name, vals in entries.items():
             array = self.arrays[name]
             array[I, J] = vals
             if mirror:
-                array[J, I] = vals
+                array[J, I] = vals if swap is None else swap(vals)
             array.flush()
         self.done[tile] = True
         self.done.flush()
