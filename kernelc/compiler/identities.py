@@ -17,7 +17,7 @@ from typing import Callable, Dict, FrozenSet, List, Optional
 from ..errors import KernelcError
 from ..families import VECTOR, Family, domain
 from ..frontend.infer import TypedGraph
-from ..runtime.layouts import MIRRORS
+from ..runtime.layouts import MIRRORED_LAYOUTS
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,13 @@ def nodes_of(tg: TypedGraph, *kinds) -> List[str]:
 def gram_symmetry(tg: TypedGraph, enabled: Dict[str, bool]) -> IdentityDecision:
     """K(f, f')[g, g'] = K(f', f)[g', g]: compute pairs i < j of a Gram matrix and mirror the
     rest, for a vector output as it is and for a feature map with its positions swapped (under
-    (R), K̃_ji[t,t'](q) = K̃_ij[t',t](q⁻¹)): :data:`kernelc.runtime.layouts.MIRRORS` holds the
-    swap of every layout it applies to."""
+    (R), K̃_ji[t,t'](q) = K̃_ij[t',t](q⁻¹)): :func:`kernelc.runtime.layouts.mirror_pairs` holds
+    the swap of every layout it applies to (MIRRORED_LAYOUTS)."""
     name = "Gram symmetry"
     if not enabled.get("S", True):
         return IdentityDecision("S", name, False, "switched off by the caller")
     out = tg.output_type.domain
-    if domain(out).layout not in MIRRORS:
+    if domain(out).layout not in MIRRORED_LAYOUTS:
         return IdentityDecision("S", name, False, f"the output is a feature map on "
                                 f"{domain(out).words}, whose kernels kernelc does not mirror")
     how = "the rest mirrored" if out == VECTOR.name else \

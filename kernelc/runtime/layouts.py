@@ -78,32 +78,30 @@ def _swap_slots(values, first, second):
     return values.transpose(order)
 
 
-def _mirror_reduced(values, d, inverse):
-    swapped = _swap_slots(values, range(2, 2 + d), range(2 + d, 2 + 2 * d))
-    return swapped[:, np.asarray(inverse)]
-
-
-#: layout kind -> (values (p, *layout shape), d, inverse) -> the values of the swapped pairs
-MIRRORS = {
-    # K_ji[t,t'] = K_ij[t',t]: swap the slots
-    "box_full": lambda v, d, inverse: _swap_slots(v, range(1, 1 + d), range(1 + d, 1 + 2 * d)),
-    # K_ji[(t,r),(t',r')] = K_ij[(t',r'),(t,r)]: swap the slots
-    "group_general": lambda v, d, inverse: _swap_slots(v, range(1, 2 + d),
-                                                       range(2 + d, 3 + 2 * d)),
-    # K̃_ji[t,t'](q) = K_ij[(t',q),(t,e)] = K̃_ij[t',t](q⁻¹) (right invariance, s = q⁻¹)
-    "group_reduced": _mirror_reduced,
-    # K_ji = K_ij: one number per pair
-    "vector": lambda v, d, inverse: v,
-    # K_ji[t,t] = K_ij[t,t]
-    "box_diag": lambda v, d, inverse: v,
-    "group_diag": lambda v, d, inverse: v,
-}
+#: The layouts whose kernels identity (S) mirrors (:func:`mirror_pairs`); a literal, so that
+#: standalone modules may hold it (tables of functions are not emitted at the top level).
+MIRRORED_LAYOUTS = ("vector", "box_full", "group_general", "group_reduced", "box_diag",
+                    "group_diag")
 
 
 def mirror_pairs(values, spec):
     """The kernels of the pairs (x_j, x_i) from those of (x_i, x_j), ``values`` of shape
     (p, *layout shape) (numpy or jax), identity (S); ``spec`` = (layout kind, d, inverse),
-    ``inverse[q]`` the index of q⁻¹ (a generated module's OUTPUT_MIRROR; the formulas are in
-    :data:`MIRRORS`)."""
+    ``inverse[q]`` the index of q⁻¹ (a generated module's OUTPUT_MIRROR), one entry per layout
+    of :data:`MIRRORED_LAYOUTS`."""
     kind, d, inverse = spec
-    return MIRRORS[kind](values, d, inverse)
+    swaps = {
+        # K_ji = K_ij: one number per pair
+        "vector": lambda v: v,
+        # K_ji[t,t'] = K_ij[t',t]: swap the slots
+        "box_full": lambda v: _swap_slots(v, range(1, 1 + d), range(1 + d, 1 + 2 * d)),
+        # K_ji[(t,r),(t',r')] = K_ij[(t',r'),(t,r)]: swap the slots
+        "group_general": lambda v: _swap_slots(v, range(1, 2 + d), range(2 + d, 3 + 2 * d)),
+        # K̃_ji[t,t'](q) = K_ij[(t',q),(t,e)] = K̃_ij[t',t](q⁻¹) (right invariance, s = q⁻¹)
+        "group_reduced": lambda v: _swap_slots(v, range(2, 2 + d),
+                                               range(2 + d, 2 + 2 * d))[:, np.asarray(inverse)],
+        # K_ji[t,t] = K_ij[t,t]
+        "box_diag": lambda v: v,
+        "group_diag": lambda v: v,
+    }
+    return swaps[kind](values)

@@ -121,8 +121,8 @@ def _pixel_values(points, size, max_frequency):
     return np.all(nearest[None, :, :] == offsets[:, None, :], axis=2).astype(np.float64)
 
 
-#: name -> (points (P, 2), size, max_frequency) -> (|B|, P): the basis functions at the points.
-BASES = {"rings": _ring_values, "pixel": _pixel_values}
+#: The bases a filter may be drawn from (:func:`basis_functions`).
+BASES = ("rings", "pixel")
 
 
 def basis_functions(basis, size, max_frequency=None, points=None):
@@ -130,7 +130,8 @@ def basis_functions(basis, size, max_frequency=None, points=None):
     the support offsets, unrotated)."""
     if points is None:
         points = support_offsets(size)
-    return BASES[basis](points, size, max_frequency)
+    values = {"rings": _ring_values, "pixel": _pixel_values}[basis]
+    return values(points, size, max_frequency)
 
 
 def rotated_basis(n, reflections, basis, size, max_frequency=None):

@@ -160,7 +160,7 @@ def test_the_tile_keeps_the_familys_working_set():
     shape = (64, 64, 1)
 
     def driver_with(target):
-        return driver.tiled_kernel(_inner_products, shape, True, 4 * 64 * 64, 1, 1,
+        return driver.tiled_kernel(_inner_products, shape, ("vector", 0, None), 4 * 64 * 64, 1, 1,
                                    tile_working_set=target)
 
     kernel_fn, plan = driver_with(None)

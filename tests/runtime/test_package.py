@@ -148,5 +148,5 @@ def test_standalone_is_deterministic_and_inlines_only_what_is_used():
 
 def test_a_module_for_another_runtime_version_is_refused():
     with pytest.raises(InputError, match="generated for kernelc runtime version 0, but the "
-                                         "installed runtime is version 1: regenerate it"):
-        tiled_kernel(lambda *a: None, (1,), True, 4, 1, 1, runtime_version=0)
+                                         "installed runtime is version 2: regenerate it"):
+        tiled_kernel(lambda *a: None, (1,), ("vector", 0, None), 4, 1, 1, runtime_version=0)

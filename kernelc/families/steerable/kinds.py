@@ -25,7 +25,7 @@ MAX_SIZE = 15
 
 def _basis(v):
     if not isinstance(v, Word) or v.name not in BASES:
-        raise BadValue("expected rings (steerable, the default) or pixel", tuple(BASES))
+        raise BadValue("expected rings (steerable, the default) or pixel", BASES)
     return v.name
 
 
