@@ -32,7 +32,9 @@ __all__ = ["mixed_stencil", "general_mixed_stencil"]
 
 #: Gaussian ring widths of the "rings" basis (escnn's defaults: 0.6, the outermost ring 0.4,
 #: a ring at radius 0 is a point, width 0.005).
-RING_SIGMA, OUTER_RING_SIGMA, CENTRE_SIGMA = 0.6, 0.4, 0.005
+RING_SIGMA = 0.6
+OUTER_RING_SIGMA = 0.4
+CENTRE_SIGMA = 0.005
 #: How far a rotated pixel-basis offset may lie from a grid point and still be that point.
 GRID_TOL = 1e-9
 

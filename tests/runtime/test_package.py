@@ -111,7 +111,8 @@ def _only_jax_and_numpy(folder: Path) -> Path:
     "erf\ngroup_pool\ndense(1)",
     "group SO3\ninput sphere bandlimit 3 channels 2\nlift(bandlimit=3, grid=3)\nrelu\n"
     "gconv(bandlimit=2, grid=3)\nerf\ngroup_pool\ndense(1)",
-], ids=["p4-relu-erf", "so3-relu-erf"])
+    "group C8\ninput 4 x 4 channels 1\nlift(size=3, b_std=0.1)\nrelu\ngconv(size=3)\n",
+], ids=["p4-relu-erf", "so3-relu-erf", "c8-feature-map"])
 def test_standalone_module_runs_with_only_jax_and_numpy(spec, tmp_path):
     net = kernelc.compile(spec)
     source = standalone_module(net.source)
