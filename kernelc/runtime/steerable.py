@@ -208,6 +208,41 @@ def _mixed(k, weights, support, pads, out_box, mode, first, second):
     return acc
 
 
+#: Most coupling terms |S|² a mixed stencil writes out as fused multiply-adds (3×3: 81); larger
+#: filters go through one depthwise convolution instead, whose graph does not grow with |S|²
+#: (5×5 on 10×10: compile 0.3 vs 2.0 s per stencil, and minutes for a whole network; run time
+#: within 1.1× either way, measured on CPU; 3×3: the fused form is 4-7× faster).
+FUSED_TERMS = 81
+
+
+def _convolved(k, flat, support, pads, out_box, mode, groups):
+    """Σ_{i,j} M[c,i,j] k[t+y_i, t'+y_j] for a kernel ``k`` (p, C, *box, *box) with channels c:
+    the second slot by one depthwise convolution (batch p × first-slot sites, ``groups`` = C
+    input channels, |S| output channels per coupling row: ``flat`` is (C_out·|S|, |S|), row
+    c·|S| + i = M[c, i, :]), then the first slot shifted by each y_i and added.
+    Returns (p, C_out, *out, *out)."""
+    from jax import lax
+    d = len(pads)
+    first, second = tuple(range(2, 2 + d)), tuple(range(2 + d, 2 + 2 * d))
+    padded = _padded(k, first, second, pads, mode)
+    p, channels = padded.shape[:2]
+    sites, inner = padded.shape[2:2 + d], padded.shape[2 + d:]
+    rows = padded.transpose((0,) + first + (1,) + second).reshape(
+        (p * int(np.prod(sites)), channels) + inner)
+    size = int(round(len(support) ** (1 / d)))
+    filters = jnp.asarray(flat.reshape((-1, 1) + (size,) * d), dtype=k.dtype)
+    spatial = tuple(range(2, 2 + d))
+    numbers = lax.ConvDimensionNumbers((0, 1) + spatial, (0, 1) + spatial, (0, 1) + spatial)
+    out = lax.conv_general_dilated(rows, filters, (1,) * d, "VALID", dimension_numbers=numbers,
+                                   feature_group_count=groups, precision=lax.Precision.HIGHEST)
+    out = out.reshape((p,) + sites + (-1, len(support)) + tuple(out_box))
+    acc = None
+    for i, y in enumerate(support):
+        part = _shift(out[(slice(None),) * (2 + d) + (i,)], range(1, 1 + d), y, pads, out_box)
+        acc = part if acc is None else acc + part
+    return acc.transpose((0, 1 + d) + tuple(range(1, 1 + d)) + tuple(range(2 + d, 2 + 2 * d)))
+
+
 def _weights(coupling, shape, dtype):
     """W[i][j]: the coupling's (i, j) entries of every orientation (pair), reshaped to ``shape``
     to broadcast against the kernel; None where they are all zero."""
@@ -234,6 +269,9 @@ def mixed_stencil(k, steerable_filter, pads, out_box, mode):
     if k.ndim == 1 + 2 * d:  # a box kernel: one slice for every q
         k = k[:, None]
     order = coupling.shape[0]
+    if len(support) ** 2 > FUSED_TERMS:
+        return _convolved(k, coupling.reshape(order * len(support), -1), support, pads,
+                          out_box, mode, groups=k.shape[1])
     weights = _weights(coupling, (1, order) + (1,) * (2 * d), k.dtype)
     return _mixed(k, weights, support, pads, out_box, mode,
                   tuple(range(2, 2 + d)), tuple(range(2 + d, 2 + 2 * d)))
@@ -246,9 +284,21 @@ def general_mixed_stencil(k, steerable_filter, pads, out_box, mode):
     already mixed over the group axis (``right_mix``). Returns (p, H, *out, H, *out)."""
     coupling, support = _coupling_of(tuple(steerable_filter), True)
     d = len(pads)
+    order = coupling.shape[0]
+    if len(support) ** 2 > FUSED_TERMS:  # channels (r, r'): one per coupling matrix
+        if k.ndim == 1 + 2 * d:
+            channels = k[:, None]
+        else:
+            channels = k.transpose((0, 1, 2 + d) + tuple(range(2, 2 + d))
+                                   + tuple(range(3 + d, 3 + 2 * d)))
+            channels = channels.reshape((k.shape[0], order * order) + channels.shape[3:])
+        out = _convolved(channels, coupling.reshape(order * order * len(support), -1), support,
+                         pads, out_box, mode, groups=channels.shape[1])
+        out = out.reshape((k.shape[0], order, order) + out.shape[2:])
+        return out.transpose((0, 1) + tuple(range(3, 3 + d)) + (2,)
+                             + tuple(range(3 + d, 3 + 2 * d)))
     if k.ndim == 1 + 2 * d:  # a box kernel: the same for every (r, r')
         k = k.reshape((k.shape[0], 1) + k.shape[1:1 + d] + (1,) + k.shape[1 + d:])
-    order = coupling.shape[0]
     weights = _weights(coupling, (1, order) + (1,) * d + (order,) + (1,) * d, k.dtype)
     return _mixed(k, weights, support, pads, out_box, mode,
                   tuple(range(2, 2 + d)), tuple(range(3 + d, 3 + 2 * d)))

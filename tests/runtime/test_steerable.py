@@ -37,25 +37,58 @@ def test_the_pixel_basis_is_defined_on_grid_points_only():
     assert rt.rotated_basis(4, True, "pixel", 3).shape == (8, 9, 9)
 
 
-@pytest.mark.parametrize("grouped", [False, True])
-def test_mixed_stencil_is_the_sum_over_offset_pairs(grouped):
-    """mixed_stencil against Σ_{i,j} M_q[i,j] k[t+y_i, t'+y_j] written as loops (zero padding)."""
-    filt = (4, True, "rings", 3, None)
-    coupling = rt.steerable_coupling(*filt)
-    order, box = coupling.shape[0], (3, 4)
-    rng = np.random.default_rng(0)
-    k = rng.normal(size=(2,) + ((order,) if grouped else ()) + box + box)
-    with x64_context("float64"):
-        got = np.asarray(rt.mixed_stencil(k, filt, ((1, 1), (1, 1)), box, "same"))
-    padded = np.pad(k, [(0, 0)] * (k.ndim - 4) + [(1, 1)] * 4)
-    want = np.zeros((2, order) + box + box)
-    support = rt.support_offsets(3)
+def _direct(k, coupling, size, box, grouped, mode):
+    """Σ_{i,j} M_q[i,j] k[t+y_i, t'+y_j](q) by loops (zero padding, or wrapped)."""
+    r = size // 2
+    lead = k.ndim - 4
+    padded = np.pad(k, [(0, 0)] * lead + [(r, r)] * 4, mode="constant" if mode == "same"
+                    else "wrap")
+    order = coupling.shape[0]
+    want = np.zeros((k.shape[0], order) + box + box)
+    support = rt.support_offsets(size)
     for q in range(order):
         kq = padded[:, q] if grouped else padded
         for i, a in enumerate(support):
             for j, b in enumerate(support):
-                want[:, q] += coupling[q, i, j] * kq[:, 1 + a[0]:1 + a[0] + box[0],
-                                                    1 + a[1]:1 + a[1] + box[1],
-                                                    1 + b[0]:1 + b[0] + box[0],
-                                                    1 + b[1]:1 + b[1] + box[1]]
+                want[:, q] += coupling[q, i, j] * kq[:, r + a[0]:r + a[0] + box[0],
+                                                    r + a[1]:r + a[1] + box[1],
+                                                    r + b[0]:r + b[0] + box[0],
+                                                    r + b[1]:r + b[1] + box[1]]
+    return want
+
+
+@pytest.mark.parametrize("size,grouped,mode", [(3, False, "same"), (3, True, "circular"),
+                                               (5, False, "circular"), (5, True, "same")])
+def test_mixed_stencil_is_the_sum_over_offset_pairs(size, grouped, mode):
+    """mixed_stencil against Σ_{i,j} M_q[i,j] k[t+y_i, t'+y_j] written as loops: 3×3 through
+    the fused multiply-adds, 5×5 through the depthwise convolution (FUSED_TERMS)."""
+    filt = (4, True, "rings", size, None)
+    coupling = rt.steerable_coupling(*filt)
+    order, box = coupling.shape[0], (3, 4)
+    k = np.random.default_rng(0).normal(size=(2,) + ((order,) if grouped else ()) + box + box)
+    r = size // 2
+    with x64_context("float64"):
+        got = np.asarray(rt.mixed_stencil(k, filt, ((r, r), (r, r)), box, mode))
+    want = _direct(k, coupling, size, box, grouped, mode)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_general_mixed_stencil_is_the_reduced_one_per_orientation_pair(size):
+    """general_mixed_stencil of a kernel K[(t,r),(t',r')] = K̃[t,t'](r'r⁻¹) (right-invariant)
+    equals the reduced stencil read at r'r⁻¹, for both paths (fused and convolution)."""
+    filt = (3, True, "rings", size, None)
+    from kernelc.families.steerable.group import SteerableGroup
+    g = SteerableGroup("D3", 3, True)
+    order, box, r = g.order, (3, 3), size // 2
+    red = np.random.default_rng(1).normal(size=(2, order) + box + box)
+    q = np.array([[g.cayley[b, g.inverse[a]] for b in range(order)] for a in range(order)])
+    general = red[:, q].transpose(0, 1, 3, 4, 2, 5, 6)   # (p, r, *box, r', *box)
+    pads = ((r, r), (r, r))
+    with x64_context("float64"):
+        want = np.asarray(rt.mixed_stencil(red, filt, pads, box, "same"))
+        got = np.asarray(rt.general_mixed_stencil(general, filt, pads, box, "same"))
+        lift = np.asarray(rt.general_mixed_stencil(red[:, 0], filt, pads, box, "same"))
+        lift_red = np.asarray(rt.mixed_stencil(red[:, 0], filt, pads, box, "same"))
+    np.testing.assert_allclose(got, want[:, q].transpose(0, 1, 3, 4, 2, 5, 6), atol=1e-12)
+    np.testing.assert_allclose(lift, lift_red[:, q].transpose(0, 1, 3, 4, 2, 5, 6), atol=1e-12)
