@@ -129,7 +129,8 @@ def test_unknown_layer_without_a_close_name():
 def test_unknown_group(name, suggestion):
     text = f"network t\ngroup {name}\ninput 8 x 8 channels 1\nlift\n"
     err = assert_error(text, SpecError, f"unknown group '{name}'", 2, 1, suggestion=suggestion)
-    assert set(err.expected) == {"O", "SO3", "Z2", "Z3", "p2", "p4", "p4m", "p6"}
+    assert set(err.expected) == {"O", "SO3", "Z2", "Z3", "p2", "p4", "p4m", "p6", "C8", "D8", "C16",
+                                 "D16"}
 
 
 def test_unknown_hyperparameter():

@@ -34,8 +34,8 @@ def test_with_constants_errors():
             with_constants(TEXT, {"ws": bad})
         assert info.value.message == f"constant 'ws' must be a finite real number, got {bad!r}"
     with pytest.raises(SpecSyntaxError) as info:
-        with_constants("group Z2 (", {"a": 1})
-    assert str(info.value).startswith("<spec>:1:10: syntax error: unexpected '('")
+        with_constants("group Z2 )", {"a": 1})
+    assert str(info.value).startswith("<spec>:1:10: syntax error: unexpected ')'")
 
 
 def test_with_feature_input_inserts_one_site_of_the_lattice():

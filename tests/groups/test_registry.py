@@ -7,11 +7,13 @@ from kernelc.groups import LatticeGroup, builtin_groups, get_group, register_gro
 from kernelc.groups import registry
 
 
-def test_builtins_are_the_seven_lattice_groups_and_so3():
+def test_builtins_are_the_seven_lattice_groups_so3_and_four_steerable_groups():
     groups = builtin_groups()
-    assert list(groups) == sorted(["Z2", "p2", "p4", "p4m", "p6", "Z3", "O", "SO3"])
+    steerable = ["C8", "D8", "C16", "D16"]
+    assert list(groups) == sorted(["Z2", "p2", "p4", "p4m", "p6", "Z3", "O", "SO3"] + steerable)
     assert all(g.name == k for k, g in groups.items())
-    assert all(isinstance(g, LatticeGroup) for k, g in groups.items() if k != "SO3")
+    assert all(isinstance(g, LatticeGroup) for k, g in groups.items()
+               if k not in ["SO3"] + steerable)
     assert family_of(groups["SO3"]) is SO3_FAMILY
     assert get_group("p6").lattice == "hexagonal"
     assert get_group("O").dim == 3 and get_group("Z3").dim == 3
