@@ -145,7 +145,9 @@ def _act(K, group, box, h, hp):
     return flat[r_a][:, t_a][:, :, r_b][:, :, :, t_b].reshape(K.shape)
 
 
-@pytest.mark.parametrize("group_name", sorted(EQUIVARIANT_NETS))
+@pytest.mark.parametrize("group_name", [pytest.param(g, marks=pytest.mark.slow)
+                                        if g == "p4m" else g  # ~5 s; p4's case stays fast
+                                        for g in sorted(EQUIVARIANT_NETS)])
 def test_equivariance_of_group_feature_kernels(group_name):
     """(E): K[g,g'](ρ(h)f, ρ(h')f') = K[h⁻¹g, h'⁻¹g'](f, f') for every h, h', on kernelc's
     reduced layout expanded to the general one; that expansion (and, for p4, the general path)
@@ -248,7 +250,9 @@ ORBIT_NETS = {  # agreement cases (compiled once): relu and erf, same and circul
 }
 
 
-@pytest.mark.parametrize("which", sorted(ORBIT_NETS))
+@pytest.mark.parametrize("which", [pytest.param(w, marks=pytest.mark.slow)
+                                   if w == "p4-erf-circular" else w  # ~5 s; erf: p4m's case
+                                   for w in sorted(ORBIT_NETS)])
 def test_orbit_average_of_matching_cnn(which):
     """K_GCNN(f, f') = (1/|H|) Σ_h k_CNN(f, ρ(h) f') with k the matching plain-CNN kernel."""
     text, x, _ = _case(ORBIT_NETS[which])

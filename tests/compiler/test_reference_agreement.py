@@ -181,7 +181,8 @@ def reference_for(case_id):
 RUNS = [(c, ids) for c in sorted(CASES) for ids in ("on", "off")
         if not (ids == "off" and c in ON_ONLY)]
 #: (case, identities) runs in the slow suite only (their other path stays fast)
-SLOW_RUNS = {("p4-composed-smooth", "off"), ("p4m-same-relu-2", "off")}  # ~19 s, ~6 s
+SLOW_RUNS = {("p4-composed-smooth", "off"), ("p4m-same-relu-2", "off"),  # ~19 s, ~6 s
+             ("c2v-user-group", "off")}  # ~5 s
 RUNS = [pytest.param(*r, marks=pytest.mark.slow) if r in SLOW_RUNS else r for r in RUNS]
 
 
