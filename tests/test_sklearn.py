@@ -51,7 +51,8 @@ def regression_data(n=24, m=8, d=4, seed=0):
 @pytest.mark.parametrize("estimator", [
     # the regressor's run is ~16 s (its fit/predict paths are also in the fast tests below)
     pytest.param(KernelRegressor(MLP), marks=pytest.mark.slow),
-    KernelClassifier(MLP)], ids=["KernelRegressor", "KernelClassifier"])
+    pytest.param(KernelClassifier(MLP), marks=pytest.mark.slow)],  # ~9 s
+    ids=["KernelRegressor", "KernelClassifier"])
 def test_check_estimator(estimator):
     from sklearn.utils.estimator_checks import check_estimator
     with warnings.catch_warnings():

@@ -171,8 +171,8 @@ def outcome(seed: int):
 BOUND = {"nngp": 1e-10, "ntk": 1e-9}
 SLACK = 10.0
 ESTIMATE = re.compile(r"accurate only to ~([0-9.e+-]+) \(relative\)")
-FAST_SEEDS = list(range(4))
-SLOW_SEEDS = list(range(4, 70))
+FAST_SEEDS = [1, 2, 3]
+SLOW_SEEDS = [0] + list(range(4, 70))  # seed 0: ~7.5 s
 
 
 def _check(seed):

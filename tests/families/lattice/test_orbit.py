@@ -26,7 +26,7 @@ CASES = {
     "O": ("O", (3, 3, 3), 1, 1),
     "O-5": ("O", (5, 5, 5), 1, 3),
 }
-SLOW = {"O-5", "O", "p6"}  # the 3-d group ~8 s each, p6 ~4 s; p2, p4, p4m stay fast
+SLOW = {"O-5", "O", "p6", "p4m"}  # the 3-d group ~8 s each, p6 ~4 s, p4m ~5 s; p2, p4 fast
 
 
 def _text(case: str) -> str:

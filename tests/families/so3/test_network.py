@@ -347,6 +347,7 @@ def test_layer_ntks_are_the_kernel_maps_of_the_empirical_features():
     compare(_layer_ntk(net, params, x, "gconv1"), ref + hp["b_std"] ** 2)
 
 
+@pytest.mark.slow  # ~7 s; the reduced path's Monte Carlo (residual, concat) stays fast
 def test_linear_network_matches_the_general_path_in_expectation():
     net = network(MC_LINEAR)
     x = _mc_inputs()

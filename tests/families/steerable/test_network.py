@@ -59,7 +59,7 @@ def test_relu_network_converges_like_inverse_square_root_of_width():
         assert -0.75 < report.slopes[key] < -0.3, (key, report.table())
 
 
-@pytest.mark.parametrize("group", ["C8", "D8"])
+@pytest.mark.parametrize("group", ["C8", pytest.param("D8", marks=pytest.mark.slow)])
 def test_finite_network_is_equivariant_under_the_grid_symmetries(group):
     """kernelc.testing.assert_equivariant on a finite C8/D8 network with an output on G: for
     every grid element h (90° rotations; and reflections for D8), f(ρ(h)x)(t, r) =

@@ -16,7 +16,7 @@ BODY = ("lift(size=3, {basis}W_std=1.4, b_std=0.1)\nrelu\n"
         "gconv(size=3, {basis}W_std=1.2, b_std=0.2)\nrelu\ngroup_pool\ndense(1, W_std=0.9)")
 
 
-def _spec(group, box=(4, 4), channels=2, basis=""):
+def _spec(group, box=(3, 3), channels=2, basis=""):
     return (f"network t\ngroup {group}\ninput {box[0]} x {box[1]} channels {channels}\n"
             + BODY.format(basis=basis) + "\n")
 
@@ -26,7 +26,7 @@ def _compiled(text, general=False):
     return kernelc.compile(text, identities={"R": False} if general else None)
 
 
-def _images(n=3, box=(4, 4), channels=2, seed=0):
+def _images(n=3, box=(3, 3), channels=2, seed=0):
     return np.random.default_rng(seed).normal(size=(n,) + box + (channels,))
 
 
@@ -48,7 +48,8 @@ def test_matches_the_independent_reference(group, n, reflections):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-11, atol=0)
 
 
-@pytest.mark.parametrize("group", ["C8", pytest.param("D8", marks=pytest.mark.slow)])
+@pytest.mark.slow  # ~8 s; the general stencils: tests/runtime/test_steerable.py (fast)
+@pytest.mark.parametrize("group", ["C8", "D8"])
 def test_general_path_equals_the_reduced_one(group):
     """(R) as a rewrite: the general plan (|H|² orientation pairs, the mean over u) gives the
     same numbers as K̃[t,t'](q)."""
@@ -80,7 +81,7 @@ def test_invariant_under_the_grid_symmetries(group):
     rotations, and the reflections for D8): exact up to float64 round-off, amplified in the
     NTK near correlation 1 (d/dc arccos c is infinite at c = 1)."""
     g = get_group(group)
-    x = _images(n=2, box=(4, 4))
+    x = _images(n=2)
     compiled = _compiled(_spec(group))
     base = compiled.kernel_fn(x, dtype="float64", fast_maps=False)
     for h in g.grid_elements[1:]:
