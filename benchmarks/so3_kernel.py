@@ -23,7 +23,7 @@ import kernelc
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _atoms(n, band):
+def qm9_atoms(n, band):
     data = ROOT.parent / "shared" / "data" / "qm9_subset.npz"
     if data.exists():
         from kernelc.molecules import featurize_dataset
@@ -60,7 +60,7 @@ def main(argv=None):
     reduced = kernelc.compile(spec)
     general = kernelc.compile(spec, identities={"R": False})
     band = reduced.typed.input_type.band
-    x, what = _atoms(args.atoms, band)
+    x, what = qm9_atoms(args.atoms, band)
     print(f"{Path(args.spec).name}: band {band}, {x.shape[-1]} channels, grid "
           f"{reduced.typed.node('n001').out.shape}, {what}")
 

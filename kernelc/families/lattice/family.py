@@ -6,7 +6,7 @@ from ..protocol import Domain, Family, register_family
 from .group import LatticeGroup
 
 
-def _input_mismatch(group, owner):
+def input_mismatch(group, owner):
     """A lattice group with another family's input: name a group that takes that input."""
     return (f"{owner.input_domain} inputs need a group that acts on {owner.acts_on} "
             f"({owner.example_group}), not {group.name}", f"group {owner.example_group}")
@@ -38,7 +38,7 @@ LATTICE = register_family(Family(
              Domain("group", "the group G", "G (|H|={order}) on box {box} ×{width}",
                     "group_general")),
     continuous=False,
-    input_mismatch=_input_mismatch,
+    input_mismatch=input_mismatch,
     listing=_listing,
     details=_details,
     acts_on="the lattice Z^d",

@@ -6,14 +6,9 @@ permutation of offsets), hence its own layers, rules and identities.
 """
 from __future__ import annotations
 
-from ..lattice.family import LATTICE
+from ..lattice.family import LATTICE, input_mismatch
 from ..protocol import Family, register_family
 from .group import SteerableGroup
-
-
-def _input_mismatch(group, owner):
-    return (f"{owner.input_domain} inputs need a group that acts on {owner.acts_on} "
-            f"({owner.example_group}), not {group.name}", f"group {owner.example_group}")
 
 
 def _listing(group):
@@ -42,7 +37,7 @@ STEERABLE = register_family(Family(
     input_text="{box}×{width}",
     domains=LATTICE.domains,
     continuous=False,
-    input_mismatch=_input_mismatch,
+    input_mismatch=input_mismatch,
     listing=_listing,
     details=_details,
     acts_on="the pixel grid Z² (steerable filters)",
