@@ -357,6 +357,7 @@ def test_linear_network_matches_the_general_path_in_expectation():
         assert np.all(np.abs(z[k]) < 4.5), (k, z[k], exact)
 
 
+@pytest.mark.slow  # ~6 s; the compiled kernel's Monte Carlo (general and reduced) stays fast
 def test_relu_network_matches_the_general_path_at_moderate_width():
     net = network(MC_RELU)
     x = _mc_inputs(seed=2)
