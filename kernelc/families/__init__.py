@@ -1,6 +1,7 @@
 """Group families as packages: one package per family, split by pipeline stage.
 
-A family (the lattice groups H ⋉ Z^d, SO(3) on S²) is a vertical slice of the pipeline. Its
+A family (the lattice groups H ⋉ Z^d, SO(3) on S², C_n/D_n with steerable filters on Z²) is a
+vertical slice of the pipeline. Its
 package holds
 
     family.py       the :class:`~kernelc.families.protocol.Family` declaration (groups layer)
@@ -26,7 +27,9 @@ the empty branch ``identity``, ``sum``, ``concat``), whose rules are entrywise o
 layout whatever the family; and the identity (S) (Gram symmetry), which depends on nothing but
 the output domain. Everything about the lattice (filter supports and stencils, boxes, hexagonal
 domains, ``lift``/``gconv``/``conv``, ``group_pool``, ``avg_pool``, ``flatten``, the input rule)
-is in :mod:`kernelc.families.lattice`, everything about SO(3) in :mod:`kernelc.families.so3`.
+is in :mod:`kernelc.families.lattice`, everything about SO(3) in :mod:`kernelc.families.so3`,
+and the steerable family (:mod:`kernelc.families.steerable`) reuses the lattice's signals, input
+rule, poolings and their finite layers as entries of its own tables.
 
 The runtime helpers a family's generated code calls stay in :mod:`kernelc.runtime` (generated
 modules import them), and the lattice's :class:`~kernelc.network.build.FiniteNetwork` stays the
