@@ -1,8 +1,7 @@
 """Group families as packages: one package per family, split by pipeline stage.
 
 A family (the lattice groups H ⋉ Z^d, SO(3) on S², C_n/D_n with steerable filters on Z²) is a
-vertical slice of the pipeline. Its
-package holds
+vertical slice of the pipeline. Its package holds
 
     family.py       the :class:`~kernelc.families.protocol.Family` declaration (groups layer)
     group.py        the group objects                                       (groups layer)
