@@ -38,11 +38,15 @@ def test_the_pixel_basis_is_defined_on_grid_points_only():
 
 
 def _direct(k, coupling, size, box, grouped, mode):
-    """Σ_{i,j} M_q[i,j] k[t+y_i, t'+y_j](q) by loops (zero padding, or wrapped)."""
+    """Σ_{i,j} M_q[i,j] k[t+y_i, t'+y_j](q) by loops: zero padding ('same'), wrapped
+    ('circular'), or none ('valid': output site t reads t + r + y, the box shrinks by 2r)."""
     r = size // 2
     lead = k.ndim - 4
-    padded = np.pad(k, [(0, 0)] * lead + [(r, r)] * 4, mode="constant" if mode == "same"
-                    else "wrap")
+    if mode == "valid":
+        padded, box = k, tuple(n - 2 * r for n in box)
+    else:
+        padded = np.pad(k, [(0, 0)] * lead + [(r, r)] * 4,
+                        mode="constant" if mode == "same" else "wrap")
     order = coupling.shape[0]
     want = np.zeros((k.shape[0], order) + box + box)
     support = rt.support_offsets(size)
@@ -58,17 +62,19 @@ def _direct(k, coupling, size, box, grouped, mode):
 
 
 @pytest.mark.parametrize("size,grouped,mode", [(3, False, "same"), (3, True, "circular"),
-                                               (5, False, "circular"), (5, True, "same")])
+                                               (3, True, "valid"), (5, False, "circular"),
+                                               (5, True, "same"), (5, False, "valid")])
 def test_mixed_stencil_is_the_sum_over_offset_pairs(size, grouped, mode):
     """mixed_stencil against Σ_{i,j} M_q[i,j] k[t+y_i, t'+y_j] written as loops: 3×3 through
     the fused multiply-adds, 5×5 through the depthwise convolution (FUSED_TERMS)."""
     filt = (4, True, "rings", size, None)
     coupling = rt.steerable_coupling(*filt)
-    order, box = coupling.shape[0], (3, 4)
+    order, box = coupling.shape[0], (5, 6) if mode == "valid" else (3, 4)
     k = np.random.default_rng(0).normal(size=(2,) + ((order,) if grouped else ()) + box + box)
     r = size // 2
+    out = tuple(n - 2 * r for n in box) if mode == "valid" else box
     with x64_context("float64"):
-        got = np.asarray(rt.mixed_stencil(k, filt, ((r, r), (r, r)), box, mode))
+        got = np.asarray(rt.mixed_stencil(k, filt, ((r, r), (r, r)), out, mode))
     want = _direct(k, coupling, size, box, grouped, mode)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
