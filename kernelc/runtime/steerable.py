@@ -145,6 +145,7 @@ def rotated_basis(n, reflections, basis, size, max_frequency=None):
                      for rot in group_matrices(n, reflections)])
 
 
+@functools.lru_cache(maxsize=64)
 def steerable_coupling(n, reflections, basis, size, max_frequency=None, general=False):
     """The coupling matrices of a steerable filter, float64:
 
@@ -153,12 +154,29 @@ def steerable_coupling(n, reflections, basis, size, max_frequency=None, general=
 
     Both are (1/|B|)·P(a, b) of the module docstring, so M_{r,r'} = M_{r'r⁻¹} (right
     invariance (R)); the 1/|B| makes the mixed stencil a mean, like the lattice stencils.
+    Computed once per filter (cached, read-only): the rules ask for it, then every trace of a
+    generated module's stencils.
     """
     rotated = rotated_basis(n, reflections, basis, size, max_frequency)
     count = rotated.shape[1]
     if general:
-        return np.einsum("rki,skj->rsij", rotated, rotated) / count
-    return np.einsum("ki,qkj->qij", rotated[0], rotated) / count
+        coupling = np.einsum("rki,skj->rsij", rotated, rotated) / count
+    else:
+        coupling = np.einsum("ki,qkj->qij", rotated[0], rotated) / count
+    coupling.flags.writeable = False
+    return coupling
+
+
+def stencil_terms(steerable_filter):
+    """The (y_i, y_j) terms a mixed stencil of ``steerable_filter`` computes per output entry
+    (its cost): all |S|² through the convolution form (|S|² > FUSED_TERMS), otherwise the pairs
+    whose coupling is nonzero for some orientation (:func:`_weights` skips the others; the pixel
+    basis keeps the pairs (y, R_q y) of every q)."""
+    coupling = steerable_coupling(*steerable_filter)
+    pairs = coupling.shape[-1] ** 2
+    if pairs > FUSED_TERMS:
+        return pairs
+    return int(np.any(coupling != 0, axis=0).sum())
 
 
 def _padded(k, first, second, pads, mode):
@@ -251,20 +269,14 @@ def _weights(coupling, shape, dtype):
              for j in range(coupling.shape[-1])] for i in range(coupling.shape[-2])]
 
 
-@functools.lru_cache(maxsize=64)
-def _coupling_of(steerable_filter, general):
-    n, reflections, basis, size, max_frequency = steerable_filter
-    return (steerable_coupling(n, reflections, basis, size, max_frequency, general),
-            support_offsets(size))
-
-
 def mixed_stencil(k, steerable_filter, pads, out_box, mode):
     """K̃⁺[t,t'](q) = Σ_{i,j} M_q[i,j] k[t+y_i, t'+y_j](q), with M the reduced coupling
     (:func:`steerable_coupling`) of ``steerable_filter`` = (n, reflections, basis, size,
     max_frequency). ``k`` is a box kernel (p, *box, *box) (the lift: every q reads it) or a
     reduced group kernel (p, H, *box, *box) (the group convolution: q reads slice q); ``mode``
     'same' (zero padding), 'circular' or 'valid'. Returns (p, H, *out, *out)."""
-    coupling, support = _coupling_of(tuple(steerable_filter), False)
+    coupling = steerable_coupling(*steerable_filter)
+    support = support_offsets(steerable_filter[3])
     d = len(pads)
     if k.ndim == 1 + 2 * d:  # a box kernel: one slice for every q
         k = k[:, None]
@@ -282,7 +294,8 @@ def general_mixed_stencil(k, steerable_filter, pads, out_box, mode):
     coupling (:func:`steerable_coupling`, ``general=True``) of ``steerable_filter``. ``k`` is a
     box kernel (p, *box, *box) (the lift) or a general group kernel (p, H, *box, H, *box)
     already mixed over the group axis (``right_mix``). Returns (p, H, *out, H, *out)."""
-    coupling, support = _coupling_of(tuple(steerable_filter), True)
+    coupling = steerable_coupling(*steerable_filter, general=True)
+    support = support_offsets(steerable_filter[3])
     d = len(pads)
     order = coupling.shape[0]
     if len(support) ** 2 > FUSED_TERMS:  # channels (r, r'): one per coupling matrix

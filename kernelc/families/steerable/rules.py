@@ -20,7 +20,7 @@ import sympy
 from ...ir.plan import pad_widths
 from ...rules.formulas import K, K0, K_NEW, SB2, SW2, THETA, THETA_NEW, S, SumOver, g, gp, size
 from ...rules.layers import Formulas, rule, weight_values
-from ...runtime.steerable import steerable_coupling
+from ...runtime.steerable import stencil_terms
 from ..lattice import rules as lattice_rules
 from .family import STEERABLE
 from .plan import MixedStencil
@@ -36,10 +36,10 @@ def _ntk_eq(term, theta_sum, standard: bool):
 
 def _mixed_stencil(ctx, node, out, right_mult=None):
     """The node's mixed stencil in layout ``out``, as a function of the kernel it reads, and
-    its nonzero coupling terms M_q[i,j] ≠ 0 per entry (the stencil's cost)."""
+    the (y_i, y_j) terms it computes per entry (its cost, :func:`stencil_terms`)."""
     hp, group = ctx.hp(node), ctx.group
-    terms = int((abs(steerable_coupling(group.n, group.reflections, hp["basis"], hp["size"],
-                                        hp["max_frequency"])[0]) > 1e-300).sum())
+    terms = stencil_terms((group.n, group.reflections, hp["basis"], hp["size"],
+                           hp["max_frequency"]))
     stencil = lambda src: MixedStencil(  # noqa: E731 - the stencil of K and of Θ alike
         src, ctx.var(node).upper(), group.n, group.reflections, hp["basis"], hp["size"],
         hp["max_frequency"], right_mult, tuple(pad_widths(hp["support"])), tuple(out.box),
@@ -64,7 +64,7 @@ def _formulas(ctx, node, kernel, gconv: bool, terms: int) -> Formulas:
                          ctx.parameterization == "standard"),
                  values=weight_values(ctx, node, hp["weights_per_channel"], "B||H" if gconv
                                       else "B"))
-    f.values["(y,y') terms per entry"] = terms  # |S|² (rings), |S| (pixel): the stencil's cost
+    f.values["(y,y') terms per entry"] = terms  # the stencil's cost (stencil_terms)
     if ctx.uses("R", node):
         inner = (sympy.Function("K̃")(S("t+y"), S("t'+y'"), S("q")) if gconv
                  else K0[S("t+y"), S("t'+y'")])
