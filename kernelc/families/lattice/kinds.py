@@ -67,7 +67,8 @@ def _rotations(v):
 
 _SIZE = Param("size", positive_int, 3, positional=True, doc="filter side length k")
 _SUPPORT = Param("support", _offsets, None, doc="explicit filter offsets (overrides size)")
-_PAD = Param("padding", _padding, "same", doc="same | valid | circular")
+#: The padding hyperparameter of every filter layer on the pixel grid (the steerable family's too).
+PADDING = Param("padding", _padding, "same", doc="same | valid | circular")
 
 
 # -- shared helpers for the typing rules ----------------------------------------------------
@@ -133,7 +134,7 @@ def _box_input(decl, group) -> SignalType:
     return SignalType("box", shape, decl.channels, 1)
 
 
-@layer_kind("lift", (_SIZE, _SUPPORT, WEIGHT_STD, BIAS_STD, _PAD, WIDTH), category="weight",
+@layer_kind("lift", (_SIZE, _SUPPORT, WEIGHT_STD, BIAS_STD, PADDING, WIDTH), category="weight",
             family=LATTICE,
             doc="K[g,g'] = σ_w²/|S| Σ_{y∈S} K0[g·y, g'·y] + σ_b²  (X -> G)")
 def _lift(t, hp, group, layer):
@@ -150,7 +151,7 @@ _ROTATIONS = Param("rotations", _rotations, "all",
                    doc="rotational support R ⊂ H: all, identity, or element indices")
 
 
-@layer_kind("gconv", (_SIZE, _SUPPORT, _ROTATIONS, WEIGHT_STD, BIAS_STD, _PAD, WIDTH),
+@layer_kind("gconv", (_SIZE, _SUPPORT, _ROTATIONS, WEIGHT_STD, BIAS_STD, PADDING, WIDTH),
             category="weight", family=LATTICE,
             doc="K⁺[g,g'] = σ_w²/|S_G| Σ_{h∈S_G} K[gh, g'h] + σ_b²  (G -> G)")
 def _gconv(t, hp, group, layer):
@@ -171,7 +172,7 @@ def _gconv(t, hp, group, layer):
     return SignalType("group", shape, hp.get("width"), group.order)
 
 
-@layer_kind("conv", (_SIZE, _SUPPORT, WEIGHT_STD, BIAS_STD, _PAD, WIDTH), category="weight",
+@layer_kind("conv", (_SIZE, _SUPPORT, WEIGHT_STD, BIAS_STD, PADDING, WIDTH), category="weight",
             family=LATTICE,
             doc="K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²  (plain convolution)")
 def _conv(t, hp, group, layer):

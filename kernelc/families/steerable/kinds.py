@@ -15,8 +15,7 @@ from ...frontend.layers import (BIAS_STD, FAMILY_LAYER_KINDS, WEIGHT_STD, WIDTH,
 from ...frontend.types import SignalType
 from ...runtime.steerable import BASES, basis_functions
 from ..lattice.family import LATTICE
-from ..lattice import kinds as lattice_kinds  # noqa: F401 - registers the kinds reused below
-from ..lattice.kinds import PADDINGS, conv_output_shape
+from ..lattice.kinds import PADDING, conv_output_shape  # also registers the kinds reused
 from .family import STEERABLE
 
 #: Most offsets of a filter (k² for size=k): the coupling matrices have |H|·k⁴ entries.
@@ -35,18 +34,11 @@ def _frequency(v):
     return v
 
 
-def _padding(v):
-    if not isinstance(v, Word) or v.name not in PADDINGS:
-        raise BadValue("expected same, valid or circular", PADDINGS)
-    return v.name
-
-
 _SIZE = Param("size", positive_int, 3, positional=True, doc="filter side length k (odd)")
 _BASIS = Param("basis", _basis, "rings",
                doc="rings (Gaussian rings × angular harmonics, rotated exactly) | pixel")
 _FREQ = Param("max_frequency", _frequency, None,
               doc="highest angular frequency of the rings basis (default: escnn's cutoff)")
-_PAD = Param("padding", _padding, "same", doc="same | valid | circular")
 
 
 def _filter(t, hp, group, layer) -> tuple:
@@ -83,7 +75,7 @@ def _box_input(decl, group) -> SignalType:
     return SignalType("box", decl.shape, decl.channels, 1)
 
 
-@layer_kind("lift", (_SIZE, _BASIS, _FREQ, WEIGHT_STD, BIAS_STD, _PAD, WIDTH), category="weight",
+@layer_kind("lift", (_SIZE, _BASIS, _FREQ, WEIGHT_STD, BIAS_STD, PADDING, WIDTH), category="weight",
             family=STEERABLE,
             doc="K⁺[(t,r),(t',r')] = σ_w²/|B| Σ_{y,y'∈S} P(R_r⁻¹y, R_r'⁻¹y') K0[t+y, t'+y'] + σ_b²"
                 "  (X -> G; P(a,b) = Σ_k B_k(a)B_k(b))")
@@ -96,7 +88,7 @@ def _lift(t, hp, group, layer):
     return SignalType("group", shape, hp.get("width"), group.order)
 
 
-@layer_kind("gconv", (_SIZE, _BASIS, _FREQ, WEIGHT_STD, BIAS_STD, _PAD, WIDTH),
+@layer_kind("gconv", (_SIZE, _BASIS, _FREQ, WEIGHT_STD, BIAS_STD, PADDING, WIDTH),
             category="weight", family=STEERABLE,
             doc="K⁺[(t,r),(t',r')] = σ_w²/(|B||H|) Σ_{u∈H} Σ_{y,y'∈S} P(R_r⁻¹y, R_r'⁻¹y') "
                 "K[(t+y, ru), (t'+y', r'u)] + σ_b²  (G -> G)")
