@@ -49,8 +49,12 @@ class SteerableGroup:
                              f"got {self.n!r}")
         mats = group_matrices(self.n, self.reflections)
         object.__setattr__(self, "_matrices", mats)
-        object.__setattr__(self, "_cayley", np.array(
-            [[self._index_near(a @ b) for b in mats] for a in mats], dtype=np.int64))
+        cayley = np.array([[self._index_near(a @ b) for b in mats] for a in mats], dtype=np.int64)
+        inverse = np.argmax(cayley == 0, axis=1)
+        for table in (mats, cayley, inverse):  # read-only, as the lattice group's tables
+            table.flags.writeable = False
+        object.__setattr__(self, "_cayley", cayley)
+        object.__setattr__(self, "_inverse", inverse)
 
     # ----------------------------------------------------------------- the abstract group
     @property
@@ -78,7 +82,8 @@ class SteerableGroup:
 
     @property
     def inverse(self) -> np.ndarray:
-        return np.argmax(self._cayley == 0, axis=1)
+        """inverse[a] = index of R_a⁻¹ (made with the Cayley table)."""
+        return self._inverse
 
     @property
     def is_abelian(self) -> bool:
