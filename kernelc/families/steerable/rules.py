@@ -34,20 +34,24 @@ def _ntk_eq(term, theta_sum, standard: bool):
     return sympy.Eq(THETA_NEW[g, gp], K_NEW[g, gp] + SW2 * theta_sum)
 
 
-def _mixed_stencil(ctx, node, out, right_mult=None):
-    """The node's mixed stencil in layout ``out``, as a function of the kernel it reads, and
-    the (y_i, y_j) terms it computes per entry (its cost, :func:`stencil_terms`)."""
+def _terms(ctx, node) -> int:
+    """The (y_i, y_j) terms the node's mixed stencil computes per entry (its cost)."""
     hp, group = ctx.hp(node), ctx.group
-    terms = stencil_terms((group.n, group.reflections, hp["basis"], hp["size"],
-                           hp["max_frequency"]))
-    stencil = lambda src: MixedStencil(  # noqa: E731 - the stencil of K and of Θ alike
+    return stencil_terms((group.n, group.reflections, hp["basis"], hp["size"],
+                          hp["max_frequency"]))
+
+
+def _mixed_stencil(ctx, node, out, right_mult=None):
+    """The node's mixed stencil in layout ``out``, as a function of the kernel it reads (K and Θ
+    alike)."""
+    hp, group = ctx.hp(node), ctx.group
+    return lambda src: MixedStencil(
         src, ctx.var(node).upper(), group.n, group.reflections, hp["basis"], hp["size"],
         hp["max_frequency"], right_mult, tuple(pad_widths(hp["support"])), tuple(out.box),
-        hp["padding"], out, node)  # out: None when only the cost is asked
-    return stencil, terms
+        hp["padding"], out, node)
 
 
-def _formulas(ctx, node, kernel, gconv: bool, terms: int) -> Formulas:
+def _formulas(ctx, node, kernel, gconv: bool) -> Formulas:
     y2 = S("y,y'")
     hp = ctx.hp(node)
     if gconv:
@@ -64,7 +68,7 @@ def _formulas(ctx, node, kernel, gconv: bool, terms: int) -> Formulas:
                          ctx.parameterization == "standard"),
                  values=weight_values(ctx, node, hp["weights_per_channel"], "B||H" if gconv
                                       else "B"))
-    f.values["(y,y') terms per entry"] = terms  # the stencil's cost (stencil_terms)
+    f.values["(y,y') terms per entry"] = _terms(ctx, node)  # the stencil's cost
     if ctx.uses("R", node):
         inner = (sympy.Function("K̃")(S("t+y"), S("t'+y'"), S("q")) if gconv
                  else K0[S("t+y"), S("t'+y'")])
@@ -86,17 +90,16 @@ class Lift:
 
     @staticmethod
     def formulas(ctx, node):
-        return _formulas(ctx, node, K0, False, _mixed_stencil(ctx, node, None)[1])
+        return _formulas(ctx, node, K0, gconv=False)
 
     @staticmethod
     def lower(ctx, node, ins):
         out = ctx.out_layout(node)
-        stencil, terms = _mixed_stencil(ctx, node, out)
-        return lattice_rules.linear_op(ctx, node, ins, out, stencil, {
+        return lattice_rules.linear_op(ctx, node, ins, out, _mixed_stencil(ctx, node, out), {
             "group_general": "K⁺[(t,r),(t',r')] = σ_w²/|B| Σ_{y,y'∈S} P(R_r⁻¹y, R_r'⁻¹y') "
                              "K0[t+y, t'+y'] + σ_b²   (general)",
             "group_reduced": "K̃⁺[t,t'](q) = σ_w²/|B| Σ_{y,y'∈S} P(y, R_q⁻¹y') K0[t+y, t'+y'] "
-                             "+ σ_b²   (R)"}, n_terms=terms)
+                             "+ σ_b²   (R)"}, n_terms=_terms(ctx, node))
 
 
 @rule("gconv", family=STEERABLE)
@@ -106,7 +109,7 @@ class GroupConv:
 
     @staticmethod
     def formulas(ctx, node):
-        return _formulas(ctx, node, K, True, _mixed_stencil(ctx, node, None)[1])
+        return _formulas(ctx, node, K, gconv=True)
 
     @staticmethod
     def lower(ctx, node, ins):
@@ -114,12 +117,12 @@ class GroupConv:
         cayley = ctx.group.cayley
         order = ctx.group.order
         right_mult = tuple(tuple(int(cayley[r, u]) for r in range(order)) for u in range(order))
-        stencil, terms = _mixed_stencil(ctx, node, out, right_mult)
-        return lattice_rules.linear_op(ctx, node, ins, out, stencil, {
+        return lattice_rules.linear_op(ctx, node, ins, out,
+                                       _mixed_stencil(ctx, node, out, right_mult), {
             "group_general": "K⁺[(t,r),(t',r')] = σ_w²/(|B||H|) Σ_{u∈H} Σ_{y,y'∈S} "
                              "P(R_r⁻¹y, R_r'⁻¹y') K[(t+y,ru), (t'+y',r'u)] + σ_b²   (general)",
             "group_reduced": "K̃⁺[t,t'](q) = σ_w²/|B| Σ_{y,y'∈S} P(y, R_q⁻¹y') K̃[t+y, t'+y'](q) "
-                             "+ σ_b²   (R)"}, n_terms=terms)
+                             "+ σ_b²   (R)"}, n_terms=_terms(ctx, node))
 
 
 # The input kernel, the poolings and flatten: the lattice family's rules (same signals, same
