@@ -12,11 +12,10 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 (N, 10, 14, 1). The weight layers' W_std/b_std are arguments of _propagate
 (DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form (docs/jax.md).
 """
-import jax
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
-from kernelc.runtime.stencils import reduced_stencil
+from kernelc.runtime.stencils import reduced_stencil, with_theta
 from kernelc.runtime.maps import (fast_acos_ratio2, fast_sqrt_det2, gauss_hermite_2d, safe_div,
                                   track_precision)
 from kernelc.runtime.driver import tiled_kernel
@@ -88,10 +87,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_leaky_relu1 = ((-8*fast_acos_ratio2(k_lift1, k11, k22) + 13*jnp.pi)/(25*jnp.pi)) * k_lift1
     # -- gconv1 (line 9): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×10×14×10×14 per pair)
-    lin_gconv1 = reduced_stencil(k_leaky_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (10, 14), 'same')
+    lin_gconv1, t_gconv1_lin = with_theta(reduced_stencil, k_leaky_relu1, t_leaky_relu1 if want_ntk else None, GCONV1_TERMS, ((1, 1), (1, 1)), (10, 14), 'same')
     k_gconv1 = params['gconv1.W_std'] ** 2 * lin_gconv1
     if want_ntk:
-        t_gconv1_lin = jax.lax.optimization_barrier(reduced_stencil(t_leaky_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (10, 14), 'same'))
         t_gconv1 = params['gconv1.W_std'] ** 2 * t_gconv1_lin + k_gconv1
     # -- phi1 (line 10): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = phi(x/(1 + exp(-x)))
     #    layout group_reduced (4×10×14×10×14 per pair)

@@ -12,11 +12,10 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 (N, 32, 32, 3). The weight layers' W_std/b_std are arguments of _propagate
 (DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form (docs/jax.md).
 """
-import jax
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
-from kernelc.runtime.stencils import stencil
+from kernelc.runtime.stencils import stencil, with_theta
 from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
@@ -80,10 +79,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu1 = ((jnp.pi - fast_acos_ratio2(k_conv1, k11, k22))/(2*jnp.pi)) * k_conv1
     # -- conv2 (line 10): K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²
     #    layout box_full (32×32×32×32 per pair)
-    lin_conv2 = stencil(k_relu1, CONV2_TERMS, 2, ((1, 1), (1, 1)), (32, 32), 'same')
+    lin_conv2, t_conv2_lin = with_theta(stencil, k_relu1, t_relu1 if want_ntk else None, CONV2_TERMS, 2, ((1, 1), (1, 1)), (32, 32), 'same')
     k_conv2 = params['conv2.W_std'] ** 2 * lin_conv2 + params['conv2.b_std'] ** 2
     if want_ntk:
-        t_conv2_lin = jax.lax.optimization_barrier(stencil(t_relu1, CONV2_TERMS, 2, ((1, 1), (1, 1)), (32, 32), 'same'))
         t_conv2 = params['conv2.W_std'] ** 2 * t_conv2_lin + k_conv2
     # -- relu2 (line 11): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout box_full (32×32×32×32 per pair)

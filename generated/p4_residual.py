@@ -12,11 +12,10 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 (N, 16, 16, 3). The weight layers' W_std/b_std are arguments of _propagate
 (DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form (docs/jax.md).
 """
-import jax
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
-from kernelc.runtime.stencils import reduced_stencil
+from kernelc.runtime.stencils import reduced_stencil, with_theta
 from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
@@ -110,10 +109,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu1 = ((jnp.pi - fast_acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * k_lift1
     # -- gconv1 (line 16): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
-    lin_gconv1 = reduced_stencil(k_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
+    lin_gconv1, t_gconv1_lin = with_theta(reduced_stencil, k_relu1, t_relu1 if want_ntk else None, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_gconv1 = params['gconv1.W_std'] ** 2 * lin_gconv1 + params['gconv1.b_std'] ** 2
     if want_ntk:
-        t_gconv1_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
         t_gconv1 = params['gconv1.W_std'] ** 2 * t_gconv1_lin + k_gconv1
     # -- relu2 (line 17): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
@@ -130,10 +128,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu2 = ((jnp.pi - fast_acos_ratio2(k_gconv1, k11, k22))/(2*jnp.pi)) * t_gconv1
     # -- gconv2 (line 18): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
-    lin_gconv2 = reduced_stencil(k_relu2, GCONV2_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
+    lin_gconv2, t_gconv2_lin = with_theta(reduced_stencil, k_relu2, t_relu2 if want_ntk else None, GCONV2_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_gconv2 = params['gconv2.W_std'] ** 2 * lin_gconv2
     if want_ntk:
-        t_gconv2_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu2, GCONV2_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
         t_gconv2 = params['gconv2.W_std'] ** 2 * t_gconv2_lin + k_gconv2
     # -- sum1 (line 14): K = Σ_b K_b,  Θ = Σ_b Θ_b
     #    layout group_reduced (4×16×16×16×16 per pair)
@@ -155,10 +152,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu3 = ((jnp.pi - fast_acos_ratio2(k_sum1, k11, k22))/(2*jnp.pi)) * t_sum1
     # -- gconv3 (line 16): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
-    lin_gconv3 = reduced_stencil(k_relu3, GCONV3_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
+    lin_gconv3, t_gconv3_lin = with_theta(reduced_stencil, k_relu3, t_relu3 if want_ntk else None, GCONV3_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_gconv3 = params['gconv3.W_std'] ** 2 * lin_gconv3 + params['gconv3.b_std'] ** 2
     if want_ntk:
-        t_gconv3_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu3, GCONV3_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
         t_gconv3 = params['gconv3.W_std'] ** 2 * t_gconv3_lin + k_gconv3
     # -- relu4 (line 17): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout group_reduced (4×16×16×16×16 per pair)
@@ -175,10 +171,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu4 = ((jnp.pi - fast_acos_ratio2(k_gconv3, k11, k22))/(2*jnp.pi)) * t_gconv3
     # -- gconv4 (line 18): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (4×16×16×16×16 per pair)
-    lin_gconv4 = reduced_stencil(k_relu4, GCONV4_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
+    lin_gconv4, t_gconv4_lin = with_theta(reduced_stencil, k_relu4, t_relu4 if want_ntk else None, GCONV4_TERMS, ((1, 1), (1, 1)), (16, 16), 'same')
     k_gconv4 = params['gconv4.W_std'] ** 2 * lin_gconv4
     if want_ntk:
-        t_gconv4_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu4, GCONV4_TERMS, ((1, 1), (1, 1)), (16, 16), 'same'))
         t_gconv4 = params['gconv4.W_std'] ** 2 * t_gconv4_lin + k_gconv4
     # -- sum2 (line 14): K = Σ_b K_b,  Θ = Σ_b Θ_b
     #    layout group_reduced (4×16×16×16×16 per pair)

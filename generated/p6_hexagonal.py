@@ -12,12 +12,11 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 (N, 9, 9, 1). The weight layers' W_std/b_std are arguments of _propagate
 (DEFAULT_PARAMS): kernelc.compile(spec).kernel is the jit/grad/vmap-able form (docs/jax.md).
 """
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
-from kernelc.runtime.stencils import reduced_stencil
+from kernelc.runtime.stencils import reduced_stencil, with_theta
 from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
@@ -99,11 +98,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu1 = ((jnp.pi - fast_acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * t_lift1
     # -- gconv1 (line 9): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
     #    layout group_reduced (6×9×9×9×9 per pair)
-    lin_gconv1 = reduced_stencil(k_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (9, 9), 'same')
+    lin_gconv1, t_gconv1_lin = with_theta(reduced_stencil, k_relu1, t_relu1 if want_ntk else None, GCONV1_TERMS, ((1, 1), (1, 1)), (9, 9), 'same')
     k_gconv1 = params['gconv1.W_std'] ** 2 * lin_gconv1
     k_gconv1 = k_gconv1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     if want_ntk:
-        t_gconv1_lin = jax.lax.optimization_barrier(reduced_stencil(t_relu1, GCONV1_TERMS, ((1, 1), (1, 1)), (9, 9), 'same'))
         t_gconv1 = params['gconv1.W_std'] ** 2 * t_gconv1_lin + k_gconv1
         t_gconv1 = t_gconv1 * (SITE_MASK.reshape(SITE_MASK.shape + (1,) * 2) * SITE_MASK)
     # -- relu2 (line 10): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu

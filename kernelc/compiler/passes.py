@@ -6,8 +6,9 @@ Two kinds of rewrites, each registered with the reason ``explain`` prints:
   bottom-up until none fires (tinygrad-style: the math in the reason);
 * **statement passes** (:data:`PASSES`): over the whole body in program order.
 
-Every rewrite here is exact (the generated code computes bit-identical numbers); a rewrite that
-changed a value would need an error bound in its reason.
+Every rewrite here computes the same sums in the same order (bit-identical, or to rounding
+where XLA vectorises the rewritten loop differently, as its reason says); a rewrite that changed
+a value beyond that would need an error bound in its reason.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
-from ..ir.plan import Affine, Assign, Code, Expr, Line, Lit, Num, Op, Ref, Stmt, Sum, Value
+from ..ir.plan import (Affine, Assign, Call, Code, Expr, FilterSum, Line, Lit, Num, Op, Ref, Stmt,
+                       Sum, Value, WithTheta)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,56 @@ def _forward_copies(body, fired):
             continue
         out.append((index, part, stmt))
     return out, alias
+
+
+def _theta_filter_sum(value: Expr) -> Optional[FilterSum]:
+    """The filter sum of an NTK statement ``t_lin = S(Θ)``, also under the optimization
+    barrier the lowering puts around it (which the joint call makes unnecessary: its reason,
+    an XLA fusion of S(Θ) with S(K), cannot happen once they are one call)."""
+    if isinstance(value, Call) and value.fn == "jax.lax.optimization_barrier" \
+            and len(value.args) == 1:
+        value = value.args[0]
+    return value if isinstance(value, FilterSum) else None
+
+
+@statement_pass("one filter sum for K and Θ",
+                "S(K), S(Θ) -> S([K; Θ]) split on the pair axis (runtime.stencils.with_theta): "
+                "the same offsets and weights, the same sum per entry in the same order (equal "
+                "to rounding: 1e-16 in float64, XLA vectorises the stacked loop differently); "
+                "XLA then writes the map before the stencil once instead of "
+                "re-evaluating it inside every padded copy of K and of Θ (2.0× on a p4 relu + "
+                "gconv stage, benchmarks/stencils.py); where Θ is K itself (after a lift) "
+                "S(Θ) is S(K), assigned")
+def _joint_filter_sums(body, fired):
+    # the NTK statement t_lin = S(Θ) of a node, keyed by the filter sum it applies to K
+    theta_of = {}
+    for index, part, stmt in body:
+        if part.endswith(":ntk") and isinstance(stmt, Assign) and len(stmt.targets) == 1:
+            s = _theta_filter_sum(stmt.value)
+            if s is not None and isinstance(s.children()[0], Ref):
+                theta_of[index, part[:-4], s.with_children(
+                    (Ref("\0K"),) + tuple(s.children()[1:]))] = (stmt, s.children()[0])
+    joined, aliased, out = set(), {}, []
+    for index, part, stmt in body:
+        if part.endswith(":nngp") and isinstance(stmt, Assign) and len(stmt.targets) == 1 \
+                and isinstance(stmt.value, FilterSum) \
+                and isinstance(stmt.value.children()[0], Ref):
+            s = stmt.value
+            key = (index, part[:-5], s.with_children((Ref("\0K"),) + tuple(s.children()[1:])))
+            if key in theta_of:
+                theta_stmt, theta = theta_of.pop(key)
+                fired["one filter sum for K and Θ"] += 1
+                if theta == s.children()[0]:  # Θ = K (after a lift): S(Θ) is S(K) itself
+                    aliased[id(theta_stmt)] = Assign(theta_stmt.targets, Ref(stmt.targets[0]))
+                    out.append((index, part, stmt))
+                    continue
+                joined.add(id(theta_stmt))
+                out.append((index, part, Assign(stmt.targets + theta_stmt.targets,
+                                                WithTheta(s, theta))))
+                continue
+        out.append((index, part, stmt))
+    return [(index, part, aliased.get(id(stmt), stmt)) for index, part, stmt in out
+            if id(stmt) not in joined], {}
 
 
 # -- the driver ---------------------------------------------------------------------------------

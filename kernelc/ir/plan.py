@@ -287,6 +287,41 @@ class Code(Expr):
         return self.names
 
 
+class FilterSum(Expr):
+    """A filter sum S(K) printed as one runtime call ``fn(x, rest)``: :meth:`call` gives the
+    three parts (source text), so that :class:`WithTheta` can print S of K and of Θ as one
+    call. Subclasses are the families' stencil nodes; ``children()[0]`` is the kernel read."""
+
+    def call(self) -> Tuple[str, str, str]:  # pragma: no cover
+        raise NotImplementedError
+
+    def source(self) -> str:
+        fn, x, rest = self.call()
+        return f"{fn}({x}, {rest})"
+
+
+@dataclass(frozen=True)
+class WithTheta(Expr):
+    """(S(K), S(Θ)) of one filter sum S (a :class:`FilterSum` reading K) as one call on K and
+    Θ stacked on the pair axis (``runtime.stencils.with_theta``); Θ's part only when the NTK is
+    wanted (``want_ntk``, else None). Assigned to two names: the filter sums of K and Θ."""
+
+    stencil: Expr
+    theta: Expr
+
+    def source(self) -> str:
+        fn, x, rest = self.stencil.call()
+        _, theta, _ = self.stencil.with_children(
+            (self.theta,) + tuple(self.stencil.children()[1:])).call()
+        return f"with_theta({fn}, {x}, {theta} if want_ntk else None, {rest})"
+
+    def children(self):
+        return (self.stencil, self.theta)
+
+    def with_children(self, children):
+        return WithTheta(children[0], children[1])
+
+
 # -- layout-carrying expressions -----------------------------------------------------------------
 # The lowerings state every kernel in the family's general layout (box_full, group_general,
 # so3_general); the identity passes (kernelc.compiler.relayout) rewrite a node of layout A into

@@ -3,10 +3,30 @@ trailing spatial axes of a kernel, and the window means of a windowed avg_pool (
 only; docs/math/rules.md, docs/math/identities.md).
 """
 import numpy as np
+import jax
 import jax.numpy as jnp
 
 __all__ = ["stencil", "reduced_stencil", "general_stencil", "right_mix", "stack_general",
-           "window_mean", "SLICE_LIMIT"]
+           "window_mean", "with_theta", "SLICE_LIMIT"]
+
+
+def with_theta(stencil_fn, k, theta, *args):
+    """(S(K), S(Θ)) for a filter sum S = ``stencil_fn(·, *args)``, linear and acting on each
+    pair separately: one call on [K; Θ] stacked on the pair axis, split after; (S(K), None)
+    when ``theta`` is None (no NTK). Every entry is the same sum in the same order as two
+    separate calls, so the numbers are identical; what changes is what XLA fuses: with two
+    calls it evaluated the map that produced K and Θ inside each padded copy of each (the
+    angle twice, on 1.6× the entries for 3×3 on 16×16), with one call it writes K and Θ once
+    and pads them together (2.0× on a p4 relu+gconv stage, ``benchmarks/stencils.py``).
+
+    The stacked input is an optimization barrier: without it jaxlib 0.10.2 on CPU miscompiled
+    the self-pair NTK of a residual p4 network whose Θ is a multiple of K (1e-2 off under jit,
+    right without jit; tests/compiler/test_reference_agreement.py, p4-residual-gconv-first),
+    the XLA fusion bug the separate calls' barrier used to avoid."""
+    if theta is None:
+        return stencil_fn(k, *args), None
+    both = stencil_fn(jax.lax.optimization_barrier(jnp.concatenate([k, theta])), *args)
+    return both[:k.shape[0]], both[k.shape[0]:]
 
 
 def stencil(k, terms, nslots, pads, out_box, mode):

@@ -105,3 +105,34 @@ def test_changing_a_rule_changes_code_and_explain_alike(monkeypatch):
     k0 = before.kernel_fn(x, dtype="float64", get="nngp")
     k1 = after.kernel_fn(x, dtype="float64", get="nngp")
     assert not np.allclose(k0, k1)
+
+
+GCONV_SPEC = ("network joint\ngroup p4\ninput 4 x 4 channels 1\nlift(size=3, b_std=0.1)\nrelu\n"
+              "gconv(size=3, b_std=0.1)\nrelu\ngconv(size=1)\ngroup_pool\ndense(1)\n")
+
+
+def test_the_filter_sums_of_k_and_theta_are_one_call(monkeypatch):
+    """S(K) and S(Θ) of a gconv become with_theta(S, K, Θ): the same numbers as two calls
+    (float64, to rounding), fewer statements, and the NNGP alone (want_ntk False) still works."""
+    joint = kernelc.compile(GCONV_SPEC)
+    src = joint.source
+    assert ("lin_gconv1, t_gconv1_lin = with_theta(reduced_stencil, k_relu1, "
+            "t_relu1 if want_ntk else None, GCONV1_TERMS") in src
+    assert "optimization_barrier" not in src  # with_theta keeps its own barrier
+    assert "one filter sum for K and Θ" in joint.explain()
+    monkeypatch.delitem(passes.PASSES, "one filter sum for K and Θ")
+    separate = kernelc.compile(GCONV_SPEC + "# the pass removed\n")
+    assert "with_theta" not in separate.source
+    x = np.random.default_rng(1).normal(size=(3, 4, 4, 1))
+    a, b = joint.kernel_fn(x, dtype="float64"), separate.kernel_fn(x, dtype="float64")
+    for name in ("nngp", "ntk"):
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-13, atol=0)
+    np.testing.assert_allclose(joint.kernel_fn(x, dtype="float64", get="nngp"), a["nngp"],
+                               rtol=1e-13, atol=0)
+
+
+def test_the_filter_sum_of_theta_equal_to_k_is_assigned():
+    """After a lift Θ = K (copy forwarded), so S(Θ) is S(K): assigned, not computed again."""
+    src = kernelc.compile("network alias\ngroup p4\ninput 4 x 4 channels 1\nlift(size=3)\n"
+                          "gconv(size=3)\nrelu\ngroup_pool\ndense(1)\n").source
+    assert "t_gconv1_lin = lin_gconv1" in src and "with_theta" not in src

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ...ir.plan import Expr, LaidOut, Layout, Mean, pairs_literal
+from ...ir.plan import Expr, FilterSum, LaidOut, Layout, Mean, pairs_literal
 
 
 def _matrix(m) -> Tuple[Tuple[int, ...], ...]:
@@ -38,7 +38,7 @@ class InputKernel(LaidOut):
 
 
 @dataclass(frozen=True)
-class Stencil(LaidOut):
+class Stencil(FilterSum, LaidOut):
     """The filter sum of a lift, gconv or conv layer over its support S ⊂ Z^d, per layout:
 
     ``box_full``       K⁺[t,t'] = mean_{y∈S} K[t+y, t'+y]
@@ -100,17 +100,17 @@ class Stencil(LaidOut):
             out[f"{self.label}_RIGHT_MULT"] = repr(self.right_mult)
         return out
 
-    def source(self) -> str:
+    def call(self):
         kind, x = self.layout.kind, self.x.source()
         table = f"{self.label}_TERMS"
-        tail = f"{self.pads!r}, {self.out_box!r}, {self.padding!r})"
+        tail = f"{self.pads!r}, {self.out_box!r}, {self.padding!r}"
         if kind in ("box_diag", "group_diag", "box_full"):  # slots: one site, or a pair
-            return f"stencil({x}, {table}, {1 if kind != 'box_full' else 2}, {tail}"
+            return "stencil", x, f"{table}, {1 if kind != 'box_full' else 2}, {tail}"
         if kind == "group_reduced":
-            return f"reduced_stencil({x}, {table}, {tail}"
+            return "reduced_stencil", x, f"{table}, {tail}"
         if self.right_mult is not None:
             x = f"right_mix({x}, {self.label}_RIGHT_MULT, {self.layout.d})"
-        return f"general_stencil({x}, {table}, {tail}"
+        return "general_stencil", x, f"{table}, {tail}"
 
     def children(self):
         return (self.x,)

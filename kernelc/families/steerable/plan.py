@@ -13,11 +13,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ...ir.plan import Expr, LaidOut, Layout
+from ...ir.plan import Expr, FilterSum, LaidOut, Layout
 
 
 @dataclass(frozen=True)
-class MixedStencil(LaidOut):
+class MixedStencil(FilterSum, LaidOut):
     """The filter sum of a steerable lift or gconv, per layout:
 
     ``group_general``  K⁺[(t,r),(t',r')] = Σ_{i,j} M_{r,r'}[i,j] K_H[(t+y_i, r), (t'+y_j, r')],
@@ -51,14 +51,14 @@ class MixedStencil(LaidOut):
             out[f"{self.label}_RIGHT_MULT"] = repr(self.right_mult)
         return out
 
-    def source(self) -> str:
+    def call(self):
         x = self.x.source()
-        tail = f"{self.label}_FILTER, {self.pads!r}, {self.out_box!r}, {self.padding!r})"
+        tail = f"{self.label}_FILTER, {self.pads!r}, {self.out_box!r}, {self.padding!r}"
         if self.layout.kind == "group_reduced":
-            return f"mixed_stencil({x}, {tail}"
+            return "mixed_stencil", x, tail
         if self.right_mult is not None:
             x = f"right_mix({x}, {self.label}_RIGHT_MULT, {self.layout.d})"
-        return f"general_mixed_stencil({x}, {tail}"
+        return "general_mixed_stencil", x, tail
 
     def children(self):
         return (self.x,)
