@@ -1,0 +1,136 @@
+"""Gram matrices over several processes (jax.distributed, runtime.driver.Placement's global mesh):
+two processes on this host, two forced CPU devices each, compute the same Gram matrices as one
+process to rounding, every process gets them whole, the tiles run on the devices of both
+processes, an on-disk run is written by process 0 and resumed, and disagreements between the
+processes stop every one of them with a message instead of a hang. Each process is a subprocess
+(XLA_FLAGS and jax.distributed.initialize must come before JAX starts; this process keeps its
+one device)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kernelc
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = "group p4\ninput 3 x 3 channels 2\nlift(size=3, b_std=0.1)\nerf\ngroup_pool\ndense(1)"
+
+SCRIPT = r"""
+import json, os, sys
+import jax
+pid, port, folder = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                           process_id=pid)
+import numpy as np, kernelc
+from jax.experimental import multihost_utils
+from kernelc.errors import KernelcError
+net = kernelc.compile(sys.argv[4])
+x = np.random.default_rng(0).normal(size=(7, 3, 3, 2))
+x2 = np.random.default_rng(1).normal(size=(3, 3, 3, 2))
+report = {"devices": len(jax.devices()), "local": len(jax.local_devices())}
+save = lambda name, grams: [np.save(os.path.join(folder, f"{pid}-{name}-{k}.npy"), np.asarray(v))
+                            for k, v in grams.items()]
+save("gram64", net.kernel_fn(x, dtype="float64"))
+save("gram32", net.kernel_fn(x, dtype="float32"))
+save("cross64", net.kernel_fn(x, x2, dtype="float64"))
+cross = net.kernel_fn.compiled_passes[True, True, None][1].compiled.values()
+report["cross_processes"] = sorted({tuple(sorted({d.process_index for d in sh.device_set}))
+                                    for c in cross
+                                    for sh in jax.tree_util.tree_leaves(c.output_shardings)})
+report["cross_devices"] = sorted({len(sh.device_set) for c in cross
+                                  for sh in jax.tree_util.tree_leaves(c.output_shardings)})
+store = os.path.join(folder, "store")
+save("store-fresh", net.kernel_fn(x, dtype="float64", out=store))
+save("store-again", net.kernel_fn(x, dtype="float64", out=store))  # every tile marked done
+if pid == 0:  # an interrupted run: the tile unmarked and its entries lost
+    done = np.load(os.path.join(store, "tiles_done.npy"), mmap_mode="r+")
+    gram = np.load(os.path.join(store, "nngp.npy"), mmap_mode="r+")
+    report["tiles"] = len(done)
+    done[:], gram[:] = False, 0.0
+    done.flush(), gram.flush()
+multihost_utils.sync_global_devices("store damaged")
+save("store-resumed", net.kernel_fn(x, dtype="float64", out=store))
+errors = {}
+for case, call in [
+        ("other inputs", lambda: net.kernel_fn(x + pid, dtype="float64")),
+        ("other computation", lambda: net.kernel_fn(x, dtype="float32", out=store)),
+        ("one bad process", lambda: net.kernel_fn(x if pid else x[:, :2], dtype="float64")),
+        ("devices of one other process", lambda: net.kernel_fn(x, devices=[jax.devices()[-1]]))]:
+    try:
+        call()
+        errors[case] = None
+    except KernelcError as exc:
+        errors[case] = [type(exc).__name__, str(exc)]
+report["errors"] = errors
+with open(os.path.join(folder, f"{pid}-report.json"), "w") as f:  # gloo prints on stdout
+    json.dump(report, f)
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="XLA_FLAGS host devices: Linux/macOS")
+def test_two_processes_give_the_one_process_numbers(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    port = str(free_port())
+    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, str(pid), port, str(tmp_path), SPEC],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for pid in (0, 1)]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    reports = [json.loads((tmp_path / f"{pid}-report.json").read_text()) for pid in (0, 1)]
+    for r in reports:
+        assert r["devices"] == 4 and r["local"] == 2
+        # one tile split over the four devices, two on each process
+        assert r["cross_devices"] == [4] and r["cross_processes"] == [[0, 1]]
+
+    net = kernelc.compile(SPEC)
+    x = np.random.default_rng(0).normal(size=(7, 3, 3, 2))
+    x2 = np.random.default_rng(1).normal(size=(3, 3, 3, 2))
+    reference = {"gram64": net.kernel_fn(x, dtype="float64"),
+                 "gram32": net.kernel_fn(x, dtype="float32"),
+                 "cross64": net.kernel_fn(x, x2, dtype="float64")}
+    for run in ("store-fresh", "store-again", "store-resumed"):
+        reference[run] = reference["gram64"]
+    for name, grams in reference.items():
+        for kernel, want in grams.items():
+            for pid in (0, 1):  # every process gets the whole matrices
+                got = np.load(tmp_path / f"{pid}-{name}-{kernel}.npy")
+                # equal to rounding: the devices' slices of a tile are vectorised differently
+                tol = 1e-6 if name == "gram32" else 1e-13
+                assert np.max(np.abs(got - want)) <= tol * np.max(np.abs(want)), (name, kernel)
+    assert reports[0]["tiles"] == 1  # the damaged tile was recomputed, not left at zero
+
+    errors = [r["errors"] for r in reports]
+    for pid in (0, 1):
+        kind, message = errors[pid]["other inputs"]
+        assert kind == "InputError" and "process 1 called kernel_fn with other arguments than " \
+            "process 0" in message
+    kind, message = errors[0]["other computation"]
+    assert kind == "OutputError" and "holds the Gram matrices of another computation" in message
+    kind, message = errors[1]["other computation"]
+    assert kind == "OutputError" and "process 0 of 2 stopped with a OutputError" in message
+    kind, message = errors[0]["one bad process"]
+    assert kind == "InputError" and "x1 must have shape (N, 3, 3, 2)" in message
+    kind, message = errors[1]["one bad process"]
+    assert kind == "InputError" and "process 0 of 2 stopped with a InputError" in message
+    kind, message = errors[0]["devices of one other process"]
+    assert kind == "InputError" and "devices belong to the processes [1], but this is " \
+        "process 0 of 2" in message
+    assert errors[1]["devices of one other process"] is None  # its own device: it runs alone
