@@ -47,6 +47,7 @@ report["cross_devices"] = sorted({len(sh.device_set) for c in cross
 store = os.path.join(folder, "store")
 save("store-fresh", net.kernel_fn(x, dtype="float64", out=store))
 save("store-again", net.kernel_fn(x, dtype="float64", out=store))  # every tile marked done
+multihost_utils.sync_global_devices("store read")  # process 1 has read the files
 if pid == 0:  # an interrupted run: the tile unmarked and its entries lost
     done = np.load(os.path.join(store, "tiles_done.npy"), mmap_mode="r+")
     gram = np.load(os.path.join(store, "nngp.npy"), mmap_mode="r+")
