@@ -6,6 +6,7 @@ kernels of the input pairs (xa[p], xb[p]), layer by layer, at the hyperparameter
 its DEFAULT_PARAMS when None) and its sizes, then calls :func:`tiled_kernel` once to get
 ``kernel_fn`` and ``plan_memory``. :mod:`kernelc.runtime.pure` is the untiled, traceable form.
 """
+import json
 import os
 import sys
 import time
@@ -26,7 +27,7 @@ try:  # reads /proc and /sys files, which a standalone module may not: it falls 
 except ImportError:  # pragma: no cover - a standalone module without kernelc
     cgroup_room = meminfo_available = None
 from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADRATURE_ERRORS,
-                                  fast_maps, precision_tracking)
+                                  fast_maps, precision_tracking, record_quadrature)
 from kernelc.runtime.psd import check_grams
 
 __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
@@ -35,7 +36,7 @@ __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "forma
            "warn_imprecise", "CompiledPass", "Placement", "count_operations", "compiled_bytes",
            "available_memory", "device_free_memory", "GramArrays",
            "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN",
-           "working_set_cap", "settle", "open_store"]
+           "working_set_cap", "settle", "open_store", "merge_estimates"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
 MIN_TILE = 8  # items per device per tile at least (when the budget allows): one shape for small N
@@ -675,6 +676,32 @@ def warn_inexact_quadrature(dtype):
                 QuadratureWarning, stacklevel=3)
 
 
+def merge_estimates(placement):
+    """Over several processes: a process records only the estimates its devices' callbacks
+    report (jax.debug.callback runs where XLA places it: on the mesh's first device, so process
+    0 alone, as measured with JAX 0.10), so every process's quadrature and precision estimates
+    are merged (by the rules of ``record_quadrature`` and ``record_precision``) and each process
+    warns alike. They travel as JSON text (labels and floats, exact) in an int64 row per
+    process, padded to the longest. A collective (every process calls it); one process alone:
+    nothing to do."""
+    if placement.processes == 1:
+        return
+    text = json.dumps([sorted(QUADRATURE_ERRORS.items()),
+                       [[list(key), values] for key, values in
+                        sorted(PRECISION_ESTIMATES.items())]]).encode()
+    lengths = placement.gather([len(text)])[:, 0]
+    row = np.zeros(int(lengths.max()), np.int64)
+    row[:len(text)] = np.frombuffer(text, np.uint8)
+    for other, length in zip(placement.gather(row), lengths):
+        quadrature, precision = json.loads(bytes(other[:length].astype(np.uint8)))
+        for label, (error, scale, n) in quadrature:
+            record_quadrature(label, n, error, scale)
+        for key, values in precision:
+            key = tuple(key)
+            mine = PRECISION_ESTIMATES.get(key, values)
+            PRECISION_ESTIMATES[key] = [float(np.fmax(a, b)) for a, b in zip(mine, values)]
+
+
 #: estimated float32 rounding error, in correlation units |ΔK| / √(K(x,x) K(x',x')), above which
 #: kernel_fn warns (PrecisionWarning); float64 is not checked (docs/precision.md)
 PRECISION_TOLERANCE = 1e-3
@@ -1030,6 +1057,7 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
             if not store.writes:
                 grams = store.finished()
         jax.effects_barrier()  # every callback of this call has recorded its estimate
+        merge_estimates(placement)
         warn_inexact_quadrature(dtype)
         warn_imprecise(dtype, get)
         if x2 is None:  # a Gram matrix of x1 with itself: PSD is checked (runtime.psd)

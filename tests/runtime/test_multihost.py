@@ -37,6 +37,8 @@ save = lambda name, grams: [np.save(os.path.join(folder, f"{pid}-{name}-{k}.npy"
                             for k, v in grams.items()]
 save("gram64", net.kernel_fn(x, dtype="float64"))
 save("gram32", net.kernel_fn(x, dtype="float32"))
+from kernelc.runtime.maps import PRECISION_ESTIMATES
+report["precision"] = [list(key) + list(v) for key, v in sorted(PRECISION_ESTIMATES.items())]
 save("cross64", net.kernel_fn(x, x2, dtype="float64"))
 cross = net.kernel_fn.compiled_passes[True, True, None][1].compiled.values()
 report["cross_processes"] = sorted({tuple(sorted({d.process_index for d in sh.device_set}))
@@ -116,6 +118,15 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
                 # equal to rounding: the devices' slices of a tile are vectorised differently
                 tol = 1e-6 if name == "gram32" else 1e-13
                 assert np.max(np.abs(got - want)) <= tol * np.max(np.abs(want)), (name, kernel)
+    # the float32 rounding estimates of every device's slices, merged: each process warns alike,
+    # as one process would
+    from kernelc.runtime.maps import PRECISION_ESTIMATES
+    net.kernel_fn(x, dtype="float32")
+    one = [list(key) + list(v) for key, v in sorted(PRECISION_ESTIMATES.items())]
+    assert reports[0]["precision"] == reports[1]["precision"] and len(one) == 1
+    assert [r[:2] for r in reports[0]["precision"]] == [r[:2] for r in one]
+    np.testing.assert_allclose([r[2:] for r in reports[0]["precision"]], [r[2:] for r in one],
+                               rtol=1e-3)
     assert reports[0]["tiles"] == 1  # the damaged tile was recomputed, not left at zero
 
     errors = [r["errors"] for r in reports]
