@@ -949,6 +949,11 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         ``devices``: the JAX devices the tiles are split over (default: every local device of
         the default backend, e.g. all GPUs of a node; one CPU device on a plain CPU machine);
         each tile's pairs are divided evenly between them (docs/performance.md, "Devices").
+        After the user's ``jax.distributed.initialize`` the default is every device of every
+        process (``jax.devices()``): every process must call kernel_fn with the same arguments,
+        and each returns the whole Gram matrices (with ``out=``, process 0 writes the folder and
+        the others read it back, so it must be shared; docs/performance.md, "Several GPUs,
+        several hosts").
         ``out``: a folder; the Gram matrices are written there tile by tile (``nngp.npy``,
         ``ntk.npy``, memory-mapped, not held in memory) and returned opened read-only from it;
         the same call after an interruption computes only the missing tiles
