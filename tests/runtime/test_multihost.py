@@ -146,3 +146,52 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
     assert kind == "InputError" and "devices belong to the processes [1], but this is " \
         "process 0 of 2" in message
     assert errors[1]["devices of one other process"] is None  # its own device: it runs alone
+
+
+def _cli_env(**extra):
+    # no cluster variables: JAX's auto-detection must find nothing here (a test run under SLURM)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLURM_", "OMPI_", "PMI_", "JAX_COORDINATOR"))}
+    return dict(env, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), **extra)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="XLA_FLAGS host devices: Linux/macOS")
+def test_the_command_line_runs_over_two_processes(tmp_path):
+    spec = tmp_path / "net.kc"
+    spec.write_text(SPEC)
+    env = _cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    port = str(free_port())
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "kernelc.cli", "kernel", str(spec), "--random", "5", "--dtype",
+         "float64", "--out-dir", str(tmp_path / "grams"), "--distributed", "--coordinator",
+         f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "wrote " in outs[0][0] and "wrote " not in outs[1][0]  # process 0 reports
+    net = kernelc.compile(SPEC)
+    x = np.random.default_rng(0).normal(size=(5, 3, 3, 2))  # --random 5, --seed 0
+    for name, want in net.kernel_fn(x, dtype="float64").items():
+        got = np.load(tmp_path / "grams" / f"{name}.npy")
+        assert np.max(np.abs(got - want)) <= 1e-13 * np.max(np.abs(want)), name
+
+
+def test_the_command_line_says_how_to_launch_several_processes(tmp_path):
+    spec = tmp_path / "net.kc"
+    spec.write_text(SPEC)
+    base = [sys.executable, "-m", "kernelc.cli", "kernel", str(spec), "--random", "3"]
+    done = subprocess.run(base + ["--process-id", "1"], env=_cli_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode != 0
+    assert "--coordinator, --num-processes and --process-id go with --distributed" in done.stderr
+    done = subprocess.run(base + ["--distributed"], env=_cli_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--distributed: JAX could not start its multi-process runtime (coordinator_address " \
+        "should be defined.); launch one process per host under srun (SLURM)" in done.stderr
