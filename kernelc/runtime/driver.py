@@ -456,6 +456,7 @@ class Placement:
 
 
 #: the errors a process may share with the others at an agreement point (:func:`settle`), by code
+#: (their index + 1; 0: no error)
 SETTLED_ERRORS = ("InputError", "MemoryBudgetError", "OutputError")
 
 
@@ -469,18 +470,19 @@ def settle(placement, error, row=()):
         if error is not None:
             raise error
         return np.asarray(row, np.int64)[None]
-    code = 0 if error is None else 1 + SETTLED_ERRORS.index(type(error).__name__)
+    kinds = (InputError, MemoryBudgetError, OutputError)  # SETTLED_ERRORS, in order
+    code = 0 if error is None else 1 + next(i for i, kind in enumerate(kinds)
+                                            if isinstance(error, kind))
     rows = placement.gather(np.concatenate([[code], np.asarray(row, np.int64)]))
     if error is not None:
         raise error
     failed = np.flatnonzero(rows[:, 0])
     if len(failed):
         first = int(failed[0])
-        kind = SETTLED_ERRORS[int(rows[first, 0]) - 1]
-        raise {"InputError": InputError, "MemoryBudgetError": MemoryBudgetError,
-               "OutputError": OutputError}[kind](
-            f"process {first} of {placement.processes} stopped with a {kind} (its own message "
-            "says why), so every process stops")
+        code = int(rows[first, 0]) - 1
+        raise kinds[code](f"process {first} of {placement.processes} stopped with a "
+                          f"{SETTLED_ERRORS[code]} (its own message says why), so every "
+                          "process stops")
     return rows[:, 1:]
 
 
