@@ -58,6 +58,28 @@ if pid == 0:  # an interrupted run: the tile unmarked and its entries lost
     done.flush(), gram.flush()
 multihost_utils.sync_global_devices("store damaged")
 save("store-resumed", net.kernel_fn(x, dtype="float64", out=store))
+# two tiles (N = 92: 4186 pairs, tiles of at most MAX_TILE = 4096), the second one lost: the
+# others follow process 0's marks, skip the first tile with it and recompute the second
+from kernelc.runtime.driver import PairIndices
+xl = np.random.default_rng(2).normal(size=(92, 3, 3, 2))
+large = os.path.join(folder, "large")
+net.kernel_fn(xl, dtype="float64", get="nngp", out=large)
+multihost_utils.sync_global_devices("large written")
+if pid == 0:
+    done = np.load(os.path.join(large, "tiles_done.npy"), mmap_mode="r+")
+    gram = np.load(os.path.join(large, "nngp.npy"), mmap_mode="r+")
+    report["large_tiles"] = len(done)
+    I, J = PairIndices(92, 92, True, True)[4096:]
+    done[1], gram[I, J], gram[J, I] = False, 0.0, 0.0
+    done.flush(), gram.flush()
+multihost_utils.sync_global_devices("large damaged")
+from kernelc.runtime import driver  # count the tiles each process runs: the diagonal's, and
+fetch, runs = driver.Placement.fetch, []  # the cross pass's second tile only
+driver.Placement.fetch = lambda self, arrays: runs.append(1) or fetch(self, arrays)
+np.save(os.path.join(folder, f"{pid}-large.npy"),
+        net.kernel_fn(xl, dtype="float64", get="nngp", out=large))
+driver.Placement.fetch = fetch
+report["large_resumed_tiles"] = len(runs)
 errors = {}
 for case, call in [
         ("other inputs", lambda: net.kernel_fn(x + pid, dtype="float64")),
@@ -127,6 +149,13 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
     assert [r[:2] for r in reports[0]["precision"]] == [r[:2] for r in one]
     np.testing.assert_allclose([r[2:] for r in reports[0]["precision"]], [r[2:] for r in one],
                                rtol=1e-3)
+    xl = np.random.default_rng(2).normal(size=(92, 3, 3, 2))
+    want = net.kernel_fn(xl, dtype="float64", get="nngp")
+    assert reports[0]["large_tiles"] == 2
+    assert [r["large_resumed_tiles"] for r in reports] == [2, 2]  # the done tile skipped by both
+    for pid in (0, 1):
+        got = np.load(tmp_path / f"{pid}-large.npy")
+        assert np.max(np.abs(got - want)) <= 1e-13 * np.max(np.abs(want))
     assert reports[0]["tiles"] == 1  # the damaged tile was recomputed, not left at zero
 
     errors = [r["errors"] for r in reports]
