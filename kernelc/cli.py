@@ -153,6 +153,42 @@ def _kernel_args(p):
                    help="write the Gram matrices to DIR/nngp.npy, DIR/ntk.npy tile by tile "
                    "(not held in memory); the same command after an interruption computes only "
                    "the missing tiles")
+    p.add_argument("--distributed", action="store_true",
+                   help="several processes (hosts): start JAX's multi-process runtime first "
+                   "(jax.distributed.initialize, which finds SLURM, Open MPI, Kubernetes from "
+                   "the environment; e.g. srun kernelc kernel ... --distributed) and split the "
+                   "tiles over every process's devices; process 0 prints and writes the results "
+                   "(--out-dir: a folder every process sees)")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="with --distributed, outside a detected cluster: process 0's address")
+    p.add_argument("--num-processes", type=int, metavar="N",
+                   help="with --distributed, outside a detected cluster: how many processes")
+    p.add_argument("--process-id", type=int, metavar="I",
+                   help="with --distributed, outside a detected cluster: this process's rank")
+
+
+def _start_distributed(args) -> bool:
+    """``kernelc kernel --distributed``: JAX's multi-process runtime, started before any JAX
+    computation (kernelc starts it here only, never at import: a library call leaves the launch
+    to the user's script). Returns whether this process prints and writes the results (process
+    0, or the only process); a runtime that cannot start raises InputError saying how to launch."""
+    from .errors import InputError
+    manual = {"coordinator_address": args.coordinator, "num_processes": args.num_processes,
+              "process_id": args.process_id}
+    if not args.distributed:
+        if any(v is not None for v in manual.values()):
+            raise InputError("--coordinator, --num-processes and --process-id go with "
+                             "--distributed")
+        return True
+    import jax
+    try:
+        jax.distributed.initialize(**{k: v for k, v in manual.items() if v is not None})
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise InputError(
+            f"--distributed: JAX could not start its multi-process runtime ({exc}); launch one "
+            "process per host under srun (SLURM) or mpirun (Open MPI), or give --coordinator "
+            "HOST:PORT --num-processes N --process-id I to each process") from None
+    return jax.process_index() == 0
 
 
 @command("kernel", "compute NNGP/NTK Gram matrices of a spec on data")(_kernel_args)
@@ -161,6 +197,7 @@ def _kernel(args) -> int:
     from .api import compile
     from .errors import InputError, MemoryBudgetError
     from .methods.data import output_path, save_npz
+    first = _start_distributed(args)  # before anything JAX does
     if args.out is not None and args.out_dir is not None:
         raise InputError("--out writes one .npz and --out-dir a folder of .npy files; give one")
     out = None if args.out is None else \
@@ -220,6 +257,8 @@ def _kernel(args) -> int:
     get = tuple(g.strip() for g in args.get.split(",") if g.strip())
     grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory,
                           out=args.out_dir, fast_maps=fast_maps)
+    if not first:  # every process holds the results; process 0 prints and writes them
+        return 0
     from .render import print_grams
     print_grams(grams)
     if out is not None:

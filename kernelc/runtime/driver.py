@@ -6,6 +6,7 @@ kernels of the input pairs (xa[p], xb[p]), layer by layer, at the hyperparameter
 its DEFAULT_PARAMS when None) and its sizes, then calls :func:`tiled_kernel` once to get
 ``kernel_fn`` and ``plan_memory``. :mod:`kernelc.runtime.pure` is the untiled, traceable form.
 """
+import json
 import os
 import sys
 import time
@@ -14,18 +15,19 @@ import warnings
 import numpy as np
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 
 from kernelc.runtime import RUNTIME_VERSION
 from kernelc.runtime.layouts import mirror_pairs
-from kernelc.runtime.store import GramStore, fingerprint
-from kernelc.runtime.errors import (InputError, MemoryBudgetError, PrecisionWarning,
-                                    QuadratureWarning)
+from kernelc.runtime.store import GramStore, StoreFollower, fingerprint
+from kernelc.runtime.errors import (InputError, MemoryBudgetError, OutputError,
+                                    PrecisionWarning, QuadratureWarning)
 try:  # reads /proc and /sys files, which a standalone module may not: it falls back to sysconf
     from kernelc.hostmem import cgroup_room, meminfo_available
 except ImportError:  # pragma: no cover - a standalone module without kernelc
     cgroup_room = meminfo_available = None
 from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADRATURE_ERRORS,
-                                  fast_maps, precision_tracking)
+                                  fast_maps, precision_tracking, record_quadrature)
 from kernelc.runtime.psd import check_grams
 
 __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
@@ -34,7 +36,7 @@ __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "forma
            "warn_imprecise", "CompiledPass", "Placement", "count_operations", "compiled_bytes",
            "available_memory", "device_free_memory", "GramArrays",
            "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN",
-           "working_set_cap"]
+           "working_set_cap", "settle", "open_store", "merge_estimates"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
 MIN_TILE = 8  # items per device per tile at least (when the budget allows): one shape for small N
@@ -369,10 +371,20 @@ class Placement:
     1-d mesh of devices along the pair axis. Every operation of ``_propagate`` acts on each
     pair separately, so XLA partitions a tile into ``count`` equal slices, one per device,
     without communication; the results equal one device's to rounding (a slice of a tile is
-    vectorised differently: ≤ 3e-17 in float64, 2e-8 in float32, measured)."""
+    vectorised differently: ≤ 3e-17 in float64, 2e-8 in float32, measured).
+
+    Several processes (after the user's ``jax.distributed.initialize``): by default the mesh is
+    global, every device of every process (``jax.devices()``), and every process runs the same
+    tiles (SPMD: each computes its own devices' slices, built from its copy of the inputs by
+    ``jax.make_array_from_callback``) and receives every tile's results
+    (``multihost_utils.process_allgather``), so each holds the whole Gram matrix. ``devices``
+    may also be this process's devices alone (each process computes on its own, no
+    communication); devices of some other processes but not all are refused, since the
+    exchanges (:meth:`gather`) involve every process."""
 
     def __init__(self, devices=None):
-        devices = jax.local_devices() if devices is None else devices
+        if devices is None:  # one process: its local devices; several: all of them
+            devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
         try:
             devices = list(devices)
         except TypeError:
@@ -380,7 +392,16 @@ class Placement:
         if not devices or not all(isinstance(d, jax.Device) for d in devices):
             raise InputError("devices must be a non-empty list of JAX devices (e.g. "
                              f"jax.devices()), got {devices!r}")
+        here = jax.process_index()
+        owners = {d.process_index for d in devices}
+        if owners != {here} and owners != set(range(jax.process_count())):
+            raise InputError(
+                f"devices belong to the processes {sorted(owners)}, but this is process {here} "
+                f"of {jax.process_count()}: give this process's devices only "
+                "(jax.local_devices()) or the devices of every process (jax.devices())")
         self.devices, self.count = devices, len(devices)
+        self.local = [d for d in devices if d.process_index == here]  # this process's share
+        self.processes = len(owners)  # 1: this process computes alone
         self.sharding = None
         if self.count > 1:
             mesh = jax.sharding.Mesh(np.array(devices), ("pairs",))
@@ -409,8 +430,60 @@ class Placement:
 
     def put(self, arrays):
         """The arrays of one tile on the device (one device), or split over the devices along
-        their first (pair) axis."""
-        return jax.device_put(arrays, self.sharding or self.devices[0])
+        their first (pair) axis. Over several processes each process holds the whole host
+        arrays (the same inputs everywhere) and copies only its own devices' slices."""
+        if self.processes == 1:
+            return jax.device_put(arrays, self.sharding or self.devices[0])
+        return jax.tree_util.tree_map(
+            lambda a: jax.make_array_from_callback(a.shape, self.sharding,
+                                                   lambda index: a[index]), arrays)
+
+    def fetch(self, arrays):
+        """One tile's results (a pytree of arrays, None leaves kept) as numpy arrays, whole:
+        over several processes every process receives every device's slice."""
+        if self.processes > 1:
+            arrays = multihost_utils.process_allgather(arrays, tiled=True)
+        return jax.tree_util.tree_map(np.asarray, arrays)
+
+    def gather(self, row):
+        """The 1-d int64 ``row`` of every process, stacked (processes, len(row)) in process
+        order; (1, len(row)) for this process alone. A collective: every process of a global
+        placement must call it, with rows of one length."""
+        row = np.asarray(row, np.int64)
+        if self.processes == 1:
+            return row[None]
+        return np.asarray(multihost_utils.process_allgather(row)).reshape(self.processes, -1)
+
+
+#: the errors a process may share with the others at an agreement point (:func:`settle`), by code
+#: (their index + 1; 0: no error)
+SETTLED_ERRORS = ("InputError", "MemoryBudgetError", "OutputError")
+
+
+def settle(placement, error, row=()):
+    """An agreement point of the processes of ``placement``: each gives the error it raised
+    since the last one (or None) and an int row; returns the rows of every process (see
+    :meth:`Placement.gather`), or raises. A process whose own step failed raises its error;
+    the others raise the same kind of error naming it, instead of waiting forever in the next
+    exchange for a process that has stopped. One process alone: its error, else its row."""
+    if placement.processes == 1:
+        if error is not None:
+            raise error
+        return np.asarray(row, np.int64)[None]
+    kinds = (InputError, MemoryBudgetError, OutputError)  # SETTLED_ERRORS, in order
+    code = 0 if error is None else 1 + next(i for i, kind in enumerate(kinds)
+                                            if isinstance(error, kind))
+    rows = placement.gather(np.concatenate([[code], np.asarray(row, np.int64)]))
+    if error is not None:
+        raise error
+    failed = np.flatnonzero(rows[:, 0])
+    if len(failed):
+        first = int(failed[0])
+        code = int(rows[first, 0]) - 1
+        raise kinds[code](f"process {first} of {placement.processes} stopped with a "
+                          f"{SETTLED_ERRORS[code]} (its own message says why), so every "
+                          "process stops")
+    return rows[:, 1:]
 
 
 def self_pass(fn, x, tile, progress, placement=None):
@@ -426,10 +499,9 @@ def self_pass(fn, x, tile, progress, placement=None):
 
     def run(start, stop):
         idx = padded(np.arange(start, stop), size)
-        k, t, stats = fn(placement.put(x[idx]))
+        k, t, stats = placement.fetch(fn(placement.put(x[idx])))
         keep = stop - start
-        return (np.asarray(k)[:keep], None if t is None else np.asarray(t)[:keep],
-                [np.asarray(s)[:keep] for s in stats])
+        return k[:keep], None if t is None else t[:keep], [s[:keep] for s in stats]
     parts = run_chunks(run, n, size, "kernelc: diagonal", progress)
     k = np.concatenate([p[0] for p in parts])
     t = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
@@ -442,6 +514,8 @@ class GramArrays:
     in-memory counterpart of :class:`~kernelc.runtime.store.GramStore` (same ``arrays``,
     ``done``, ``write``, ``finished``). Writing each tile into place holds the results once;
     a list of tiles concatenated at the end held them twice more at the peak."""
+
+    writes = True  # it holds the matrices (a StoreFollower does not)
 
     def __init__(self, shapes: dict, dtype, n_tiles: int):
         self.arrays = {name: np.zeros(shape, np.dtype(dtype)) for name, shape in shapes.items()}
@@ -478,12 +552,31 @@ def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirr
             store.write(start // size, {}, I, J, mirror, swap)
             return
         i, j = padded(I, size), padded(J, size)
-        k, t = fn(*placement.put((xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb])))
+        k, t = placement.fetch(
+            fn(*placement.put((xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb]))))
         keep = len(I)  # numpy slices: no XLA executable per tile shape (see self_pass)
-        k, t = np.asarray(k)[:keep], None if t is None else np.asarray(t)[:keep]
+        k, t = k[:keep], None if t is None else t[:keep]
         store.write(start // size, {name: v for name, v in (("nngp", k), ("ntk", t))
                                     if name in store.arrays}, I, J, mirror, swap)
     run_chunks(run, len(pairs), size, "kernelc: Gram tiles", progress)
+
+
+def open_store(placement, out, run, shapes, dtype, n_tiles):
+    """The on-disk store of a run in the folder ``out`` (:class:`GramStore`). Over several
+    processes process 0 alone creates, writes and marks it, as one process would (so resuming
+    works the same); the others get a :class:`StoreFollower` with process 0's marks, so that
+    every process skips the same finished tiles and the exchanges of the tiles stay in step
+    (the marks travel as int64, 8 bytes per tile)."""
+    if placement.processes == 1:
+        return GramStore(out, run, shapes, dtype, n_tiles)
+    store, error = None, None
+    if jax.process_index() == 0:
+        try:
+            store = GramStore(out, run, shapes, dtype, n_tiles)
+        except OutputError as exc:
+            error = exc
+    done = settle(placement, error, np.zeros(n_tiles) if store is None else store.done)[0]
+    return store or StoreFollower(out, shapes, done.astype(bool))
 
 
 def all_finite(array, rows=1024):
@@ -583,6 +676,32 @@ def warn_inexact_quadrature(dtype):
                 f"inputs (tolerance {tol:.0e} for {np.dtype(dtype)}); give the nonlinearity a "
                 f"higher degree= (up to 256), or smaller inputs/weights",
                 QuadratureWarning, stacklevel=3)
+
+
+def merge_estimates(placement):
+    """Over several processes: a process records only the estimates its devices' callbacks
+    report (jax.debug.callback runs where XLA places it: on the mesh's first device, so process
+    0 alone, as measured with JAX 0.10), so every process's quadrature and precision estimates
+    are merged (by the rules of ``record_quadrature`` and ``record_precision``) and each process
+    warns alike. They travel as JSON text (labels and floats, exact) in an int64 row per
+    process, padded to the longest. A collective (every process calls it); one process alone:
+    nothing to do."""
+    if placement.processes == 1:
+        return
+    text = json.dumps([sorted(QUADRATURE_ERRORS.items()),
+                       [[list(key), values] for key, values in
+                        sorted(PRECISION_ESTIMATES.items())]]).encode()
+    lengths = placement.gather([len(text)])[:, 0]
+    row = np.zeros(int(lengths.max()), np.int64)
+    row[:len(text)] = np.frombuffer(text, np.uint8)
+    for other, length in zip(placement.gather(row), lengths):
+        quadrature, precision = json.loads(bytes(other[:length].astype(np.uint8)))
+        for label, (error, scale, n) in quadrature:
+            record_quadrature(label, n, error, scale)
+        for key, values in precision:
+            key = tuple(key)
+            mine = PRECISION_ESTIMATES.get(key, values)
+            PRECISION_ESTIMATES[key] = [float(np.fmax(a, b)) for a, b in zip(mine, values)]
 
 
 #: estimated float32 rounding error, in correlation units |ΔK| / √(K(x,x) K(x',x')), above which
@@ -720,8 +839,9 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
             sa = [placement.like((size,) + tuple(st.shape[1:]), st.dtype) for st in stats]
             per_device = max(per_device, cross_fn.memory(x, x, sa, sa) or 0)
         per_device = int(per_device * XLA_RUNTIME_MARGIN)
-        shared = all(d.platform == "cpu" for d in placement.devices)
-        host = per_device * (placement.count if shared else 1) \
+        shared = all(d.platform == "cpu" for d in placement.local)
+        # this process's devices only: other processes' slices are in their hosts' memory
+        host = per_device * (len(placement.local) if shared else 1) \
             + (size if n_pairs else 0) * kernels * output_entries * itemsize
         return host, per_device, max(sizes | {size if n_pairs else 0})
 
@@ -758,7 +878,7 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         fixed = driver_bytes(n1, n2, n_pairs, itemsize, kernels, results_on_disk)
         per_pair = max(bytes_per_pair * itemsize // 4,
                        *(f.bytes_per_item.get(str(np.dtype(dtype)), 0) for f in passes))
-        device_free = device_free_memory(placement.devices)
+        device_free = device_free_memory(placement.local)
 
         def refuse(tile, pairs, measured):
             how = "XLA's report of the compiled tile" if measured else "the model of the network"
@@ -831,6 +951,11 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         ``devices``: the JAX devices the tiles are split over (default: every local device of
         the default backend, e.g. all GPUs of a node; one CPU device on a plain CPU machine);
         each tile's pairs are divided evenly between them (docs/performance.md, "Devices").
+        After the user's ``jax.distributed.initialize`` the default is every device of every
+        process (``jax.devices()``): every process must call kernel_fn with the same arguments,
+        and each returns the whole Gram matrices (with ``out=``, process 0 writes the folder and
+        the others read it back, so it must be shared; docs/performance.md, "Several GPUs,
+        several hosts").
         ``out``: a folder; the Gram matrices are written there tile by tile (``nngp.npy``,
         ``ntk.npy``, memory-mapped, not held in memory) and returned opened read-only from it;
         the same call after an interruption computes only the missing tiles
@@ -850,32 +975,51 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         if str(np.dtype(dtype)) not in ("float32", "float64"):
             raise InputError(f"dtype must be float32 or float64, got {dtype!r}")
         placement = Placement(devices)
-        x1 = check_inputs(x1, "x1", input_shape)
-        x2 = None if x2 is None else check_inputs(x2, "x2", input_shape)
-        want_ntk = "ntk" in get
-        if fast_maps not in (None, True, False):
-            raise InputError(f"fast_maps must be None, True or False, got {fast_maps!r}")
-        self_fn, cross_fn = batches[want_ntk, bool(check_precision), fast_maps]
-        self_fn.progress = cross_fn.progress = progress
-        n1 = x1.shape[0]
-        n2 = n1 if x2 is None else x2.shape[0]
-        mirror = symmetric and x2 is None and output_mirror is not None
+        error, agreed, tile = None, np.zeros(32, np.uint8), 0
+        try:  # several processes: an error here is shared at the agreement below
+            x1 = check_inputs(x1, "x1", input_shape)
+            x2 = None if x2 is None else check_inputs(x2, "x2", input_shape)
+            if fast_maps not in (None, True, False):
+                raise InputError(f"fast_maps must be None, True or False, got {fast_maps!r}")
+            self_fn, cross_fn = batches["ntk" in get, bool(check_precision), fast_maps]
+            self_fn.progress = cross_fn.progress = progress  # the plan compiles them
+            n1 = x1.shape[0]
+            n2 = n1 if x2 is None else x2.shape[0]
+            mirror = symmetric and x2 is None and output_mirror is not None
+            plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror,
+                               results_on_disk=out is not None, get=get,
+                               check_precision=check_precision, devices=placement.devices,
+                               compiled=True, fast_maps=fast_maps)
+            tile = plan["tile_pairs"]
+            # self pairs: the diagonal of a Gram matrix and every pair of identical inputs; the
+            # value comes from the self pass of x1 (of the smaller index in a Gram matrix: stays
+            # symmetric)
+            x1c = np.asarray(x1, dtype)
+            x2c = None if x2 is None else np.asarray(x2, dtype)
+            if placement.processes > 1:  # what every process must agree on (below)
+                agreed = np.frombuffer(bytes.fromhex(fingerprint(
+                    input_shape, x1c, x2c, sorted(get), mirror, bool(check_precision),
+                    fast_maps, out is not None)), np.uint8)
+        except (InputError, MemoryBudgetError) as exc:
+            error = exc
+        # several processes: every one runs the same tiles (SPMD), so they must have the same
+        # arguments and one tile size (each plans its own host's memory: the smallest wins)
+        rows = settle(placement, error, np.concatenate([[tile], agreed]))
+        differ = np.flatnonzero(np.any(rows[:, 1:] != rows[0, 1:], axis=1))
+        if len(differ):
+            raise InputError(
+                f"process {int(differ[0])} called kernel_fn with other arguments than process 0 "
+                "(x1, x2, get, dtype, symmetric, check_precision, fast_maps or out= differ): "
+                "over several processes every process must pass the same ones")
+        tile = int(rows[:, 0].min())
         swap = None if not mirror else (lambda values: mirror_pairs(values, output_mirror))
-        plan = plan_memory(n1, None if x2 is None else n2, dtype, max_memory, mirror,
-                           results_on_disk=out is not None, get=get,
-                           check_precision=check_precision, devices=placement.devices,
-                           compiled=True, fast_maps=fast_maps)
-        tile = plan["tile_pairs"]
-        # self pairs: the diagonal of a Gram matrix and every pair of identical inputs; the value
-        # comes from the self pass of x1 (of the smaller index in a Gram matrix: stays symmetric)
-        x1c = np.asarray(x1, dtype)
-        SI, SJ = same_inputs(x1c, x1c if x2 is None else np.asarray(x2, dtype))
+        SI, SJ = same_inputs(x1c, x1c if x2 is None else x2c)
         SK = np.minimum(SI, SJ) if x2 is None else SI
         QUADRATURE_ERRORS.clear()
         PRECISION_ESTIMATES.clear()
         with x64_context(dtype):
             xa = x1c  # gathered on the host per tile (self_pass)
-            xb = xa if x2 is None else np.asarray(x2, dtype)
+            xb = xa if x2 is None else x2c
             k1, t1, s1 = self_pass(self_fn, xa, tile, progress, placement)
             if x2 is None:
                 s2 = s1
@@ -886,30 +1030,41 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
             shape = (n1, n2) + tuple(k1.shape[1:])
             size = placement.tile(tile, len(pairs))  # the cross pass's tiles
             n_tiles = -(-len(pairs) // size)
+            shapes = {name: shape for name in get}
             if out is not None:
                 run = {"runtime_version": RUNTIME_VERSION, "tile_pairs": size,
                        "pairs": len(pairs), "dtype": str(np.dtype(dtype)),
                        "fingerprint": fingerprint(
-                           input_shape, x1c, None if x2 is None else np.asarray(x2, dtype),
-                           sorted(get), mirror, k1, t1)}  # k1, t1: identify the network
-                store = GramStore(out, run, {name: shape for name in get}, dtype, n_tiles)
+                           input_shape, x1c, x2c, sorted(get), mirror, k1, t1)}  # k1, t1:
+                # identify the network
+                store = open_store(placement, out, run, shapes, dtype, n_tiles)
             else:
-                store = GramArrays({name: shape for name in get}, dtype, n_tiles)
+                store = GramArrays(shapes, dtype, n_tiles)
             if len(pairs):
                 cross_pass(cross_fn, xa, xb, s1, s2, pairs, tile, progress, placement, store,
                            mirror, swap)
-            grams = store.arrays
-            for name, diag in (("nngp", k1), ("ntk", t1)):
-                if name not in get:
-                    continue
-                gram = grams[name]
-                if len(SI):  # self pairs: from the self pass, also when symmetric=False
-                    gram[SI, SJ] = np.asarray(diag)[SK]
-                if not all_finite(gram):
-                    raise InputError(f"the {name} Gram matrix has non-finite entries; the inputs "
-                                     "may be too large for float32 (try dtype='float64')")
-            grams = store.finished()
+            error = None
+            if store.writes:  # it holds the matrices (not a StoreFollower): self pairs, checks
+                try:
+                    grams = store.arrays
+                    for name, diag in (("nngp", k1), ("ntk", t1)):
+                        if name not in get:
+                            continue
+                        gram = grams[name]
+                        if len(SI):  # self pairs: from the self pass, also when symmetric=False
+                            gram[SI, SJ] = np.asarray(diag)[SK]
+                        if not all_finite(gram):
+                            raise InputError(
+                                f"the {name} Gram matrix has non-finite entries; the inputs may "
+                                "be too large for float32 (try dtype='float64')")
+                    grams = store.finished()
+                except InputError as exc:
+                    error = exc
+            settle(placement, error)  # a follower reads the files once process 0 has finished
+            if not store.writes:
+                grams = store.finished()
         jax.effects_barrier()  # every callback of this call has recorded its estimate
+        merge_estimates(placement)
         warn_inexact_quadrature(dtype)
         warn_imprecise(dtype, get)
         if x2 is None:  # a Gram matrix of x1 with itself: PSD is checked (runtime.psd)

@@ -5,7 +5,15 @@ memory-mapped .npy file: numpy reads it, ``np.load(path, mmap_mode="r")`` withou
 and records the finished tiles of input pairs in ``FOLDER/tiles_done.npy``, flushed after each
 tile. ``FOLDER/run.npy`` (JSON text) fingerprints the computation (network code and constants, inputs,
 dtype, kernels, tiling); running the same call again computes only the tiles not yet done, and
-a folder that holds another computation is refused. Plain .npy files rather than a chunked
+a folder that holds another computation is refused.
+
+Several processes (``jax.distributed``, a global mesh): process 0 alone creates, writes and
+marks the store, exactly as one process would, so a run is resumed the same way (every process
+calls kernel_fn again with the same out=); the others follow its marks (:class:`StoreFollower`)
+and, at the end, open the finished files read-only, so ``out`` must be a folder every process
+sees (a shared file system). Only one writer: processes writing disjoint entries of one
+memory-mapped file on a network file system would write back whole pages and overwrite each
+other's entries. Plain .npy files rather than a chunked
 format (zarr): the Gram matrices are dense and uncompressible, each tile writes scattered
 entries (i, j) and (j, i), and .npy needs nothing but numpy.
 """
@@ -19,7 +27,7 @@ import numpy as np
 
 from kernelc.runtime.errors import OutputError
 
-__all__ = ["GramStore", "fingerprint"]
+__all__ = ["GramStore", "StoreFollower", "fingerprint"]
 
 RUN_FILE = "run.npy"  # the run's description, JSON text in a 0-d array
 DONE_FILE = "tiles_done.npy"
@@ -43,6 +51,8 @@ def fingerprint(*parts) -> str:
 class GramStore:
     """The on-disk Gram matrices of one computation in ``folder`` (made if missing): ``arrays``
     maps each kernel name to its memory-mapped (n1, n2, ...) array, ``done`` the finished tiles."""
+
+    writes = True  # it holds the matrices (a StoreFollower does not)
 
     def __init__(self, folder, run: dict, shapes: dict, dtype, n_tiles: int):
         self.folder = os.fspath(folder)
@@ -110,3 +120,33 @@ class GramStore:
 
     def _path(self, name):
         return os.path.join(self.folder, f"{name}.npy")
+
+
+class StoreFollower:
+    """An on-disk run as seen by a process other than process 0 of several: ``done`` holds the
+    marks process 0 read from ``tiles_done.npy`` (the tiles to skip), ``write`` marks a tile
+    without writing (process 0 writes its values), and ``finished`` opens the matrices read-only
+    from ``folder`` once process 0 has finished them."""
+
+    writes = False
+
+    def __init__(self, folder, shapes: dict, done):
+        self.folder = os.fspath(folder)
+        self.arrays = dict.fromkeys(shapes)  # the kernels' names: what the tiles bring back
+        self.done = np.array(done, bool)
+
+    def write(self, tile: int, entries: dict, I, J, mirror: bool, swap=None):
+        self.done[tile] = True
+
+    def finished(self) -> dict:
+        grams = {}
+        for name in self.arrays:
+            path = os.path.join(self.folder, f"{name}.npy")
+            try:
+                grams[name] = np.load(path, mmap_mode="r")
+            except OSError:
+                raise OutputError(
+                    f"this process cannot read {path!r}, which process 0 has written: with "
+                    "several processes, out= must be a folder every process sees (a shared "
+                    "file system)") from None
+        return grams
