@@ -97,6 +97,21 @@ with open(os.path.join(folder, f"{pid}-report.json"), "w") as f:  # gloo prints 
 """
 
 
+def run_two(commands, env):
+    """Run the two processes' commands at once; both must succeed. Their (stdout, stderr)."""
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for c in commands]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    return outs
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -108,17 +123,8 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
                JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
     port = str(free_port())
-    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, str(pid), port, str(tmp_path), SPEC],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for pid in (0, 1)]
-    try:
-        outs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
+    run_two([[sys.executable, "-c", SCRIPT, str(pid), port, str(tmp_path), SPEC]
+             for pid in (0, 1)], env)
     reports = [json.loads((tmp_path / f"{pid}-report.json").read_text()) for pid in (0, 1)]
     for r in reports:
         assert r["devices"] == 4 and r["local"] == 2
@@ -190,19 +196,10 @@ def test_the_command_line_runs_over_two_processes(tmp_path):
     spec.write_text(SPEC)
     env = _cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
     port = str(free_port())
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "kernelc.cli", "kernel", str(spec), "--random", "5", "--dtype",
-         "float64", "--out-dir", str(tmp_path / "grams"), "--distributed", "--coordinator",
-         f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
-    try:
-        outs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
+    outs = run_two([[sys.executable, "-m", "kernelc.cli", "kernel", str(spec), "--random", "5",
+                     "--dtype", "float64", "--out-dir", str(tmp_path / "grams"), "--distributed",
+                     "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                     "--process-id", str(pid)] for pid in (0, 1)], env)
     assert "wrote " in outs[0][0] and "wrote " not in outs[1][0]  # process 0 reports
     net = kernelc.compile(SPEC)
     x = np.random.default_rng(0).normal(size=(5, 3, 3, 2))  # --random 5, --seed 0
