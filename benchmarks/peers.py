@@ -30,10 +30,10 @@ half is skipped with a message saying why (exit status 0) and kernelc's half sti
 
 In each process, after the imports: ``build`` (kernelc: ``kernelc.compile(spec)``; the peer:
 ``stax.serial`` and ``jax.jit``), one first call (it compiles), then ``--calls`` compiled
-calls. Reported per side, over all its processes: steady time = the best and the median of the compiled calls (wall, and CPU time of
-the process, ``time.process_time()``, all threads); compile time = build + first call − the
-best compiled call of that process (median over processes; "of it build s" the build's
-median). The ratios are peer / kernelc.
+calls. Reported per side, over all its processes: steady time = the best and the median of
+the compiled calls (wall, and CPU time of the process, ``time.process_time()``, all threads);
+compile time = build + first call − the best compiled call of that process (median over
+processes; "of it build s" the build's median). The ratios are peer / kernelc.
 
 Agreement: the Gram matrices of the last process of each side, max |A − B| / max |B| (B the
 peer's). The authors' C4 lift ``Z2ConvP4`` sets the NTK to 2K − σ_b² where Θ = K belongs (it
@@ -197,6 +197,7 @@ def summary(runs):
 
 
 def relative_difference(a, b):
+    """max |a − b| / max |b|: b's scale, so entries near zero do not inflate it."""
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
@@ -233,6 +234,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.side:
         return side(args.side, args.workload, args.inputs, args.calls, args.gram)
+    if args.repeats < 1 or args.calls < 1:
+        ap.error("--repeats and --calls must be at least 1 (the steady time is a compiled call)")
     workloads = args.workloads.split(",")
     unknown = [w for w in workloads if w not in TARGETS]
     if unknown:

@@ -12,9 +12,9 @@ pairs (identity (S)) plus the N self pairs, so pairs/s = (N(N−1)/2 + N) / t; c
 call − t (``kernelc.compile`` of the spec excluded).
 
 Projection: (1) from the throughput measured here on N = ``--n`` 14 × 14 p4m images,
-(10⁴·(10⁴−1)/2 + 10⁴) / (pairs/s), the driver's tiling and padding ignored; (2) kernelc's own
-estimate, ``explain(n=10000, calibrate=True)`` (docs/performance.md, "Time estimates"): it
-times one tile of the full run's plan and counts the padded last tile.
+(10⁴·(10⁴−1)/2 + 10⁴) / (pairs/s), the driver's tiling and padding ignored; (2) kernelc's
+own estimate, ``explain(n=10000, calibrate=True)`` (docs/performance.md, "Time estimates"):
+it times one tile of the full run's plan and counts the padded last tile.
 
     python benchmarks/scale.py [--ns 4,8,16] [--sides 8,12,16,24] [--groups Z2,p4,p4m]
                                [--n 8] [--side 16] [--repeats 2] [--project-n 10000]
