@@ -31,7 +31,7 @@ import numpy as np
 
 import kernelc
 from kernelc.errors import KernelcWarning
-from kernelc.explain import gram_pairs
+from kernelc.explain import _fmt_seconds, gram_pairs  # explain's own duration format
 
 W_STD, B_STD = 1.4, 0.1
 GCNN = """network scale_{g}
@@ -87,18 +87,13 @@ def header(title):
           f"{'best s':>9} {'pairs/s':>9} {'compile s':>9}")
 
 
-def _fmt_seconds(seconds):
-    for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= scale:
-            return f"{seconds / scale:.1f} {unit}"
-    return f"{seconds:.1f} s"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ns", default="4,8,16", help="N values of the N sweep (p4, --side)")
     ap.add_argument("--sides", default="8,12,16,24", help="image sides of the side sweep (p4)")
-    ap.add_argument("--groups", default="Z2,p4,p4m", help="groups of the group sweep")
+    ap.add_argument("--groups", default="Z2,p4,p4m",
+                    help="groups of the group sweep (any the DSL takes with lift/gconv of size "
+                         "3, e.g. C8, D8)")
     ap.add_argument("--n", type=int, default=8, help="N of the side, group and projection runs")
     ap.add_argument("--side", type=int, default=16, help="image side of the N and group sweeps")
     ap.add_argument("--repeats", type=int, default=2, help="compiled calls per point (best)")
