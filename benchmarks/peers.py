@@ -56,7 +56,8 @@ import time
 
 import numpy as np
 
-W_STD, B_STD = 1.4, 0.1
+from networks import B_STD, CNN, GCNN, W_STD, import_failure
+
 #: what each peer needs to import, per workload
 PEER_IMPORTS = {"p4": "import neural_tangents, equivariant_ntk.layers",
                 "p4_lift": "import neural_tangents, equivariant_ntk.layers",
@@ -66,55 +67,30 @@ PEER_NAMES = {"p4": "authors' equivariant_ntk", "cnn_gap": "neural-tangents"}
 TARGETS = {"p4": 100, "cnn_gap": 8}
 
 SPECS = {
-    "p4": """network peers_p4
-group p4
-input {s} x {s} channels 3
-lift(size=3, W_std={w}, b_std={b}, padding=same)
-relu
-repeat 2 {{ gconv(size=3, W_std={w}, b_std={b}, padding=same)  relu }}
-group_pool
-dense(1, W_std=1.0)
-""",
+    "p4": GCNN.replace("{g}", "p4").replace("{name}", "peers_p4"),
     # the fact check of the authors' lift: lift, group pool, dense (no relu)
     "p4_lift": """network peers_p4_lift
 group p4
-input {s} x {s} channels 3
+input {s} x {s} channels {c}
 lift(size=3, W_std={w}, b_std={b}, padding=same)
 group_pool
 dense(1, W_std=1.0)
 """,
-    "cnn_gap": """network peers_cnn_gap
-group Z2
-input {s} x {s} channels 3
-conv(size=3, W_std={w}, b_std={b}, padding=same)
-relu
-repeat 2 {{ conv(size=3, W_std={w}, b_std={b}, padding=same)  relu }}
-avg_pool
-flatten
-dense(1, W_std=1.0)
-""",
+    "cnn_gap": CNN.replace("{name}", "peers_cnn_gap"),
 }
 
 
 def peer_missing(python, workload):
     """Why the peer of ``workload`` does not import with the interpreter ``python`` (the last
     line of its error), or None when it does."""
-    try:
-        proc = subprocess.run([python, "-c", PEER_IMPORTS[workload]], capture_output=True,
-                              text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{python} does not run: {exc}"
-    if proc.returncode == 0:
-        return None
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else f"exit status {proc.returncode}"
+    return import_failure(python, PEER_IMPORTS[workload])
 
 
 # -- the two sides (each imported only in its own process) ----------------------------------
 def build_kernelc(workload, size):
     """A callable x -> (nngp, ntk) of kernelc's network."""
     import kernelc
-    model = kernelc.compile(SPECS[workload].format(s=size, w=W_STD, b=B_STD))
+    model = kernelc.compile(SPECS[workload].format(s=size, c=3, w=W_STD, b=B_STD))
 
     def call(x):
         k = model.kernel_fn(x, get=("nngp", "ntk"), dtype="float32", progress=False)

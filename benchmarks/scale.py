@@ -33,31 +33,11 @@ import kernelc
 from kernelc.errors import KernelcWarning
 from kernelc.explain import _fmt_seconds, gram_pairs  # explain's own duration format
 
-W_STD, B_STD = 1.4, 0.1
-GCNN = """network scale_{g}
-group {g}
-input {s} x {s} channels {c}
-lift(size=3, W_std={w}, b_std={b}, padding=same)
-relu
-repeat 2 {{ gconv(size=3, W_std={w}, b_std={b}, padding=same)  relu }}
-group_pool
-dense(1, W_std=1.0)
-"""
-CNN = """network scale_Z2
-group Z2
-input {s} x {s} channels {c}
-conv(size=3, W_std={w}, b_std={b}, padding=same)
-relu
-repeat 2 {{ conv(size=3, W_std={w}, b_std={b}, padding=same)  relu }}
-avg_pool
-flatten
-dense(1, W_std=1.0)
-"""
-
+from networks import B_STD, CNN, GCNN, W_STD
 
 def spec(group, side, channels=3):
-    return (CNN if group == "Z2" else GCNN).format(g=group, s=side, c=channels, w=W_STD,
-                                                   b=B_STD)
+    return (CNN if group == "Z2" else GCNN).format(name=f"scale_{group}", g=group, s=side,
+                                                   c=channels, w=W_STD, b=B_STD)
 
 
 def measure(model, n, side, channels, repeats):

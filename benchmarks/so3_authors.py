@@ -43,6 +43,8 @@ import time
 
 import numpy as np
 
+from networks import import_failure
+
 AUTHORS_PACKAGES = ("equivariant_ntk", "neural_tangents", "s2fft")
 CHANNELS = 10
 #: the earlier session's side-by-side run (docs/so3.md): kernelc's time per Gram entry over the
@@ -54,16 +56,8 @@ RECORDED_MEMORY = 6
 def authors_missing(python):
     """Why the authors' code does not import with the interpreter ``python`` (the last line of
     its error), or None when it does."""
-    try:
-        proc = subprocess.run([python, "-c", "import " + ", ".join(AUTHORS_PACKAGES) +
-                               "; import equivariant_ntk.layers"],
-                              capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{python} does not run: {exc}"
-    if proc.returncode == 0:
-        return None
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else f"exit status {proc.returncode}"
+    return import_failure(python, "import " + ", ".join(AUTHORS_PACKAGES)
+                          + "; import equivariant_ntk.layers")
 
 
 def polynomial_signals(n, theta, phi, degree, seed=0):
