@@ -31,7 +31,7 @@ import numpy as np
 
 import kernelc
 from kernelc.errors import KernelcWarning
-from kernelc.explain import _fmt_seconds, gram_pairs  # explain's own duration format
+from kernelc.explain import format_seconds, gram_pairs  # explain's own duration format
 
 from networks import B_STD, CNN, GCNN, W_STD
 
@@ -103,7 +103,7 @@ def main(argv=None):
     rate = row("project", "p4m", s, args.n, c, args.repeats)
     total = sum(gram_pairs(big, True))
     print(f"from the measured throughput: {total:,} pairs / {rate:.1f} pairs/s = "
-          f"{_fmt_seconds(total / rate)} (one process, this machine; tiling ignored)")
+          f"{format_seconds(total / rate)} (one process, this machine; tiling ignored)")
     if not args.no_explain:
         text = kernelc.compile(spec("p4m", s, c)).explain(n=big, calibrate=True)
         for line in text.splitlines():

@@ -173,7 +173,7 @@ REFERENCE_FLOPS_PER_SECOND = 1.28e9
 REFERENCE_MACHINE = "2 cores of an AMD EPYC CPU (JAX on CPU)"
 
 
-def _fmt_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
     """A duration as a person reads it: 42 ms, 3.1 s, 12 min, 5.2 h, 3.4 days."""
     for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
         if seconds >= scale * (2 if unit == "days" else 1):
@@ -336,7 +336,7 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
                 cal = calibrate(sample)
                 estimate = (run_pairs + computed[1]) * cal["seconds_per_pair"]
                 lines.append(pre + prose(
-                    f"time on this machine (calibrated): {_fmt_seconds(estimate)} for the "
+                    f"time on this machine (calibrated): {format_seconds(estimate)} for the "
                     f"whole Gram matrix, compile time excluded; measured "
                     f"{cal['seconds_per_pair'] * 1e3:.3g} ms per pair on {cal['inputs']} random "
                     f"inputs ({cal['pairs']} pairs in one tile, the full run's tile holds "
@@ -346,7 +346,7 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
         if calibrate is None:
             estimate = total / REFERENCE_FLOPS_PER_SECOND
             lines.append(pre + prose(
-                f"time, rough: ~{_fmt_seconds(estimate)} at "
+                f"time, rough: ~{format_seconds(estimate)} at "
                 f"{REFERENCE_FLOPS_PER_SECOND / 1e9:g} GFLOP/s, the throughput measured on "
                 f"{REFERENCE_MACHINE} (docs/performance.md), not measured here; "
                 f"--calibrate (calibrate=True) times one tile here"))

@@ -7,7 +7,7 @@ import pytest
 import kernelc
 from kernelc.cli import main
 from kernelc.errors import ExplainError
-from kernelc.explain import (REFERENCE_FLOPS_PER_SECOND, _fmt_seconds, explain, gram_pairs,
+from kernelc.explain import (REFERENCE_FLOPS_PER_SECOND, format_seconds, explain, gram_pairs,
                              pair_cost)
 
 SPEC = "network tiny\ngroup p4\ninput 3 x 3 channels 1\nlift(size=3)\nrelu\ngroup_pool\ndense(1)\n"
@@ -21,7 +21,7 @@ def net():
 def test_rough_time_from_the_stored_throughput_is_labelled(net):
     text = net.explain(n=1000)
     total = (499_500 + 1000) * pair_cost(net.derivation)["flops"]
-    expected = _fmt_seconds(total / REFERENCE_FLOPS_PER_SECOND)
+    expected = format_seconds(total / REFERENCE_FLOPS_PER_SECOND)
     assert (f"time, rough: ~{expected} at {REFERENCE_FLOPS_PER_SECOND / 1e9:g} GFLOP/s, the "
             "throughput measured on 2 cores of an AMD EPYC CPU") in text
     assert "not measured here; --calibrate (calibrate=True) times one tile here" in text
@@ -41,7 +41,7 @@ def test_calibrated_estimate_extrapolates_the_measured_seconds_per_pair(net):
     tile = plan["tile_pairs"]
     run_pairs = -(-499_500 // tile) * tile
     assert asked and asked[0] <= tile  # the sample fits in one tile of the full run
-    assert (f"time on this machine (calibrated): {_fmt_seconds((run_pairs + 1000) * 0.01)} for "
+    assert (f"time on this machine (calibrated): {format_seconds((run_pairs + 1000) * 0.01)} for "
             "the whole Gram matrix, compile time excluded; measured 10 ms per pair on 10 random "
             f"inputs (55 pairs in one tile, the full run's tile holds {tile:,}; best compiled run "
             "0.5 s); compiling took 2.5 s here") in text
@@ -65,6 +65,6 @@ def test_calibration_needs_n(net, capsys):
     assert "a time calibration needs the Gram matrix size n (CLI: --n N)" in capsys.readouterr().err
 
 
-def test_fmt_seconds_reads_like_a_duration():
-    assert [_fmt_seconds(s) for s in (0.042, 3.14, 720, 5.2 * 3600, 3.4 * 86400)] == \
+def test_format_seconds_reads_like_a_duration():
+    assert [format_seconds(s) for s in (0.042, 3.14, 720, 5.2 * 3600, 3.4 * 86400)] == \
         ["42 ms", "3.1 s", "12.0 min", "5.2 h", "3.4 days"]
