@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # a benchmark script in a subprocess (~9 s): kept out of the fast suite
 def test_missing_peer_python_skips_the_peer_half():
     missing = ROOT / "no-such-env" / "bin" / "python"
     proc = subprocess.run(

@@ -190,6 +190,7 @@ def _cli_env(**extra):
     return dict(env, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), **extra)
 
 
+@pytest.mark.slow  # two more JAX processes (~11 s); the fast suite keeps the kernel_fn test above
 @pytest.mark.skipif(sys.platform == "win32", reason="XLA_FLAGS host devices: Linux/macOS")
 def test_the_command_line_runs_over_two_processes(tmp_path):
     spec = tmp_path / "net.kc"
