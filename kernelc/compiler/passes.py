@@ -149,6 +149,10 @@ def _forward_copies(body, fired):
     return out, alias
 
 
+#: the kernel a filter sum is keyed by when only its offsets and weights matter
+_ANY = Ref("\0K")
+
+
 def _theta_filter_sum(value: Expr) -> Optional[FilterSum]:
     """The filter sum of an NTK statement ``t_lin = S(Θ)``, also under the optimization
     barrier the lowering puts around it (which the joint call makes unnecessary: its reason,
@@ -174,15 +178,14 @@ def _joint_filter_sums(body, fired):
         if part.endswith(":ntk") and isinstance(stmt, Assign) and len(stmt.targets) == 1:
             s = _theta_filter_sum(stmt.value)
             if s is not None and isinstance(s.children()[0], Ref):
-                theta_of[index, part[:-4], s.with_children(
-                    (Ref("\0K"),) + tuple(s.children()[1:]))] = (stmt, s.children()[0])
+                theta_of[index, part[:-4], s.reading(_ANY)] = (stmt, s.children()[0])
     joined, aliased, out = set(), {}, []
     for index, part, stmt in body:
         if part.endswith(":nngp") and isinstance(stmt, Assign) and len(stmt.targets) == 1 \
                 and isinstance(stmt.value, FilterSum) \
                 and isinstance(stmt.value.children()[0], Ref):
             s = stmt.value
-            key = (index, part[:-5], s.with_children((Ref("\0K"),) + tuple(s.children()[1:])))
+            key = (index, part[:-5], s.reading(_ANY))
             if key in theta_of:
                 theta_stmt, theta = theta_of.pop(key)
                 fired["one filter sum for K and Θ"] += 1

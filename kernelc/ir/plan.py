@@ -299,6 +299,10 @@ class FilterSum(Expr):
         fn, x, rest = self.call()
         return f"{fn}({x}, {rest})"
 
+    def reading(self, x: Expr) -> "FilterSum":
+        """The same filter sum applied to ``x`` instead of its kernel."""
+        return self.with_children((x,) + tuple(self.children()[1:]))
+
 
 @dataclass(frozen=True)
 class WithTheta(Expr):
@@ -311,8 +315,7 @@ class WithTheta(Expr):
 
     def source(self) -> str:
         fn, x, rest = self.stencil.call()
-        _, theta, _ = self.stencil.with_children(
-            (self.theta,) + tuple(self.stencil.children()[1:])).call()
+        _, theta, _ = self.stencil.reading(self.theta).call()
         return f"with_theta({fn}, {x}, {theta} if want_ntk else None, {rest})"
 
     def children(self):

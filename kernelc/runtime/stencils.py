@@ -14,7 +14,8 @@ def with_theta(stencil_fn, k, theta, *args):
     """(S(K), S(Θ)) for a filter sum S = ``stencil_fn(·, *args)``, linear and acting on each
     pair separately: one call on [K; Θ] stacked on the pair axis, split after; (S(K), None)
     when ``theta`` is None (no NTK). Every entry is the same sum in the same order as two
-    separate calls, so the numbers are identical; what changes is what XLA fuses: with two
+    separate calls (identical numbers unjitted; under jit equal to rounding, XLA vectorising
+    the stacked loop differently); what changes is what XLA fuses: with two
     calls it evaluated the map that produced K and Θ inside each padded copy of each (the
     angle twice, on 1.6× the entries for 3×3 on 16×16), with one call it writes K and Θ once
     and pads them together (2.0× on a p4 relu+gconv stage, ``benchmarks/stencils.py``).
