@@ -34,13 +34,14 @@ def relu_map(k, k11, k22, t):
     return nngp, ((jnp.pi - theta) / (2 * jnp.pi)) * t
 
 
-def map_inputs(entries: int, seed: int = 0):
-    """float32 (K, k11, k22, Θ) of a p4 group_reduced tile of 7×7 images with ~entries."""
-    pairs = max(1, entries // (4 * 7**4))
+def map_inputs(entries: int, seed: int = 0, side: int = 7):
+    """float32 (K, k11, k22, Θ) of a p4 group_reduced tile of side×side images with ~entries."""
+    n = side
+    pairs = max(1, entries // (4 * n**4))
     rng = np.random.default_rng(seed)
-    k11 = rng.uniform(0.5, 2, (pairs, 1, 7, 7, 1, 1)).astype(np.float32)
-    k22 = rng.uniform(0.5, 2, (pairs, 1, 1, 1, 7, 7)).astype(np.float32)
-    shape = (pairs, 4, 7, 7, 7, 7)
+    k11 = rng.uniform(0.5, 2, (pairs, 1, n, n, 1, 1)).astype(np.float32)
+    k22 = rng.uniform(0.5, 2, (pairs, 1, 1, 1, n, n)).astype(np.float32)
+    shape = (pairs, 4, n, n, n, n)
     k = (rng.uniform(-1, 1, shape) * np.sqrt(k11 * k22)).astype(np.float32)
     t = rng.uniform(0, 2, shape).astype(np.float32)
     return [jnp.asarray(a) for a in (k, k11, k22, t)]

@@ -40,8 +40,10 @@ import jax.numpy as jnp
 
 import kernelc
 from kernelc.compiler import passes
-from kernelc.runtime import maps
 from kernelc.runtime.stencils import reduced_stencil
+
+from fast_maps import map_inputs  # noqa: E402 - the same map and inputs as fast_maps.py
+from fast_maps import relu_map as relu  # noqa: E402
 
 ROTATIONS = [np.array(m) for m in ([[1, 0], [0, 1]], [[0, -1], [1, 0]], [[-1, 0], [0, -1]],
                                    [[0, 1], [-1, 0]])]
@@ -49,13 +51,6 @@ SUPPORT = [np.array((a, b)) for a in (-1, 0, 1) for b in (-1, 0, 1)]
 TERMS = tuple(tuple((tuple(int(c) for c in y), tuple(int(c) for c in q @ y)) for y in SUPPORT)
               for q in ROTATIONS)
 PADS = ((1, 1), (1, 1))
-
-
-def relu(k, k11, k22, t):
-    """K⁺ = (K(π − θ) + √(k11k22 − K²))/2π, Θ⁺ = (π − θ)/2π · Θ: the generated code's map."""
-    theta = maps.fast_acos_ratio2(k, k11, k22)
-    return ((k * (jnp.pi - theta) + maps.fast_sqrt_det2(k11, k22, k)) / (2 * jnp.pi),
-            ((jnp.pi - theta) / (2 * jnp.pi)) * t)
 
 
 def per_q_pads(k, n):
@@ -96,16 +91,6 @@ def separable(k, n):
     return jnp.stack(out, 1)
 
 
-def inputs(pairs, n, seed=0):
-    rng = np.random.default_rng(seed)
-    k11 = rng.uniform(0.5, 2, (pairs, 1, n, n, 1, 1)).astype(np.float32)
-    k22 = rng.uniform(0.5, 2, (pairs, 1, 1, 1, n, n)).astype(np.float32)
-    shape = (pairs, 4, n, n, n, n)
-    k = (rng.uniform(-1, 1, shape) * np.sqrt(k11 * k22)).astype(np.float32)
-    t = rng.uniform(0, 2, shape).astype(np.float32)
-    return [jnp.asarray(a) for a in (k, k11, k22, t)]
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=32)
@@ -114,7 +99,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=8, help="images of the end-to-end p4 run")
     a = ap.parse_args(argv)
     n = a.size
-    k, k11, k22, t = inputs(a.pairs, n)
+    k, k11, k22, t = map_inputs(a.pairs * 4 * n**4, side=n)
     km, tm = jax.jit(relu)(k, k11, k22, t)
     entries = k.size
     barrier = jax.lax.optimization_barrier

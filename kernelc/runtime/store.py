@@ -119,7 +119,12 @@ class GramStore:
         return {name: np.load(self._path(name), mmap_mode="r") for name in self.arrays}
 
     def _path(self, name):
-        return os.path.join(self.folder, f"{name}.npy")
+        return _gram_path(self.folder, name)
+
+
+def _gram_path(folder, name):
+    """Where the Gram matrix of the kernel ``name`` lives in ``folder``."""
+    return os.path.join(folder, f"{name}.npy")
 
 
 class StoreFollower:
@@ -141,7 +146,7 @@ class StoreFollower:
     def finished(self) -> dict:
         grams = {}
         for name in self.arrays:
-            path = os.path.join(self.folder, f"{name}.npy")
+            path = _gram_path(self.folder, name)
             try:
                 grams[name] = np.load(path, mmap_mode="r")
             except OSError:
