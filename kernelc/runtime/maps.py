@@ -369,7 +369,9 @@ PRECISION_ESTIMATES = {}
 #: float32 roundoffs u = 2^-24 added to the correlation a map reads (the layers before it, its
 #: arguments) and to its output (its evaluation); calibrated in docs/precision.md
 PRECISION_ROUNDING = (4.0, 2.0)
-#: id(scope) -> [scope, count, e_k, e_t, e_var] of one _propagate trace (a few are kept)
+#: id(scope) -> [scope, count, e_k, e_t, e_var, deferred] of one _propagate trace (a few are
+#: kept): the per-pair errors after the last map evaluated in the graph, then the homogeneous
+#: maps since, whose per-pair arithmetic the host does (track_precision)
 _PRECISION_CHAINS = {}
 
 
@@ -398,6 +400,90 @@ def record_precision(label, order, e_k, e_t, slope, gain):
     PRECISION_ESTIMATES[(order, label)] = [float(np.fmax(o, n)) for o, n in zip(old, new)]
 
 
+_NUMPY_TWINS = {}  # code object of a printed map -> its numpy twin (or None)
+
+
+def numpy_twin(fn):
+    """The printed map ``fn`` (a lambda of a generated module, which reads ``jnp`` and these
+    helpers as globals) with its globals bound to :func:`namespace` ("numpy"): the same
+    formula in numpy float64, safe to call in a host callback (JAX is not). None when it does
+    not evaluate there (a closure, or a global the numpy namespace lacks)."""
+    if not isinstance(fn, types.FunctionType) or fn.__closure__:
+        return None
+    if fn.__code__ not in _NUMPY_TWINS:
+        twin = types.FunctionType(fn.__code__, dict(namespace("numpy")), fn.__name__,
+                                  fn.__defaults__)
+        try:
+            probe = np.array([0.25, 1.0])
+            finite = np.all(np.isfinite(twin(probe, 0.5 * probe, probe)))
+        except Exception:  # noqa: BLE001 - any failure: the map stays in the graph
+            finite = False
+        _NUMPY_TWINS[fn.__code__] = twin if finite else None
+    return _NUMPY_TWINS[fn.__code__]
+
+
+def _homogeneous_step(ns, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk):
+    """One relu-like map (K⁺ of degree 1, K̇ of degree 0) of track_precision's chain, per pair,
+    in the namespace ``ns`` (:func:`namespace`: in the graph, or numpy on the host). The slope
+    and the change of K̇ depend on ρ alone, so the maps are evaluated at unit variances once per
+    pair, at its largest |ρ| (``max_rho2`` = that ρ²):
+
+        e_in = √(e_k² + e_var² + before²),  hi = min(√max_rho2 + e_in, 1),
+        slope = |K̇(1, hi, 1)| / |K⁺(1, 1, 1)|,   e_k⁺ = √((slope·e_in)² + after²),
+        gain = |K̇(1, hi, 1) − K̇(1, max(hi − e_in, 0), 1)| / |K̇(1, 1, 1)|,
+        e_Θ⁺ = √(max(e_Θ, e_in)² + gain² + after²),   e_var⁺ = √(e_var² + after²).
+
+    Returns (e_k⁺, e_Θ⁺, e_var⁺, slope, gain); e_Θ⁺ and gain are NaN without the NTK."""
+    xp, div = ns["jnp"], ns["safe_div"]
+    one = xp.ones_like(max_rho2)
+    e_in = xp.sqrt(e_k * e_k + e_var * e_var + before * before)
+    hi = xp.minimum(xp.sqrt(max_rho2) + e_in, 1)
+    d_hi = xp.abs(kdot(one, hi, one))
+    slope = d_hi * div(1, xp.abs(nngp(one, one, one)))
+    e_k_out = xp.sqrt((slope * e_in) ** 2 + after * after)
+    e_var_out = xp.sqrt(e_var * e_var + after * after)
+    if not want_ntk:
+        return e_k_out, xp.full_like(one, np.nan), e_var_out, slope, xp.full_like(one, np.nan)
+    d_lo = xp.abs(kdot(one, xp.maximum(hi - e_in, 0), one))
+    gain = div(xp.abs(d_hi - d_lo), xp.abs(kdot(one, one, one)))
+    return e_k_out, _theta_error(xp, e_t, e_in, gain, after), e_var_out, slope, gain
+
+
+def _theta_error(xp, e_t, e_in, gain, after):
+    """Θ⁺ = K̇ ⊙ (σ_w² Θ + K): the error of Θ or K, the change of K̇, the map's rounding."""
+    return xp.sqrt(xp.maximum(e_t, e_in) ** 2 + gain * gain + after * after)
+
+
+def _record_homogeneous_run(steps, start, *arrays):
+    """Host side of a run of homogeneous maps (a jax.debug.callback): the chain of
+    :func:`_homogeneous_step` per pair in numpy float64 from the errors ``start`` of the map
+    before the run (which of e_k, e_Θ, e_var are arrays; zeros otherwise), one step per entry of
+    ``steps`` (label, order, K⁺, K̇ as numpy twins, want_ntk, before, after) with its per-pair
+    largest ρ², each step's worst pair recorded (record_precision)."""
+    ns = namespace("numpy")
+    arrays = [np.asarray(a, np.float64) for a in arrays]
+    given = iter(arrays[:sum(start)])
+    e_k, e_t, e_var = (next(given) if present else 0.0 for present in start)
+    for (label, order, nngp, kdot, want_ntk, before, after), max_rho2 in zip(
+            steps, arrays[sum(start):]):
+        e_k, e_t_out, e_var, slope, gain = _homogeneous_step(
+            ns, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk)
+        record_precision(label, order, e_k, e_t_out, slope, gain)
+        e_t = e_t_out if want_ntk else 0.0
+
+
+def _settle_in_graph(chain):
+    """Evaluate the chain's deferred homogeneous maps in the graph (a map that needs the
+    errors per entry comes next); their estimates were recorded by the host already."""
+    ns = namespace("jax")
+    for (_, _, nngp, kdot, want_ntk, before, after), max_rho2, _ in chain[5]:
+        e_k, e_t, e_var = (jnp.zeros_like(max_rho2) if c is None else c for c in chain[2:5])
+        e_k, e_t_out, e_var, _, _ = _homogeneous_step(ns, nngp, kdot, max_rho2, e_k, e_t,
+                                                       e_var, before, after, want_ntk)
+        chain[2:5] = [e_k, e_t_out if want_ntk else None, e_var]
+    chain[5] = []
+
+
 def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pairs=False,
                     kind="closed form"):
     """First-order estimate of the float32 rounding error after the nonlinearity ``label``
@@ -411,7 +497,14 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     hi = min(|ρ| + e, 1) (K̇ increasing and convex in |ρ|), which stays finite at relu's
     square-root edge. ``self_pairs``: the self pass, whose entries with k11 = k22 = |k12| are
     exact in ρ. ``kind``: "homogeneous" (K⁺ of degree 1: relu, abs, leaky_relu; evaluated once
-    per pair at its largest |ρ|), "quadrature" or "closed form". See docs/precision.md.
+    per pair at its largest |ρ|, :func:`_homogeneous_step`), "quadrature" or "closed form".
+    See docs/precision.md.
+
+    Where it runs: the graph computes what needs every entry. For a run of homogeneous maps
+    that is one reduction per map (the largest ρ² of each pair); the host does the rest of
+    the chain in numpy (:func:`numpy_twin`, one callback per map with the run's per-pair
+    arrays), which keeps ~50 small fusions per network out of XLA's compile. A map that reads
+    the errors per entry (the other kinds) first evaluates the run in the graph.
     """
     if not jnp.__name__.startswith("jax") or not _PRECISION_TRACKING[-1]:
         return None
@@ -423,7 +516,7 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     if chain is None or chain[0] is not scope:
         while len(_PRECISION_CHAINS) >= 8:  # they hold tracers: keep a few traces only
             del _PRECISION_CHAINS[next(iter(_PRECISION_CHAINS))]
-        chain = _PRECISION_CHAINS[id(scope)] = [scope, 0, None, None, None]
+        chain = _PRECISION_CHAINS[id(scope)] = [scope, 0, None, None, None, []]
     order, chain[1] = chain[1], chain[1] + 1
     before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
     if kind != "quadrature" and _reads_fast_angles(nngp, kdot):
@@ -444,31 +537,37 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     def column(e):
         return e.reshape((pairs,) + (1,) * (len(shape) - 1))
 
-    e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
-    homogeneous = kind == "homogeneous"
-    stretch = np.float32(1)  # the log-slope of k -> K⁺(k, k, k): variance errors grow by it
-    if not homogeneous:  # K⁺ and its log-slope at the variances of both inputs (small arrays)
-        flat = jnp.concatenate([jnp.ravel(k11), jnp.ravel(k22)])
-        v, dv = jax.jvp(lambda a: nngp(a, a, a), (flat,), (flat,))
-        stretch = jnp.max(jnp.abs(safe_div(dv, v)))
-        v1, v2 = v[:k11.size].reshape(k11.shape), v[k11.size:].reshape(k22.shape)
-    e_in = jnp.sqrt(e_k * e_k + e_var * e_var + before * before)  # of the ρ this map reads
     s1, s2 = safe_sqrt(k11), safe_sqrt(k22)
     inexact = ~correlation_one(k12, k11, k22) if self_pairs else True
-    if homogeneous:  # the slope and change depend on ρ alone: evaluate at unit variances
+    if kind == "homogeneous":  # the slope and change depend on ρ alone
         # (ρ², the clip and the mask as a product: no abs and no full-size constant array next
         # to the reduction, which XLA would materialise: +20% on p4_histology)
         rho = k12 * safe_div(1, s1) * safe_div(1, s2)
-        one = jnp.ones((pairs,), dtype)
-        hi = jnp.minimum(jnp.sqrt(per_pair(rho * rho if self_pairs is False
-                                           else rho * rho * inexact)) + e_in, 1)
-        d_hi = jnp.abs(kdot(one, hi, one))
-        slope = d_hi * safe_div(1, jnp.abs(nngp(one, one, one)))
-        if want_ntk:
-            d_lo = jnp.abs(kdot(one, jnp.maximum(hi - e_in, 0), one))
-            gain = safe_div(jnp.abs(d_hi - d_lo), jnp.abs(kdot(one, one, one)))
-        e_k_out = jnp.sqrt((slope * e_in) ** 2 + after * after)
+        max_rho2 = per_pair(rho * rho if self_pairs is False else rho * rho * inexact)
+        twins = numpy_twin(nngp), numpy_twin(kdot)
+        step = (label, order, nngp, kdot, want_ntk, before, after)
+        if None not in twins:  # the host evaluates the run so far, this map included
+            chain[5].append((step, max_rho2, twins))
+            start = [c is not None for c in chain[2:5]]
+            runs = [(s[:2] + tw + s[4:], m) for s, m, tw in chain[5]]
+            jax.debug.callback(functools.partial(_record_homogeneous_run,
+                                                 [s for s, _ in runs], start),
+                               *[c for c in chain[2:5] if c is not None],
+                               *[m for _, m in runs])
+            return None
+        _settle_in_graph(chain)
+        e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
+        e_k_out, e_t_out, e_var_out, slope, gain = _homogeneous_step(
+            namespace("jax"), nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk)
     else:  # every entry its own window; an exact one only that of its arguments' rounding
+        _settle_in_graph(chain)
+        e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
+        # K⁺ and its log-slope at the variances of both inputs (small arrays)
+        flat = jnp.concatenate([jnp.ravel(k11), jnp.ravel(k22)])
+        v, dv = jax.jvp(lambda a: nngp(a, a, a), (flat,), (flat,))
+        stretch = jnp.max(jnp.abs(safe_div(dv, v)))  # variance errors grow by it
+        v1, v2 = v[:k11.size].reshape(k11.shape), v[k11.size:].reshape(k22.shape)
+        e_in = jnp.sqrt(e_k * e_k + e_var * e_var + before * before)  # of the ρ this map reads
         a12, width = jnp.abs(k12), column(e_in)
         if self_pairs:
             width = jnp.where(~inexact, before, width)
@@ -497,18 +596,17 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         stretched = d_hi * safe_div(s1, safe_sqrt(v1)) * safe_div(s2, safe_sqrt(v2))
         slope = per_pair(stretched)
         e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2 + after * after)
+        e_var_out = jnp.sqrt((stretch * e_var) ** 2 + after * after)
         if want_ntk:
             if kind != "quadrature":
                 d_lo = jnp.abs(kdot(k11, lo, k22))
                 n = jnp.abs(kdot(flat, flat, flat))  # K̇ at the variances
             n1, n2 = n[:k11.size].reshape(k11.shape), n[k11.size:].reshape(k22.shape)
             gain = per_pair(safe_div(jnp.abs(d_hi - d_lo), safe_sqrt(n1) * safe_sqrt(n2)))
-    if want_ntk:  # Θ⁺ = K̇ ⊙ (σ_w² Θ + K): the error of Θ or K, and the change of K̇
-        e_t_out = jnp.sqrt(jnp.maximum(e_t, e_in) ** 2 + gain * gain + after * after)
-    else:
-        gain = e_t_out = jnp.full((pairs,), jnp.nan, dtype)
-    chain[2:5] = [e_k_out, e_t_out if want_ntk else None,
-                  jnp.sqrt((stretch * e_var) ** 2 + after * after)]
+            e_t_out = _theta_error(jnp, e_t, e_in, gain, after)
+        else:
+            gain = e_t_out = jnp.full((pairs,), jnp.nan, dtype)
+    chain[2:5] = [e_k_out, e_t_out if want_ntk else None, e_var_out]
     # the worst pair, reduced in the graph: a tile split over devices hands the host a scalar
     # (an all-reduce), not its per-pair arrays
     jax.debug.callback(functools.partial(record_precision, label, order),

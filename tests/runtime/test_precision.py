@@ -184,3 +184,40 @@ def test_an_estimate_past_one_says_every_digit_may_be_lost():
     assert "NNGP over 100% and NTK over 100%" in message
     assert "above tolerance from erf2 (line 7) on" in message
     assert "stretch correlations by up to 30x per layer" in message
+
+
+def test_the_host_chain_of_relu_maps_equals_the_graph_chain(compile_spec, monkeypatch):
+    """Runs of relu-like maps are chained per pair on the host (numpy twins of the printed maps,
+    float64) unless a map that needs every entry's error comes next (erf: the run is evaluated in
+    the graph first). Forcing every map into the graph gives the same estimates: e_K and the
+    slope to rounding, e_Θ and the gain to the float32 cancellation in K̇(hi) − K̇(hi − e)."""
+    from kernelc.runtime import maps
+
+    def mixed(name):
+        layer = "dense(8, W_std={}, b_std=0.1)\n{}\n"
+        return (f"network {name}\ngroup Z2\ninput 5 x 1 channels 1\nflatten\n"
+                + layer.format(1.5, "relu") * 2 + layer.format(3, "erf")
+                + layer.format(1.5, "relu") + "dense(1)\n")
+
+    x = near_duplicates(1e-3)
+    *_, host = _run(compile_spec(mixed("host")), x)
+    monkeypatch.setattr(maps, "numpy_twin", lambda fn: None)
+    *_, graph = _run(compile_spec(mixed("graph")), x)
+    assert [r[0] for r in host[2]] == [r[0] for r in graph[2]] == [
+        "relu1 (line 6)", "relu2 (line 8)", "erf1 (line 10)", "relu3 (line 12)"]
+    for h, g in zip(host[2], graph[2]):
+        np.testing.assert_allclose([h[1], h[3]], [g[1], g[3]], rtol=1e-6)
+        np.testing.assert_allclose([h[2], h[4]], [g[2], g[4]], rtol=5e-2)
+
+
+def test_a_numpy_twin_evaluates_the_printed_map_in_float64():
+    from kernelc.runtime.maps import numpy_twin
+    relu_dot = eval("lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi)",
+                    {"jnp": jnp, "fast_acos_ratio2": kernelc.runtime.maps.fast_acos_ratio2})
+    twin = numpy_twin(relu_dot)
+    value = twin(np.ones(3), np.array([-1.0, 0.0, 0.5]), np.ones(3))
+    assert isinstance(value, np.ndarray) and value.dtype == np.float64
+    np.testing.assert_allclose(value, [0.0, 0.25, 1 / 3], rtol=1e-15)
+    scale = 2.0  # a closure (or a global the numpy helpers lack) keeps the map in the graph
+    assert numpy_twin(lambda k11, k12, k22: scale * k12) is None
+    assert numpy_twin(eval("lambda k11, k12, k22: UNKNOWN * k12", {})) is None
