@@ -137,11 +137,24 @@ class KernelMap:
 
     @property
     def precision_kind(self) -> str:
-        """How track_precision evaluates this map: "homogeneous" (once per pair), "quadrature"
-        (per entry, all points in one quadrature loop) or "closed form" (per entry)."""
+        """How track_precision evaluates this map: "homogeneous" (once per pair), "smooth"
+        (from the variances, per entry only when that bound is not small), "quadrature" (per
+        entry, all points in one quadrature loop) or "closed form" (per entry)."""
         if self.homogeneous:
             return "homogeneous"
-        return "quadrature" if self.nngp is None else "closed form"
+        if self.nngp is None:
+            return "quadrature"
+        return "smooth" if self.smooth else "closed form"
+
+    @property
+    def smooth(self) -> bool:
+        """φ built from functions smooth on ℝ (polynomials, erf, sin, cos, exp, gelu, ...; no
+        Abs, Max, Min, sign or Piecewise): φ'' is continuous, so by Price's theorem
+        ∂K̇/∂k12 = E[φ''(u)φ''(v)], and Cauchy–Schwarz bounds K̇ and its change at every
+        correlation by their values at the variances (track_precision's "smooth" kind,
+        docs/precision.md). A closed form only: quadrature maps keep the per-entry check."""
+        return (self.nngp is not None and not self.homogeneous
+                and _continuous_everywhere(self.phi) and not self.phi.atoms(*_NON_SMOOTH))
 
     @property
     def homogeneous(self) -> bool:

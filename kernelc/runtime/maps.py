@@ -369,6 +369,11 @@ PRECISION_ESTIMATES = {}
 #: float32 roundoffs u = 2^-24 added to the correlation a map reads (the layers before it, its
 #: arguments) and to its output (its evaluation); calibrated in docs/precision.md
 PRECISION_ROUNDING = (4.0, 2.0)
+#: a smooth map's error from the variances alone (Cauchy–Schwarz, track_precision) is used when
+#: it is at most this (a hundredth of driver.PRECISION_TOLERANCE): overestimating an error that
+#: small cannot make a warning unless later layers stretch it 100-fold, when a per-entry estimate
+#: of those layers would be near the tolerance too
+PRECISION_SMALL = 1e-5
 #: id(scope) -> [scope, count, e_k, e_t, e_var, deferred] of one _propagate trace (a few are
 #: kept): the per-pair errors after the last map evaluated in the graph, then the homogeneous
 #: maps since, whose per-pair arithmetic the host does (track_precision)
@@ -400,31 +405,58 @@ def record_precision(label, order, e_k, e_t, slope, gain):
     PRECISION_ESTIMATES[(order, label)] = [float(np.fmax(o, n)) for o, n in zip(old, new)]
 
 
-_NUMPY_TWINS = {}  # code object of a printed map -> its numpy twin (or None)
+_TWO_SLOPES = {}  # (code of K⁺, code of K̇) -> two_slope_constants' answer
 
 
-def numpy_twin(fn):
-    """The printed map ``fn`` (a lambda of a generated module, which reads ``jnp`` and these
-    helpers as globals) with its globals bound to :func:`namespace` ("numpy"): the same
-    formula in numpy float64, safe to call in a host callback (JAX is not). None when it does
-    not evaluate there (a closure, or a global the numpy namespace lacks)."""
-    if not isinstance(fn, types.FunctionType) or fn.__closure__:
-        return None
-    if fn.__code__ not in _NUMPY_TWINS:
-        twin = types.FunctionType(fn.__code__, dict(namespace("numpy")), fn.__name__,
-                                  fn.__defaults__)
+def two_slope_constants(nngp, kdot):
+    """(K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)) of a relu-like map, or None when K̇ is not of the form
+
+        K̇(1, ρ, 1) = ((π − θ) K̇(1,1,1) + θ K̇(1,−1,1)) / π,    θ = arccos ρ,
+
+    which every φ = a·x (x > 0), b·x (x < 0) has (E[φ'(u)φ'(v)] = a² P(u,v > 0) + b² P(u,v < 0)
+    + 2ab P(u > 0 > v), with P(u,v > 0) = (π − θ)/(2π), P(u > 0 > v) = θ/(2π); K̇(1,1,1) =
+    K⁺(1,1,1) = (a² + b²)/2, K̇(1,−1,1) = ab). The printed maps are evaluated at trace time
+    (``jax.ensure_compile_time_eval``) at seven correlations and the form is checked to 1e-5;
+    the host then evaluates K̇ by it in numpy (calling JAX inside a callback is unsafe)."""
+    key = tuple(getattr(f, "__code__", f) for f in (nngp, kdot))
+    if key not in _TWO_SLOPES:
+        import jax
+        rho = np.array([1.0, -1.0, -0.9, -0.3, 0.2, 0.7, 0.99], np.float32)
+        one = np.ones_like(rho)
         try:
-            probe = np.array([0.25, 1.0])
-            finite = np.all(np.isfinite(twin(probe, 0.5 * probe, probe)))
-        except Exception:  # noqa: BLE001 - any failure: the map stays in the graph
-            finite = False
-        _NUMPY_TWINS[fn.__code__] = twin if finite else None
-    return _NUMPY_TWINS[fn.__code__]
+            with jax.ensure_compile_time_eval():
+                d = np.asarray(kdot(one, rho, one), np.float64)
+                v = float(np.asarray(nngp(one, one, one), np.float64)[0])
+        except Exception:  # noqa: BLE001 - a map that does not evaluate here stays in the graph
+            d, v = np.full(rho.shape, np.nan), np.nan
+        theta = np.arccos(rho.astype(np.float64))
+        line = ((np.pi - theta) * d[0] + theta * d[1]) / np.pi
+        fits = np.all(np.isfinite(d)) and np.isfinite(v) and np.max(np.abs(d - line)) <= (
+            1e-5 * max(np.max(np.abs(d)), np.finfo(np.float32).tiny))
+        _TWO_SLOPES[key] = (v, float(d[0]), float(d[1])) if fits else None
+    return _TWO_SLOPES[key]
 
 
-def _homogeneous_step(ns, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk):
+def _two_slope_nngp(value, k11, k12, k22):
+    """K⁺(1,1,1) = ``value`` as an array (numpy, the host's chain of relu-like maps)."""
+    return value * np.ones_like(k12)
+
+
+def _two_slope_kdot(plus, minus, k11, rho, k22):
+    """K̇(1, ρ, 1) = ((π − θ)·plus + θ·minus)/π, θ = arccos ρ (numpy, two_slope_constants)."""
+    theta = np.arccos(np.clip(rho, -1, 1))
+    return ((np.pi - theta) * plus + theta * minus) / np.pi
+
+
+def _safe_div(xp, a, b):
+    """safe_div in the array namespace ``xp`` (jax.numpy, or numpy on the host)."""
+    nonzero = b != 0
+    return xp.where(nonzero, a / xp.where(nonzero, b, 1), 0)
+
+
+def _homogeneous_step(xp, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk):
     """One relu-like map (K⁺ of degree 1, K̇ of degree 0) of track_precision's chain, per pair,
-    in the namespace ``ns`` (:func:`namespace`: in the graph, or numpy on the host). The slope
+    with the arrays of ``xp`` (jax.numpy in the graph, numpy on the host). The slope
     and the change of K̇ depend on ρ alone, so the maps are evaluated at unit variances once per
     pair, at its largest |ρ| (``max_rho2`` = that ρ²):
 
@@ -434,18 +466,17 @@ def _homogeneous_step(ns, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, 
         e_Θ⁺ = √(max(e_Θ, e_in)² + gain² + after²),   e_var⁺ = √(e_var² + after²).
 
     Returns (e_k⁺, e_Θ⁺, e_var⁺, slope, gain); e_Θ⁺ and gain are NaN without the NTK."""
-    xp, div = ns["jnp"], ns["safe_div"]
     one = xp.ones_like(max_rho2)
     e_in = xp.sqrt(e_k * e_k + e_var * e_var + before * before)
     hi = xp.minimum(xp.sqrt(max_rho2) + e_in, 1)
     d_hi = xp.abs(kdot(one, hi, one))
-    slope = d_hi * div(1, xp.abs(nngp(one, one, one)))
+    slope = d_hi * _safe_div(xp, 1, xp.abs(nngp(one, one, one)))
     e_k_out = xp.sqrt((slope * e_in) ** 2 + after * after)
     e_var_out = xp.sqrt(e_var * e_var + after * after)
     if not want_ntk:
         return e_k_out, xp.full_like(one, np.nan), e_var_out, slope, xp.full_like(one, np.nan)
     d_lo = xp.abs(kdot(one, xp.maximum(hi - e_in, 0), one))
-    gain = div(xp.abs(d_hi - d_lo), xp.abs(kdot(one, one, one)))
+    gain = _safe_div(xp, xp.abs(d_hi - d_lo), xp.abs(kdot(one, one, one)))
     return e_k_out, _theta_error(xp, e_t, e_in, gain, after), e_var_out, slope, gain
 
 
@@ -455,19 +486,20 @@ def _theta_error(xp, e_t, e_in, gain, after):
 
 
 def _record_homogeneous_run(steps, start, *arrays):
-    """Host side of a run of homogeneous maps (a jax.debug.callback): the chain of
+    """Host side of a run of relu-like maps (a jax.debug.callback): the chain of
     :func:`_homogeneous_step` per pair in numpy float64 from the errors ``start`` of the map
     before the run (which of e_k, e_Θ, e_var are arrays; zeros otherwise), one step per entry of
-    ``steps`` (label, order, K⁺, K̇ as numpy twins, want_ntk, before, after) with its per-pair
+    ``steps`` (label, order, two_slope_constants, want_ntk, before, after) with its per-pair
     largest ρ², each step's worst pair recorded (record_precision)."""
-    ns = namespace("numpy")
     arrays = [np.asarray(a, np.float64) for a in arrays]
     given = iter(arrays[:sum(start)])
     e_k, e_t, e_var = (next(given) if present else 0.0 for present in start)
-    for (label, order, nngp, kdot, want_ntk, before, after), max_rho2 in zip(
+    for (label, order, (value, plus, minus), want_ntk, before, after), max_rho2 in zip(
             steps, arrays[sum(start):]):
         e_k, e_t_out, e_var, slope, gain = _homogeneous_step(
-            ns, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk)
+            np, functools.partial(_two_slope_nngp, value),
+            functools.partial(_two_slope_kdot, plus, minus), max_rho2, e_k, e_t, e_var,
+            before, after, want_ntk)
         record_precision(label, order, e_k, e_t_out, slope, gain)
         e_t = e_t_out if want_ntk else 0.0
 
@@ -475,10 +507,9 @@ def _record_homogeneous_run(steps, start, *arrays):
 def _settle_in_graph(chain):
     """Evaluate the chain's deferred homogeneous maps in the graph (a map that needs the
     errors per entry comes next); their estimates were recorded by the host already."""
-    ns = namespace("jax")
     for (_, _, nngp, kdot, want_ntk, before, after), max_rho2, _ in chain[5]:
         e_k, e_t, e_var = (jnp.zeros_like(max_rho2) if c is None else c for c in chain[2:5])
-        e_k, e_t_out, e_var, _, _ = _homogeneous_step(ns, nngp, kdot, max_rho2, e_k, e_t,
+        e_k, e_t_out, e_var, _, _ = _homogeneous_step(jnp, nngp, kdot, max_rho2, e_k, e_t,
                                                        e_var, before, after, want_ntk)
         chain[2:5] = [e_k, e_t_out if want_ntk else None, e_var]
     chain[5] = []
@@ -502,8 +533,8 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
 
     Where it runs: the graph computes what needs every entry. For a run of homogeneous maps
     that is one reduction per map (the largest ρ² of each pair); the host does the rest of
-    the chain in numpy (:func:`numpy_twin`, one callback per map with the run's per-pair
-    arrays), which keeps ~50 small fusions per network out of XLA's compile. A map that reads
+    the chain in numpy (:func:`two_slope_constants`, one callback per map with the run's
+    per-pair arrays), which keeps ~50 small fusions per network out of XLA's compile. A map that reads
     the errors per entry (the other kinds) first evaluates the run in the graph.
     """
     if not jnp.__name__.startswith("jax") or not _PRECISION_TRACKING[-1]:
@@ -544,12 +575,12 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         # to the reduction, which XLA would materialise: +20% on p4_histology)
         rho = k12 * safe_div(1, s1) * safe_div(1, s2)
         max_rho2 = per_pair(rho * rho if self_pairs is False else rho * rho * inexact)
-        twins = numpy_twin(nngp), numpy_twin(kdot)
+        constants = two_slope_constants(nngp, kdot)
         step = (label, order, nngp, kdot, want_ntk, before, after)
-        if None not in twins:  # the host evaluates the run so far, this map included
-            chain[5].append((step, max_rho2, twins))
+        if constants is not None:  # the host evaluates the run so far, this map included
+            chain[5].append((step, max_rho2, constants))
             start = [c is not None for c in chain[2:5]]
-            runs = [(s[:2] + tw + s[4:], m) for s, m, tw in chain[5]]
+            runs = [(s[:2] + (c,) + s[4:], m) for s, m, c in chain[5]]
             jax.debug.callback(functools.partial(_record_homogeneous_run,
                                                  [s for s, _ in runs], start),
                                *[c for c in chain[2:5] if c is not None],
@@ -558,8 +589,8 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         _settle_in_graph(chain)
         e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
         e_k_out, e_t_out, e_var_out, slope, gain = _homogeneous_step(
-            namespace("jax"), nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk)
-    else:  # every entry its own window; an exact one only that of its arguments' rounding
+            jnp, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk)
+    else:
         _settle_in_graph(chain)
         e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
         # K⁺ and its log-slope at the variances of both inputs (small arrays)
@@ -568,44 +599,75 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         stretch = jnp.max(jnp.abs(safe_div(dv, v)))  # variance errors grow by it
         v1, v2 = v[:k11.size].reshape(k11.shape), v[k11.size:].reshape(k22.shape)
         e_in = jnp.sqrt(e_k * e_k + e_var * e_var + before * before)  # of the ρ this map reads
-        a12, width = jnp.abs(k12), column(e_in)
-        if self_pairs:
-            width = jnp.where(~inexact, before, width)
-        # entries sharing their variances (e.g. the group axis of group_reduced): the largest
-        free = tuple(ax for ax in range(1, len(shape)) if k11.ndim == k12.ndim == k22.ndim
-                     and k11.shape[ax] == 1 and k22.shape[ax] == 1 and k12.shape[ax] > 1)
-        if free:
-            a12 = jnp.max(a12, axis=free, keepdims=True)
-            if jnp.ndim(width) and width.shape[free[0]] > 1:
-                width = jnp.max(width, axis=free, keepdims=True)
-        s = s1 * s2
-        hi = jnp.minimum(a12 + width * s, s)
-        lo = jnp.maximum(hi - width * s, 0)
-        if kind == "quadrature":  # one loop over the nodes for all points, on flat arrays
-            full = jnp.broadcast_shapes(hi.shape, k11.shape, k22.shape)
-            a, b = (jnp.ravel(jnp.broadcast_to(x, full)) for x in (k11, k22))
-            ends = [jnp.ravel(jnp.broadcast_to(x, full)) for x in ([hi, lo][:1 + want_ntk])]
-            at = [flat] if want_ntk else []  # K̇ at the variances, for the NTK
-            d = jnp.abs(kdot(*(jnp.concatenate(at + x) for x in
-                               ([a] * len(ends), ends, [b] * len(ends)))))
-            m = flat.size if want_ntk else 0
-            n, d_hi, d_lo = d[:m], d[m:m + a.size].reshape(full), d[m + a.size:]
-            d_lo = d_lo.reshape(full) if want_ntk else None
-        else:
-            d_hi = jnp.abs(kdot(k11, hi, k22))
-        stretched = d_hi * safe_div(s1, safe_sqrt(v1)) * safe_div(s2, safe_sqrt(v2))
-        slope = per_pair(stretched)
-        e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2 + after * after)
-        e_var_out = jnp.sqrt((stretch * e_var) ** 2 + after * after)
-        if want_ntk:
-            if kind != "quadrature":
+        n = None  # K̇ at the variances (the NTK's scale)
+
+        def per_entry():  # every entry its own window; an exact one only its arguments' rounding
+            a12, width = jnp.abs(k12), column(e_in)
+            if self_pairs:
+                width = jnp.where(~inexact, before, width)
+            # entries sharing their variances (e.g. the group axis of group_reduced): the largest
+            free = tuple(ax for ax in range(1, len(shape)) if k11.ndim == k12.ndim == k22.ndim
+                         and k11.shape[ax] == 1 and k22.shape[ax] == 1 and k12.shape[ax] > 1)
+            if free:
+                a12 = jnp.max(a12, axis=free, keepdims=True)
+                if jnp.ndim(width) and width.shape[free[0]] > 1:
+                    width = jnp.max(width, axis=free, keepdims=True)
+            s = s1 * s2
+            hi = jnp.minimum(a12 + width * s, s)
+            lo = jnp.maximum(hi - width * s, 0)
+            d_lo, scale = None, n
+            if kind == "quadrature":  # one loop over the nodes for all points, on flat arrays
+                full = jnp.broadcast_shapes(hi.shape, k11.shape, k22.shape)
+                a, b = (jnp.ravel(jnp.broadcast_to(x, full)) for x in (k11, k22))
+                ends = [jnp.ravel(jnp.broadcast_to(x, full)) for x in ([hi, lo][:1 + want_ntk])]
+                at = [flat] if want_ntk else []  # K̇ at the variances, for the NTK
+                d = jnp.abs(kdot(*(jnp.concatenate(at + x) for x in
+                                   ([a] * len(ends), ends, [b] * len(ends)))))
+                m = flat.size if want_ntk else 0
+                scale, d_hi, d_lo = d[:m], d[m:m + a.size].reshape(full), d[m + a.size:]
+                d_lo = d_lo.reshape(full) if want_ntk else None
+            else:
+                d_hi = jnp.abs(kdot(k11, hi, k22))
+            stretched = d_hi * safe_div(s1, safe_sqrt(v1)) * safe_div(s2, safe_sqrt(v2))
+            e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2 + after * after)
+            if not want_ntk:
+                return e_k_out, per_pair(stretched), jnp.full((pairs,), jnp.nan, dtype)
+            if d_lo is None:
                 d_lo = jnp.abs(kdot(k11, lo, k22))
-                n = jnp.abs(kdot(flat, flat, flat))  # K̇ at the variances
-            n1, n2 = n[:k11.size].reshape(k11.shape), n[k11.size:].reshape(k22.shape)
+            if scale is None:
+                scale = jnp.abs(kdot(flat, flat, flat))
+            n1, n2 = scale[:k11.size].reshape(k11.shape), scale[k11.size:].reshape(k22.shape)
             gain = per_pair(safe_div(jnp.abs(d_hi - d_lo), safe_sqrt(n1) * safe_sqrt(n2)))
-            e_t_out = _theta_error(jnp, e_t, e_in, gain, after)
+            return e_k_out, per_pair(stretched), gain
+
+        if kind == "smooth":
+            # Price and Cauchy–Schwarz: |K̇(k11,k12,k22)| = |E[φ'(u)φ'(v)]| ≤ √(K̇₁ K̇₂) and
+            # |∂K̇/∂k12| = |E[φ''(u)φ''(v)]| ≤ √(K̈₁ K̈₂), K̇ᵢ, K̈ᵢ at the variances kᵢ: slope ≤
+            # √(χ₁χ₂), χ = k K̇/K⁺, and the change of K̇ over the window ≤ e √(g₁g₂), g = k K̈/K̇,
+            # from the small arrays alone; per entry only when that bound is not small
+            n, n_dot = jax.jvp(lambda c: kdot(flat, c, flat), (flat,), (jnp.ones_like(flat),))
+            n = jnp.abs(n)
+            chi = jnp.abs(flat * n * safe_div(1, v))
+            g = jnp.abs(flat * n_dot * safe_div(1, n))
+
+            def per_pair_site(a, like):  # the largest value over each pair's sites
+                return jnp.broadcast_to(jnp.max(a.reshape(like.shape[0], -1), axis=1), (pairs,))
+
+            slope_b = jnp.sqrt(per_pair_site(chi[:k11.size], k11)
+                               * per_pair_site(chi[k11.size:], k22))
+            gain_b = e_in * jnp.sqrt(per_pair_site(g[:k11.size], k11)
+                                     * per_pair_site(g[k11.size:], k22))
+            if not want_ntk:
+                gain_b = jnp.full((pairs,), jnp.nan, dtype)
+            small = jnp.max(slope_b * e_in) <= PRECISION_SMALL
+            if want_ntk:
+                small = small & (jnp.max(gain_b) <= PRECISION_SMALL)
+            bound = jnp.sqrt((slope_b * e_in) ** 2 + after * after), slope_b, gain_b
+            e_k_out, slope, gain = jax.lax.cond(small, lambda: bound, per_entry)
         else:
-            gain = e_t_out = jnp.full((pairs,), jnp.nan, dtype)
+            e_k_out, slope, gain = per_entry()
+        e_var_out = jnp.sqrt((stretch * e_var) ** 2 + after * after)
+        e_t_out = _theta_error(jnp, e_t, e_in, gain, after) if want_ntk else gain
     chain[2:5] = [e_k_out, e_t_out if want_ntk else None, e_var_out]
     # the worst pair, reduced in the graph: a tile split over devices hands the host a scalar
     # (an all-reduce), not its per-pair arrays

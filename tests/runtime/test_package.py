@@ -121,8 +121,10 @@ def test_standalone_module_runs_with_only_jax_and_numpy(spec, tmp_path):
     assert "from kernelc.runtime" not in source and "import kernelc" not in source
     # only the helpers it reaches (the fast relu maps added ~150 lines, the fixed-shape,
     # memory-sized tiling ~100, the Gram matrices' PSD check ~100, the steerable bases and
-    # mixed stencils ~200 where used, the several-process placement and agreement ~90)
-    assert len(source.splitlines()) < 2000
+    # mixed stencils ~200 where used, the several-process placement and agreement ~90, the
+    # precision chain's host half for relu-like maps and the smooth maps' bound ~170; C8 is
+    # the longest: 2,169 lines)
+    assert len(source.splitlines()) < 2250
     x = np.random.default_rng(1).normal(size=(3,) + net.module.INPUT_SHAPE)
     (tmp_path / "net.py").write_text(source)
     np.save(tmp_path / "x.npy", x)

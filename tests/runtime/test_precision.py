@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import sympy
 
 import kernelc
 from kernelc.errors import PrecisionWarning
@@ -141,8 +142,13 @@ def test_the_emitted_statement_names_the_map_and_the_layer():
     comment, call = line.split("\n", 1)
     assert comment.startswith("# float32: estimate the rounding error after erf2")
     assert call.startswith("track_precision('erf2 (line 8)',\n")
-    assert call.endswith("k11, k_dense2, k22, want_ntk, stats, stats_a is None, 'closed form')")
+    assert call.endswith("k11, k_dense2, k22, want_ntk, stats, stats_a is None, 'smooth')")
     assert relu.precision_kind == "homogeneous"
+    # φ with kinks or from quadrature: no Cauchy–Schwarz bound from the variances
+    assert kernel_map("gelu").precision_kind == kernel_map("poly", (0, 1, 0.5)).precision_kind \
+        == "smooth"
+    assert kernel_map("phi", expr=sympy.sin(sympy.Symbol("x")) ** 3 + sympy.tanh(
+        sympy.Symbol("x"))).precision_kind == "quadrature"
     compile(call, "<line>", "eval")  # one Python expression
 
 
@@ -187,8 +193,8 @@ def test_an_estimate_past_one_says_every_digit_may_be_lost():
 
 
 def test_the_host_chain_of_relu_maps_equals_the_graph_chain(compile_spec, monkeypatch):
-    """Runs of relu-like maps are chained per pair on the host (numpy twins of the printed maps,
-    float64) unless a map that needs every entry's error comes next (erf: the run is evaluated in
+    """Runs of relu-like maps are chained per pair on the host (in numpy float64, K̇ from
+    two_slope_constants) unless a map that needs every entry's error comes next (erf: the run is evaluated in
     the graph first). Forcing every map into the graph gives the same estimates: e_K and the
     slope to rounding, e_Θ and the gain to the float32 cancellation in K̇(hi) − K̇(hi − e)."""
     from kernelc.runtime import maps
@@ -201,7 +207,7 @@ def test_the_host_chain_of_relu_maps_equals_the_graph_chain(compile_spec, monkey
 
     x = near_duplicates(1e-3)
     *_, host = _run(compile_spec(mixed("host")), x)
-    monkeypatch.setattr(maps, "numpy_twin", lambda fn: None)
+    monkeypatch.setattr(maps, "two_slope_constants", lambda nngp, kdot: None)
     *_, graph = _run(compile_spec(mixed("graph")), x)
     assert [r[0] for r in host[2]] == [r[0] for r in graph[2]] == [
         "relu1 (line 6)", "relu2 (line 8)", "erf1 (line 10)", "relu3 (line 12)"]
@@ -210,14 +216,50 @@ def test_the_host_chain_of_relu_maps_equals_the_graph_chain(compile_spec, monkey
         np.testing.assert_allclose([h[2], h[4]], [g[2], g[4]], rtol=5e-2)
 
 
-def test_a_numpy_twin_evaluates_the_printed_map_in_float64():
-    from kernelc.runtime.maps import numpy_twin
-    relu_dot = eval("lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi)",
-                    {"jnp": jnp, "fast_acos_ratio2": kernelc.runtime.maps.fast_acos_ratio2})
-    twin = numpy_twin(relu_dot)
-    value = twin(np.ones(3), np.array([-1.0, 0.0, 0.5]), np.ones(3))
-    assert isinstance(value, np.ndarray) and value.dtype == np.float64
-    np.testing.assert_allclose(value, [0.0, 0.25, 1 / 3], rtol=1e-15)
-    scale = 2.0  # a closure (or a global the numpy helpers lack) keeps the map in the graph
-    assert numpy_twin(lambda k11, k12, k22: scale * k12) is None
-    assert numpy_twin(eval("lambda k11, k12, k22: UNKNOWN * k12", {})) is None
+@pytest.mark.parametrize("name, args, constants", [
+    ("relu", (), (0.5, 0.5, 0.0)), ("abs", (), (1.0, 1.0, -1.0)), ("identity", (), (1, 1, 1)),
+    ("leaky_relu", (0.2,), (0.52, 0.52, 0.2)), ("erf", (), None), ("gelu", (), None)])
+def test_two_slope_constants_read_the_printed_maps(name, args, constants):
+    """φ = a·x (x > 0), b·x (x < 0): K⁺(1,1,1) = K̇(1,1,1) = (a² + b²)/2, K̇(1,−1,1) = ab, and
+    K̇ linear in θ = arccos ρ between them; any other map keeps its chain in the graph."""
+    from kernelc.runtime import maps
+    namespace = maps.namespace("jax")
+    nngp, kdot = (eval(f"lambda k11, k12, k22: {code}", namespace)
+                  for code in kernel_map(name, args).emit_jax("k11", "k12", "k22"))
+    got = maps.two_slope_constants(nngp, kdot)
+    if constants is None:
+        assert got is None
+    else:
+        np.testing.assert_allclose(got, constants, rtol=1e-6, atol=1e-7)
+        rho = np.linspace(-1, 1, 9)
+        np.testing.assert_allclose(maps._two_slope_kdot(*got[1:], 1.0, rho, 1.0),
+                                   np.asarray(kdot(np.ones(9), rho, np.ones(9))), atol=1e-6)
+
+
+def test_a_smooth_map_bounds_its_error_from_the_variances(compile_spec, monkeypatch):
+    """erf is smooth: while the Cauchy–Schwarz bound from the variances (slope ≤ √(χ₁χ₂), the
+    change of K̇ ≤ e √(g₁g₂)) stays below PRECISION_SMALL, no entry is visited. The bound is
+    never below the per-entry estimate (the slope at ρ = 1 against the slope at the pairs' own
+    correlations: larger for distant inputs) and still above the actual float32 error."""
+    from kernelc.runtime.maps import PRECISION_SMALL
+
+    def erf_net(name):
+        return compile_spec(f"network {name}\n" + deep("erf", 1.5, depth=3).split("\n", 1)[1])
+
+    x = np.random.default_rng(5).normal(size=(3, 5, 1, 1))
+    net = erf_net("smooth")
+    g32, caught, bound = _run(net, x)
+    assert caught == [] and bound[1] <= PRECISION_SMALL
+    monkeypatch.setattr(KernelMap, "smooth", property(lambda self: False))
+    _, _, entry = _run(erf_net("per_entry"), x)
+    assert "'smooth')" in net.source and "'closed form')" not in net.source
+    for b, e in zip(bound[2], entry[2]):
+        assert b[0] == e[0]
+        np.testing.assert_array_less(np.array(e[1::2]) * (1 - 1e-6), b[1::2])  # e_K, slope
+        # e_Θ and the gain: the per-entry K̇(hi) − K̇(lo) is itself a float32 difference of
+        # numbers ~0.6, so it is known to ~2 ulp only
+        np.testing.assert_array_less(np.array(e[2::2]) - 2.0 ** -22, b[2::2])
+    assert bound[2][2][1] > 1.5 * entry[2][2][1]  # the bound: larger where the chain is longer
+    g64 = net.kernel_fn(x, dtype="float64")
+    assert _normalised_error(g32["nngp"], g64["nngp"]) <= bound[0]
+    assert _normalised_error(g32["ntk"], g64["ntk"]) <= bound[1]
