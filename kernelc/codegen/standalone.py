@@ -19,8 +19,10 @@ from ..runtime import HELPER_MODULES, RUNTIME_VERSION
 
 #: Every runtime module, dependencies first (top-level statements run in this order: a default
 #: argument such as ``max_tile=MAX_TILE`` needs its constant defined above it).
-RUNTIME_MODULES = ("kernelc.runtime", "kernelc.runtime.errors", "kernelc.runtime.harmonic") \
-    + HELPER_MODULES
+#: (runtime.store: the driver's on-disk Gram matrices, kernel_fn(out=...); generated code does
+#: not import it itself)
+RUNTIME_MODULES = ("kernelc.runtime", "kernelc.runtime.errors", "kernelc.runtime.harmonic",
+                   "kernelc.runtime.store") + HELPER_MODULES
 _RUNTIME = "kernelc.runtime"
 
 
