@@ -381,21 +381,53 @@ _PRECISION_CHAINS = {}
 
 
 _PRECISION_TRACKING = [True]  # read at trace time: kernel_fn(check_precision=...) sets it
+#: one dict per open precision_tracking block: the host calls its track_precision statements
+#: want, {key: (function, arrays)}, made as one callback when the block closes
+_PRECISION_REPORTS = []
 
 
 class precision_tracking:
     """``with precision_tracking(enabled):`` traces ``track_precision`` statements (True) or
     traces nothing for them (False) inside the block: kernel_fn jit-compiles its passes once
-    for each setting. (A class, not a generator: generated modules have no decorators.)"""
+    for each setting. The statements' reports to the host are gathered and made as one
+    ``jax.debug.callback`` when the block (inside the traced function) closes: each callback
+    costs ~0.5–1 ms per call, which a ten-layer MLP paid per map. (A class, not a generator:
+    generated modules have no decorators.)"""
 
     def __init__(self, enabled):
         self.enabled = bool(enabled)
 
     def __enter__(self):
         _PRECISION_TRACKING.append(self.enabled)
+        _PRECISION_REPORTS.append({})
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, *exc):
         _PRECISION_TRACKING.pop()
+        reports = list(_PRECISION_REPORTS.pop().values())
+        if reports and kind is None:
+            import jax
+            sizes = [len(arrays) for _, arrays in reports]
+            jax.debug.callback(functools.partial(_call_reports, [f for f, _ in reports], sizes),
+                               *[a for _, arrays in reports for a in arrays])
+
+
+def _call_reports(functions, sizes, *arrays):
+    """Host side of a precision_tracking block's one callback: each report with its arrays."""
+    start = 0
+    for function, size in zip(functions, sizes):
+        function(*arrays[start:start + size])
+        start += size
+
+
+def _report(key, function, *arrays):
+    """Hand ``arrays`` to ``function`` on the host: gathered into the open precision_tracking
+    block's callback (a later report under the same ``key`` replaces an earlier one), or a
+    callback of its own outside any block."""
+    if _PRECISION_REPORTS:
+        _PRECISION_REPORTS[-1][key] = (function, arrays)
+    else:
+        import jax
+        jax.debug.callback(function, *arrays)
 
 
 def record_precision(label, order, e_k, e_t, slope, gain):
@@ -581,10 +613,10 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
             chain[5].append((step, max_rho2, constants))
             start = [c is not None for c in chain[2:5]]
             runs = [(s[:2] + (c,) + s[4:], m) for s, m, c in chain[5]]
-            jax.debug.callback(functools.partial(_record_homogeneous_run,
-                                                 [s for s, _ in runs], start),
-                               *[c for c in chain[2:5] if c is not None],
-                               *[m for _, m in runs])
+            # one report per run: each map's covers the run so far (the last one all of it)
+            _report(("run", id(chain[5][0][1])),
+                    functools.partial(_record_homogeneous_run, [s for s, _ in runs], start),
+                    *[c for c in chain[2:5] if c is not None], *[m for _, m in runs])
             return None
         _settle_in_graph(chain)
         e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
@@ -671,8 +703,8 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     chain[2:5] = [e_k_out, e_t_out if want_ntk else None, e_var_out]
     # the worst pair, reduced in the graph: a tile split over devices hands the host a scalar
     # (an all-reduce), not its per-pair arrays
-    jax.debug.callback(functools.partial(record_precision, label, order),
-                       *(jnp.max(v) for v in (e_k_out, e_t_out, slope, gain)))
+    _report(("map", id(chain), order), functools.partial(record_precision, label, order),
+            *(jnp.max(v) for v in (e_k_out, e_t_out, slope, gain)))
     return None
 
 
