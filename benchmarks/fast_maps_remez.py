@@ -156,6 +156,40 @@ def theorem(dtype: str, coeffs) -> dict:
             "nngp": math.hypot(e_theta, e_det) / math.pi, "u": u}
 
 
+def erf_theorem(dtype: str, coeffs) -> dict:
+    """The bounds of docs/math/fast-maps.md, "The fast arcsine of erf", in units of u: the
+    relative error of ψ̂ = fast_asin_ratio2 against asin at the ρ̂ it reads, in each branch (the
+    worst z of a 2^20-point grid, as μ and κ above), and of K⁺ = 2ψ̂/π; K⁺ relative to
+    √(K⁺(x,x) K⁺(x',x')) is at most that (Cauchy–Schwarz: |K⁺| ≤ the scale)."""
+    u = UNIT[dtype]
+    p = np.asarray(coeffs, dtype=np.float64)
+    t = theorem(dtype, coeffs)
+    bound = proven_bound(coeffs)["bound"]
+    z = np.linspace(0, math.sqrt(W), GRID + 1)[1:]
+    w = z * z
+    corr = z * w * horner(p, w)              # t = z·w·P(w), the correction added to z
+    asz = np.arcsin(z)
+    poly = t["c_t"] * corr + asz + z**3 * bound / u   # |p̂ − asin z| / u (as E_p, per z)
+    small = float(np.max(poly / asz))        # ψ = asin r, r = z exact
+    pi_half = t["pi_rep"] / 2                # fl(π/2) = fl(π)/2 exactly
+    # ψ = π/2 − asin σ: σ̂'s 2u moves asin by 2u·σ/√(1 − σ²); fl(π/2); the subtraction ≤ u ψ
+    large = float(np.max((2 * z / np.sqrt(1 - w) + poly + pi_half) / (np.pi / 2 - asz))) + 1
+    psi = max(small, large)
+    pi_rel = t["pi_rep"] / math.pi           # |fl(π) − π| / π
+    return {"small": small, "large": large, "psi": psi, "pi_rel": pi_rel, "rho": 7.0,
+            "nngp": psi + 1 + pi_rel, "kdot": 0.0, "u": u}
+
+
+def erf_gain(k11, k22):
+    """G⁺(k11, k22) = ρ'_m / (√(1 − ρ'_m²) √(asin ρ'_11 asin ρ'_22)), ρ'_ii = 2k_ii/(1 + 2k_ii),
+    ρ'_m = √(ρ'_11 ρ'_22): a relative error ε of the ρ' that erf's K⁺ reads moves K⁺ by at most
+    ε·G⁺ of √(K⁺(x,x) K⁺(x',x')) (docs/math/fast-maps.md), for the fast and the atan2 path."""
+    r1, r2 = 2 * k11 / (1 + 2 * k11), 2 * k22 / (1 + 2 * k22)
+    rm = np.sqrt(r1 * r2)
+    return rm / (np.sqrt((1 + 2 * k11 + 2 * k22) / ((1 + 2 * k11) * (1 + 2 * k22)))
+                 * np.sqrt(np.arcsin(r1) * np.arcsin(r2)))
+
+
 def coefficients() -> dict:
     """dtype name -> tuple of Python floats (exactly representable in that dtype)."""
     out = {}
@@ -183,11 +217,38 @@ def main() -> None:
         print(f"#   Horner running bound μ = {t['mu']:.4f}, c_t = {t['c_t']:.4f}, "
               f"approximation {t['approx']:.4f}u, |p̂ − asin ẑ| ≤ {t['e_poly']:.4f}u, "
               f"|fl(π) − π| = {t['pi_rep']:.4f}u, |θ̂ − arccos ρ̂| ≤ {t['e_theta']:.4f}u")
-        bounds[dtype] = tuple(math.ceil(100 * t[k]) / 100 for k in ("rho", "kdot", "nngp"))
+        e = erf_theorem(dtype, coeffs)
+        print(f"#   erf: |ψ̂ − asin ρ̂|/asin ρ̂ ≤ {e['small']:.4f}u (|ρ̂| ≤ 1/√2), "
+              f"{e['large']:.4f}u (beyond); K⁺ = 2ψ̂/π: ≤ {e['nngp']:.4f}u relative "
+              f"(|fl(π) − π|/π = {e['pi_rel']:.4f}u)")
+        bounds.setdefault("acos", {})[dtype] = rounded(t)
+        bounds.setdefault("asin", {})[dtype] = rounded(e)
     print("FAST_MAP_BOUNDS = {")
-    for dtype, b in bounds.items():
-        print(f"    {dtype!r}: {b!r},")
+    for helper, rows in bounds.items():
+        print(f"    {helper!r}: {{" + ", ".join(f"{d!r}: {b!r}" for d, b in rows.items()) + "},")
     print("}")
+    print("# erf: the read error 7u of ρ' moves K⁺ by ≤ 7u·G⁺(k11, k22) of its scale (atan2's "
+          "~3.5u by ≤ 3.5u·G⁺); G⁺ at k11 = k22 = k:")
+    ks = (0.01, 0.1, 1.0, 4.0, 10.0, 100.0, 1e3, 1e4)
+    print("#   k   " + "".join(f"{k:>9g}" for k in ks))
+    print("#   G⁺  " + "".join(f"{erf_gain(k, k):9.3g}" for k in ks))
+    for dtype, target in (("float32", None), ("float64", 1e-13)):
+        e = bounds["asin"][dtype]
+        total = [(e[2] + e[0] * erf_gain(k, k)) * UNIT[dtype] for k in ks]
+        print(f"#   {dtype} eval + read: " + "".join(f"{x:9.2g}" for x in total))
+        if target:
+            # G⁺ grows with the variances: the largest k (equal variances) that keeps the bound
+            lo, hi = 1.0, 1e12
+            for _ in range(200):
+                mid = math.sqrt(lo * hi)
+                lo, hi = ((mid, hi) if (e[2] + e[0] * erf_gain(mid, mid)) * UNIT[dtype]
+                          <= target else (lo, mid))
+            print(f"#   {dtype}: K⁺ within {target:g} for k11 = k22 ≤ {lo:.3g}")
+
+
+def rounded(t: dict) -> tuple:
+    """(ρ read, K̇, K⁺) of a theorem's dict, rounded up to 0.01u: a FAST_MAP_BOUNDS row."""
+    return tuple(math.ceil(100 * t[k]) / 100 for k in ("rho", "kdot", "nngp"))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import jax.scipy.special as jsp  # noqa: F401 - the printed maps call jsp.erf an
 
 __all__ = ['safe_sqrt', 'sqrt_det', 'safe_div', 'clip_corr', 'safe_acos', 'safe_asin', 'acos_ratio', 'asin_ratio', 'pair_scale', 'correlation_one', 'sqrt_det2', 'acos_ratio2', 'asin_ratio2', 'broadcast', 'sum_over_nodes', 'record_quadrature', 'hermite_rule', 'quadrature_estimate', 'gauss_hermite_2d', 'QUADRATURE_ERRORS',
            'track_precision', 'record_precision', 'precision_tracking', 'PRECISION_ESTIMATES', 'PRECISION_ROUNDING',
-           'fast_maps', 'fast_correlation', 'fast_acos_ratio2', 'fast_sqrt_det2', 'asin_poly', 'FAST_ASIN_FLOAT32', 'FAST_ASIN_FLOAT64', 'FAST_MAP_BOUNDS']
+           'fast_maps', 'fast_correlation', 'fast_acos_ratio2', 'fast_asin_ratio2', 'fast_sqrt_det2', 'asin_poly', 'FAST_ASIN_FLOAT32', 'FAST_ASIN_FLOAT64', 'FAST_MAP_BOUNDS']
 
 def safe_sqrt(a):
     """sqrt(max(a, 0)); gradient 0 (not inf/NaN) where a <= 0."""
@@ -161,19 +161,27 @@ FAST_ASIN_FLOAT64 = (
     0.4441770100874882,
 )
 #: proven bounds of the fast maps in units of the dtype's unit roundoff u (2^-24, 2^-53),
-#: printed by benchmarks/fast_maps_remez.py (docs/math/fast-maps.md, "The theorem"): (the relative
-#: error of the correlation ρ̂ they read, the error of K̇ and of K⁺ at that ρ̂ relative to
-#: √(K(x,x) K(x',x'))), for relu (and every KernelMap with fast_angles: gain ≤ 1).
-#: float32: 6u, 2.13u, 2.97u (≈1.5 ulp of the kernel's scale); float64: 6u, 6.0e-15, 6.0e-15.
+#: printed by benchmarks/fast_maps_remez.py (docs/math/fast-maps.md), by the fast helper a map
+#: takes, then dtype: (the relative error of the correlation it reads, the error of K̇ and of K⁺
+#: at that correlation relative to √(K(x,x) K(x',x'))).
+#: "acos" (fast_acos_ratio2, fast_sqrt_det2; "The theorem"): relu and every KernelMap with
+#: TWO_SLOPE_FAST (gain ≤ 1). float32: 6u, 2.13u, 2.97u (≈1.5 ulp of the kernel's scale);
+#: float64: 6u, 6.0e-15, 6.0e-15.
+#: "asin" (fast_asin_ratio2; "The fast arcsine of erf"): erf, whose K⁺ alone takes it (its K̇
+#: keeps sqrt_det2: 0 added). float32: the ρ' = 2k12/√((1+2k11)(1+2k22)) it reads 7u, K⁺ 7.51u
+#: (≈3.8 ulp); float64: 7u, K⁺ 2.4e-14. The read error's effect grows with the variances
+#: (G⁺ of the doc), as atan2's does.
 FAST_MAP_BOUNDS = {
-    'float32': (6.0, 2.13, 2.97),
-    'float64': (6.0, 54.36, 54.4),
+    'acos': {'float32': (6.0, 2.13, 2.97), 'float64': (6.0, 54.36, 54.4)},
+    'asin': {'float32': (7.0, 0.0, 7.51), 'float64': (7.0, 0.0, 216.67)},
 }
 
 #: which dtypes take the fast maps, read at trace time (kernel_fn(fast_maps=...) sets it):
 #: None (the default) float32 only, True float32 and float64, False none
 _FAST_MAPS = [None]
-_FAST_ANGLE_CALLS = [0]  # trace-time count of fast angles (track_precision reads it)
+#: trace-time count of the fast angles traced, by helper ("acos": fast_acos_ratio2, "asin":
+#: fast_asin_ratio2): track_precision reads which ones a map takes (_reads_fast_angles)
+_FAST_ANGLE_CALLS = {"acos": 0, "asin": 0}
 
 
 class fast_maps:
@@ -244,7 +252,7 @@ def fast_acos_ratio2(n, a, b):
     Otherwise (numpy, fast maps off, a dtype other than float32/float64): acos_ratio2."""
     if _fast_dtype(n, a, b) is None:
         return acos_ratio2(n, a, b)
-    _FAST_ANGLE_CALLS[0] += 1
+    _FAST_ANGLE_CALLS["acos"] += 1
     _, _, rho, r, sigma = fast_correlation(n, a, b)
     near_axis = sigma < r
     p = asin_poly(jnp.minimum(sigma, r))
@@ -252,6 +260,27 @@ def fast_acos_ratio2(n, a, b):
                       jnp.pi / 2 - jnp.where(rho < 0, -p, p))
     edge = jnp.where(n > 0, 0.0, jnp.pi)
     return jnp.where(correlation_one(n, a, b) & (a > 0), edge, theta)
+
+
+def fast_asin_ratio2(n, a, b):
+    """arcsin(n/√(ab)) like :func:`asin_ratio2` (exact ±π/2 at a self pair), with the angle
+    from :func:`asin_poly` instead of atan2 when fast maps are on (docs/math/fast-maps.md,
+    "The fast arcsine of erf"):
+
+        ψ = sign(ρ)·p (σ ≥ |ρ|, p = asin|ρ|),   sign(ρ)·(π/2 − p) (σ < |ρ|, p = asin σ),
+
+    so asin is only evaluated on [0, 1/√2] and the edge |ρ| → 1 comes from σ, as in
+    fast_acos_ratio2 (whose σ XLA shares with fast_sqrt_det2's). Otherwise (numpy, fast maps
+    off, a dtype other than float32/float64): asin_ratio2."""
+    if _fast_dtype(n, a, b) is None:
+        return asin_ratio2(n, a, b)
+    _FAST_ANGLE_CALLS["asin"] += 1
+    _, _, rho, r, sigma = fast_correlation(n, a, b)
+    near_axis = sigma < r
+    p = asin_poly(jnp.minimum(sigma, r))
+    psi = jnp.where(near_axis, jnp.pi / 2 - p, p)
+    edge = jnp.where(n > 0, jnp.pi / 2, -jnp.pi / 2)
+    return jnp.where(correlation_one(n, a, b) & (a > 0), edge, jnp.where(rho < 0, -psi, psi))
 
 
 def fast_sqrt_det2(a, b, m):
@@ -426,10 +455,13 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         chain = _PRECISION_CHAINS[id(scope)] = [scope, 0, None, None, None]
     order, chain[1] = chain[1], chain[1] + 1
     before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
-    if kind != "quadrature" and _reads_fast_angles(nngp, kdot):
-        # the fast maps' proven errors (FAST_MAP_BOUNDS), added in quadrature to the calibrated
-        # roundings: the ρ they read (6u) and their evaluation (the larger of K⁺'s and K̇'s)
-        rho_err, kdot_err, nngp_err = FAST_MAP_BOUNDS["float32"]
+    fast = _reads_fast_angles(nngp, kdot) if kind != "quadrature" else ()
+    if fast:
+        # the fast maps' proven errors (FAST_MAP_BOUNDS, the worst of the helpers the map
+        # takes), added in quadrature to the calibrated roundings: the ρ they read (6u, 7u)
+        # and their evaluation (the larger of K⁺'s and K̇'s)
+        rho_err, kdot_err, nngp_err = (max(FAST_MAP_BOUNDS[h]["float32"][i] for h in fast)
+                                       for i in range(3))
         before = np.float32(math.hypot(PRECISION_ROUNDING[0], rho_err) * 2.0 ** -24)
         after = np.float32(math.hypot(PRECISION_ROUNDING[1], max(kdot_err, nngp_err))
                            * 2.0 ** -24)
@@ -517,14 +549,15 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
 
 
 def _reads_fast_angles(*fns):
-    """True when tracing the maps ``fns`` at scalars takes a fast angle (fast_acos_ratio2 with
-    fast maps on): what track_precision then adds to its roundings. Traced only, not run."""
+    """The fast helpers ("acos", "asin": FAST_MAP_BOUNDS' rows) that tracing the maps ``fns``
+    at scalars takes with fast maps on, sorted; empty when none: what track_precision then adds
+    to its roundings. Traced only, not run."""
     import jax
-    before = _FAST_ANGLE_CALLS[0]
+    before = dict(_FAST_ANGLE_CALLS)
     one = jnp.ones((), jnp.float32)
     for fn in fns:
         jax.eval_shape(fn, one, one, one)
-    return _FAST_ANGLE_CALLS[0] > before
+    return tuple(sorted(h for h, n in _FAST_ANGLE_CALLS.items() if n > before[h]))
 
 
 def _numpy_special():
