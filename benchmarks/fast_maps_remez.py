@@ -156,11 +156,12 @@ def theorem(dtype: str, coeffs) -> dict:
             "nngp": math.hypot(e_theta, e_det) / math.pi, "u": u}
 
 
-def erf_theorem(dtype: str, coeffs) -> dict:
-    """The bounds of docs/math/fast-maps.md, "The fast arcsine of erf", in units of u: the
-    relative error of ψ̂ = fast_asin_ratio2 against asin at the ρ̂ it reads, in each branch (the
-    worst z of a 2^20-point grid, as μ and κ above), and of K⁺ = 2ψ̂/π; K⁺ relative to
-    √(K⁺(x,x) K⁺(x',x')) is at most that (Cauchy–Schwarz: |K⁺| ≤ the scale)."""
+def asin_theorem(dtype: str, coeffs) -> dict:
+    """The bounds of docs/math/fast-maps.md, "The fast arcsine of erf and gelu", in units of u:
+    the relative error of ψ̂ = fast_asin_ratio2 against asin at the ρ̂ it reads, in each branch
+    (the worst z of a 2^20-point grid, as μ and κ above); for erf, K⁺ = 2ψ̂/π relative to
+    √(K⁺(x,x) K⁺(x',x')) (Cauchy–Schwarz: |K⁺| ≤ the scale); for gelu, the change of K⁺ and K̇
+    from ψ̂ − asin ρ̂ (the rest of its code is atan2's), relative to their scales."""
     u = UNIT[dtype]
     p = np.asarray(coeffs, dtype=np.float64)
     t = theorem(dtype, coeffs)
@@ -176,18 +177,24 @@ def erf_theorem(dtype: str, coeffs) -> dict:
     large = float(np.max((2 * z / np.sqrt(1 - w) + poly + pi_half) / (np.pi / 2 - asz))) + 1
     psi = max(small, large)
     pi_rel = t["pi_rep"] / math.pi           # |fl(π) − π| / π
-    return {"small": small, "large": large, "psi": psi, "pi_rel": pi_rel, "rho": 7.0,
-            "nngp": psi + 1 + pi_rel, "kdot": 0.0, "u": u}
+    erf = psi + 1 + pi_rel                   # K⁺ = fl(2ψ̂ / fl(π)); K̇ takes no angle
+    gelu = psi                               # K⁺ and K̇: ψ's weight is ≤ 1 of the scale
+    return {"small": small, "large": large, "psi": psi, "pi_rel": pi_rel, "erf": erf,
+            "gelu": gelu, "rho": 7.0, "kdot": gelu, "nngp": max(erf, gelu), "u": u}
 
 
-def erf_gain(k11, k22):
-    """G⁺(k11, k22) = ρ'_m / (√(1 − ρ'_m²) √(asin ρ'_11 asin ρ'_22)), ρ'_ii = 2k_ii/(1 + 2k_ii),
-    ρ'_m = √(ρ'_11 ρ'_22): a relative error ε of the ρ' that erf's K⁺ reads moves K⁺ by at most
-    ε·G⁺ of √(K⁺(x,x) K⁺(x',x')) (docs/math/fast-maps.md), for the fast and the atan2 path."""
-    r1, r2 = 2 * k11 / (1 + 2 * k11), 2 * k22 / (1 + 2 * k22)
-    rm = np.sqrt(r1 * r2)
-    return rm / (np.sqrt((1 + 2 * k11 + 2 * k22) / ((1 + 2 * k11) * (1 + 2 * k22)))
-                 * np.sqrt(np.arcsin(r1) * np.arcsin(r2)))
+def asin_gain(name: str, k11, k22):
+    """G(k11, k22) of erf or gelu: a relative error ε of the ρ' their arcsine reads moves K⁺
+    (and gelu's K̇) by at most ε·G of the kernel's scale (docs/math/fast-maps.md), for the fast
+    and the atan2 path alike; ρ'_m = max |ρ'| = ρ' at k12 = √(k11 k22).
+    erf: G = ρ'_m / (√(1 − ρ'_m²) √(asin ρ'_11 asin ρ'_22)), ρ' = 2k12/√((1+2k11)(1+2k22));
+    gelu: G = (2/π) ρ'_m / √(1 − ρ'_m²), ρ' = k12/√((1+k11)(1+k22))."""
+    if name == "erf":
+        r1, r2 = 2 * k11 / (1 + 2 * k11), 2 * k22 / (1 + 2 * k22)
+        rm = np.sqrt(r1 * r2)
+        return rm / (np.sqrt(1 - rm * rm) * np.sqrt(np.arcsin(r1) * np.arcsin(r2)))
+    rm = np.sqrt(k11 * k22 / ((1 + k11) * (1 + k22)))
+    return 2 / np.pi * rm / np.sqrt((1 + k11 + k22) / ((1 + k11) * (1 + k22)))
 
 
 def coefficients() -> dict:
@@ -200,7 +207,7 @@ def coefficients() -> dict:
 
 
 def main() -> None:
-    bounds = {}
+    bounds, asin = {}, {}
     for dtype, coeffs in coefficients().items():
         info = proven_bound(coeffs)
         print(f"# {dtype}: degree {len(coeffs) - 1} in w = z² on [0, {W}]")
@@ -217,33 +224,35 @@ def main() -> None:
         print(f"#   Horner running bound μ = {t['mu']:.4f}, c_t = {t['c_t']:.4f}, "
               f"approximation {t['approx']:.4f}u, |p̂ − asin ẑ| ≤ {t['e_poly']:.4f}u, "
               f"|fl(π) − π| = {t['pi_rep']:.4f}u, |θ̂ − arccos ρ̂| ≤ {t['e_theta']:.4f}u")
-        e = erf_theorem(dtype, coeffs)
-        print(f"#   erf: |ψ̂ − asin ρ̂|/asin ρ̂ ≤ {e['small']:.4f}u (|ρ̂| ≤ 1/√2), "
-              f"{e['large']:.4f}u (beyond); K⁺ = 2ψ̂/π: ≤ {e['nngp']:.4f}u relative "
-              f"(|fl(π) − π|/π = {e['pi_rel']:.4f}u)")
+        e = asin_theorem(dtype, coeffs)
+        print(f"#   arcsine: |ψ̂ − asin ρ̂|/asin ρ̂ ≤ {e['small']:.4f}u (|ρ̂| ≤ 1/√2), "
+              f"{e['large']:.4f}u (beyond); erf's K⁺ = 2ψ̂/π ≤ {e['erf']:.4f}u "
+              f"(|fl(π) − π|/π = {e['pi_rel']:.4f}u), gelu's K⁺ and K̇ ≤ {e['gelu']:.4f}u")
         bounds.setdefault("acos", {})[dtype] = rounded(t)
         bounds.setdefault("asin", {})[dtype] = rounded(e)
+        asin[dtype] = e
     print("FAST_MAP_BOUNDS = {")
     for helper, rows in bounds.items():
         print(f"    {helper!r}: {{" + ", ".join(f"{d!r}: {b!r}" for d, b in rows.items()) + "},")
     print("}")
-    print("# erf: the read error 7u of ρ' moves K⁺ by ≤ 7u·G⁺(k11, k22) of its scale (atan2's "
-          "~3.5u by ≤ 3.5u·G⁺); G⁺ at k11 = k22 = k:")
-    ks = (0.01, 0.1, 1.0, 4.0, 10.0, 100.0, 1e3, 1e4)
-    print("#   k   " + "".join(f"{k:>9g}" for k in ks))
-    print("#   G⁺  " + "".join(f"{erf_gain(k, k):9.3g}" for k in ks))
-    for dtype, target in (("float32", None), ("float64", 1e-13)):
-        e = bounds["asin"][dtype]
-        total = [(e[2] + e[0] * erf_gain(k, k)) * UNIT[dtype] for k in ks]
-        print(f"#   {dtype} eval + read: " + "".join(f"{x:9.2g}" for x in total))
-        if target:
-            # G⁺ grows with the variances: the largest k (equal variances) that keeps the bound
-            lo, hi = 1.0, 1e12
-            for _ in range(200):
-                mid = math.sqrt(lo * hi)
-                lo, hi = ((mid, hi) if (e[2] + e[0] * erf_gain(mid, mid)) * UNIT[dtype]
-                          <= target else (lo, mid))
-            print(f"#   {dtype}: K⁺ within {target:g} for k11 = k22 ≤ {lo:.3g}")
+    ks = (0.01, 0.1, 1.0, 4.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+    for name in ("erf", "gelu"):
+        print(f"# {name}: the read error 7u of ρ' moves the kernel by ≤ 7u·G(k11, k22) of its "
+              "scale (atan2's ~3.5u by ≤ 3.5u·G); at k11 = k22 = k:")
+        print("#   k                " + "".join(f"{k:>9g}" for k in ks))
+        print("#   G                " + "".join(f"{asin_gain(name, k, k):9.3g}" for k in ks))
+        for dtype in ("float32", "float64"):
+            rho, own = 7.0, asin[dtype][name]
+            total = [(own + rho * asin_gain(name, k, k)) * UNIT[dtype] for k in ks]
+            print(f"#   {dtype} eval + read" + "".join(f"{x:9.2g}" for x in total))
+        # G grows with the variances (in each of them: G(k11, k22) ≤ G(k, k), k = max): the
+        # largest k within 1e-13 in float64
+        lo, hi = 1.0, 1e12
+        for _ in range(200):
+            mid = math.sqrt(lo * hi)
+            ok = (asin["float64"][name] + 7.0 * asin_gain(name, mid, mid)) * UNIT["float64"]
+            lo, hi = (mid, hi) if ok <= 1e-13 else (lo, mid)
+        print(f"#   float64: within 1e-13 for k11, k22 ≤ {lo:.3g}")
 
 
 def rounded(t: dict) -> tuple:

@@ -137,8 +137,8 @@ def test_fast_maps_flags_are_refused_where_they_change_nothing(capsys, tmp_path)
     for flag in ("--fast-maps", "--exact-maps"):
         code, _, err = run(capsys, "kernel", str(spec), "--random", "2", flag)
         assert code == 2 and err.strip() == (
-            f"input error: {flag} chooses how the relu, leaky_relu (α ≥ 0) and erf kernel maps "
-            f"take their arc-cosine or arcsine, but mlp has none of them (its maps: sin), so "
+            f"input error: {flag} chooses how the relu, leaky_relu (α ≥ 0), erf and gelu kernel "
+            f"maps take their arc-cosine or arcsine, but mlp has none of them (its maps: sin), so "
             f"the flag changes nothing: drop {flag}")
     with pytest.raises(SystemExit):  # argparse: one or the other
         run(capsys, "kernel", str(spec), "--random", "2", "--fast-maps", "--exact-maps")

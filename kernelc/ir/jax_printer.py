@@ -21,7 +21,7 @@
   first: k11·k22 of tiny inputs (1e-10 in float32, 1e-78 in float64) no longer underflows, and
   a self pair (a = b = n) still gives exactly 1·1 − 1² = 0;
 * the helpers named in ``fast_angles`` (``KernelMap.fast_angles``: ``acos_ratio2`` and
-  ``sqrt_det2`` for relu and leaky_relu(α ≥ 0), ``asin_ratio2`` for erf) print as their fast
+  ``sqrt_det2`` for relu and leaky_relu(α ≥ 0), ``asin_ratio2`` for erf and gelu) print as their fast
   twins ``fast_acos_ratio2``, ``fast_sqrt_det2``, ``fast_asin_ratio2``: the same values, by a
   polynomial arc-cosine/arcsine when kernel_fn's ``fast_maps`` allows it
   (docs/math/fast-maps.md);

@@ -52,8 +52,9 @@ class KernelMap:
     √(K(x,x) K(x',x'))): ``TWO_SLOPE_FAST`` (arc-cosine and determinant, ≤ 3u on K⁺ and ≤ 2.1u
     on K̇) for the two-slope maps φ = a·x (x > 0), b·x (x < 0) with a·b ≥ 0 (relu,
     leaky_relu(α ≥ 0)), where the angle error enters with the gain (a − b)²/(a² + b²) ≤ 1, not
-    for |x| (gain 2); ``("asin_ratio2",)`` for erf (its K⁺ only, ≤ 7.5u; K̇ = 4/(π√D) keeps
-    sqrt_det2, which costs the same). Not set for gelu (its arcsine is not analysed)."""
+    for |x| (gain 2); ``ARCSINE_FAST`` (the arcsine only) for erf (K⁺ ≤ 7.51u; its K̇ = 4/(π√D)
+    keeps sqrt_det2, which costs the same) and gelu (the arcsine term moves K⁺ and K̇ by
+    ≤ 6.04u; the rest of its maps, with √D, is the exact code)."""
 
     name: str
     phi: sympy.Expr
@@ -279,7 +280,11 @@ def abs_():
     return sympy.Abs(x), 4 * _relu_nngp() - k12
 
 
-@closed_form("erf", fast_angles=("asin_ratio2",))  # K⁺'s arcsine (docs/math/fast-maps.md)
+#: KernelMap.fast_angles of erf and gelu: the arcsine of their maps only (docs/math/fast-maps.md)
+ARCSINE_FAST = ("asin_ratio2",)
+
+
+@closed_form("erf", fast_angles=ARCSINE_FAST)
 def erf():
     """φ = erf(x): K⁺ = (2/π) asin(2k12 / √((1 + 2k11)(1 + 2k22))) (Williams 1997)."""
     return sympy.erf(x), 2 / sympy.pi * sympy.asin(
@@ -298,7 +303,7 @@ def cos():
     return sympy.cos(x), sympy.exp(-(k11 + k22) / 2) * sympy.cosh(k12)
 
 
-@closed_form("gelu")
+@closed_form("gelu", fast_angles=ARCSINE_FAST)
 def gelu():
     """φ = x Φ(x) (exact GELU). With a = 1 + k11, b = 1 + k22, D = ab − k12²:
 

@@ -167,13 +167,14 @@ FAST_ASIN_FLOAT64 = (
 #: "acos" (fast_acos_ratio2, fast_sqrt_det2; "The theorem"): relu and every KernelMap with
 #: TWO_SLOPE_FAST (gain ≤ 1). float32: 6u, 2.13u, 2.97u (≈1.5 ulp of the kernel's scale);
 #: float64: 6u, 6.0e-15, 6.0e-15.
-#: "asin" (fast_asin_ratio2; "The fast arcsine of erf"): erf, whose K⁺ alone takes it (its K̇
-#: keeps sqrt_det2: 0 added). float32: the ρ' = 2k12/√((1+2k11)(1+2k22)) it reads 7u, K⁺ 7.51u
-#: (≈3.8 ulp); float64: 7u, K⁺ 2.4e-14. The read error's effect grows with the variances
-#: (G⁺ of the doc), as atan2's does.
+#: "asin" (fast_asin_ratio2; "The fast arcsine of erf and gelu"): erf (K⁺ 7.51u; its K̇ takes
+#: no angle) and gelu (its arcsine term moves K⁺ and K̇ by ≤ 6.04u of their scales; the rest
+#: of its code is the exact maps'): the ρ' (2k12/√((1+2k11)(1+2k22)), k12/√((1+k11)(1+k22)))
+#: they read 7u. float64: 7u, 2.4e-14. The read error's effect grows with the variances (the
+#: doc's G(k11, k22)), as atan2's does.
 FAST_MAP_BOUNDS = {
     'acos': {'float32': (6.0, 2.13, 2.97), 'float64': (6.0, 54.36, 54.4)},
-    'asin': {'float32': (7.0, 0.0, 7.51), 'float64': (7.0, 0.0, 216.67)},
+    'asin': {'float32': (7.0, 6.04, 7.51), 'float64': (7.0, 215.32, 216.67)},
 }
 
 #: which dtypes take the fast maps, read at trace time (kernel_fn(fast_maps=...) sets it):

@@ -181,8 +181,8 @@ def test_fit_refuses_the_map_switch_where_it_changes_nothing(files, capsys, tmp_
     sin = tmp_path / "sin.kc"
     sin.write_text(CNN.replace("relu", "sin"))
     err = _err(capsys, ["fit", str(sin), "--train", files["data"], "--exact-maps"])
-    assert "--exact-maps chooses how the relu, leaky_relu (α ≥ 0) and erf kernel maps take " \
-           "their arc-cosine or arcsine, but tiny_cnn has none of them (its maps: sin)" in err
+    assert "--exact-maps chooses how the relu, leaky_relu (α ≥ 0), erf and gelu kernel maps " \
+           "take their arc-cosine or arcsine, but tiny_cnn has none of them (its maps: sin)" in err
 
 
 def test_predict_by_conjugate_gradients_on_gram_matrices_on_disk(files, capsys, tmp_path,

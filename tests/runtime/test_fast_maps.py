@@ -119,10 +119,11 @@ def test_only_maps_whose_bound_holds_print_the_fast_helpers():
         code = " ".join(kernel_map(name, args).emit_jax("a", "b", "c"))
         assert ("fast_acos_ratio2" in code) == fast, (name, args)
         assert ("fast_sqrt_det2" in code) == fast, (name, args)
-    # erf: the arcsine of K⁺ only (FAST_MAP_BOUNDS["asin"] is erf's); gelu keeps atan2
-    for name, fast in [("erf", True), ("gelu", False), ("relu", False)]:
+    # erf and gelu: the arcsine only (FAST_MAP_BOUNDS["asin"] is theirs), √D stays exact
+    for name, fast in [("erf", True), ("gelu", True), ("relu", False)]:
         code = " ".join(kernel_map(name).emit_jax("a", "b", "c"))
         assert ("fast_asin_ratio2" in code) == fast, name
+        assert "asin_ratio2(" not in code.replace("fast_asin_ratio2(", ""), name
 
 
 MLP = ("network mlp\ngroup Z2\ninput 4 x 1 channels 1\nflatten\n"
@@ -217,14 +218,19 @@ def test_the_switch_changes_the_traced_program(mlp):
 
 # -- erf: K⁺ = (2/π) asin ρ', ρ' = 2k12/√((1 + 2k11)(1 + 2k22)) (docs/math/fast-maps.md) -------
 
-def _erf_nngp(fast, dtype, *args):
-    """erf's printed K⁺ at (k11, k12, k22) in ``dtype``, jitted with fast_maps=fast."""
+def _printed(name, fast, dtype, *args, part=0):
+    """The printed K⁺ (``part`` 0) or K̇ (1) of ``name`` at (k11, k12, k22) in ``dtype``,
+    jitted with fast_maps=fast, as long doubles."""
     namespace = maps.namespace("jax")
-    exec("def nngp(k11, k12, k22):\n    return "  # noqa: S102 - the printer's own output
-         + kernel_map("erf").emit_jax("k11", "k12", "k22")[0], namespace)
+    exec("def kmap(k11, k12, k22):\n    return "  # noqa: S102 - the printer's own output
+         + kernel_map(name).emit_jax("k11", "k12", "k22")[part], namespace)
     with x64_context(dtype), maps.fast_maps(fast):
-        out = jax.jit(namespace["nngp"])(*(jnp.asarray(v, dtype) for v in args))
+        out = jax.jit(namespace["kmap"])(*(jnp.asarray(v, dtype) for v in args))
         return np.asarray(out, np.longdouble)
+
+
+def _erf_nngp(fast, dtype, *args):
+    return _printed("erf", fast, dtype, *args)
 
 
 def _erf_exact(k11, k12, k22):
@@ -291,12 +297,13 @@ def test_the_erf_evaluation_bound_is_sharp_where_the_read_is_exact():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_erf_gradients_are_finite_at_the_edges(dtype):
-    """∂K⁺/∂(k11, k12, k22) of the fast erf map at a self pair, a zero variance, ρ = 0, ±1 and
-    the switch ρ' = 1/√2 are finite and match the exact map's."""
+def test_erf_and_gelu_gradients_are_finite_at_the_edges(dtype):
+    """∂K⁺/∂(k11, k12, k22) of the fast erf and gelu maps at a self pair, a zero variance,
+    ρ = 0, ±1 and erf's switch ρ' = 1/√2 are finite and match the exact maps'."""
     namespace = maps.namespace("jax")
-    exec("def nngp(k11, k12, k22):\n    return "  # noqa: S102 - the printer's own output
-         + kernel_map("erf").emit_jax("k11", "k12", "k22")[0], namespace)
+    exec("def nngp(k11, k12, k22):\n    return ({}) + ({})".format(  # noqa: S102
+        kernel_map("erf").emit_jax("k11", "k12", "k22")[0],
+        kernel_map("gelu").emit_jax("k11", "k12", "k22")[0]), namespace)
     k = 1 / (2 * (math.sqrt(2) - 1))  # a self pair with ρ' = 2k/(1 + 2k) = 1/√2
     points = np.array([[2.5, 2.5, 2.5], [0.0, 0.0, 3.0], [0.0, 0.0, 0.0], [1.0, 0.0, 4.0],
                        [1.0, -2.0, 4.0], [k, k, k], [k, -k, k], [1e-30, 1e-30, 1e-30]])
@@ -328,9 +335,23 @@ def test_the_erf_default_takes_the_fast_arcsine_in_float32_only():
         assert ("atan2" not in jaxpr) == fast, (dtype, setting)
 
 
+def test_track_precision_adds_the_bounds_of_the_helpers_a_map_takes():
+    """_reads_fast_angles: the FAST_MAP_BOUNDS rows of the fast helpers traced (float32)."""
+    for name, rows in [("relu", ("acos",)), ("erf", ("asin",)), ("gelu", ("asin",)),
+                       ("sin", ())]:
+        namespace = maps.namespace("jax")
+        exec("def nngp(k11, k12, k22):\n    return {}\n"  # noqa: S102
+             "def kdot(k11, k12, k22):\n    return {}\n".format(
+                 *kernel_map(name).emit_jax("k11", "k12", "k22")), namespace)
+        for setting, want in ((None, rows), (False, ())):
+            with maps.fast_maps(setting):
+                assert maps._reads_fast_angles(namespace["nngp"], namespace["kdot"]) == want
+
+
 ERF_MLP = MLP.replace("relu", "erf")
 
 
+@pytest.mark.slow  # a compilation and three kernel_fn traces: ~3 s
 def test_fast_and_exact_erf_kernels_agree_and_the_estimate_accounts_for_it():
     net = kernelc.compile(ERF_MLP)
     assert net.fast_map_layers  # the switch acts on erf
@@ -347,3 +368,38 @@ def test_fast_and_exact_erf_kernels_agree_and_the_estimate_accounts_for_it():
     ref = net.kernel_fn(x, dtype="float64", fast_maps=False)
     for i, name in enumerate(("nngp", "ntk")):
         assert _normalised(out[True][name], ref[name]) <= estimates[True][i]
+
+
+def test_the_fast_arcsine_is_within_its_bound_where_the_read_is_exact():
+    """fast_asin_ratio2(n, a, b) with a, b powers of 4: ρ = n/√(ab) is read exactly, so the
+    error is the arcsine's own, ≤ 6.04u (float32) of asin ρ in both branches."""
+    u = 2.0**-24
+    n = np.linspace(-1, 1, 200001, dtype=np.float32) * 8  # ρ = n/8 over [−1, 1]
+    with maps.fast_maps(True):
+        got = jax.jit(maps.fast_asin_ratio2)(jnp.asarray(n), jnp.float32(4), jnp.float32(16))
+    want = np.arcsin(np.asarray(n, np.longdouble) / 8)
+    rel = np.abs(np.asarray(got, np.longdouble) - want) / np.where(want != 0, np.abs(want), 1)
+    assert np.max(rel) <= maps.FAST_MAP_BOUNDS["asin"]["float32"][1] * u, np.max(rel) / u
+    assert got[0] == np.float32(-np.pi / 2) and got[-1] == np.float32(np.pi / 2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fast_and_exact_gelu_maps_agree_on_a_dense_grid(dtype):
+    """gelu's fast and atan2 maps run the same code but for the arcsine, whose term moves K⁺
+    and K̇ by ≤ 6.04u (float64: 215u) of their scales, plus 7u·G for the ρ' it reads
+    (docs/math/fast-maps.md); atan2's reading (~3.5u·G) and own error are allowed as much."""
+    u = float(np.finfo(dtype).eps) / 2
+    rho_err, own, _ = maps.FAST_MAP_BOUNDS["asin"][dtype]
+    k11, k12, k22 = _erf_grid(dtype)
+    a, b = 1 + np.asarray(k11, np.longdouble), 1 + np.asarray(k22, np.longdouble)
+    rho_m = np.sqrt(k11 * k22 / (a * b))
+    gain = 2 / np.pi * rho_m / np.sqrt(1 - rho_m**2)  # G of docs/math/fast-maps.md
+    for part in (0, 1):
+        fast, exact = (_printed("gelu", f, dtype, k11, k12, k22, part=part) for f in (True, False))
+        k = np.concatenate([k11, k22])
+        diag = _printed("gelu", False, dtype, k, k, k, part=part)
+        scale = np.sqrt(np.abs(diag[:k11.size] * diag[k11.size:]))
+        assert np.all(np.isfinite(fast)) and np.all(fast[k12 == 0] == exact[k12 == 0])
+        inside = scale > 0
+        diff = (np.abs(fast - exact)[inside] / scale[inside] / u)
+        assert np.all(diff <= 2 * (own + rho_err * gain[inside])), (part, np.max(diff))
