@@ -236,7 +236,13 @@ def main() -> None:
         print(f"    {helper!r}: {{" + ", ".join(f"{d!r}: {b!r}" for d, b in rows.items()) + "},")
     print("}")
     ks = (0.01, 0.1, 1.0, 4.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+    grid = np.logspace(-6, 6, 400)
+    k11, k22 = np.meshgrid(grid, grid)
     for name in ("erf", "gelu"):
+        top = np.maximum(k11, k22)
+        worst = float(np.max(asin_gain(name, k11, k22) / asin_gain(name, top, top)))
+        print(f"# {name}: max G(k11, k22)/G(k, k), k = max(k11, k22), on a 400×400 grid over "
+              f"1e-6…1e6: {worst:.6f}")
         print(f"# {name}: the read error 7u of ρ' moves the kernel by ≤ 7u·G(k11, k22) of its "
               "scale (atan2's ~3.5u by ≤ 3.5u·G); at k11 = k22 = k:")
         print("#   k                " + "".join(f"{k:>9g}" for k in ks))
