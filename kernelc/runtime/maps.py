@@ -457,13 +457,17 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     order, chain[1] = chain[1], chain[1] + 1
     before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
     fast = _reads_fast_angles(nngp, kdot) if kind != "quadrature" else ()
+    read_k = np.float32(0)  # the fast ρ read of a K⁺ whose K̇ takes no fast angle (erf)
     if fast:
         # the fast maps' proven errors (FAST_MAP_BOUNDS, the worst of the helpers the map
         # takes), added in quadrature to the calibrated roundings: the ρ they read (6u, 7u)
         # and their evaluation (the larger of K⁺'s and K̇'s)
         rho_err, kdot_err, nngp_err = (max(FAST_MAP_BOUNDS[h]["float32"][i] for h in fast)
                                        for i in range(3))
-        before = np.float32(math.hypot(PRECISION_ROUNDING[0], rho_err) * 2.0 ** -24)
+        if _reads_fast_angles(kdot):  # K̇ reads the fast ρ too: it widens both windows
+            before = np.float32(math.hypot(PRECISION_ROUNDING[0], rho_err) * 2.0 ** -24)
+        else:  # only K⁺ reads it: slope · read, added to the NNGP's error below
+            read_k = np.float32(rho_err * 2.0 ** -24)
         after = np.float32(math.hypot(PRECISION_ROUNDING[1], max(kdot_err, nngp_err))
                            * 2.0 ** -24)
     k11, k12, k22 = (jnp.asarray(a, dtype) for a in (k11, k12, k22))
@@ -500,7 +504,7 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         if want_ntk:
             d_lo = jnp.abs(kdot(one, jnp.maximum(hi - e_in, 0), one))
             gain = safe_div(jnp.abs(d_hi - d_lo), jnp.abs(kdot(one, one, one)))
-        e_k_out = jnp.sqrt((slope * e_in) ** 2 + after * after)
+        e_k_out = jnp.sqrt((slope * e_in) ** 2 + (slope * read_k) ** 2 + after * after)
     else:  # every entry its own window; an exact one only that of its arguments' rounding
         a12, width = jnp.abs(k12), column(e_in)
         if self_pairs:
@@ -529,7 +533,8 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
             d_hi = jnp.abs(kdot(k11, hi, k22))
         stretched = d_hi * safe_div(s1, safe_sqrt(v1)) * safe_div(s2, safe_sqrt(v2))
         slope = per_pair(stretched)
-        e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2 + after * after)
+        e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2 + (slope * read_k) ** 2
+                           + after * after)
         if want_ntk:
             if kind != "quadrature":
                 d_lo = jnp.abs(kdot(k11, lo, k22))
