@@ -21,9 +21,9 @@
   first: k11·k22 of tiny inputs (1e-10 in float32, 1e-78 in float64) no longer underflows, and
   a self pair (a = b = n) still gives exactly 1·1 − 1² = 0;
 * the helpers named in ``fast_angles`` (``KernelMap.fast_angles``: ``acos_ratio2`` and
-  ``sqrt_det2`` for relu and leaky_relu(α ≥ 0), ``asin_ratio2`` for erf and gelu) print as their fast
-  twins ``fast_acos_ratio2``, ``fast_sqrt_det2``, ``fast_asin_ratio2``: the same values, by a
-  polynomial arc-cosine/arcsine when kernel_fn's ``fast_maps`` allows it
+  ``sqrt_det2`` for relu and leaky_relu(α ≥ 0), ``asin_ratio2`` for erf and gelu) print as
+  their fast twins ``fast_acos_ratio2``, ``fast_sqrt_det2``, ``fast_asin_ratio2``: the same
+  values, by a polynomial arc-cosine/arcsine when kernel_fn's ``fast_maps`` allows it
   (docs/math/fast-maps.md);
 * ``erf`` -> ``jsp.erf``, ``pi`` -> ``jnp.pi``, ``Max`` -> ``jnp.maximum``, ``Piecewise`` ->
   ``jnp.where`` ...
@@ -166,8 +166,8 @@ class JaxKernelPrinter(StrPrinter):
                 p, m = det
                 pair = _two_factors(p)
                 root = (f"sqrt_det({self._print(p)}, {self._print(m)})" if pair is None else
-                        f"{self._fast('sqrt_det2')}sqrt_det2({self._print(pair[0])}, {self._print(pair[1])}, "
-                        f"{self._print(m)})")
+                        f"{self._fast('sqrt_det2')}sqrt_det2({self._print(pair[0])}, "
+                        f"{self._print(pair[1])}, {self._print(m)})")
             else:
                 root = f"safe_sqrt({self._print(base)})"
             return root if e.p == 1 else f"{root}**{e.p}"
@@ -200,8 +200,8 @@ class JaxKernelPrinter(StrPrinter):
                 # ratio k12/√(k11 k22) loses half the digits (√eps error on the diagonal)
                 pair = _two_factors(q)
                 if pair is not None:  # q = a·b: scaled, so that tiny variances do not underflow
-                    return (f"{self._fast(name + '_ratio2')}{name}_ratio2({self._print(num)}, {self._print(pair[0])}, "
-                            f"{self._print(pair[1])})")
+                    return (f"{self._fast(name + '_ratio2')}{name}_ratio2({self._print(num)}, "
+                            f"{self._print(pair[0])}, {self._print(pair[1])})")
                 return f"{name}_ratio({self._print(num)}, {self._print(q)})"
             return f"{_GUARDED_FUNCTIONS[name]}({args})"
         raise SpecError(f"no JAX translation for the function '{name}'",

@@ -2,7 +2,8 @@
 
 The expressions :func:`kernelc.ir.jax_printer.jax_code` prints call these functions by
 name: ``safe_sqrt``/``safe_div`` guard the variances, ``acos_ratio``/``asin_ratio`` (and their
-scaled forms ``*2``) evaluate the angle of a correlation n/√q without cancellation, and
+scaled forms ``*2``) evaluate the angle of a correlation n/√q without cancellation (their
+``fast_*`` twins by a minimax polynomial, docs/math/fast-maps.md), and
 ``gauss_hermite_2d`` computes E[φ(u)φ(v)] for maps without a closed form (docs/math/rules.md);
 ``track_precision`` estimates the float32 rounding error after each map (docs/precision.md).
 
@@ -186,14 +187,15 @@ _FAST_ANGLE_CALLS = {"acos": 0, "asin": 0}
 
 
 class fast_maps:
-    """``with fast_maps(setting):`` traces fast_acos_ratio2/fast_sqrt_det2 inside the block by
-    the polynomial or as acos_ratio2/sqrt_det2: ``None`` (the default outside any block) fast
-    in float32 only, ``True`` in float32 and float64, ``False`` never. kernel_fn jit-compiles
-    its passes once for each setting. float64 is not fast by default: its proven evaluation
-    bound (6e-15) is far below 1e-13, but the fast map reads the correlation with up to 6
-    roundoffs instead of ~2.5, which at the square-root edge of ρ = 1 moves K̇ by up to
-    √(12u)/π ≈ 1.2e-8 where atan2's path can be exact (docs/math/fast-maps.md). Only JAX code
-    is affected: the numpy float64 reference always takes the exact helpers."""
+    """``with fast_maps(setting):`` traces fast_acos_ratio2/fast_asin_ratio2/fast_sqrt_det2
+    inside the block by the polynomial or as acos_ratio2/asin_ratio2/sqrt_det2: ``None`` (the
+    default outside any block) fast in float32 only, ``True`` in float32 and float64, ``False``
+    never. kernel_fn jit-compiles its passes once for each setting. float64 is not fast by
+    default: the relu map's proven evaluation bound (6e-15) is far below 1e-13, but it reads
+    the correlation with up to 6 roundoffs instead of ~2.5, which at the square-root edge of
+    ρ = 1 moves K̇ by up to √(12u)/π ≈ 1.2e-8 where atan2's path can be exact; erf and gelu
+    follow the same rule (docs/math/fast-maps.md). Only JAX code is affected: the numpy
+    float64 reference always takes the exact helpers."""
 
     def __init__(self, setting):
         if setting not in (None, True, False):
@@ -266,12 +268,12 @@ def fast_acos_ratio2(n, a, b):
 def fast_asin_ratio2(n, a, b):
     """arcsin(n/√(ab)) like :func:`asin_ratio2` (exact ±π/2 at a self pair), with the angle
     from :func:`asin_poly` instead of atan2 when fast maps are on (docs/math/fast-maps.md,
-    "The fast arcsine of erf"):
+    "The fast arcsine of erf and gelu"):
 
         ψ = sign(ρ)·p (σ ≥ |ρ|, p = asin|ρ|),   sign(ρ)·(π/2 − p) (σ < |ρ|, p = asin σ),
 
     so asin is only evaluated on [0, 1/√2] and the edge |ρ| → 1 comes from σ, as in
-    fast_acos_ratio2 (whose σ XLA shares with fast_sqrt_det2's). Otherwise (numpy, fast maps
+    fast_acos_ratio2. Otherwise (numpy, fast maps
     off, a dtype other than float32/float64): asin_ratio2."""
     if _fast_dtype(n, a, b) is None:
         return asin_ratio2(n, a, b)
