@@ -319,19 +319,20 @@ def test_erf_and_gelu_gradients_are_finite_at_the_edges(dtype):
                                else 1e-10, atol=1e-6)
 
 
-def test_the_erf_default_takes_the_fast_arcsine_in_float32_only():
+@pytest.mark.parametrize("name", ["erf", "gelu"])
+def test_the_default_takes_the_fast_arcsine_in_float32_only(name):
     """fast_maps None: fast_asin_ratio2 by the polynomial in float32, atan2 in float64; True:
-    both; False: atan2 in both. K̇ = 4/(π√D) never takes an angle."""
+    both; False: atan2 in both (K⁺ and K̇ traced together)."""
     args = (np.float64(1.0), np.float64(0.3), np.float64(2.0))
+    namespace = maps.namespace("jax")
+    exec("def kmap(k11, k12, k22):\n    return "  # noqa: S102
+         + ", ".join(kernel_map(name).emit_jax("k11", "k12", "k22")), namespace)
     for dtype, setting, fast in [("float32", None, True), ("float32", True, True),
                                  ("float32", False, False), ("float64", None, False),
                                  ("float64", True, True), ("float64", False, False)]:
-        namespace = maps.namespace("jax")
-        exec("def erf(k11, k12, k22):\n    return "  # noqa: S102
-             + ", ".join(kernel_map("erf").emit_jax("k11", "k12", "k22")), namespace)
         with x64_context(dtype), maps.fast_maps(setting):
-            jaxpr = str(jax.make_jaxpr(namespace["erf"])(*(jnp.asarray(a, dtype)
-                                                            for a in args)))
+            jaxpr = str(jax.make_jaxpr(namespace["kmap"])(*(jnp.asarray(a, dtype)
+                                                             for a in args)))
         assert ("atan2" not in jaxpr) == fast, (dtype, setting)
 
 
