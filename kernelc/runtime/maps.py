@@ -458,7 +458,10 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         chain = _PRECISION_CHAINS[id(scope)] = [scope, 0, None, None, None]
     order, chain[1] = chain[1], chain[1] + 1
     before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
-    fast = _reads_fast_angles(nngp, kdot) if kind != "quadrature" else ()
+    # the fast helpers K̇ and K⁺ take (each traced once: JAX caches eval_shape per function)
+    fast_t = _reads_fast_angles(kdot) if kind != "quadrature" else ()
+    fast = tuple(sorted(set(fast_t) | set(_reads_fast_angles(nngp) if kind != "quadrature"
+                                          else ())))
     read_k = np.float32(0)  # the fast ρ read of a K⁺ whose K̇ takes no fast angle (erf)
     if fast:
         # the fast maps' proven errors (FAST_MAP_BOUNDS, the worst of the helpers the map
@@ -466,7 +469,7 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         # and their evaluation (the larger of K⁺'s and K̇'s)
         rho_err, kdot_err, nngp_err = (max(FAST_MAP_BOUNDS[h]["float32"][i] for h in fast)
                                        for i in range(3))
-        if _reads_fast_angles(kdot):  # K̇ reads the fast ρ too: it widens both windows
+        if fast_t:  # K̇ reads the fast ρ too: it widens both windows
             before = np.float32(math.hypot(PRECISION_ROUNDING[0], rho_err) * 2.0 ** -24)
         else:  # only K⁺ reads it: slope · read, added to the NNGP's error below
             read_k = np.float32(rho_err * 2.0 ** -24)
@@ -559,7 +562,8 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
 def _reads_fast_angles(*fns):
     """The fast helpers ("acos", "asin": FAST_MAP_BOUNDS' rows) that tracing the maps ``fns``
     at scalars takes with fast maps on, sorted; empty when none: what track_precision then adds
-    to its roundings. Traced only, not run."""
+    to its roundings. Traced only, not run; JAX caches eval_shape per function object, so a
+    function is only traced (and counted) at its first call: pass each one once."""
     import jax
     before = dict(_FAST_ANGLE_CALLS)
     one = jnp.ones((), jnp.float32)

@@ -331,8 +331,9 @@ def test_the_default_takes_the_fast_arcsine_in_float32_only(name):
                                  ("float32", False, False), ("float64", None, False),
                                  ("float64", True, True), ("float64", False, False)]:
         with x64_context(dtype), maps.fast_maps(setting):
-            jaxpr = str(jax.make_jaxpr(namespace["kmap"])(*(jnp.asarray(a, dtype)
-                                                             for a in args)))
+            # a new function each time: JAX caches the trace of the same one
+            jaxpr = str(jax.make_jaxpr(lambda *k: namespace["kmap"](*k))(
+                *(jnp.asarray(a, dtype) for a in args)))
         assert ("atan2" not in jaxpr) == fast, (dtype, setting)
 
 
@@ -345,8 +346,9 @@ def test_track_precision_adds_the_bounds_of_the_helpers_a_map_takes():
              "def kdot(k11, k12, k22):\n    return {}\n".format(
                  *kernel_map(name).emit_jax("k11", "k12", "k22")), namespace)
         for setting, want in ((None, rows), (False, ())):
-            with maps.fast_maps(setting):
-                assert maps._reads_fast_angles(namespace["nngp"], namespace["kdot"]) == want
+            with maps.fast_maps(setting):  # new functions: JAX caches eval_shape per function
+                assert maps._reads_fast_angles(lambda *k: namespace["nngp"](*k),
+                                               lambda *k: namespace["kdot"](*k)) == want
 
 
 ERF_MLP = MLP.replace("relu", "erf")
@@ -377,7 +379,8 @@ def test_the_fast_arcsine_is_within_its_bound_where_the_read_is_exact():
     u = 2.0**-24
     n = np.linspace(-1, 1, 200001, dtype=np.float32) * 8  # ρ = n/8 over [−1, 1]
     with maps.fast_maps(True):
-        got = jax.jit(maps.fast_asin_ratio2)(jnp.asarray(n), jnp.float32(4), jnp.float32(16))
+        got = jax.jit(lambda *a: maps.fast_asin_ratio2(*a))(jnp.asarray(n), jnp.float32(4),
+                                                            jnp.float32(16))
     want = np.arcsin(np.asarray(n, np.longdouble) / 8)
     rel = np.abs(np.asarray(got, np.longdouble) - want) / np.where(want != 0, np.abs(want), 1)
     assert np.max(rel) <= maps.FAST_MAP_BOUNDS["asin"]["float32"][1] * u, np.max(rel) / u
@@ -404,3 +407,26 @@ def test_fast_and_exact_gelu_maps_agree_on_a_dense_grid(dtype):
         inside = scale > 0
         diff = (np.abs(fast - exact)[inside] / scale[inside] / u)
         assert np.all(diff <= 2 * (own + rho_err * gain[inside])), (part, np.max(diff))
+
+
+def test_the_fast_read_widens_the_ntk_window_only_where_kdot_reads_it():
+    """track_precision: relu's K̇ reads the fast angle, so its NTK window widens (6u with the
+    calibrated 4u); erf's K̇ = 4/(π√D) does not, so only its NNGP error grows (slope × 7u)."""
+    k11 = jnp.ones((1, 4), jnp.float32)
+    k12 = jnp.asarray([[0.5, 0.9, 0.999, 1 - 1e-5]], jnp.float32)
+    for name, ntk_grows in (("relu", True), ("erf", False)):
+        kmap = kernel_map(name)
+        est = {}
+        for setting in (None, False):
+            namespace = maps.namespace("jax")  # new functions: eval_shape caches per function
+            exec("def nngp(k11, k12, k22):\n    return {}\n"  # noqa: S102
+                 "def kdot(k11, k12, k22):\n    return {}\n".format(
+                     *kmap.emit_jax("k11", "k12", "k22")), namespace)
+            maps.PRECISION_ESTIMATES.clear()
+            with maps.fast_maps(setting):
+                maps.track_precision(name, namespace["nngp"], namespace["kdot"], k11, k12, k11,
+                                     True, object(), False, kmap.precision_kind)
+            jax.effects_barrier()
+            est[setting] = maps.PRECISION_ESTIMATES[(0, name)]  # e_k, e_t, slope, gain
+        assert est[None][0] > est[False][0], name  # the NNGP's error grows in both
+        assert (est[None][3] > 1.2 * est[False][3]) == ntk_grows, (name, est)
