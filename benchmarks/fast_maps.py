@@ -5,9 +5,9 @@
    (atan2) vs fast (polynomial, docs/math/fast-maps.md), next to a plain elementwise op with
    the same traffic (read K, Θ; write two arrays). Alternated, best and median of --repeats.
    Then erf's and gelu's maps the same way (their printed code, the arcsine by atan2 or by the
-   polynomial, docs/math/fast-maps.md, "The fast arcsine of erf and gelu"), and gelu with the
-   fast determinant as well (not used by kernelc: its rational part is not analysed), to show
-   what is left.
+   polynomial, docs/math/fast-maps.md, "The fast arcsine of erf and gelu"), and both with the
+   fast determinant as well (not used by kernelc: erf's K̇ gains nothing from it, gelu's
+   rational part is not analysed), to show what is left.
 2. The p4 network of benchmarks/identities.py (N images 16×16×3, lift 3×3, relu,
    2 × (gconv 3×3, relu), group pool, dense; NNGP + NTK Gram, float32) end to end with
    kernel_fn(fast_maps=False) and with the default (fast in float32), alternated; wall and
@@ -118,6 +118,8 @@ def bench_arcsine(entries: int, repeats: int) -> None:
     variants = {
         "erf exact (atan2)": (kernel_map("erf"), False),
         "erf fast (default)": (kernel_map("erf"), None),
+        "erf fast, fast √D": (dataclasses.replace(
+            kernel_map("erf"), fast_angles=("asin_ratio2", "sqrt_det2")), None),
         "gelu exact (atan2)": (gelu, False),
         "gelu fast (default)": (gelu, None),
         "gelu fast, fast √D": (dataclasses.replace(

@@ -161,18 +161,12 @@ FAST_ASIN_FLOAT64 = (
     -1.3193247161851143,
     0.4441770100874882,
 )
-#: proven bounds of the fast maps in units of the dtype's unit roundoff u (2^-24, 2^-53),
-#: printed by benchmarks/fast_maps_remez.py (docs/math/fast-maps.md), by the fast helper a map
-#: takes, then dtype: (the relative error of the correlation it reads, the error of K̇ and of K⁺
-#: at that correlation relative to √(K(x,x) K(x',x'))).
-#: "acos" (fast_acos_ratio2, fast_sqrt_det2; "The theorem"): relu and every KernelMap with
-#: TWO_SLOPE_FAST (gain ≤ 1). float32: 6u, 2.13u, 2.97u (≈1.5 ulp of the kernel's scale);
-#: float64: 6u, 6.0e-15, 6.0e-15.
-#: "asin" (fast_asin_ratio2; "The fast arcsine of erf and gelu"): erf (K⁺ 7.51u; its K̇ takes
-#: no angle) and gelu (its arcsine term moves K⁺ and K̇ by ≤ 6.04u of their scales; the rest
-#: of its code is the exact maps'): the ρ' (2k12/√((1+2k11)(1+2k22)), k12/√((1+k11)(1+k22)))
-#: they read 7u. float64: 7u, 2.4e-14. The read error's effect grows with the variances (the
-#: doc's G(k11, k22)), as atan2's does.
+#: proven bounds of the fast maps in units of the dtype's unit roundoff u (2^-24, 2^-53), printed
+#: by benchmarks/fast_maps_remez.py (docs/math/fast-maps.md), by helper and dtype: (the relative
+#: error of the correlation read, the error of K̇ and of K⁺ relative to √(K(x,x) K(x',x'))).
+#: "acos" (fast_acos_ratio2, fast_sqrt_det2): relu and the maps with TWO_SLOPE_FAST (gain ≤ 1);
+#: "asin" (fast_asin_ratio2): erf (K⁺ 7.51u; its K̇ takes no angle) and gelu (its arcsine term,
+#: ≤ 6.04u on K⁺ and K̇), whose read error's effect grows with the variances (as atan2's).
 FAST_MAP_BOUNDS = {
     'acos': {'float32': (6.0, 2.13, 2.97), 'float64': (6.0, 54.36, 54.4)},
     'asin': {'float32': (7.0, 6.04, 7.51), 'float64': (7.0, 215.32, 216.67)},
@@ -181,8 +175,7 @@ FAST_MAP_BOUNDS = {
 #: which dtypes take the fast maps, read at trace time (kernel_fn(fast_maps=...) sets it):
 #: None (the default) float32 only, True float32 and float64, False none
 _FAST_MAPS = [None]
-#: trace-time count of the fast angles traced, by helper ("acos": fast_acos_ratio2, "asin":
-#: fast_asin_ratio2): track_precision reads which ones a map takes (_reads_fast_angles)
+#: trace-time count of fast angles by helper (track_precision reads it: _reads_fast_angles)
 _FAST_ANGLE_CALLS = {"acos": 0, "asin": 0}
 
 
@@ -459,19 +452,18 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     order, chain[1] = chain[1], chain[1] + 1
     before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
     # the fast helpers K̇ and K⁺ take (each traced once: JAX caches eval_shape per function)
-    fast_t = _reads_fast_angles(kdot) if kind != "quadrature" else ()
-    fast = tuple(sorted(set(fast_t) | set(_reads_fast_angles(nngp) if kind != "quadrature"
-                                          else ())))
+    fast_t, fast_k = (_reads_fast_angles(f) if kind != "quadrature" else () for f in (kdot, nngp))
     read_k = np.float32(0)  # the fast ρ read of a K⁺ whose K̇ takes no fast angle (erf)
-    if fast:
+    if fast_t or fast_k:
         # the fast maps' proven errors (FAST_MAP_BOUNDS, the worst of the helpers the map
-        # takes), added in quadrature to the calibrated roundings: the ρ they read (6u, 7u)
-        # and their evaluation (the larger of K⁺'s and K̇'s)
-        rho_err, kdot_err, nngp_err = (max(FAST_MAP_BOUNDS[h]["float32"][i] for h in fast)
-                                       for i in range(3))
-        if fast_t:  # K̇ reads the fast ρ too: it widens both windows
+        # takes), added in quadrature to the calibrated roundings: the ρ they read (6u, 7u;
+        # both windows where K̇ reads it, else slope · read on the NNGP's error below) and
+        # their evaluation (the larger of K⁺'s and K̇'s)
+        rho_err, kdot_err, nngp_err = (max(FAST_MAP_BOUNDS[h]["float32"][i]
+                                           for h in set(fast_t + fast_k)) for i in range(3))
+        if fast_t:
             before = np.float32(math.hypot(PRECISION_ROUNDING[0], rho_err) * 2.0 ** -24)
-        else:  # only K⁺ reads it: slope · read, added to the NNGP's error below
+        else:
             read_k = np.float32(rho_err * 2.0 ** -24)
         after = np.float32(math.hypot(PRECISION_ROUNDING[1], max(kdot_err, nngp_err))
                            * 2.0 ** -24)
@@ -561,9 +553,8 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
 
 def _reads_fast_angles(*fns):
     """The fast helpers ("acos", "asin": FAST_MAP_BOUNDS' rows) that tracing the maps ``fns``
-    at scalars takes with fast maps on, sorted; empty when none: what track_precision then adds
-    to its roundings. Traced only, not run; JAX caches eval_shape per function object, so a
-    function is only traced (and counted) at its first call: pass each one once."""
+    at scalars takes with fast maps on, sorted (empty: none). Traced only, not run; JAX caches
+    eval_shape per function object, so pass each function once."""
     import jax
     before = dict(_FAST_ANGLE_CALLS)
     one = jnp.ones((), jnp.float32)
