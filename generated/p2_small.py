@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
 from kernelc.runtime.stencils import reduced_stencil, with_theta
-from kernelc.runtime.maps import asin_ratio2, safe_div, sqrt_det2, track_precision
+from kernelc.runtime.maps import fast_asin_ratio2, safe_div, sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
 
@@ -73,10 +73,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_lift1),) * 2
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
-    k_erf1 = 2*asin_ratio2(2*k_lift1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
+    k_erf1 = 2*fast_asin_ratio2(2*k_lift1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
     # float32: estimate the rounding error after erf1 (docs/precision.md)
     track_precision('erf1 (line 7)',
-                    lambda k11, k12, k22: 2*asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
+                    lambda k11, k12, k22: 2*fast_asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
                     lambda k11, k12, k22: safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k12)),  # K̇
                     k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'smooth')
     if want_ntk:
@@ -92,10 +92,10 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_gconv1),) * 2
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
-    k_erf2 = 2*asin_ratio2(2*k_gconv1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
+    k_erf2 = 2*fast_asin_ratio2(2*k_gconv1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
     # float32: estimate the rounding error after erf2 (docs/precision.md)
     track_precision('erf2 (line 9)',
-                    lambda k11, k12, k22: 2*asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
+                    lambda k11, k12, k22: 2*fast_asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
                     lambda k11, k12, k22: safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k12)),  # K̇
                     k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'smooth')
     if want_ntk:

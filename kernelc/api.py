@@ -200,8 +200,8 @@ class CompiledKernel:
     def fast_map_layers(self) -> tuple:
         """The nonlinearity layers whose kernel maps ``kernel_fn(fast_maps=...)`` switches: those
         with a map whose proven fast-angle bound holds (``KernelMap.fast_angles``: relu,
-        leaky_relu(α ≥ 0); docs/math/fast-maps.md), in program order. Empty: ``fast_maps``
-        changes nothing for this network (the CLI's --fast-maps/--exact-maps refuse it)."""
+        leaky_relu(α ≥ 0), erf, gelu; docs/math/fast-maps.md), in program order. Empty:
+        ``fast_maps`` changes nothing for this network (the CLI's --fast-maps/--exact-maps refuse it)."""
         return tuple(nd.name for nd in self.derivation.nodes
                      if nd.formulas is not None
                      and any(getattr(m, "fast_angles", False) for m in nd.formulas.reduced))

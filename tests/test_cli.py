@@ -117,12 +117,12 @@ def test_kernel_fast_and_exact_maps_switch_the_traced_arc_cosine(capsys, tmp_pat
     spec.write_text(MLP.format("relu"))
     traced, grams = {}, {}
     for dtype, flag in (("float64", "--fast-maps"), ("float32", "--exact-maps")):
-        before = maps._FAST_ANGLE_CALLS[0]
+        before = sum(maps._FAST_ANGLE_CALLS.values())
         out = tmp_path / f"{dtype}.npz"
         code, _, err = run(capsys, "kernel", str(spec), "--random", "6", "--dtype", dtype, flag,
                            "--out", str(out))
         assert code == 0, err
-        traced[flag] = maps._FAST_ANGLE_CALLS[0] - before
+        traced[flag] = sum(maps._FAST_ANGLE_CALLS.values()) - before
         grams[flag] = dict(np.load(out))
     assert traced["--fast-maps"] > 0 and traced["--exact-maps"] == 0
     for name in ("nngp", "ntk"):
@@ -132,14 +132,14 @@ def test_kernel_fast_and_exact_maps_switch_the_traced_arc_cosine(capsys, tmp_pat
 
 
 def test_fast_maps_flags_are_refused_where_they_change_nothing(capsys, tmp_path):
-    spec = tmp_path / "erf.kc"
-    spec.write_text(MLP.format("erf"))
+    spec = tmp_path / "sin.kc"
+    spec.write_text(MLP.format("sin"))
     for flag in ("--fast-maps", "--exact-maps"):
         code, _, err = run(capsys, "kernel", str(spec), "--random", "2", flag)
         assert code == 2 and err.strip() == (
-            f"input error: {flag} chooses how the relu and leaky_relu (α ≥ 0) kernel maps take "
-            f"their arc-cosine, but mlp has none of them (its maps: erf), so the flag changes "
-            f"nothing: drop {flag}")
+            f"input error: {flag} chooses how the relu, leaky_relu (α ≥ 0), erf and gelu kernel "
+            f"maps take their arc-cosine or arcsine, but mlp has none of them (its maps: sin), so "
+            f"the flag changes nothing: drop {flag}")
     with pytest.raises(SystemExit):  # argparse: one or the other
         run(capsys, "kernel", str(spec), "--random", "2", "--fast-maps", "--exact-maps")
     assert "argument --exact-maps: not allowed with argument --fast-maps" in \

@@ -20,9 +20,10 @@
   ``acos_ratio2(n, a, b)``, ``asin_ratio2(n, a, b)`` divide everything by c = max(|a|, |b|)
   first: k11·k22 of tiny inputs (1e-10 in float32, 1e-78 in float64) no longer underflows, and
   a self pair (a = b = n) still gives exactly 1·1 − 1² = 0;
-* with ``fast_angles`` (relu and leaky_relu(α ≥ 0), ``KernelMap.fast_angles``),
-  ``acos_ratio2``/``sqrt_det2`` print as ``fast_acos_ratio2``/``fast_sqrt_det2``: the same
-  values, by a polynomial arc-cosine when kernel_fn's ``fast_maps`` allows it
+* the helpers named in ``fast_angles`` (``KernelMap.fast_angles``: ``acos_ratio2`` and
+  ``sqrt_det2`` for relu and leaky_relu(α ≥ 0), ``asin_ratio2`` for erf and gelu) print as
+  their fast twins ``fast_acos_ratio2``, ``fast_sqrt_det2``, ``fast_asin_ratio2``: the same
+  values, by a polynomial arc-cosine/arcsine when kernel_fn's ``fast_maps`` allows it
   (docs/math/fast-maps.md);
 * ``erf`` -> ``jsp.erf``, ``pi`` -> ``jnp.pi``, ``Max`` -> ``jnp.maximum``, ``Piecewise`` ->
   ``jnp.where`` ...
@@ -106,7 +107,7 @@ class JaxKernelPrinter(StrPrinter):
     """StrPrinter that writes guarded ``jnp`` code; ``names`` maps each sympy Symbol to a variable."""
 
     printmethod = "_kernelc_jax"
-    _default_settings = dict(StrPrinter._default_settings, names=None, fast_angles=False)
+    _default_settings = dict(StrPrinter._default_settings, names=None, fast_angles=())
 
     # -- atoms -------------------------------------------------------------------------------
     def _print_Symbol(self, expr):
@@ -165,8 +166,8 @@ class JaxKernelPrinter(StrPrinter):
                 p, m = det
                 pair = _two_factors(p)
                 root = (f"sqrt_det({self._print(p)}, {self._print(m)})" if pair is None else
-                        f"{self._fast}sqrt_det2({self._print(pair[0])}, {self._print(pair[1])}, "
-                        f"{self._print(m)})")
+                        f"{self._fast('sqrt_det2')}sqrt_det2({self._print(pair[0])}, "
+                        f"{self._print(pair[1])}, {self._print(m)})")
             else:
                 root = f"safe_sqrt({self._print(base)})"
             return root if e.p == 1 else f"{root}**{e.p}"
@@ -179,11 +180,11 @@ class JaxKernelPrinter(StrPrinter):
             return super()._print_Mul(expr)
         return f"safe_div({self._print(num)}, {self._print(den)})"
 
-    @property
-    def _fast(self) -> str:
-        # fast_angles: the helpers' fast twins (fast_acos_ratio2, fast_sqrt_det2), which take a
-        # polynomial angle when kernel_fn's fast_maps is on (docs/math/fast-maps.md)
-        return "fast_" if self._settings["fast_angles"] else ""
+    def _fast(self, helper: str) -> str:
+        # the helpers the map's entry names in fast_angles print as their fast twins
+        # (fast_acos_ratio2, ...), which take a polynomial angle when kernel_fn's fast_maps is
+        # on (docs/math/fast-maps.md)
+        return "fast_" if helper in self._settings["fast_angles"] else ""
 
     # -- functions ---------------------------------------------------------------------------
     def _print_Function(self, expr):
@@ -199,9 +200,8 @@ class JaxKernelPrinter(StrPrinter):
                 # ratio k12/√(k11 k22) loses half the digits (√eps error on the diagonal)
                 pair = _two_factors(q)
                 if pair is not None:  # q = a·b: scaled, so that tiny variances do not underflow
-                    fast = self._fast if name == "acos" else ""
-                    return (f"{fast}{name}_ratio2({self._print(num)}, {self._print(pair[0])}, "
-                            f"{self._print(pair[1])})")
+                    return (f"{self._fast(name + '_ratio2')}{name}_ratio2({self._print(num)}, "
+                            f"{self._print(pair[0])}, {self._print(pair[1])})")
                 return f"{name}_ratio({self._print(num)}, {self._print(q)})"
             return f"{_GUARDED_FUNCTIONS[name]}({args})"
         raise SpecError(f"no JAX translation for the function '{name}'",
@@ -270,15 +270,23 @@ def _double(expr) -> str:
     return repr(value)
 
 
-def jax_code(expr: sympy.Expr, names: dict, fast_angles: bool = False) -> str:
+#: the helpers of kernelc.runtime.maps with a fast twin fast_<name> (docs/math/fast-maps.md)
+FAST_HELPERS = ("acos_ratio2", "asin_ratio2", "sqrt_det2")
+
+
+def jax_code(expr: sympy.Expr, names: dict, fast_angles: tuple = ()) -> str:
     """Guarded JAX source text of ``expr``; ``names[symbol]`` is the variable each symbol reads.
-    ``fast_angles``: print ``acos_ratio2``/``sqrt_det2`` as ``fast_acos_ratio2``/
-    ``fast_sqrt_det2`` (for the maps whose proven fast-angle bound holds, see
+    ``fast_angles``: the helpers (``"acos_ratio2"``, ``"asin_ratio2"``, ``"sqrt_det2"``) to print
+    as their fast twins ``fast_*`` (for the maps whose proven fast-angle bound holds, see
     :class:`kernelc.rules.nonlinearities.KernelMap`)."""
-    return _jax_code(sympy.sympify(expr, strict=True), tuple(names.items()), bool(fast_angles))
+    unknown = set(fast_angles) - set(FAST_HELPERS)
+    if unknown:
+        raise ValueError(f"no fast twin of {sorted(unknown)}; known: {FAST_HELPERS}")
+    return _jax_code(sympy.sympify(expr, strict=True), tuple(names.items()),
+                     tuple(sorted(fast_angles)))
 
 
 @functools.lru_cache(maxsize=4096)
-def _jax_code(expr: sympy.Expr, names: tuple, fast_angles: bool = False) -> str:
+def _jax_code(expr: sympy.Expr, names: tuple, fast_angles: tuple = ()) -> str:
     # cached: a stack of 3,000 relu layers prints the same two maps 3,000 times
     return JaxKernelPrinter({"names": dict(names), "fast_angles": fast_angles}).doprint(expr)

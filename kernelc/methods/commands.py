@@ -72,12 +72,14 @@ def add_map_options(p):
     maps = p.add_mutually_exclusive_group()
     maps.add_argument("--fast-maps", dest="fast_maps", action="store_const", const=True,
                       default=None,
-                      help="relu/leaky_relu kernel maps take their arc-cosine from a minimax "
-                           "polynomial in float64 too (proven error ≤ 3 roundoffs of the dtype "
-                           "relative to √(K(x,x)K(x',x')), docs/math/fast-maps.md); by default "
-                           "the polynomial is used in float32 and atan2 in float64")
+                      help="relu/leaky_relu kernel maps take their arc-cosine (erf/gelu: "
+                           "arcsine) from a minimax polynomial, in float64 too (proven error ≤ 3 "
+                           "(erf, gelu: 7.5) roundoffs of the dtype relative to "
+                           "√(K(x,x)K(x',x')), docs/math/fast-maps.md); by default the "
+                           "polynomial is used for relu/leaky_relu in float32 and atan2 "
+                           "otherwise")
     maps.add_argument("--exact-maps", dest="fast_maps", action="store_const", const=False,
-                      help="relu/leaky_relu kernel maps by atan2 in float32 too (the map is ~4× "
+                      help="relu/leaky_relu/erf/gelu kernel maps by atan2 in float32 too (~3-4× "
                            "slower per entry on CPU, docs/performance.md)")
 
 
@@ -95,9 +97,9 @@ def map_setting(args, nets) -> "bool | None":
         return setting
     names = ", ".join(dict.fromkeys(m for net in nets for m in _map_names(net))) or "none"
     specs = ", ".join(net.typed.spec.name for net in nets)
-    raise InputError(f"{MAP_FLAGS[setting]} chooses how the relu and leaky_relu (α ≥ 0) kernel "
-                     f"maps take their arc-cosine, but {specs} has none of them (its maps: "
-                     f"{names}), so the flag changes nothing: drop "
+    raise InputError(f"{MAP_FLAGS[setting]} chooses how the relu, leaky_relu (α ≥ 0), erf and "
+                     f"gelu kernel maps take their arc-cosine or arcsine, but {specs} has none "
+                     f"of them (its maps: {names}), so the flag changes nothing: drop "
                      f"{MAP_FLAGS[setting]}")
 
 

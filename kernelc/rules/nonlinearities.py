@@ -45,12 +45,16 @@ MAX_POLY_DEGREE = 16
 class KernelMap:
     """K⁺ and K̇ of one nonlinearity; ``nngp``/``ntk_dot`` are None for the quadrature method.
 
-    ``fast_angles``: the printed maps call ``fast_acos_ratio2``/``fast_sqrt_det2``, which take
-    the arc-cosine from a minimax polynomial when kernel_fn's ``fast_maps`` is on. Set for the
-    two-slope maps φ = a·x (x > 0), b·x (x < 0) with a·b ≥ 0 (relu, leaky_relu(α ≥ 0)), for
-    which the proven bound of docs/math/fast-maps.md (≤ 3u on K⁺ and ≤ 2.1u on K̇, relative to
-    √(K(x,x) K(x',x')), u the dtype's unit roundoff) holds: the angle error enters such a map
-    with the gain (a − b)²/(a² + b²) ≤ 1. Not set for |x| (gain 2) or erf/gelu (arcsine)."""
+    ``fast_angles``: the helpers of :mod:`kernelc.runtime.maps` whose fast twins the printed
+    maps call (``acos_ratio2`` -> ``fast_acos_ratio2``, ...), which take the angle from a
+    minimax polynomial when kernel_fn's ``fast_maps`` is on; empty: none. Set only where the
+    proven bound of docs/math/fast-maps.md holds (u the dtype's unit roundoff, relative to
+    √(K(x,x) K(x',x'))): ``TWO_SLOPE_FAST`` (arc-cosine and determinant, ≤ 3u on K⁺ and ≤ 2.1u
+    on K̇) for the two-slope maps φ = a·x (x > 0), b·x (x < 0) with a·b ≥ 0 (relu,
+    leaky_relu(α ≥ 0)), where the angle error enters with the gain (a − b)²/(a² + b²) ≤ 1, not
+    for |x| (gain 2); ``ARCSINE_FAST`` (the arcsine only) for erf (K⁺ ≤ 7.51u; its K̇ = 4/(π√D)
+    keeps sqrt_det2, which costs the same) and gelu (the arcsine term moves K⁺ and K̇ by
+    ≤ 6.04u; the rest of its maps, with √D, is the exact code)."""
 
     name: str
     phi: sympy.Expr
@@ -58,7 +62,7 @@ class KernelMap:
     nngp: Optional[sympy.Expr]
     ntk_dot: Optional[sympy.Expr]
     quad_degree: int = 0
-    fast_angles: bool = False
+    fast_angles: tuple = ()
 
     @property
     def phi_prime(self) -> sympy.Expr:
@@ -235,7 +239,7 @@ def rule(name: str):
     return register
 
 
-def closed_form(name: str, fast_angles: bool = False):
+def closed_form(name: str, fast_angles: tuple = ()):
     """Register a no-argument entry whose function returns (φ, K⁺) or (φ, K⁺, coords); K̇ comes
     from Price. ``coords`` maps auxiliary positive symbols in K⁺ (e.g. a = 1 + k11, which do not
     depend on k12) to their values: differentiating and simplifying in those coordinates keeps
@@ -272,7 +276,11 @@ def identity():
     return x, k12
 
 
-@closed_form("relu", fast_angles=True)  # slopes (1, 0): gain 1 (KernelMap.fast_angles)
+#: KernelMap.fast_angles of the two-slope maps with a·b ≥ 0 (gain ≤ 1): arc-cosine and determinant
+TWO_SLOPE_FAST = ("acos_ratio2", "sqrt_det2")
+
+
+@closed_form("relu", fast_angles=TWO_SLOPE_FAST)  # slopes (1, 0): gain 1
 def relu():
     """φ = max(0, x): K⁺ = (√(k11k22 − k12²) + (π − acos ρ) k12)/(2π), K̇ = (π − acos ρ)/(2π)."""
     return sympy.Max(0, x), _relu_nngp()
@@ -285,7 +293,11 @@ def abs_():
     return sympy.Abs(x), 4 * _relu_nngp() - k12
 
 
-@closed_form("erf")
+#: KernelMap.fast_angles of erf and gelu: the arcsine of their maps only (docs/math/fast-maps.md)
+ARCSINE_FAST = ("asin_ratio2",)
+
+
+@closed_form("erf", fast_angles=ARCSINE_FAST)
 def erf():
     """φ = erf(x): K⁺ = (2/π) asin(2k12 / √((1 + 2k11)(1 + 2k22))) (Williams 1997)."""
     return sympy.erf(x), 2 / sympy.pi * sympy.asin(
@@ -304,7 +316,7 @@ def cos():
     return sympy.cos(x), sympy.exp(-(k11 + k22) / 2) * sympy.cosh(k12)
 
 
-@closed_form("gelu")
+@closed_form("gelu", fast_angles=ARCSINE_FAST)
 def gelu():
     """φ = x Φ(x) (exact GELU). With a = 1 + k11, b = 1 + k22, D = ab − k12²:
 
@@ -359,13 +371,14 @@ def leaky_relu(args, expr, quad_degree):
     m, c = (a, 1 - a) if a <= 1 else (sympy.Integer(1), a - 1)
     nngp = (m**2 + m * c) * k12 + c**2 * _relu_nngp()
     return KernelMap(f"leaky_relu({_fmt(args[0])})", sympy.Max(x, a * x), "closed form",
-                     nngp, _price(nngp), fast_angles=_same_sign(1, a))
+                     nngp, _price(nngp), fast_angles=_two_slope_fast(1, a))
 
 
-def _same_sign(a, b) -> bool:
-    """a·b ≥ 0: the slopes of φ = a·x (x > 0), b·x (x < 0) for which the fast angle's proven
-    bound holds (KernelMap.fast_angles: the angle error's gain (a − b)²/(a² + b²) is ≤ 1)."""
-    return bool(a * b >= 0)
+def _two_slope_fast(a, b) -> tuple:
+    """TWO_SLOPE_FAST when a·b ≥ 0, else (): the slopes of φ = a·x (x > 0), b·x (x < 0) for which
+    the fast angle's proven bound holds (KernelMap.fast_angles: the angle error's gain
+    (a − b)²/(a² + b²) is ≤ 1)."""
+    return TWO_SLOPE_FAST if a * b >= 0 else ()
 
 
 def _polynomial_map(name: str, coeffs: list) -> KernelMap:
@@ -492,7 +505,7 @@ def _piecewise_linear_map(name: str, phi: sympy.Expr, a, b) -> KernelMap:
     m, c = b, a - b
     nngp = (m**2 + m * c) * k12 + c**2 * _relu_nngp()
     return KernelMap(name, phi, "closed form", nngp, _price(nngp),
-                     fast_angles=_same_sign(a, b))
+                     fast_angles=_two_slope_fast(a, b))
 
 
 @rule("phi")

@@ -965,12 +965,14 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         ``ntk.npy``, memory-mapped, not held in memory) and returned opened read-only from it;
         the same call after an interruption computes only the missing tiles
         (:mod:`kernelc.runtime.store`).
-        ``fast_maps``: the arc-cosine of relu and leaky_relu (α ≥ 0) maps by a minimax
-        polynomial instead of atan2 (~5x faster per map on CPU); proven error of the map at the
-        correlation it reads ≤ 3 roundoffs of the dtype relative to sqrt(K(x,x) K(x',x'))
-        (float32: 1.8e-7; float64: 6e-15), that correlation itself within 6 roundoffs instead
-        of ~2.5 (docs/math/fast-maps.md). None (default): fast in float32 only; True: also in
-        float64; False: atan2 everywhere.
+        ``fast_maps``: the arc-cosine of relu and leaky_relu (α ≥ 0) maps and the arcsine of
+        erf's and gelu's by a minimax polynomial instead of atan2 (2-5x faster per map on
+        CPU); proven error of the map at the correlation it reads ≤ 3 roundoffs of the dtype
+        relative to sqrt(K(x,x) K(x',x')) for relu (float32: 1.8e-7; float64: 6e-15), ≤ 7.5 for erf and
+        gelu (float32: 4.5e-7; float64: 2.4e-14), that correlation itself within 6 (erf: 7)
+        roundoffs instead of ~2.5 (docs/math/fast-maps.md). None (default): relu's fast in
+        float32 only (erf's and gelu's 7.5 roundoffs are above the ~2 a default takes); True:
+        all of them, in float32 and float64; False: atan2 everywhere.
         """
         single = isinstance(get, str)
         get = (get,) if single else tuple(get)

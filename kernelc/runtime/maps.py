@@ -2,7 +2,8 @@
 
 The expressions :func:`kernelc.ir.jax_printer.jax_code` prints call these functions by
 name: ``safe_sqrt``/``safe_div`` guard the variances, ``acos_ratio``/``asin_ratio`` (and their
-scaled forms ``*2``) evaluate the angle of a correlation n/√q without cancellation, and
+scaled forms ``*2``) evaluate the angle of a correlation n/√q without cancellation (their
+``fast_*`` twins by a minimax polynomial, docs/math/fast-maps.md), and
 ``gauss_hermite_2d`` computes E[φ(u)φ(v)] for maps without a closed form (docs/math/rules.md);
 ``track_precision`` estimates the float32 rounding error after each map (docs/precision.md).
 
@@ -23,7 +24,7 @@ import jax.scipy.special as jsp  # noqa: F401 - the printed maps call jsp.erf an
 
 __all__ = ['safe_sqrt', 'sqrt_det', 'safe_div', 'clip_corr', 'safe_acos', 'safe_asin', 'acos_ratio', 'asin_ratio', 'pair_scale', 'correlation_one', 'sqrt_det2', 'acos_ratio2', 'asin_ratio2', 'broadcast', 'sum_over_nodes', 'record_quadrature', 'hermite_rule', 'quadrature_estimate', 'gauss_hermite_2d', 'QUADRATURE_ERRORS',
            'track_precision', 'record_precision', 'precision_tracking', 'PRECISION_ESTIMATES', 'PRECISION_ROUNDING',
-           'fast_maps', 'fast_correlation', 'fast_acos_ratio2', 'fast_sqrt_det2', 'asin_poly', 'FAST_ASIN_FLOAT32', 'FAST_ASIN_FLOAT64', 'FAST_MAP_BOUNDS']
+           'fast_maps', 'fast_correlation', 'fast_acos_ratio2', 'fast_asin_ratio2', 'fast_sqrt_det2', 'asin_poly', 'FAST_ASIN_FLOAT32', 'FAST_ASIN_FLOAT64', 'FAST_MAP_BOUNDS']
 
 def safe_sqrt(a):
     """sqrt(max(a, 0)); gradient 0 (not inf/NaN) where a <= 0."""
@@ -160,31 +161,35 @@ FAST_ASIN_FLOAT64 = (
     -1.3193247161851143,
     0.4441770100874882,
 )
-#: proven bounds of the fast maps in units of the dtype's unit roundoff u (2^-24, 2^-53),
-#: printed by benchmarks/fast_maps_remez.py (docs/math/fast-maps.md, "The theorem"): (the relative
-#: error of the correlation ρ̂ they read, the error of K̇ and of K⁺ at that ρ̂ relative to
-#: √(K(x,x) K(x',x'))), for relu (and every KernelMap with fast_angles: gain ≤ 1).
-#: float32: 6u, 2.13u, 2.97u (≈1.5 ulp of the kernel's scale); float64: 6u, 6.0e-15, 6.0e-15.
+#: proven bounds of the fast maps in units of the dtype's unit roundoff u (2^-24, 2^-53), printed
+#: by benchmarks/fast_maps_remez.py (docs/math/fast-maps.md), by helper and dtype: (the relative
+#: error of the correlation read, the error of K̇ and of K⁺ relative to √(K(x,x) K(x',x'))).
+#: "acos" (fast_acos_ratio2, fast_sqrt_det2): relu and the maps with TWO_SLOPE_FAST (gain ≤ 1);
+#: "asin" (fast_asin_ratio2): erf (K⁺ 7.51u; its K̇ takes no angle) and gelu (its arcsine term,
+#: ≤ 6.04u on K⁺ and K̇), whose read error's effect grows with the variances (as atan2's).
 FAST_MAP_BOUNDS = {
-    'float32': (6.0, 2.13, 2.97),
-    'float64': (6.0, 54.36, 54.4),
+    'acos': {'float32': (6.0, 2.13, 2.97), 'float64': (6.0, 54.36, 54.4)},
+    'asin': {'float32': (7.0, 6.04, 7.51), 'float64': (7.0, 215.32, 216.67)},
 }
 
 #: which dtypes take the fast maps, read at trace time (kernel_fn(fast_maps=...) sets it):
-#: None (the default) float32 only, True float32 and float64, False none
+#: None (the default) float32 only (DEFAULT_FAST_HELPERS), True float32 and float64, False none
 _FAST_MAPS = [None]
-_FAST_ANGLE_CALLS = [0]  # trace-time count of fast angles (track_precision reads it)
+#: trace-time count of fast angles by helper (track_precision reads it: _reads_fast_angles)
+_FAST_ANGLE_CALLS = {"acos": 0, "asin": 0}
 
 
 class fast_maps:
-    """``with fast_maps(setting):`` traces fast_acos_ratio2/fast_sqrt_det2 inside the block by
-    the polynomial or as acos_ratio2/sqrt_det2: ``None`` (the default outside any block) fast
-    in float32 only, ``True`` in float32 and float64, ``False`` never. kernel_fn jit-compiles
-    its passes once for each setting. float64 is not fast by default: its proven evaluation
-    bound (6e-15) is far below 1e-13, but the fast map reads the correlation with up to 6
-    roundoffs instead of ~2.5, which at the square-root edge of ρ = 1 moves K̇ by up to
-    √(12u)/π ≈ 1.2e-8 where atan2's path can be exact (docs/math/fast-maps.md). Only JAX code
-    is affected: the numpy float64 reference always takes the exact helpers."""
+    """``with fast_maps(setting):`` traces fast_acos_ratio2/fast_asin_ratio2/fast_sqrt_det2
+    inside the block by the polynomial or as acos_ratio2/asin_ratio2/sqrt_det2: ``None`` (the
+    default outside any block) fast in float32 only, ``True`` in float32 and float64, ``False``
+    never; the arcsine (fast_asin_ratio2) is fast with ``True`` only (DEFAULT_FAST_HELPERS).
+    kernel_fn jit-compiles its passes once for each setting. float64 is not fast by default:
+    the relu map's proven evaluation bound (6e-15) is far below 1e-13, but it reads the
+    correlation with up to 6 roundoffs instead of ~2.5, which at the square-root edge of
+    ρ = 1 moves K̇ by up to √(12u)/π ≈ 1.2e-8 where atan2's path can be exact. The arcsine's
+    float32 bound (erf's K⁺ 7.51u) is above the ~2 ulp of a default (docs/math/fast-maps.md).
+    Only JAX code is affected: the numpy float64 reference always takes the exact helpers."""
 
     def __init__(self, setting):
         if setting not in (None, True, False):
@@ -198,15 +203,24 @@ class fast_maps:
         _FAST_MAPS.pop()
 
 
-def _fast_dtype(*arrays):
+#: the fast helpers taken by default (fast_maps None) in float32: those whose proven bound is
+#: within ~2 ulp of the kernel's scale (the issue's criterion): relu's arc-cosine (2.97u). The
+#: arcsine of erf and gelu (7.51u, 6.04u) is taken with fast_maps=True only.
+DEFAULT_FAST_HELPERS = ("acos",)
+
+
+def _fast_dtype(*arrays, helper="acos"):
     """The dtype name ("float32", "float64") whose fast map the setting of :class:`fast_maps`
-    allows for these arrays, or None for the exact helpers (numpy, the reference; fast maps
-    off; float64 by default; any other dtype)."""
+    allows for these arrays and the helper (a FAST_MAP_BOUNDS row), or None for the exact
+    helpers (numpy, the reference; fast maps off; float64, or a helper not in
+    DEFAULT_FAST_HELPERS, by default; any other dtype)."""
     setting = _FAST_MAPS[-1]
     if not jnp.__name__.startswith("jax") or setting is False:
         return None
     name = str(jnp.result_type(*arrays))
-    return name if name == "float32" or (name == "float64" and setting) else None
+    if setting is None:
+        return name if name == "float32" and helper in DEFAULT_FAST_HELPERS else None
+    return name if name in ("float32", "float64") else None
 
 
 def asin_poly(z):
@@ -244,7 +258,7 @@ def fast_acos_ratio2(n, a, b):
     Otherwise (numpy, fast maps off, a dtype other than float32/float64): acos_ratio2."""
     if _fast_dtype(n, a, b) is None:
         return acos_ratio2(n, a, b)
-    _FAST_ANGLE_CALLS[0] += 1
+    _FAST_ANGLE_CALLS["acos"] += 1
     _, _, rho, r, sigma = fast_correlation(n, a, b)
     near_axis = sigma < r
     p = asin_poly(jnp.minimum(sigma, r))
@@ -252,6 +266,27 @@ def fast_acos_ratio2(n, a, b):
                       jnp.pi / 2 - jnp.where(rho < 0, -p, p))
     edge = jnp.where(n > 0, 0.0, jnp.pi)
     return jnp.where(correlation_one(n, a, b) & (a > 0), edge, theta)
+
+
+def fast_asin_ratio2(n, a, b):
+    """arcsin(n/√(ab)) like :func:`asin_ratio2` (exact ±π/2 at a self pair), with the angle
+    from :func:`asin_poly` instead of atan2 when fast maps are on (docs/math/fast-maps.md,
+    "The fast arcsine of erf and gelu"):
+
+        ψ = sign(ρ)·p (σ ≥ |ρ|, p = asin|ρ|),   sign(ρ)·(π/2 − p) (σ < |ρ|, p = asin σ),
+
+    so asin is only evaluated on [0, 1/√2] and the edge |ρ| → 1 comes from σ, as in
+    fast_acos_ratio2. Otherwise (numpy, fast maps
+    off, a dtype other than float32/float64): asin_ratio2."""
+    if _fast_dtype(n, a, b, helper="asin") is None:
+        return asin_ratio2(n, a, b)
+    _FAST_ANGLE_CALLS["asin"] += 1
+    _, _, rho, r, sigma = fast_correlation(n, a, b)
+    near_axis = sigma < r
+    p = asin_poly(jnp.minimum(sigma, r))
+    psi = jnp.where(near_axis, jnp.pi / 2 - p, p)
+    edge = jnp.where(n > 0, jnp.pi / 2, -jnp.pi / 2)
+    return jnp.where(correlation_one(n, a, b) & (a > 0), edge, jnp.where(rho < 0, -psi, psi))
 
 
 def fast_sqrt_det2(a, b, m):
@@ -486,24 +521,26 @@ def _safe_div(xp, a, b):
     return xp.where(nonzero, a / xp.where(nonzero, b, 1), 0)
 
 
-def _homogeneous_step(xp, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk):
+def _homogeneous_step(xp, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk,
+                      read_k=0.0):
     """One relu-like map (K⁺ of degree 1, K̇ of degree 0) of track_precision's chain, per pair,
     with the arrays of ``xp`` (jax.numpy in the graph, numpy on the host). The slope
     and the change of K̇ depend on ρ alone, so the maps are evaluated at unit variances once per
     pair, at its largest |ρ| (``max_rho2`` = that ρ²):
 
         e_in = √(e_k² + e_var² + before²),  hi = min(√max_rho2 + e_in, 1),
-        slope = |K̇(1, hi, 1)| / |K⁺(1, 1, 1)|,   e_k⁺ = √((slope·e_in)² + after²),
+        slope = |K̇(1, hi, 1)| / |K⁺(1, 1, 1)|,   e_k⁺ = √((slope·e_in)² + (slope·read_k)² + after²),
         gain = |K̇(1, hi, 1) − K̇(1, max(hi − e_in, 0), 1)| / |K̇(1, 1, 1)|,
         e_Θ⁺ = √(max(e_Θ, e_in)² + gain² + after²),   e_var⁺ = √(e_var² + after²).
 
-    Returns (e_k⁺, e_Θ⁺, e_var⁺, slope, gain); e_Θ⁺ and gain are NaN without the NTK."""
+    (``read_k``: a fast correlation read by K⁺ alone, track_precision.) Returns (e_k⁺, e_Θ⁺,
+    e_var⁺, slope, gain); e_Θ⁺ and gain are NaN without the NTK."""
     one = xp.ones_like(max_rho2)
     e_in = xp.sqrt(e_k * e_k + e_var * e_var + before * before)
     hi = xp.minimum(xp.sqrt(max_rho2) + e_in, 1)
     d_hi = xp.abs(kdot(one, hi, one))
     slope = d_hi * _safe_div(xp, 1, xp.abs(nngp(one, one, one)))
-    e_k_out = xp.sqrt((slope * e_in) ** 2 + after * after)
+    e_k_out = xp.sqrt((slope * e_in) ** 2 + (slope * read_k) ** 2 + after * after)
     e_var_out = xp.sqrt(e_var * e_var + after * after)
     if not want_ntk:
         return e_k_out, xp.full_like(one, np.nan), e_var_out, slope, xp.full_like(one, np.nan)
@@ -521,17 +558,17 @@ def _record_homogeneous_run(steps, start, *arrays):
     """Host side of a run of relu-like maps (a jax.debug.callback): the chain of
     :func:`_homogeneous_step` per pair in numpy float64 from the errors ``start`` of the map
     before the run (which of e_k, e_Θ, e_var are arrays; zeros otherwise), one step per entry of
-    ``steps`` (label, order, two_slope_constants, want_ntk, before, after) with its per-pair
+    ``steps`` (label, order, two_slope_constants, want_ntk, before, after, read_k) with its per-pair
     largest ρ², each step's worst pair recorded (record_precision)."""
     arrays = [np.asarray(a, np.float64) for a in arrays]
     given = iter(arrays[:sum(start)])
     e_k, e_t, e_var = (next(given) if present else 0.0 for present in start)
-    for (label, order, (value, plus, minus), want_ntk, before, after), max_rho2 in zip(
+    for (label, order, (value, plus, minus), want_ntk, before, after, read_k), max_rho2 in zip(
             steps, arrays[sum(start):]):
         e_k, e_t_out, e_var, slope, gain = _homogeneous_step(
             np, functools.partial(_two_slope_nngp, value),
             functools.partial(_two_slope_kdot, plus, minus), max_rho2, e_k, e_t, e_var,
-            before, after, want_ntk)
+            before, after, want_ntk, read_k)
         record_precision(label, order, e_k, e_t_out, slope, gain)
         e_t = e_t_out if want_ntk else 0.0
 
@@ -539,10 +576,10 @@ def _record_homogeneous_run(steps, start, *arrays):
 def _settle_in_graph(chain):
     """Evaluate the chain's deferred homogeneous maps in the graph (a map that needs the
     errors per entry comes next); their estimates were recorded by the host already."""
-    for (_, _, nngp, kdot, want_ntk, before, after), max_rho2, _ in chain[5]:
+    for (_, _, nngp, kdot, want_ntk, before, after, read_k), max_rho2, _ in chain[5]:
         e_k, e_t, e_var = (jnp.zeros_like(max_rho2) if c is None else c for c in chain[2:5])
         e_k, e_t_out, e_var, _, _ = _homogeneous_step(jnp, nngp, kdot, max_rho2, e_k, e_t,
-                                                       e_var, before, after, want_ntk)
+                                                       e_var, before, after, want_ntk, read_k)
         chain[2:5] = [e_k, e_t_out if want_ntk else None, e_var]
     chain[5] = []
 
@@ -582,11 +619,20 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         chain = _PRECISION_CHAINS[id(scope)] = [scope, 0, None, None, None, []]
     order, chain[1] = chain[1], chain[1] + 1
     before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
-    if kind != "quadrature" and _reads_fast_angles(nngp, kdot):
-        # the fast maps' proven errors (FAST_MAP_BOUNDS), added in quadrature to the calibrated
-        # roundings: the ρ they read (6u) and their evaluation (the larger of K⁺'s and K̇'s)
-        rho_err, kdot_err, nngp_err = FAST_MAP_BOUNDS["float32"]
-        before = np.float32(math.hypot(PRECISION_ROUNDING[0], rho_err) * 2.0 ** -24)
+    # the fast helpers K̇ and K⁺ take (each traced once: JAX caches eval_shape per function)
+    fast_t, fast_k = (_reads_fast_angles(f) if kind != "quadrature" else () for f in (kdot, nngp))
+    read_k = np.float32(0)  # the fast ρ read of a K⁺ whose K̇ takes no fast angle (erf)
+    if fast_t or fast_k:
+        # the fast maps' proven errors (FAST_MAP_BOUNDS, the worst of the helpers the map
+        # takes), added in quadrature to the calibrated roundings: the ρ they read (6u, 7u;
+        # both windows where K̇ reads it, else slope · read on the NNGP's error below) and
+        # their evaluation (the larger of K⁺'s and K̇'s)
+        rho_err, kdot_err, nngp_err = (max(FAST_MAP_BOUNDS[h]["float32"][i]
+                                           for h in set(fast_t + fast_k)) for i in range(3))
+        if fast_t:
+            before = np.float32(math.hypot(PRECISION_ROUNDING[0], rho_err) * 2.0 ** -24)
+        else:
+            read_k = np.float32(rho_err * 2.0 ** -24)
         after = np.float32(math.hypot(PRECISION_ROUNDING[1], max(kdot_err, nngp_err))
                            * 2.0 ** -24)
     k11, k12, k22 = (jnp.asarray(a, dtype) for a in (k11, k12, k22))
@@ -608,7 +654,7 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         rho = k12 * safe_div(1, s1) * safe_div(1, s2)
         max_rho2 = per_pair(rho * rho if self_pairs is False else rho * rho * inexact)
         constants = two_slope_constants(nngp, kdot)
-        step = (label, order, nngp, kdot, want_ntk, before, after)
+        step = (label, order, nngp, kdot, want_ntk, before, after, read_k)
         if constants is not None:  # the host evaluates the run so far, this map included
             chain[5].append((step, max_rho2, constants))
             start = [c is not None for c in chain[2:5]]
@@ -621,7 +667,7 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         _settle_in_graph(chain)
         e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
         e_k_out, e_t_out, e_var_out, slope, gain = _homogeneous_step(
-            jnp, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk)
+            jnp, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk, read_k)
     else:
         _settle_in_graph(chain)
         e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
@@ -661,7 +707,8 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
             else:
                 d_hi = jnp.abs(kdot(k11, hi, k22))
             stretched = d_hi * safe_div(s1, safe_sqrt(v1)) * safe_div(s2, safe_sqrt(v2))
-            e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2 + after * after)
+            e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2
+                               + (per_pair(stretched) * read_k) ** 2 + after * after)
             if not want_ntk:
                 return e_k_out, per_pair(stretched), jnp.full((pairs,), jnp.nan, dtype)
             if d_lo is None:
@@ -694,7 +741,8 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
             small = jnp.max(slope_b * e_in) <= PRECISION_SMALL
             if want_ntk:
                 small = small & (jnp.max(gain_b) <= PRECISION_SMALL)
-            bound = jnp.sqrt((slope_b * e_in) ** 2 + after * after), slope_b, gain_b
+            bound = (jnp.sqrt((slope_b * e_in) ** 2 + (slope_b * read_k) ** 2 + after * after),
+                     slope_b, gain_b)
             e_k_out, slope, gain = jax.lax.cond(small, lambda: bound, per_entry)
         else:
             e_k_out, slope, gain = per_entry()
@@ -709,14 +757,15 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
 
 
 def _reads_fast_angles(*fns):
-    """True when tracing the maps ``fns`` at scalars takes a fast angle (fast_acos_ratio2 with
-    fast maps on): what track_precision then adds to its roundings. Traced only, not run."""
+    """The fast helpers ("acos", "asin": FAST_MAP_BOUNDS' rows) that tracing the maps ``fns``
+    at scalars takes with fast maps on, sorted (empty: none). Traced only, not run; JAX caches
+    eval_shape per function object, so pass each function once."""
     import jax
-    before = _FAST_ANGLE_CALLS[0]
+    before = dict(_FAST_ANGLE_CALLS)
     one = jnp.ones((), jnp.float32)
     for fn in fns:
         jax.eval_shape(fn, one, one, one)
-    return _FAST_ANGLE_CALLS[0] > before
+    return tuple(sorted(h for h, n in _FAST_ANGLE_CALLS.items() if n > before[h]))
 
 
 def _numpy_special():

@@ -72,7 +72,9 @@ def _check_warning(net, x, layers, chi):
 
 
 def test_chaotic_erf_near_duplicates_warn_naming_the_layer(erf_net):
-    _check_warning(erf_net, near_duplicates(1e-5), 3, "27")  # χ(1) for this draw
+    # χ(1) for this draw; (the draw of seed 2 rounds, by chance, to a float32 NTK only 1e-4 off
+    # with the fast arcsine (3e-2 with atan2), so it cannot show an error above 1e-3)
+    _check_warning(erf_net, near_duplicates(1e-5, seed=3), 3, "29")
 
 
 @pytest.mark.slow
