@@ -18,9 +18,9 @@ import pytest
 import kernelc
 
 ROOT = Path(__file__).resolve().parents[2]
-#: relu (its precision chain on the host, from per-pair arrays) and erf (in the graph)
-SPEC = ("group p4\ninput 3 x 3 channels 2\nlift(size=3, b_std=0.1)\nrelu\n"
-        "gconv(size=1, b_std=0.1)\nerf\ngroup_pool\ndense(1)")
+#: relu: its float32 precision chain runs on the host, from per-pair arrays gathered off every
+#: process's devices (erf's, in the graph, is checked over four devices in test_devices.py)
+SPEC = "group p4\ninput 3 x 3 channels 2\nlift(size=3, b_std=0.1)\nrelu\ngroup_pool\ndense(1)"
 
 SCRIPT = r"""
 import json, os, sys
@@ -153,7 +153,7 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
     from kernelc.runtime.maps import PRECISION_ESTIMATES
     net.kernel_fn(x, dtype="float32")
     one = [list(key) + list(v) for key, v in sorted(PRECISION_ESTIMATES.items())]
-    assert reports[0]["precision"] == reports[1]["precision"] and len(one) == 2
+    assert reports[0]["precision"] == reports[1]["precision"] and len(one) == 1
     assert [r[:2] for r in reports[0]["precision"]] == [r[:2] for r in one]
     np.testing.assert_allclose([r[2:] for r in reports[0]["precision"]], [r[2:] for r in one],
                                rtol=1e-3)

@@ -246,7 +246,7 @@ def test_a_smooth_map_bounds_its_error_from_the_variances(compile_spec, monkeypa
     from kernelc.runtime.maps import PRECISION_SMALL
 
     def erf_net(name):
-        return compile_spec(f"network {name}\n" + deep("erf", 1.5, depth=3).split("\n", 1)[1])
+        return compile_spec(f"network {name}\n" + deep("erf", 1.5, depth=2).split("\n", 1)[1])
 
     x = np.random.default_rng(5).normal(size=(3, 5, 1, 1))
     net = erf_net("smooth")
@@ -261,7 +261,7 @@ def test_a_smooth_map_bounds_its_error_from_the_variances(compile_spec, monkeypa
         # e_Θ and the gain: the per-entry K̇(hi) − K̇(lo) is itself a float32 difference of
         # numbers ~0.6, so it is known to ~2 ulp only
         np.testing.assert_array_less(np.array(e[2::2]) - 2.0 ** -22, b[2::2])
-    assert bound[2][2][1] > 1.5 * entry[2][2][1]  # the bound: larger where the chain is longer
+    assert bound[2][1][1] > 1.3 * entry[2][1][1]  # the bound: larger where the chain is longer
     g64 = net.kernel_fn(x, dtype="float64")
     assert _normalised_error(g32["nngp"], g64["nngp"]) <= bound[0]
     assert _normalised_error(g32["ntk"], g64["ntk"]) <= bound[1]
