@@ -43,8 +43,7 @@ def sqrt_det(p, m):
 
 def safe_div(a, b):
     """a / b, and 0 where b == 0 (a correlation of a zero-variance input counts as 0)."""
-    nonzero = b != 0
-    return jnp.where(nonzero, a / jnp.where(nonzero, b, 1), 0)
+    return _safe_div(jnp, a, b)
 
 
 def clip_corr(c):
@@ -516,7 +515,8 @@ def _two_slope_kdot(plus, minus, k11, rho, k22):
 
 
 def _safe_div(xp, a, b):
-    """safe_div in the array namespace ``xp`` (jax.numpy, or numpy on the host)."""
+    """:func:`safe_div` in the array namespace ``xp`` (jax.numpy, or numpy on the host, where
+    calling JAX is unsafe)."""
     nonzero = b != 0
     return xp.where(nonzero, a / xp.where(nonzero, b, 1), 0)
 

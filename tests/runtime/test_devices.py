@@ -34,15 +34,6 @@ out["cross"] = max(float(np.max(np.abs(c[k] - d[k]))) for k in c)
 cross = net.kernel_fn.compiled_passes[True, True, None][1].compiled.values()
 out["cross_devices"] = sorted({len(sh.device_set) for c in cross
                                for sh in jax.tree_util.tree_leaves(c.output_shardings)})
-# relu's precision chain runs on the host from per-pair arrays gathered off the four devices
-from kernelc.runtime.driver import precision_estimate
-relu = kernelc.compile("group Z2\ninput 3 x 3 channels 2\nflatten\n"
-                       + "dense(8, b_std=0.1)\nrelu\n" * 2 + "dense(1)")
-estimates = []
-for devices in (one, None):
-    relu.kernel_fn(x, devices=devices)
-    estimates.append(precision_estimate()[2])
-out["relu_rows"] = estimates
 json.dump(out, sys.stdout)
 """
 
@@ -59,9 +50,6 @@ def test_four_devices_give_the_one_device_numbers():
     assert out["cross_devices"] == [1, 4]  # one-device runs, and tiles split over all four
     # equal to rounding: a device's slice of a tile is vectorised differently (seen: 2e-17, 1.5e-8)
     assert max(out["float64"], out["cross"]) <= 1e-15 and out["float32"] <= 1e-6, out
-    one, four = out["relu_rows"]
-    assert [r[0] for r in one] == [r[0] for r in four] == ["relu1 (line 5)", "relu2 (line 7)"]
-    np.testing.assert_allclose([r[1:] for r in four], [r[1:] for r in one], rtol=1e-6)
 
 
 def test_devices_must_be_jax_devices():

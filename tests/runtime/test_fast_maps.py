@@ -147,20 +147,26 @@ def _near_duplicates():
     return x
 
 
-def test_fast_and_exact_relu_kernels_agree_and_the_estimate_accounts_for_it(mlp):
+def _fast_and_exact_agree(net, ntk_grows):
+    """fast_maps True and False agree to 2e-6 on near-duplicates; the fast maps' proven
+    roundings raise the estimate (the NTK's too where K̇ reads the fast angle), which still
+    bounds the float32 error against float64."""
     x = _near_duplicates()
     out, estimates = {}, {}
     for fast in (True, False):
-        out[fast] = mlp.kernel_fn(x, fast_maps=fast)
+        out[fast] = net.kernel_fn(x, fast_maps=fast)
         estimates[fast] = precision_estimate()[:2]
     for name in ("nngp", "ntk"):
         assert _normalised(out[True][name], out[False][name]) < 2e-6, name
-    # the fast map's proven roundings are added: the estimate grows, and still bounds the
-    # float32 error against float64
-    assert estimates[True][0] > estimates[False][0] and estimates[True][1] >= estimates[False][1]
-    ref = mlp.kernel_fn(x, dtype="float64", fast_maps=False)
+    assert estimates[True][0] > estimates[False][0]
+    assert estimates[True][1] >= estimates[False][1] or not ntk_grows
+    ref = net.kernel_fn(x, dtype="float64", fast_maps=False)
     for i, name in enumerate(("nngp", "ntk")):
         assert _normalised(out[True][name], ref[name]) <= estimates[True][i]
+
+
+def test_fast_and_exact_relu_kernels_agree_and_the_estimate_accounts_for_it(mlp):
+    _fast_and_exact_agree(mlp, ntk_grows=True)
 
 
 @pytest.mark.slow  # two more compilations
@@ -359,21 +365,11 @@ ERF_MLP = MLP.replace("relu", "erf")
 
 @pytest.mark.slow  # a compilation and three kernel_fn traces: ~3 s
 def test_fast_and_exact_erf_kernels_agree_and_the_estimate_accounts_for_it():
+    """The fast arcsine's proven 7u read and 7.51u evaluation are added (erf's K̇ takes no
+    angle: its NTK window does not widen)."""
     net = kernelc.compile(ERF_MLP)
     assert net.fast_map_layers  # the switch acts on erf
-    x = _near_duplicates()
-    out, estimates = {}, {}
-    for fast in (True, False):
-        out[fast] = net.kernel_fn(x, fast_maps=fast)
-        estimates[fast] = precision_estimate()[:2]
-    for name in ("nngp", "ntk"):
-        assert _normalised(out[True][name], out[False][name]) < 2e-6, name
-    # the fast arcsine's proven 7u read and 7.51u evaluation are added: the estimate grows, and
-    # still bounds the float32 error against float64
-    assert estimates[True][0] > estimates[False][0]
-    ref = net.kernel_fn(x, dtype="float64", fast_maps=False)
-    for i, name in enumerate(("nngp", "ntk")):
-        assert _normalised(out[True][name], ref[name]) <= estimates[True][i]
+    _fast_and_exact_agree(net, ntk_grows=False)
 
 
 def test_the_fast_arcsine_is_within_its_bound_where_the_read_is_exact():
