@@ -208,14 +208,13 @@ def test_the_host_chain_of_relu_maps_equals_the_graph_chain(compile_spec, monkey
                 + layer.format(1.5, "relu") + "dense(1)\n")
 
     x = near_duplicates(1e-3)
-    *_, host = _run(compile_spec(mixed("host")), x)
+    *_, host = _run(compile_spec(mixed("host")), x, get="nngp")  # the NTK's: one step's lines
     monkeypatch.setattr(maps, "two_slope_constants", lambda nngp, kdot: None)
-    *_, graph = _run(compile_spec(mixed("graph")), x)
+    *_, graph = _run(compile_spec(mixed("graph")), x, get="nngp")
     assert [r[0] for r in host[2]] == [r[0] for r in graph[2]] == [
         "relu1 (line 6)", "relu2 (line 8)", "erf1 (line 10)", "relu3 (line 12)"]
     for h, g in zip(host[2], graph[2]):
         np.testing.assert_allclose([h[1], h[3]], [g[1], g[3]], rtol=1e-6)
-        np.testing.assert_allclose([h[2], h[4]], [g[2], g[4]], rtol=5e-2)
 
 
 @pytest.mark.parametrize("name, args, constants", [
