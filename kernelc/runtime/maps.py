@@ -573,15 +573,17 @@ def _record_homogeneous_run(steps, start, *arrays):
         e_t = e_t_out if want_ntk else 0.0
 
 
-def _settle_in_graph(chain):
-    """Evaluate the chain's deferred homogeneous maps in the graph (a map that needs the
-    errors per entry comes next); their estimates were recorded by the host already."""
+def _graph_errors(chain, like):
+    """The chain's (e_k, e_Θ, e_var) in the graph, zeros (shaped ``like``, one per pair) where
+    none is known yet, after evaluating its deferred homogeneous maps there (a map that needs
+    the errors per entry comes next; their estimates were recorded by the host already)."""
     for (_, _, nngp, kdot, want_ntk, before, after, read_k), max_rho2, _ in chain[5]:
-        e_k, e_t, e_var = (jnp.zeros_like(max_rho2) if c is None else c for c in chain[2:5])
+        e_k, e_t, e_var = (jnp.zeros_like(like) if c is None else c for c in chain[2:5])
         e_k, e_t_out, e_var, _, _ = _homogeneous_step(jnp, nngp, kdot, max_rho2, e_k, e_t,
                                                        e_var, before, after, want_ntk, read_k)
         chain[2:5] = [e_k, e_t_out if want_ntk else None, e_var]
     chain[5] = []
+    return tuple(jnp.zeros_like(like) if c is None else c for c in chain[2:5])
 
 
 def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pairs=False,
@@ -597,14 +599,16 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     hi = min(|ρ| + e, 1) (K̇ increasing and convex in |ρ|), which stays finite at relu's
     square-root edge. ``self_pairs``: the self pass, whose entries with k11 = k22 = |k12| are
     exact in ρ. ``kind``: "homogeneous" (K⁺ of degree 1: relu, abs, leaky_relu; evaluated once
-    per pair at its largest |ρ|, :func:`_homogeneous_step`), "quadrature" or "closed form".
-    See docs/precision.md.
+    per pair at its largest |ρ|, :func:`_homogeneous_step`), "smooth" (bounded from the
+    variances while that bound is below PRECISION_SMALL, else per entry), "quadrature" or
+    "closed form". See docs/precision.md.
 
     Where it runs: the graph computes what needs every entry. For a run of homogeneous maps
     that is one reduction per map (the largest ρ² of each pair); the host does the rest of
-    the chain in numpy (:func:`two_slope_constants`, one callback per map with the run's
-    per-pair arrays), which keeps ~50 small fusions per network out of XLA's compile. A map that reads
-    the errors per entry (the other kinds) first evaluates the run in the graph.
+    the chain in numpy (:func:`two_slope_constants`; the run's per-pair arrays reach it in the
+    pass's one callback, :func:`_report`), which keeps ~50 small fusions per network out of
+    XLA's compile. A map that reads the errors per entry (the other kinds) first evaluates the
+    run in the graph (:func:`_graph_errors`).
     """
     if not jnp.__name__.startswith("jax") or not _PRECISION_TRACKING[-1]:
         return None
@@ -664,13 +668,11 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
                     functools.partial(_record_homogeneous_run, [s for s, _ in runs], start),
                     *[c for c in chain[2:5] if c is not None], *[m for _, m in runs])
             return None
-        _settle_in_graph(chain)
-        e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
+        e_k, e_t, e_var = _graph_errors(chain, max_rho2)
         e_k_out, e_t_out, e_var_out, slope, gain = _homogeneous_step(
             jnp, nngp, kdot, max_rho2, e_k, e_t, e_var, before, after, want_ntk, read_k)
     else:
-        _settle_in_graph(chain)
-        e_k, e_t, e_var = (jnp.zeros((pairs,), dtype) if c is None else c for c in chain[2:5])
+        e_k, e_t, e_var = _graph_errors(chain, jnp.zeros((pairs,), dtype))
         # K⁺ and its log-slope at the variances of both inputs (small arrays)
         flat = jnp.concatenate([jnp.ravel(k11), jnp.ravel(k22)])
         v, dv = jax.jvp(lambda a: nngp(a, a, a), (flat,), (flat,))
@@ -707,17 +709,18 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
             else:
                 d_hi = jnp.abs(kdot(k11, hi, k22))
             stretched = d_hi * safe_div(s1, safe_sqrt(v1)) * safe_div(s2, safe_sqrt(v2))
-            e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2
-                               + (per_pair(stretched) * read_k) ** 2 + after * after)
+            slope = per_pair(stretched)
+            e_k_out = jnp.sqrt(per_pair(stretched * width) ** 2 + (slope * read_k) ** 2
+                               + after * after)
             if not want_ntk:
-                return e_k_out, per_pair(stretched), jnp.full((pairs,), jnp.nan, dtype)
+                return e_k_out, slope, jnp.full((pairs,), jnp.nan, dtype)
             if d_lo is None:
                 d_lo = jnp.abs(kdot(k11, lo, k22))
             if scale is None:
                 scale = jnp.abs(kdot(flat, flat, flat))
             n1, n2 = scale[:k11.size].reshape(k11.shape), scale[k11.size:].reshape(k22.shape)
             gain = per_pair(safe_div(jnp.abs(d_hi - d_lo), safe_sqrt(n1) * safe_sqrt(n2)))
-            return e_k_out, per_pair(stretched), gain
+            return e_k_out, slope, gain
 
         if kind == "smooth":
             # Price and Cauchy–Schwarz: |K̇(k11,k12,k22)| = |E[φ'(u)φ'(v)]| ≤ √(K̇₁ K̇₂) and
