@@ -137,7 +137,10 @@ class KernelMap:
                 f"{indent}lambda k11, k12, k22: {nngp},  # K⁺\n"
                 f"{indent}lambda k11, k12, k22: {kdot},  # K̇\n"
                 f"{indent}{k11}, {k12}, {k22}, {want_ntk}, {scope}, {self_pairs}, "
-                f"{self.precision_kind!r})")
+                f"{self.precision_kind!r}" + (
+                    "" if self.two_slopes is None else
+                    f",\n{indent}two_slopes=({', '.join(map(repr, self.two_slopes))}))  "
+                    "# K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)") + ")" * (self.two_slopes is None))
 
     @property
     def precision_kind(self) -> str:
@@ -167,6 +170,20 @@ class KernelMap:
         maps then depend on ρ alone (checked numerically on the float64 maps)."""
         return _homogeneous(self)
 
+    @property
+    def two_slopes(self) -> Optional[tuple[float, float, float]]:
+        """(K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)) of a homogeneous map, which is φ = a·x (x > 0),
+        b·x (x < 0) (positively homogeneous of degree 1), so that
+
+            K̇(1, ρ, 1) = ((π − θ) K̇(1,1,1) + θ K̇(1,−1,1)) / π,    θ = arccos ρ
+
+        (E[φ'(u)φ'(v)] = a² P(u,v > 0) + b² P(u,v < 0) + 2ab P(u > 0 > v), P(u,v > 0) =
+        (π − θ)/(2π), P(u > 0 > v) = θ/(2π); K̇(1,1,1) = K⁺(1,1,1) = (a² + b²)/2,
+        K̇(1,−1,1) = ab); None for other maps. The emitted code's own K⁺ and K̇ are evaluated
+        in float64 and the form is checked at seven correlations to 1e-9: track_precision's host
+        chain evaluates K̇ by it (docs/precision.md, "Cost")."""
+        return _two_slopes(self) if self.homogeneous else None
+
     def evaluate(self, k11, k12, k22) -> tuple[np.ndarray, np.ndarray]:
         """numpy float64 values of (K⁺, K̇), running the emitted code with jnp = numpy."""
         nngp_fn, ntk_fn = _numpy_functions(*self.emit_jax("k11", "k12", "k22"))
@@ -175,6 +192,18 @@ class KernelMap:
         with np.errstate(all="ignore"):
             return (np.asarray(nngp_fn(*args), dtype=np.float64),
                     np.asarray(ntk_fn(*args), dtype=np.float64))
+
+
+@lru_cache(maxsize=256)
+def _two_slopes(kmap: KernelMap) -> Optional[tuple[float, float, float]]:
+    rho = np.array([1.0, -1.0, -0.9, -0.3, 0.2, 0.7, 0.99])
+    one = np.ones_like(rho)
+    nngp, kdot = kmap.evaluate(one, rho, one)
+    theta = np.arccos(rho)
+    line = ((np.pi - theta) * kdot[0] + theta * kdot[1]) / np.pi
+    fits = (np.all(np.isfinite(kdot)) and np.isfinite(nngp[0])
+            and np.max(np.abs(kdot - line)) <= 1e-9 * max(np.max(np.abs(kdot)), 1e-300))
+    return (float(nngp[0]), float(kdot[0]), float(kdot[1])) if fits else None
 
 
 @lru_cache(maxsize=256)

@@ -471,45 +471,14 @@ def record_precision(label, order, e_k, e_t, slope, gain):
     PRECISION_ESTIMATES[(order, label)] = [float(np.fmax(o, n)) for o, n in zip(old, new)]
 
 
-_TWO_SLOPES = {}  # (code of K⁺, code of K̇) -> two_slope_constants' answer
-
-
-def two_slope_constants(nngp, kdot):
-    """(K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)) of a relu-like map, or None when K̇ is not of the form
-
-        K̇(1, ρ, 1) = ((π − θ) K̇(1,1,1) + θ K̇(1,−1,1)) / π,    θ = arccos ρ,
-
-    which every φ = a·x (x > 0), b·x (x < 0) has (E[φ'(u)φ'(v)] = a² P(u,v > 0) + b² P(u,v < 0)
-    + 2ab P(u > 0 > v), with P(u,v > 0) = (π − θ)/(2π), P(u > 0 > v) = θ/(2π); K̇(1,1,1) =
-    K⁺(1,1,1) = (a² + b²)/2, K̇(1,−1,1) = ab). The printed maps are evaluated at trace time
-    (``jax.ensure_compile_time_eval``) at seven correlations and the form is checked to 1e-5;
-    the host then evaluates K̇ by it in numpy (calling JAX inside a callback is unsafe)."""
-    key = tuple(getattr(f, "__code__", f) for f in (nngp, kdot))
-    if key not in _TWO_SLOPES:
-        import jax
-        rho = np.array([1.0, -1.0, -0.9, -0.3, 0.2, 0.7, 0.99], np.float32)
-        one = np.ones_like(rho)
-        try:
-            with jax.ensure_compile_time_eval():
-                d = np.asarray(kdot(one, rho, one), np.float64)
-                v = float(np.asarray(nngp(one, one, one), np.float64)[0])
-        except Exception:  # noqa: BLE001 - a map that does not evaluate here stays in the graph
-            d, v = np.full(rho.shape, np.nan), np.nan
-        theta = np.arccos(rho.astype(np.float64))
-        line = ((np.pi - theta) * d[0] + theta * d[1]) / np.pi
-        fits = np.all(np.isfinite(d)) and np.isfinite(v) and np.max(np.abs(d - line)) <= (
-            1e-5 * max(np.max(np.abs(d)), np.finfo(np.float32).tiny))
-        _TWO_SLOPES[key] = (v, float(d[0]), float(d[1])) if fits else None
-    return _TWO_SLOPES[key]
-
-
 def _two_slope_nngp(value, k11, k12, k22):
     """K⁺(1,1,1) = ``value`` as an array (numpy, the host's chain of relu-like maps)."""
     return value * np.ones_like(k12)
 
 
 def _two_slope_kdot(plus, minus, k11, rho, k22):
-    """K̇(1, ρ, 1) = ((π − θ)·plus + θ·minus)/π, θ = arccos ρ (numpy, two_slope_constants)."""
+    """K̇(1, ρ, 1) = ((π − θ)·plus + θ·minus)/π, θ = arccos ρ (numpy, the host's chain;
+    ``plus``, ``minus``: K̇(1, ±1, 1), a relu-like map's ``two_slopes``)."""
     theta = np.arccos(np.clip(rho, -1, 1))
     return ((np.pi - theta) * plus + theta * minus) / np.pi
 
@@ -558,7 +527,7 @@ def _record_homogeneous_run(steps, start, *arrays):
     """Host side of a run of relu-like maps (a jax.debug.callback): the chain of
     :func:`_homogeneous_step` per pair in numpy float64 from the errors ``start`` of the map
     before the run (which of e_k, e_Θ, e_var are arrays; zeros otherwise), one step per entry of
-    ``steps`` (label, order, two_slope_constants, want_ntk, before, after, read_k) with its per-pair
+    ``steps`` (label, order, two_slopes, want_ntk, before, after, read_k) with its per-pair
     largest ρ², each step's worst pair recorded (record_precision)."""
     arrays = [np.asarray(a, np.float64) for a in arrays]
     given = iter(arrays[:sum(start)])
@@ -587,7 +556,7 @@ def _graph_errors(chain, like):
 
 
 def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pairs=False,
-                    kind="closed form"):
+                    kind="closed form", two_slopes=None):
     """First-order estimate of the float32 rounding error after the nonlinearity ``label``
     (K⁺ = ``nngp``, K̇ = ``kdot`` of (k11, k12, k22)), carried on from the one before it in the
     same _propagate call (``scope``, made anew by each call) and recorded in
@@ -601,11 +570,13 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     exact in ρ. ``kind``: "homogeneous" (K⁺ of degree 1: relu, abs, leaky_relu; evaluated once
     per pair at its largest |ρ|, :func:`_homogeneous_step`), "smooth" (bounded from the
     variances while that bound is below PRECISION_SMALL, else per entry), "quadrature" or
-    "closed form". See docs/precision.md.
+    "closed form". ``two_slopes``: (K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)) of a homogeneous map,
+    derived by the compiler (``KernelMap.two_slopes``: K̇ is then linear in θ = arccos ρ). See
+    docs/precision.md.
 
     Where it runs: the graph computes what needs every entry. For a run of homogeneous maps
     that is one reduction per map (the largest ρ² of each pair); the host does the rest of
-    the chain in numpy (:func:`two_slope_constants`; the run's per-pair arrays reach it in the
+    the chain in numpy (from ``two_slopes``; the run's per-pair arrays reach it in the
     pass's one callback, :func:`_report`), which keeps ~50 small fusions per network out of
     XLA's compile. A map that reads the errors per entry (the other kinds) first evaluates the
     run in the graph (:func:`_graph_errors`).
@@ -657,7 +628,7 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         # to the reduction, which XLA would materialise: +20% on p4_histology)
         rho = k12 * safe_div(1, s1) * safe_div(1, s2)
         max_rho2 = per_pair(rho * rho if self_pairs is False else rho * rho * inexact)
-        constants = two_slope_constants(nngp, kdot)
+        constants = two_slopes  # None: the chain stays in the graph
         step = (label, order, nngp, kdot, want_ntk, before, after, read_k)
         if constants is not None:  # the host evaluates the run so far, this map included
             chain[5].append((step, max_rho2, constants))

@@ -195,8 +195,8 @@ def test_an_estimate_past_one_says_every_digit_may_be_lost():
 
 
 def test_the_host_chain_of_relu_maps_equals_the_graph_chain(compile_spec, monkeypatch):
-    """Runs of relu-like maps are chained per pair on the host (in numpy float64, K̇ from
-    two_slope_constants) unless a map that needs every entry's error comes next (erf: the run is evaluated in
+    """Runs of relu-like maps are chained per pair on the host (in numpy float64, K̇ from the
+    compiler's two_slopes) unless a map that needs every entry's error comes next (erf: the run is evaluated in
     the graph first). Forcing every map into the graph gives the same estimates: e_K and the
     slope to rounding, e_Θ and the gain to the float32 cancellation in K̇(hi) − K̇(hi − e)."""
     from kernelc.runtime import maps
@@ -209,7 +209,9 @@ def test_the_host_chain_of_relu_maps_equals_the_graph_chain(compile_spec, monkey
 
     x = near_duplicates(1e-3)
     *_, host = _run(compile_spec(mixed("host")), x, get="nngp")  # the NTK's: one step's lines
-    monkeypatch.setattr(maps, "two_slope_constants", lambda nngp, kdot: None)
+    graph_only = maps.track_precision  # without the constants: the chain stays in the graph
+    monkeypatch.setattr(maps, "track_precision",
+                        lambda *args, two_slopes=None, **kw: graph_only(*args, **kw))
     *_, graph = _run(compile_spec(mixed("graph")), x, get="nngp")
     assert [r[0] for r in host[2]] == [r[0] for r in graph[2]] == [
         "relu1 (line 6)", "relu2 (line 8)", "erf1 (line 10)", "relu3 (line 12)"]
@@ -219,22 +221,29 @@ def test_the_host_chain_of_relu_maps_equals_the_graph_chain(compile_spec, monkey
 
 @pytest.mark.parametrize("name, args, constants", [
     ("relu", (), (0.5, 0.5, 0.0)), ("abs", (), (1.0, 1.0, -1.0)), ("identity", (), (1, 1, 1)),
-    ("leaky_relu", (0.2,), (0.52, 0.52, 0.2)), ("erf", (), None), ("gelu", (), None)])
-def test_two_slope_constants_read_the_printed_maps(name, args, constants):
+    ("leaky_relu", (0.2,), (0.52, 0.52, 0.2)), ("leaky_relu", (-1.5,), (1.625, 1.625, -1.5)),
+    ("erf", (), None), ("gelu", (), None)])
+def test_two_slopes_of_the_relu_like_maps(name, args, constants):
     """φ = a·x (x > 0), b·x (x < 0): K⁺(1,1,1) = K̇(1,1,1) = (a² + b²)/2, K̇(1,−1,1) = ab, and
-    K̇ linear in θ = arccos ρ between them; any other map keeps its chain in the graph."""
+    K̇ linear in θ = arccos ρ between them (what the host's chain evaluates), checked here
+    against the printed K̇ run by JAX in float32; any other map has none (its chain stays in
+    the graph)."""
     from kernelc.runtime import maps
-    namespace = maps.namespace("jax")
-    nngp, kdot = (eval(f"lambda k11, k12, k22: {code}", namespace)
-                  for code in kernel_map(name, args).emit_jax("k11", "k12", "k22"))
-    got = maps.two_slope_constants(nngp, kdot)
+    kmap = kernel_map(name, args)
+    got = kmap.two_slopes
     if constants is None:
         assert got is None
+        assert "two_slopes" not in kmap.emit_precision("k11", "k12", "k22", "erf1 (line 1)")
     else:
-        np.testing.assert_allclose(got, constants, rtol=1e-6, atol=1e-7)
-        rho = np.linspace(-1, 1, 9)
+        np.testing.assert_allclose(got, constants, rtol=1e-12, atol=1e-15)
+        assert f"two_slopes=({', '.join(map(repr, got))}))" in kmap.emit_precision(
+            "k11", "k12", "k22", "relu1 (line 1)")
+        namespace = maps.namespace("jax")
+        kdot = eval(f"lambda k11, k12, k22: {kmap.emit_jax('k11', 'k12', 'k22')[1]}", namespace)
+        rho = np.linspace(-1, 1, 9, dtype=np.float32)
         np.testing.assert_allclose(maps._two_slope_kdot(*got[1:], 1.0, rho, 1.0),
-                                   np.asarray(kdot(np.ones(9), rho, np.ones(9))), atol=1e-6)
+                                   np.asarray(kdot(np.ones(9, np.float32), rho,
+                                                   np.ones(9, np.float32))), atol=1e-6)
 
 
 def test_a_smooth_map_bounds_its_error_from_the_variances(compile_spec, monkeypatch):
