@@ -15,7 +15,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
-from kernelc.runtime.stencils import reduced_stencil, with_theta
+from kernelc.runtime.stencils import pairwise_sum, reduced_stencil, with_theta
 from kernelc.runtime.maps import (fast_acos_ratio2, fast_sqrt_det2, gauss_hermite_2d, safe_div,
                                   track_precision)
 from kernelc.runtime.driver import tiled_kernel
@@ -107,9 +107,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_phi1 = (gauss_hermite_2d(lambda x: safe_div(x*jnp.exp(-x), (1 + jnp.exp(-x))**2) + safe_div(1, 1 + jnp.exp(-x)), k11, k_gconv1, k22, 24, 'K̇ of phi(x/(1 + exp(-x)))')) * t_gconv1
     # -- group_pool1 (line 11): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)
     #    layout vector (1 per pair)
-    k_group_pool1 = jnp.sum(k_phi1, axis=tuple(range(1, k_phi1.ndim))) / 78400.0
+    k_group_pool1 = pairwise_sum(k_phi1, tuple(range(1, k_phi1.ndim))) / 78400.0
     if want_ntk:
-        t_group_pool1 = jnp.sum(t_phi1, axis=tuple(range(1, t_phi1.ndim))) / 78400.0
+        t_group_pool1 = pairwise_sum(t_phi1, tuple(range(1, t_phi1.ndim))) / 78400.0
     # -- dense1 (line 12): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense1 = params['dense1.W_std'] ** 2 * k_group_pool1

@@ -15,7 +15,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
-from kernelc.runtime.stencils import stencil, with_theta
+from kernelc.runtime.stencils import pairwise_sum, stencil, with_theta
 from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
@@ -100,16 +100,16 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu2 = ((jnp.pi - fast_acos_ratio2(k_conv2, k11, k22))/(2*jnp.pi)) * t_conv2
     # -- avg_pool1 (line 12): K⁺ = mean_{t,t'} K[t,t'] (per group index)
     #    layout box_full (1×1×1×1 per pair)
-    k_avg_pool1 = jnp.sum(k_relu2, axis=(1, 2, 3, 4), keepdims=True) / 1048576.0
+    k_avg_pool1 = pairwise_sum(k_relu2, (1, 2, 3, 4), keepdims=True) / 1048576.0
     if want_ntk:
-        t_avg_pool1 = jnp.sum(t_relu2, axis=(1, 2, 3, 4), keepdims=True) / 1048576.0
+        t_avg_pool1 = pairwise_sum(t_relu2, (1, 2, 3, 4), keepdims=True) / 1048576.0
     # -- flatten1 (line 13): K⁺ = mean_g K[g,g]
     #    layout vector (1 per pair)
     diag_k_flatten1 = self_diagonal('box_full', 2, k_avg_pool1)
-    k_flatten1 = jnp.sum(diag_k_flatten1, axis=tuple(range(1, diag_k_flatten1.ndim)))
+    k_flatten1 = pairwise_sum(diag_k_flatten1, tuple(range(1, diag_k_flatten1.ndim)))
     if want_ntk:
         diag_t_flatten1 = self_diagonal('box_full', 2, t_avg_pool1)
-        t_flatten1 = jnp.sum(diag_t_flatten1, axis=tuple(range(1, diag_t_flatten1.ndim)))
+        t_flatten1 = pairwise_sum(diag_t_flatten1, tuple(range(1, diag_t_flatten1.ndim)))
     # -- dense1 (line 14): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense1 = params['dense1.W_std'] ** 2 * k_flatten1 + params['dense1.b_std'] ** 2

@@ -15,6 +15,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_diag, self_diagonal, variances
+from kernelc.runtime.stencils import pairwise_sum
 from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
@@ -59,7 +60,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     # -- flatten1 (line 7): K⁺ = mean_g K[g,g]
     #    layout vector (1 per pair)
     diag_k_flatten1 = self_diagonal('box_diag', 2, k_input)
-    k_flatten1 = jnp.sum(diag_k_flatten1, axis=tuple(range(1, diag_k_flatten1.ndim))) / 64.0
+    k_flatten1 = pairwise_sum(diag_k_flatten1, tuple(range(1, diag_k_flatten1.ndim))) / 64.0
     # -- dense1 (line 8): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense1 = params['dense1.W_std'] ** 2 * k_flatten1 + params['dense1.b_std'] ** 2

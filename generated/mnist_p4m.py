@@ -15,7 +15,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
-from kernelc.runtime.stencils import reduced_stencil, with_theta
+from kernelc.runtime.stencils import pairwise_sum, reduced_stencil, with_theta
 from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
@@ -116,9 +116,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu2 = ((jnp.pi - fast_acos_ratio2(k_gconv1, k11, k22))/(2*jnp.pi)) * t_gconv1
     # -- group_pool1 (line 14): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)
     #    layout vector (1 per pair)
-    k_group_pool1 = jnp.sum(k_relu2, axis=tuple(range(1, k_relu2.ndim))) / 19208.0
+    k_group_pool1 = pairwise_sum(k_relu2, tuple(range(1, k_relu2.ndim))) / 19208.0
     if want_ntk:
-        t_group_pool1 = jnp.sum(t_relu2, axis=tuple(range(1, t_relu2.ndim))) / 19208.0
+        t_group_pool1 = pairwise_sum(t_relu2, tuple(range(1, t_relu2.ndim))) / 19208.0
     # -- dense1 (line 15): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense1 = params['dense1.W_std'] ** 2 * k_group_pool1

@@ -15,7 +15,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 import jax.numpy as jnp
 
 from kernelc.runtime.layouts import input_full, self_diagonal, variances
-from kernelc.runtime.stencils import reduced_stencil, with_theta
+from kernelc.runtime.stencils import pairwise_sum, reduced_stencil, with_theta
 from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
 
@@ -200,9 +200,9 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_relu5 = ((jnp.pi - fast_acos_ratio2(k_sum2, k11, k22))/(2*jnp.pi)) * t_sum2
     # -- group_pool1 (line 22): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)
     #    layout vector (1 per pair)
-    k_group_pool1 = jnp.sum(k_relu5, axis=tuple(range(1, k_relu5.ndim))) / 262144.0
+    k_group_pool1 = pairwise_sum(k_relu5, tuple(range(1, k_relu5.ndim))) / 262144.0
     if want_ntk:
-        t_group_pool1 = jnp.sum(t_relu5, axis=tuple(range(1, t_relu5.ndim))) / 262144.0
+        t_group_pool1 = pairwise_sum(t_relu5, tuple(range(1, t_relu5.ndim))) / 262144.0
     # -- dense1 (line 23): K⁺ = σ_w² K + σ_b²,  Θ⁺ = σ_w² Θ + K⁺
     #    layout vector (1 per pair)
     k_dense1 = params['dense1.W_std'] ** 2 * k_group_pool1

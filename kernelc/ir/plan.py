@@ -247,7 +247,9 @@ class Map(Expr):
 
 @dataclass(frozen=True)
 class Mean(Expr):
-    """The mean of ``x`` over site or group axes: Σ_axes x / count over ``axes`` (None: every
+    """The mean of ``x`` over site or group axes: Σ_axes x / count over ``axes`` (the sum
+    pairwise, runtime.stencils.pairwise_sum: its float32 error does not grow with the entries
+    like a running sum's) (None: every
     axis after the pair axis; ``keepdims`` keeps them as size 1), or with ``window`` = (size,
     stride) the windowed mean of runtime.stencils.window_mean over ``axes``."""
 
@@ -263,7 +265,7 @@ class Mean(Expr):
             return f"window_mean({a}, {self.axes!r}, {self.window[0]}, {self.window[1]})"
         axes = f"tuple(range(1, {a}.ndim))" if self.axes is None else repr(self.axes)
         keep = ", keepdims=True" if self.keepdims else ""
-        total = f"jnp.sum({a}, axis={axes}{keep})"
+        total = f"pairwise_sum({a}, {axes}{keep})"
         return total if self.count == 1 else f"{total} / {float(self.count)!r}"  # x / 1 = x
 
     def children(self):

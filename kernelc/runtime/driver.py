@@ -36,7 +36,8 @@ __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "forma
            "warn_imprecise", "CompiledPass", "Placement", "count_operations", "compiled_bytes",
            "available_memory", "device_free_memory", "GramArrays",
            "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN",
-           "working_set_cap", "settle", "open_store", "merge_estimates"]
+           "working_set_cap", "settle", "open_store", "merge_estimates", "compile_lowered",
+           "CPU_COMPILER_OPTIONS", "COMPILER_OPTIONS_UNKNOWN"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
 MIN_TILE = 8  # items per device per tile at least (when the budget allows): one shape for small N
@@ -44,6 +45,16 @@ MIN_TILE = 8  # items per device per tile at least (when the budget allows): one
 #: (memory_analysis): XLA:CPU's runtime holds working memory beyond it, measured at +2% to +16%
 #: of the report on the bundled specs (benchmarks/memory.py, docs/performance.md)
 XLA_RUNTIME_MARGIN = 1.25
+#: XLA compile options of the passes compiled for CPU devices (options of these executables
+#: only: JAX's global flags are untouched): XLA's loop-fusion emitters of before jax 0.6 and
+#: no YNNPACK fusions ran the peers' p4 and CNN-GAP networks 1.5x and 1.4x faster and
+#: compiled them ~25% faster than XLA's defaults with jax 0.10 (``python
+#: benchmarks/xla_cpu_options.py``; docs/performance.md, "XLA's CPU options"). An option
+#: the installed jaxlib does not know is dropped (COMPILER_OPTIONS_UNKNOWN). Clear the dict for
+#: XLA's defaults.
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
+                        "xla_cpu_experimental_ynn_fusion_type": ""}
+COMPILER_OPTIONS_UNKNOWN = set()  # options this jaxlib refused ("No such compile option")
 
 
 def x64_context(dtype):
@@ -280,6 +291,7 @@ class CompiledPass:
     def __init__(self, fn, label):
         self.jitted, self.label, self.compiled = jax.jit(fn), label, {}
         self.reported = {}  # id of a compiled pass in self.compiled -> compiled_bytes
+        self.out_info = {}  # id of a compiled pass -> its outputs' shapes and dtypes
         self.progress = None  # kernel_fn sets it for the call
         self.compilations = 0
         self.bytes_per_item = {}
@@ -302,6 +314,11 @@ class CompiledPass:
         if compiled is None:
             compiled = self.compiled[key] = self._compile(args, leaves)
         return compiled
+
+    def outputs(self, *args):
+        """The shapes and dtypes (``OutInfo``) of the pass's outputs for arguments like
+        ``args``, compiling it if needed."""
+        return self.out_info[id(self.executable(*args))]
 
     def memory(self, *args):
         """Peak bytes (per device) of one run on arguments like ``args``, from XLA's report of
@@ -331,7 +348,10 @@ class CompiledPass:
                              "once per tile size) ...")
             sys.stderr.flush()
         compile_start = time.perf_counter()
-        compiled = traced.lower().compile()
+        lowered = traced.lower()
+        compiled = compile_lowered(lowered, leaves)
+        # (Lowered.out_info: Compiled has it from jax 0.6 only)
+        self.out_info[id(compiled)] = lowered.out_info
         self.compilations += 1
         elapsed = time.perf_counter() - compile_start
         if operations:
@@ -340,6 +360,27 @@ class CompiledPass:
             sys.stderr.write(f" done in {time.perf_counter() - start:.1f} s\n")
             sys.stderr.flush()
         return compiled
+
+
+def compile_lowered(lowered, leaves):
+    """``lowered.compile()``, with CPU_COMPILER_OPTIONS when the arguments ``leaves`` live on
+    CPU devices (those without a sharding: on JAX's default backend's); an option the
+    installed jaxlib refuses is dropped for the process and the compilation retried."""
+    devices = set()
+    for leaf in leaves:
+        sharding = getattr(leaf, "sharding", None)
+        devices |= set(sharding.device_set) if sharding is not None else set(jax.devices()[:1])
+    on_cpu = all(d.platform == "cpu" for d in devices)
+    while True:
+        options = {k: v for k, v in CPU_COMPILER_OPTIONS.items()
+                   if k not in COMPILER_OPTIONS_UNKNOWN} if on_cpu else {}
+        try:
+            return lowered.compile(compiler_options=options) if options else lowered.compile()
+        except Exception as exc:  # noqa: BLE001 - jaxlib's error type differs across versions
+            unknown = [k for k in options if f"No such compile option: '{k}'" in str(exc)]
+            if not unknown:
+                raise
+            COMPILER_OPTIONS_UNKNOWN.update(unknown)
 
 
 def run_chunks(fn, n_items, chunk, label, progress):
@@ -837,7 +878,7 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
             per_device = max(per_device, self_fn.memory(
                 placement.like((size,) + tuple(input_shape), dtype)) or 0)
         # the variance maps' shapes per input, from a self pass compiled just above
-        stats = self_fn.executable(placement.like((size,) + tuple(input_shape), dtype)).out_info[2]
+        stats = self_fn.outputs(placement.like((size,) + tuple(input_shape), dtype))[2]
         size = placement.tile(tile, n_pairs)
         if n_pairs:
             x = placement.like((size,) + tuple(input_shape), dtype)

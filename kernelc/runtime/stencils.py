@@ -1,13 +1,16 @@
 """Lattice stencils: the filter sums of lift, gconv and conv layers as shift-and-add over the
-trailing spatial axes of a kernel, and the window means of a windowed avg_pool (jax and numpy
-only; docs/math/rules.md, docs/math/identities.md).
+trailing spatial axes of a kernel, the window means of a windowed avg_pool, and the pairwise
+site sums of the pools (jax and numpy only; docs/math/rules.md, docs/math/identities.md).
 """
 import numpy as np
 import jax
 import jax.numpy as jnp
 
 __all__ = ["stencil", "reduced_stencil", "general_stencil", "right_mix", "stack_general",
-           "window_mean", "with_theta", "SLICE_LIMIT"]
+           "window_mean", "with_theta", "pairwise_sum", "SLICE_LIMIT"]
+
+#: pairwise_sum halves the summed entries until at most this many are left, then adds those
+PAIRWISE_LEAVES = 16
 
 
 def with_theta(stencil_fn, k, theta, *args):
@@ -139,3 +142,32 @@ def window_mean(k, axes, size, stride):
             acc = part if acc is None else acc + part
         k = acc
     return k / float(size ** len(axes))
+
+
+def pairwise_sum(k, axes, keepdims=False):
+    """Σ_{axes} K with a float32 rounding error that does not grow with the number n of summed
+    entries: they are moved last and flattened, summed in blocks of PAIRWISE_LEAVES (any order:
+    ≤ 15 u each), the block sums (and the < 16 left over) halved pairwise, K[..., :h] +
+    K[..., h:2h] (an odd one out carried along), until at most PAIRWISE_LEAVES are left, which
+    are added: at most (⌈log₂ n⌉ + 30) u Σ|K| whatever order the backend reduces in. XLA:CPU
+    sums a reduction fused with its producer in one running sum unless its YNNPACK fusion
+    takes it (kernelc compiles without: driver.CPU_COMPILER_OPTIONS): n u in the worst case,
+    ~√(n/3) u typically, 1e-5 relative on the peers' p4 network's group pool of 262,144
+    entries per pair (docs/precision.md, "Sums")."""
+    shape = k.shape
+    axes = tuple(sorted(a % k.ndim for a in axes))
+    kept = [a for a in range(k.ndim) if a not in axes]
+    if kept + list(axes) != list(range(k.ndim)):
+        k = jnp.transpose(k, kept + list(axes))
+    flat = k.reshape(tuple(shape[a] for a in kept) + (-1,))
+    n, b = flat.shape[-1], PAIRWISE_LEAVES
+    if n > b:  # block sums (a reduce over a minor axis of b: fast, and bounded in any order)
+        blocks = jnp.sum(flat[..., :n - n % b].reshape(flat.shape[:-1] + (n // b, b)), axis=-1)
+        flat = jnp.concatenate([blocks, flat[..., n - n % b:]], axis=-1)
+    while flat.shape[-1] > b:
+        h = flat.shape[-1] // 2
+        flat = jnp.concatenate([flat[..., :h] + flat[..., h:2 * h], flat[..., 2 * h:]], axis=-1)
+    total = jnp.sum(flat, axis=-1)
+    if keepdims:
+        total = total.reshape(tuple(1 if a in axes else n for a, n in enumerate(shape)))
+    return total

@@ -28,12 +28,12 @@ def test_renaming_reaches_the_arguments_of_maps_and_means():
     assert renamed.source() == "k_relu1 = " + relu.emit_jax("k11", "k_flatten1", "k22")[0]
     mean = Assign(("k_pool",), Mean(Ref("k_relu1"), (1, 2), 16.0, keepdims=True))
     assert rename(mean, {"k_relu1": "k_x"}).source() == \
-        "k_pool = jnp.sum(k_x, axis=(1, 2), keepdims=True) / 16.0"
+        "k_pool = pairwise_sum(k_x, (1, 2), keepdims=True) / 16.0"
 
 
 def test_mean_forms():
-    assert Mean(Ref("k"), None, 4.0).source() == "jnp.sum(k, axis=tuple(range(1, k.ndim))) / 4.0"
-    assert Mean(Ref("k"), None, 1.0).source() == "jnp.sum(k, axis=tuple(range(1, k.ndim)))"
+    assert Mean(Ref("k"), None, 4.0).source() == "pairwise_sum(k, tuple(range(1, k.ndim))) / 4.0"
+    assert Mean(Ref("k"), None, 1.0).source() == "pairwise_sum(k, tuple(range(1, k.ndim)))"
     assert Mean(Ref("k"), (1, 2, 3, 4), window=(2, 2)).source() == \
         "window_mean(k, (1, 2, 3, 4), 2, 2)"
 

@@ -197,3 +197,27 @@ def test_so3_modules_state_their_familys_working_set():
         text = (generated / f"{name}.py").read_text()
         assert f"TILE_WORKING_SET = {value!r}" in text
         assert "tile_working_set=TILE_WORKING_SET)" in text
+
+
+def _einsum_pass():
+    a = jnp.ones((2, 4, 4, 3), jnp.float32)
+    return jax.jit(lambda u, v: jnp.einsum("pabz,pcdz->pabcd", u, v)).trace(a, a).lower(), a
+
+
+def test_cpu_passes_compile_with_kernelcs_xla_options():
+    """On CPU devices the passes take CPU_COMPILER_OPTIONS (per executable): with the option
+    known to this jaxlib, XLA's YNNPACK fusion (jax >= 0.8) is not in the compiled program,
+    and the result is the plain compilation's."""
+    lowered, a = _einsum_pass()
+    compiled = driver.compile_lowered(lowered, [a, a])
+    if "xla_cpu_experimental_ynn_fusion_type" not in driver.COMPILER_OPTIONS_UNKNOWN:
+        assert "__ynn_fusion" not in compiled.as_text()
+    np.testing.assert_allclose(compiled(a, a), lowered.compile()(a, a), rtol=1e-6)
+
+
+def test_an_xla_option_this_jaxlib_lacks_is_dropped(monkeypatch):
+    monkeypatch.setitem(driver.CPU_COMPILER_OPTIONS, "xla_cpu_no_such_option_of_kernelc", True)
+    monkeypatch.setattr(driver, "COMPILER_OPTIONS_UNKNOWN", set())
+    lowered, a = _einsum_pass()
+    assert driver.compile_lowered(lowered, [a, a])(a, a).shape == (2, 4, 4, 4, 4)
+    assert "xla_cpu_no_such_option_of_kernelc" in driver.COMPILER_OPTIONS_UNKNOWN
