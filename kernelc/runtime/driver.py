@@ -54,7 +54,7 @@ XLA_RUNTIME_MARGIN = 1.25
 #: XLA's defaults.
 CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
                         "xla_cpu_experimental_ynn_fusion_type": ""}
-COMPILER_OPTIONS_UNKNOWN = set()  # options this jaxlib refused ("No such compile option")
+COMPILER_OPTIONS_UNKNOWN = {}  # option -> the installed jaxlib's refusal ("No such compile option")
 
 
 def x64_context(dtype):
@@ -380,7 +380,7 @@ def compile_lowered(lowered, leaves):
             unknown = [k for k in options if f"No such compile option: '{k}'" in str(exc)]
             if not unknown:
                 raise
-            COMPILER_OPTIONS_UNKNOWN.update(unknown)
+            COMPILER_OPTIONS_UNKNOWN.update((k, str(exc).splitlines()[0]) for k in unknown)
 
 
 def run_chunks(fn, n_items, chunk, label, progress):

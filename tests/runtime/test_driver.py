@@ -217,7 +217,7 @@ def test_cpu_passes_compile_with_kernelcs_xla_options():
 
 def test_an_xla_option_this_jaxlib_lacks_is_dropped(monkeypatch):
     monkeypatch.setitem(driver.CPU_COMPILER_OPTIONS, "xla_cpu_no_such_option_of_kernelc", True)
-    monkeypatch.setattr(driver, "COMPILER_OPTIONS_UNKNOWN", set())
+    monkeypatch.setattr(driver, "COMPILER_OPTIONS_UNKNOWN", {})
     lowered, a = _einsum_pass()
     assert driver.compile_lowered(lowered, [a, a])(a, a).shape == (2, 4, 4, 4, 4)
     assert "xla_cpu_no_such_option_of_kernelc" in driver.COMPILER_OPTIONS_UNKNOWN
