@@ -26,7 +26,10 @@ Then, end to end: the p4 network of benchmarks/identities.py (``--n`` images 16Ã
 NTK Gram, float32) compiled with that pass and without it (removed from the pass table in
 this process), alternated, and the largest difference of their float64 Gram matrices.
 
-    python benchmarks/stencils.py [--pairs 32] [--size 16] [--repeats 5] [--n 8]
+Every variant is compiled as the driver compiles the passes (runtime.driver.compile_lowered:
+with CPU_COMPILER_OPTIONS on CPU), or with XLA's defaults under ``--xla-defaults``.
+
+    python benchmarks/stencils.py [--pairs 32] [--size 16] [--repeats 5] [--n 8] [--xla-defaults]
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ import jax.numpy as jnp
 
 import kernelc
 from kernelc.compiler import passes
+from kernelc.runtime import driver
 from kernelc.runtime.stencils import reduced_stencil
 
 from fast_maps import map_inputs  # noqa: E402 - the same map and inputs as fast_maps.py
@@ -91,16 +95,32 @@ def separable(k, n):
     return jnp.stack(out, 1)
 
 
+def jit(fn):
+    """``fn`` compiled on its first call as the driver compiles a pass (compile_lowered)."""
+    compiled = {}
+
+    def call(*args):
+        if not compiled:
+            compiled[0] = driver.compile_lowered(jax.jit(fn).trace(*args).lower(),
+                                                 jax.tree_util.tree_leaves(args))
+        return compiled[0](*args)
+    return call
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=32)
     ap.add_argument("--size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=8, help="images of the end-to-end p4 run")
+    ap.add_argument("--xla-defaults", action="store_true",
+                    help="compile with XLA's defaults, not the driver's CPU_COMPILER_OPTIONS")
     a = ap.parse_args(argv)
+    if a.xla_defaults:
+        driver.CPU_COMPILER_OPTIONS.clear()
     n = a.size
     k, k11, k22, t = map_inputs(a.pairs * 4 * n**4, side=n)
-    km, tm = jax.jit(relu)(k, k11, k22, t)
+    km, tm = jit(relu)(k, k11, k22, t)
     entries = k.size
     barrier = jax.lax.optimization_barrier
 
@@ -113,16 +133,16 @@ def main(argv=None):
                 both = form(jnp.concatenate([kr, tr]), n)
                 return both[:k.shape[0]], both[k.shape[0]:]
             return form(kr, n), barrier(form(tr, n))  # the generated code's barrier on Î˜
-        return jax.jit(run)
+        return jit(run)
 
     variants = {  # name: (function, arguments, bytes of compulsory traffic)
-        "copy (2 in, 2 out)": (jax.jit(lambda x, y: (x * 1.0001, y * 1.0001)), (k, t), 16),
-        "relu map alone": (jax.jit(relu), (k, k11, k22, t), 16),
-        "stencil alone, per-q pads": (jax.jit(lambda x, y: (per_q_pads(x, n), barrier(
+        "copy (2 in, 2 out)": (jit(lambda x, y: (x * 1.0001, y * 1.0001)), (k, t), 16),
+        "relu map alone": (jit(relu), (k, k11, k22, t), 16),
+        "stencil alone, per-q pads": (jit(lambda x, y: (per_q_pads(x, n), barrier(
             per_q_pads(y, n)))), (km, tm), 16),
-        "stencil alone, pad once": (jax.jit(lambda x, y: (pad_once(x, n), barrier(
+        "stencil alone, pad once": (jit(lambda x, y: (pad_once(x, n), barrier(
             pad_once(y, n)))), (km, tm), 16),
-        "stencil alone, separable": (jax.jit(lambda x, y: (separable(x, n), barrier(
+        "stencil alone, separable": (jit(lambda x, y: (separable(x, n), barrier(
             separable(y, n)))), (km, tm), 16),
         "map + stencil, per-q pads (two calls)": (stage(per_q_pads), (k, k11, k22, t), 16),
         "map + stencil, pad once": (stage(pad_once), (k, k11, k22, t), 16),
