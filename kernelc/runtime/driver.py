@@ -364,23 +364,31 @@ class CompiledPass:
 
 def compile_lowered(lowered, leaves):
     """``lowered.compile()``, with CPU_COMPILER_OPTIONS when the arguments ``leaves`` live on
-    CPU devices (those without a sharding: on JAX's default backend's); an option the
-    installed jaxlib refuses is dropped for the process and the compilation retried."""
+    CPU devices (those without a sharding: on JAX's default backend's). An option the
+    installed jaxlib refuses by name is dropped for the process and the compilation retried
+    with the others; any other failure with options is retried without them, and when that
+    succeeds the options are dropped for the process (a jaxlib that takes an option's name
+    but not its value)."""
     devices = set()
     for leaf in leaves:
         sharding = getattr(leaf, "sharding", None)
         devices |= set(sharding.device_set) if sharding is not None else set(jax.devices()[:1])
-    on_cpu = all(d.platform == "cpu" for d in devices)
-    while True:
-        options = {k: v for k, v in CPU_COMPILER_OPTIONS.items()
-                   if k not in COMPILER_OPTIONS_UNKNOWN} if on_cpu else {}
-        try:
-            return lowered.compile(compiler_options=options) if options else lowered.compile()
-        except Exception as exc:  # noqa: BLE001 - jaxlib's error type differs across versions
-            unknown = [k for k in options if f"No such compile option: '{k}'" in str(exc)]
-            if not unknown:
-                raise
-            COMPILER_OPTIONS_UNKNOWN.update((k, str(exc).splitlines()[0]) for k in unknown)
+    options = {k: v for k, v in CPU_COMPILER_OPTIONS.items()
+               if k not in COMPILER_OPTIONS_UNKNOWN} \
+        if all(d.platform == "cpu" for d in devices) else {}
+    if not options:
+        return lowered.compile()
+    try:
+        return lowered.compile(compiler_options=options)
+    except Exception as exc:  # noqa: BLE001 - jaxlib's error type differs across versions
+        refusal = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        unknown = [k for k in options if f"No such compile option: '{k}'" in str(exc)]
+        if unknown:
+            COMPILER_OPTIONS_UNKNOWN.update((k, refusal) for k in unknown)
+            return compile_lowered(lowered, leaves)
+    compiled = lowered.compile()  # raises the failure that is not the options'
+    COMPILER_OPTIONS_UNKNOWN.update((k, refusal) for k in options)
+    return compiled
 
 
 def run_chunks(fn, n_items, chunk, label, progress):

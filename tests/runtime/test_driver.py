@@ -221,3 +221,11 @@ def test_an_xla_option_this_jaxlib_lacks_is_dropped(monkeypatch):
     lowered, a = _einsum_pass()
     assert driver.compile_lowered(lowered, [a, a])(a, a).shape == (2, 4, 4, 4, 4)
     assert "xla_cpu_no_such_option_of_kernelc" in driver.COMPILER_OPTIONS_UNKNOWN
+
+
+def test_an_xla_option_value_this_jaxlib_refuses_drops_the_options(monkeypatch):
+    monkeypatch.setitem(driver.CPU_COMPILER_OPTIONS, "xla_cpu_use_fusion_emitters", "not a bool")
+    monkeypatch.setattr(driver, "COMPILER_OPTIONS_UNKNOWN", {})
+    lowered, a = _einsum_pass()
+    assert driver.compile_lowered(lowered, [a, a])(a, a).shape == (2, 4, 4, 4, 4)
+    assert set(driver.COMPILER_OPTIONS_UNKNOWN) == set(driver.CPU_COMPILER_OPTIONS)
