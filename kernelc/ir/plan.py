@@ -247,11 +247,11 @@ class Map(Expr):
 
 @dataclass(frozen=True)
 class Mean(Expr):
-    """The mean of ``x`` over site or group axes: Σ_axes x / count over ``axes`` (the sum
-    pairwise, runtime.stencils.pairwise_sum: its float32 error does not grow with the entries
-    like a running sum's) (None: every
+    """The mean of ``x`` over site or group axes: Σ_axes x / count over ``axes`` (None: every
     axis after the pair axis; ``keepdims`` keeps them as size 1), or with ``window`` = (size,
-    stride) the windowed mean of runtime.stencils.window_mean over ``axes``."""
+    stride) the windowed mean of runtime.stencils.window_mean over ``axes``. The sum is
+    runtime.stencils.pairwise_sum's, whose float32 error does not grow with the number of
+    entries as a running sum's does."""
 
     x: Expr
     axes: Optional[Tuple[int, ...]] = None

@@ -131,16 +131,16 @@ class KernelMap:
         does nothing in float64 (nothing is traced)."""
         nngp, kdot = self.emit_jax("k11", "k12", "k22")  # the lambda's own parameters
         indent = " " * len("track_precision(")
+        slopes = "" if self.two_slopes is None else (
+            f",\n{indent}two_slopes=({', '.join(map(repr, self.two_slopes))}))  "
+            "# K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)")
         return (f"# float32: estimate the rounding error after {label.split()[0]} "
                 "(docs/precision.md)\n"
                 f"track_precision({label!r},\n"
                 f"{indent}lambda k11, k12, k22: {nngp},  # K⁺\n"
                 f"{indent}lambda k11, k12, k22: {kdot},  # K̇\n"
                 f"{indent}{k11}, {k12}, {k22}, {want_ntk}, {scope}, {self_pairs}, "
-                f"{self.precision_kind!r}" + (
-                    "" if self.two_slopes is None else
-                    f",\n{indent}two_slopes=({', '.join(map(repr, self.two_slopes))}))  "
-                    "# K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)") + ")" * (self.two_slopes is None))
+                f"{self.precision_kind!r}" + (slopes or ")"))
 
     @property
     def precision_kind(self) -> str:

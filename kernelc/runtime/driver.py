@@ -47,11 +47,12 @@ MIN_TILE = 8  # items per device per tile at least (when the budget allows): one
 XLA_RUNTIME_MARGIN = 1.25
 #: XLA compile options of the passes compiled for CPU devices (options of these executables
 #: only: JAX's global flags are untouched): XLA's loop-fusion emitters of before jax 0.6 and
-#: no YNNPACK fusions ran the peers' p4 and CNN-GAP networks 1.5x and 1.4x faster and
-#: compiled them ~25% faster than XLA's defaults with jax 0.10 (``python
-#: benchmarks/xla_cpu_options.py``; docs/performance.md, "XLA's CPU options"). An option
-#: the installed jaxlib does not know is dropped (COMPILER_OPTIONS_UNKNOWN). Clear the dict for
-#: XLA's defaults.
+#: no YNNPACK fusions ran the peers' p4 and CNN-GAP networks 1.6-1.8x and 1.2x faster, and
+#: their first calls 1.1-1.2x faster, than XLA's defaults with jax 0.10 (``python
+#: benchmarks/xla_cpu_options.py``; docs/performance.md, "XLA's CPU options"). Without
+#: YNNPACK a fused reduction is one running sum: the pools sum pairwise for that
+#: (runtime.stencils.pairwise_sum). An option the installed jaxlib does not know is dropped
+#: (COMPILER_OPTIONS_UNKNOWN). Clear the dict for XLA's defaults.
 CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
                         "xla_cpu_experimental_ynn_fusion_type": ""}
 COMPILER_OPTIONS_UNKNOWN = {}  # option -> the installed jaxlib's refusal ("No such compile option")
