@@ -95,11 +95,11 @@ class CompiledKernel:
         :meth:`kernel_fn_with` for other hyperparameters (see :mod:`kernelc.runtime.pure`,
         docs/jax.md; the diagonal NTK of relu-like maps has no derivative).
 
-        Called with concrete arrays it compiles itself with pure.SAFE_COMPILER_OPTIONS; inside
-        your own ``jax.jit`` of the forward kernels pass ``compiler_options=
-        SAFE_COMPILER_OPTIONS`` there: XLA's CPU backend (jaxlib 0.10.2) miscompiles these
-        programs with traced hyperparameters at its default optimization level (not for a
-        jitted gradient, which the level-0 backend miscompiled: docs/jax.md, "Known issue")."""
+        Called with concrete arrays it compiles itself with pure.safe_compiler_options(); inside
+        your own ``jax.jit`` (forward or gradient) pass ``compiler_options=
+        safe_compiler_options()`` there: XLA's CPU backend (jaxlib 0.10.2) miscompiles these
+        programs with traced hyperparameters with its new loop-fusion emitters (docs/jax.md,
+        "Known issue")."""
         shape = self.module.INPUT_SHAPE
         # checked here, outside jit, so that a list or a wrong shape gets kernelc's message
         x1 = pure.as_inputs(x1, "x1", shape)
@@ -119,13 +119,13 @@ class CompiledKernel:
     def _jitted_kernel(self):
         # jit (one XLA program) rather than op-by-op dispatch: tens of times faster on first
         # use (only for concrete arguments: a nested jit may not set compiler options). The
-        # options are pure.SAFE_COMPILER_OPTIONS: XLA's CPU backend (jaxlib 0.10.2)
-        # miscompiles these programs with traced hyperparameters at its default level
+        # options are pure.safe_compiler_options(): XLA's CPU backend (jaxlib 0.10.2)
+        # miscompiles these programs with traced hyperparameters with its new emitters
         m = self.module
         return jax.jit(functools.partial(pure.kernel, m._propagate, m.INPUT_SHAPE,
                                          m.OUTPUT_MIRROR, m.DEFAULT_PARAMS),
                        static_argnames=("get", "fast_maps"),
-                       compiler_options=pure.SAFE_COMPILER_OPTIONS)
+                       compiler_options=pure.safe_compiler_options())
 
     def kernel_fn_with(self, params):
         """The tiled ``kernel_fn`` (same arguments, numpy results) at other hyperparameter

@@ -25,6 +25,8 @@ other pairs (i, j). Differences from ``kernel_fn``, on purpose:
 """
 from collections.abc import Mapping
 
+import functools
+
 import numpy as np
 import jax.numpy as jnp
 
@@ -33,16 +35,42 @@ from kernelc.runtime.layouts import mirror_pairs
 from kernelc.runtime.maps import fast_maps as fast_maps_context
 from kernelc.runtime.maps import precision_tracking
 
-__all__ = ["kernel", "resolve_params", "as_inputs", "SAFE_COMPILER_OPTIONS"]
+__all__ = ["kernel", "resolve_params", "as_inputs", "SAFE_COMPILER_OPTIONS",
+           "safe_compiler_options"]
 
-#: ``jax.jit(..., compiler_options=SAFE_COMPILER_OPTIONS)``: XLA's CPU backend of jaxlib 0.10.2
-#: miscompiles a _propagate whose hyperparameters are traced arguments (not constants) at its
-#: default optimization level: self-pass variances off by up to ~20% after a relu and a
-#: stencil (tests/codegen/test_jax_native.py, docs/jax.md "Known issue"); level 0 computes
-#: them exactly like op-by-op execution. CompiledKernel.kernel compiles with these options; a
-#: caller's own jax.jit of the forward kernels must pass them too. Not for jitted gradients:
-#: there level 0 was the wrong one in a probe (docs/jax.md).
-SAFE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+#: ``jax.jit(..., compiler_options=safe_compiler_options())``: XLA's CPU backend of jaxlib
+#: 0.10.2 miscompiles a _propagate whose hyperparameters are traced arguments (not constants)
+#: with its new loop-fusion emitters: on a 4×4 p4 relu network the NNGP came out 3e-2 to
+#: 4.5e-2 off (3 input sets), and optimization level 0 (the earlier workaround) miscompiled a
+#: jitted gradient instead (2e5 off on 1 of 3). With XLA's older emitters (and no YNNPACK
+#: fusions: the driver's CPU_COMPILER_OPTIONS, also faster) both agree with op-by-op execution
+#: to 2e-16 and 8e-16 (tests/codegen/test_jax_native.py; docs/jax.md, "Known issue").
+#: CompiledKernel.kernel compiles with them; a caller's own jax.jit must pass them too.
+SAFE_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
+                         "xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.lru_cache(maxsize=None)
+def _accepted_options(names):
+    import jax
+    options = {k: SAFE_COMPILER_OPTIONS[k] for k in names}
+    lowered = jax.jit(lambda a: a + 1).trace(jnp.zeros(2, jnp.float32)).lower()
+    while options:
+        try:
+            lowered.compile(compiler_options=options)
+            break
+        except Exception as exc:  # noqa: BLE001 - jaxlib's error type differs across versions
+            unknown = [k for k in options if f"No such compile option: '{k}'" in str(exc)]
+            if not unknown:
+                return {}
+            options = {k: v for k, v in options.items() if k not in unknown}
+    return options
+
+
+def safe_compiler_options():
+    """SAFE_COMPILER_OPTIONS less those the installed jaxlib does not know (jax < 0.8 lacks
+    the YNNPACK one), found once per process by compiling a tiny program."""
+    return dict(_accepted_options(tuple(sorted(SAFE_COMPILER_OPTIONS))))
 
 
 def resolve_params(defaults, params=None, dtype=None):
