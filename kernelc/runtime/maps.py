@@ -628,10 +628,9 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         # to the reduction, which XLA would materialise: +20% on p4_histology)
         rho = k12 * safe_div(1, s1) * safe_div(1, s2)
         max_rho2 = per_pair(rho * rho if self_pairs is False else rho * rho * inexact)
-        constants = two_slopes  # None: the chain stays in the graph
         step = (label, order, nngp, kdot, want_ntk, before, after, read_k)
-        if constants is not None:  # the host evaluates the run so far, this map included
-            chain[5].append((step, max_rho2, constants))
+        if two_slopes is not None:  # the host evaluates the run so far, this map included
+            chain[5].append((step, max_rho2, two_slopes))
             start = [c is not None for c in chain[2:5]]
             runs = [(s[:2] + (c,) + s[4:], m) for s, m, c in chain[5]]
             # one report per run: each map's covers the run so far (the last one all of it)

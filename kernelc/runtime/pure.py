@@ -30,6 +30,7 @@ import functools
 import numpy as np
 import jax.numpy as jnp
 
+from kernelc.runtime.driver import CPU_COMPILER_OPTIONS
 from kernelc.runtime.errors import InputError
 from kernelc.runtime.layouts import mirror_pairs
 from kernelc.runtime.maps import fast_maps as fast_maps_context
@@ -46,8 +47,7 @@ __all__ = ["kernel", "resolve_params", "as_inputs", "SAFE_COMPILER_OPTIONS",
 #: fusions: the driver's CPU_COMPILER_OPTIONS, also faster) both agree with op-by-op execution
 #: to 2e-16 and 8e-16 (tests/codegen/test_jax_native.py; docs/jax.md, "Known issue").
 #: CompiledKernel.kernel compiles with them; a caller's own jax.jit must pass them too.
-SAFE_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
-                         "xla_cpu_experimental_ynn_fusion_type": ""}
+SAFE_COMPILER_OPTIONS = dict(CPU_COMPILER_OPTIONS)  # a copy: clearing the driver's keeps these
 
 
 @functools.lru_cache(maxsize=None)

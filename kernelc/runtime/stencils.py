@@ -169,5 +169,5 @@ def pairwise_sum(k, axes, keepdims=False):
         flat = jnp.concatenate([flat[..., :h] + flat[..., h:2 * h], flat[..., 2 * h:]], axis=-1)
     total = jnp.sum(flat, axis=-1)
     if keepdims:
-        total = total.reshape(tuple(1 if a in axes else n for a, n in enumerate(shape)))
+        total = total.reshape(tuple(1 if a in axes else size for a, size in enumerate(shape)))
     return total
