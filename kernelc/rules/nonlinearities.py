@@ -24,6 +24,7 @@ from kernelc.ir.jax_printer import jax_code
 from kernelc.ir.plan import Map, Ref
 from kernelc.errors import SpecError, did_you_mean
 from kernelc.rules.gaussian import polynomial_kernel
+from kernelc.rules.price_memo import PRICE_MEMO
 from kernelc.runtime import maps
 
 __all__ = ["k11", "k12", "k22", "x", "KernelMap", "NONLINEARITIES", "MAX_POLY_DEGREE", "kernel_map",
@@ -235,6 +236,15 @@ def _numpy_functions(nngp_code: str, ntk_code: str):
 
 @lru_cache(maxsize=None)
 def _price(nngp: sympy.Expr, polynomial: bool = False) -> sympy.Expr:
+    """K̇ = ∂K⁺/∂k12 (Price's theorem): :func:`derive_price`, or its stored result when K⁺ is
+    a built-in closed form (:data:`~kernelc.rules.price_memo.PRICE_MEMO`, keyed by srepr(K⁺):
+    sympy.simplify's first call in a process imports sympy.physics.units, ~0.15 s of every
+    kernelc.compile; the tests derive every stored entry again)."""
+    stored = None if polynomial else PRICE_MEMO.get(sympy.srepr(nngp))
+    return sympy.sympify(stored) if stored is not None else derive_price(nngp, polynomial)
+
+
+def derive_price(nngp: sympy.Expr, polynomial: bool = False) -> sympy.Expr:
     """K̇ = ∂K⁺/∂k12 (Price's theorem), simplified (expanded for polynomial maps).
 
     After ``simplify`` the result is also tried collected over its asin/acos terms with each
@@ -258,6 +268,9 @@ def _price(nngp: sympy.Expr, polynomial: bool = False) -> sympy.Expr:
 
 Builder = Callable[[tuple, Optional[sympy.Expr], int], KernelMap]
 NONLINEARITIES: dict[str, Builder] = {}
+#: name -> the function of a closed-form entry (returns φ, K⁺[, coords]); kernelc.rules.price_memo
+#: stores Price's K̇ of each K⁺
+CLOSED_FORMS: dict[str, Callable[[], tuple]] = {}
 
 
 def rule(name: str):
@@ -285,6 +298,7 @@ def closed_form(name: str, fast_angles: tuple = ()):
                 nngp, ntk_dot = nngp.subs(coords[0]), ntk_dot.subs(coords[0])
             return KernelMap(name, phi, "closed form", nngp, ntk_dot, fast_angles=fast_angles)
         builder.__doc__ = fn.__doc__
+        CLOSED_FORMS[name] = fn
         return fn
     return register
 

@@ -741,6 +741,7 @@ def _reads_fast_angles(*fns):
     return tuple(sorted(h for h, n in _FAST_ANGLE_CALLS.items() if n > before[h]))
 
 
+@functools.lru_cache(maxsize=None)
 def _numpy_special():
     """scipy.special when installed; otherwise erf/erfc vectorised from math (float64)."""
     try:
@@ -749,6 +750,15 @@ def _numpy_special():
     except ImportError:  # scipy is not a kernelc dependency
         return types.SimpleNamespace(erf=np.vectorize(math.erf, otypes=[np.float64]),
                                      erfc=np.vectorize(math.erfc, otypes=[np.float64]))
+
+
+class _SpecialOnUse:
+    """The numpy namespace's ``jsp``: :func:`_numpy_special` imported when a printed map first
+    calls it (``jsp.erf``). The relu-like maps never do, and importing scipy.special took
+    ~0.12 s of every kernelc.compile of a relu network (their two_slopes run the maps)."""
+
+    def __getattr__(self, name):
+        return getattr(_numpy_special(), name)
 
 
 def namespace(backend="jax"):
@@ -769,5 +779,5 @@ def _numpy_helpers():
     ns = {"__name__": __name__ + "[numpy]"}
     source = sys.modules[__name__].__loader__.get_source(__name__)
     exec(compile(source, __file__, "exec"), ns)  # noqa: S102 - this module's own source
-    ns["jnp"], ns["jsp"] = np, _numpy_special()
+    ns["jnp"], ns["jsp"] = np, _SpecialOnUse()
     return tuple((name, ns[name]) for name in __all__ + ["jnp", "jsp"])
