@@ -83,7 +83,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: k12/5 + 8*(k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(25*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (-8*fast_acos_ratio2(k12, k11, k22) + 13*jnp.pi)/(25*jnp.pi),  # K̇
                     k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.52, 0.52, 0.20000000000000004))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.52, 0.52, 0.20000000000000004),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_leaky_relu1 = ((-8*fast_acos_ratio2(k_lift1, k11, k22) + 13*jnp.pi)/(25*jnp.pi)) * k_lift1
     # -- gconv1 (line 9): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)

@@ -73,7 +73,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_conv1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu1 = ((jnp.pi - fast_acos_ratio2(k_conv1, k11, k22))/(2*jnp.pi)) * k_conv1
     # -- conv2 (line 12): K⁺[t,t'] = σ_w²/|S| Σ_{y∈S} K[t+y, t'+y] + σ_b²
@@ -93,7 +94,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_conv2, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu2 = ((jnp.pi - fast_acos_ratio2(k_conv2, k11, k22))/(2*jnp.pi)) * t_conv2
     # -- avg_pool1 (line 14): K⁺ = mean_{t,t'} K[t,t'] (per group index)

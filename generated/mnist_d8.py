@@ -74,7 +74,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu1 = ((jnp.pi - fast_acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * k_lift1
     # -- gconv1 (line 13): K̃⁺[t,t'](q) = σ_w²/|B| Σ_{y,y'∈S} P(y, R_q⁻¹y') K̃[t+y, t'+y'](q) + σ_b²   (R)
@@ -94,7 +95,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu2 = ((jnp.pi - fast_acos_ratio2(k_gconv1, k11, k22))/(2*jnp.pi)) * t_gconv1
     # -- group_pool1 (line 15): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)

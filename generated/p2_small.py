@@ -78,7 +78,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('erf1 (line 7)',
                     lambda k11, k12, k22: 2*fast_asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
                     lambda k11, k12, k22: safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k12)),  # K̇
-                    k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'smooth')
+                    k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'smooth',
+                    fast_angles=(('asin',), ()))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_erf1 = (safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k_lift1))) * k_lift1
     # -- gconv1 (line 8): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
@@ -97,7 +98,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('erf2 (line 9)',
                     lambda k11, k12, k22: 2*fast_asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
                     lambda k11, k12, k22: safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k12)),  # K̇
-                    k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'smooth')
+                    k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'smooth',
+                    fast_angles=(('asin',), ()))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_erf2 = (safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k_gconv1))) * t_gconv1
     # -- group_pool1 (line 10): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)

@@ -105,7 +105,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu1 = ((jnp.pi - fast_acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * k_lift1
     # -- gconv1 (line 16): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
@@ -125,7 +126,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu2 = ((jnp.pi - fast_acos_ratio2(k_gconv1, k11, k22))/(2*jnp.pi)) * t_gconv1
     # -- gconv2 (line 18): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
@@ -150,7 +152,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_sum1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu3 = ((jnp.pi - fast_acos_ratio2(k_sum1, k11, k22))/(2*jnp.pi)) * t_sum1
     # -- gconv3 (line 16): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
@@ -170,7 +173,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_gconv3, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu4 = ((jnp.pi - fast_acos_ratio2(k_gconv3, k11, k22))/(2*jnp.pi)) * t_gconv3
     # -- gconv4 (line 18): K̃⁺[t,t'](q) = σ_w²/|S| Σ_{y∈S} K̃[t+y, t'+ρ(q)y](q) + σ_b²   (R)
@@ -195,7 +199,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_sum2, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu5 = ((jnp.pi - fast_acos_ratio2(k_sum2, k11, k22))/(2*jnp.pi)) * t_sum2
     # -- group_pool1 (line 22): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)

@@ -74,7 +74,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu1 = ((jnp.pi - fast_acos_ratio2(k_lift1, k11, k22))/(2*jnp.pi)) * k_lift1
     # -- gconv1 (line 11): K̃⁺ = σ_w² Π_L K̃ + σ_b²  (R: SO(3) FFT, truncate to ℓ < L, inverse FFT)
@@ -96,7 +97,8 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
                     k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
-                    two_slopes=(0.5, 0.5, 0.0))  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
+                    fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_relu2 = ((jnp.pi - fast_acos_ratio2(k_gconv1, k11, k22))/(2*jnp.pi)) * t_gconv1
     # -- group_pool1 (line 13): K⁺ = ∫ K̃(q) dq  (R: grid quadrature)

@@ -132,16 +132,25 @@ class KernelMap:
         does nothing in float64 (nothing is traced)."""
         nngp, kdot = self.emit_jax("k11", "k12", "k22")  # the lambda's own parameters
         indent = " " * len("track_precision(")
-        slopes = "" if self.two_slopes is None else (
-            f",\n{indent}two_slopes=({', '.join(map(repr, self.two_slopes))}))  "
-            "# K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)")
-        return (f"# float32: estimate the rounding error after {label.split()[0]} "
-                "(docs/precision.md)\n"
-                f"track_precision({label!r},\n"
-                f"{indent}lambda k11, k12, k22: {nngp},  # K⁺\n"
-                f"{indent}lambda k11, k12, k22: {kdot},  # K̇\n"
-                f"{indent}{k11}, {k12}, {k22}, {want_ntk}, {scope}, {self_pairs}, "
-                f"{self.precision_kind!r}" + (slopes or ")"))
+        keywords = []  # (argument, comment)
+        if self.two_slopes is not None:
+            keywords.append((f"two_slopes=({', '.join(map(repr, self.two_slopes))})",
+                             "K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)"))
+        rows = tuple(_fast_angle_rows(code) for code in (nngp, kdot))
+        if any(rows):
+            keywords.append((f"fast_angles={rows!r}", "the fast angles K⁺ and K̇ call"))
+        statement = (f"# float32: estimate the rounding error after {label.split()[0]} "
+                     "(docs/precision.md)\n"
+                     f"track_precision({label!r},\n"
+                     f"{indent}lambda k11, k12, k22: {nngp},  # K⁺\n"
+                     f"{indent}lambda k11, k12, k22: {kdot},  # K̇\n"
+                     f"{indent}{k11}, {k12}, {k22}, {want_ntk}, {scope}, {self_pairs}, "
+                     f"{self.precision_kind!r}")
+        if not keywords:
+            return statement + ")"
+        return statement + ",\n" + "\n".join(
+            f"{indent}{argument}{')' if i == len(keywords) - 1 else ','}  # {comment}"
+            for i, (argument, comment) in enumerate(keywords))
 
     @property
     def precision_kind(self) -> str:
@@ -193,6 +202,19 @@ class KernelMap:
         with np.errstate(all="ignore"):
             return (np.asarray(nngp_fn(*args), dtype=np.float64),
                     np.asarray(ntk_fn(*args), dtype=np.float64))
+
+
+#: the fast helpers printed maps call -> their row of maps.FAST_MAP_BOUNDS (fast_sqrt_det2 has
+#: none: it shares fast_acos_ratio2's correlation, and relu's bounds cover both)
+FAST_ANGLE_ROWS = {"fast_acos_ratio2": "acos", "fast_asin_ratio2": "asin"}
+
+
+def _fast_angle_rows(code: str) -> tuple:
+    """The FAST_MAP_BOUNDS rows of the fast helpers the printed map ``code`` calls, sorted:
+    track_precision adds their proven errors where kernel_fn's fast_maps takes them (stated
+    here rather than found by tracing each map at run time, ~8 ms a map and pass)."""
+    return tuple(sorted({row for helper, row in FAST_ANGLE_ROWS.items()
+                         if f"{helper}(" in code}))
 
 
 @lru_cache(maxsize=256)

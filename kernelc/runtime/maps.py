@@ -174,7 +174,7 @@ FAST_MAP_BOUNDS = {
 #: which dtypes take the fast maps, read at trace time (kernel_fn(fast_maps=...) sets it):
 #: None (the default) float32 only (DEFAULT_FAST_HELPERS), True float32 and float64, False none
 _FAST_MAPS = [None]
-#: trace-time count of fast angles by helper (track_precision reads it: _reads_fast_angles)
+#: trace-time count of fast angles by helper (the tests read it)
 _FAST_ANGLE_CALLS = {"acos": 0, "asin": 0}
 
 
@@ -556,7 +556,7 @@ def _graph_errors(chain, like):
 
 
 def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pairs=False,
-                    kind="closed form", two_slopes=None):
+                    kind="closed form", two_slopes=None, fast_angles=((), ())):
     """First-order estimate of the float32 rounding error after the nonlinearity ``label``
     (K⁺ = ``nngp``, K̇ = ``kdot`` of (k11, k12, k22)), carried on from the one before it in the
     same _propagate call (``scope``, made anew by each call) and recorded in
@@ -571,8 +571,10 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     per pair at its largest |ρ|, :func:`_homogeneous_step`), "smooth" (bounded from the
     variances while that bound is below PRECISION_SMALL, else per entry), "quadrature" or
     "closed form". ``two_slopes``: (K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)) of a homogeneous map,
-    derived by the compiler (``KernelMap.two_slopes``: K̇ is then linear in θ = arccos ρ). See
-    docs/precision.md.
+    derived by the compiler (``KernelMap.two_slopes``: K̇ is then linear in θ = arccos ρ).
+    ``fast_angles``: the FAST_MAP_BOUNDS rows ("acos", "asin") of the fast helpers K⁺ and K̇
+    call, as the compiler printed them; each counts where the fast_maps setting takes it (in
+    float32: "acos" by default, both with fast_maps=True). See docs/precision.md.
 
     Where it runs: the graph computes what needs every entry. For a run of homogeneous maps
     that is one reduction per map (the largest ρ² of each pair); the host does the rest of
@@ -594,8 +596,9 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         chain = _PRECISION_CHAINS[id(scope)] = [scope, 0, None, None, None, []]
     order, chain[1] = chain[1], chain[1] + 1
     before, after = (np.float32(c * 2.0 ** -24) for c in PRECISION_ROUNDING)
-    # the fast helpers K̇ and K⁺ take (each traced once: JAX caches eval_shape per function)
-    fast_t, fast_k = (_reads_fast_angles(f) if kind != "quadrature" else () for f in (kdot, nngp))
+    # the fast helpers K⁺ and K̇ take under this fast_maps setting
+    fast_k, fast_t = (tuple(h for h in rows if _fast_dtype(k11, k12, k22, helper=h))
+                      for rows in fast_angles)
     read_k = np.float32(0)  # the fast ρ read of a K⁺ whose K̇ takes no fast angle (erf)
     if fast_t or fast_k:
         # the fast maps' proven errors (FAST_MAP_BOUNDS, the worst of the helpers the map
@@ -727,18 +730,6 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     _report(("map", id(chain), order), functools.partial(record_precision, label, order),
             *(jnp.max(v) for v in (e_k_out, e_t_out, slope, gain)))
     return None
-
-
-def _reads_fast_angles(*fns):
-    """The fast helpers ("acos", "asin": FAST_MAP_BOUNDS' rows) that tracing the maps ``fns``
-    at scalars takes with fast maps on, sorted (empty: none). Traced only, not run; JAX caches
-    eval_shape per function object, so pass each function once."""
-    import jax
-    before = dict(_FAST_ANGLE_CALLS)
-    one = jnp.ones((), jnp.float32)
-    for fn in fns:
-        jax.eval_shape(fn, one, one, one)
-    return tuple(sorted(h for h, n in _FAST_ANGLE_CALLS.items() if n > before[h]))
 
 
 @functools.lru_cache(maxsize=None)

@@ -345,19 +345,31 @@ def test_the_fast_arcsine_is_taken_with_fast_maps_true_only(name):
 
 
 def test_track_precision_adds_the_bounds_of_the_helpers_a_map_takes():
-    """_reads_fast_angles: the FAST_MAP_BOUNDS rows of the fast helpers traced (float32; the
-    arcsine only with fast_maps=True)."""
+    """The compiler states the FAST_MAP_BOUNDS rows of the fast helpers each printed map calls
+    (track_precision's fast_angles), the same as tracing the map counts, and track_precision
+    takes those the fast_maps setting allows (float32; the arcsine only with True)."""
     for name, rows in [("relu", ("acos",)), ("erf", ("asin",)), ("gelu", ("asin",)),
                        ("sin", ())]:
+        kmap = kernel_map(name)
+        statement = kmap.emit_precision("a", "b", "c", "x")
         namespace = maps.namespace("jax")
         exec("def nngp(k11, k12, k22):\n    return {}\n"  # noqa: S102
              "def kdot(k11, k12, k22):\n    return {}\n".format(
-                 *kernel_map(name).emit_jax("k11", "k12", "k22")), namespace)
+                 *kmap.emit_jax("k11", "k12", "k22")), namespace)
+        one = jnp.ones((), jnp.float32)
+        stated = []
+        for fn in ("nngp", "kdot"):
+            before = dict(maps._FAST_ANGLE_CALLS)
+            with maps.fast_maps(True):  # new functions: JAX caches eval_shape per function
+                jax.eval_shape(lambda *k, f=fn: namespace[f](*k), one, one, one)
+            stated.append(tuple(h for h, n in maps._FAST_ANGLE_CALLS.items() if n > before[h]))
+        assert (f"fast_angles={tuple(stated)!r}" in statement) == bool(rows), name
+        assert set(stated[0] + stated[1]) == set(rows), name
         for setting, want in ((True, rows), (None, rows if rows == ("acos",) else ()),
                               (False, ())):
-            with maps.fast_maps(setting):  # new functions: JAX caches eval_shape per function
-                assert maps._reads_fast_angles(lambda *k: namespace["nngp"](*k),
-                                               lambda *k: namespace["kdot"](*k)) == want
+            with maps.fast_maps(setting):
+                taken = tuple(h for h in rows if maps._fast_dtype(one, helper=h))
+            assert taken == want, (name, setting)
 
 
 ERF_MLP = MLP.replace("relu", "erf")

@@ -144,7 +144,10 @@ def test_the_emitted_statement_names_the_map_and_the_layer():
     comment, call = line.split("\n", 1)
     assert comment.startswith("# float32: estimate the rounding error after erf2")
     assert call.startswith("track_precision('erf2 (line 8)',\n")
-    assert call.endswith("k11, k_dense2, k22, want_ntk, stats, stats_a is None, 'smooth')")
+    assert "k11, k_dense2, k22, want_ntk, stats, stats_a is None, 'smooth',\n" in call
+    # the FAST_MAP_BOUNDS rows of the fast helpers its K⁺ and K̇ call (erf's K̇: none)
+    assert call.endswith("fast_angles=(('asin',), ()))  # the fast angles K⁺ and K̇ call")
+    assert "fast_angles" not in kernel_map("sin").emit_precision("k11", "k12", "k22", "sin1")
     assert relu.precision_kind == "homogeneous"
     # φ with kinks or from quadrature: no Cauchy–Schwarz bound from the variances
     assert kernel_map("gelu").precision_kind == kernel_map("poly", (0, 1, 0.5)).precision_kind \
@@ -236,7 +239,7 @@ def test_two_slopes_of_the_relu_like_maps(name, args, constants):
         assert "two_slopes" not in kmap.emit_precision("k11", "k12", "k22", "erf1 (line 1)")
     else:
         np.testing.assert_allclose(got, constants, rtol=1e-12, atol=1e-15)
-        assert f"two_slopes=({', '.join(map(repr, got))}))" in kmap.emit_precision(
+        assert f"two_slopes=({', '.join(map(repr, got))})" in kmap.emit_precision(
             "k11", "k12", "k22", "relu1 (line 1)")
         namespace = maps.namespace("jax")
         kdot = eval(f"lambda k11, k12, k22: {kmap.emit_jax('k11', 'k12', 'k22')[1]}", namespace)
@@ -262,7 +265,7 @@ def test_a_smooth_map_bounds_its_error_from_the_variances(compile_spec, monkeypa
     assert caught == [] and bound[1] <= PRECISION_SMALL
     monkeypatch.setattr(KernelMap, "smooth", property(lambda self: False))
     _, _, entry = _run(erf_net("per_entry"), x)
-    assert "'smooth')" in net.source and "'closed form')" not in net.source
+    assert "'smooth',\n" in net.source and "'closed form'" not in net.source  # erf: fast_angles follows
     for b, e in zip(bound[2], entry[2]):
         assert b[0] == e[0]
         np.testing.assert_array_less(np.array(e[1::2]) * (1 - 1e-6), b[1::2])  # e_K, slope
