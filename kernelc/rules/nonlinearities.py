@@ -136,9 +136,9 @@ class KernelMap:
         if self.two_slopes is not None:
             keywords.append((f"two_slopes=({', '.join(map(repr, self.two_slopes))})",
                              "K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)"))
-        rows = tuple(_fast_angle_rows(code) for code in (nngp, kdot))
-        if any(rows):
-            keywords.append((f"fast_angles={rows!r}", "the fast angles K⁺ and K̇ call"))
+        if any(self.fast_angle_rows):
+            keywords.append((f"fast_angles={self.fast_angle_rows!r}",
+                             "the fast angles K⁺ and K̇ call"))
         statement = (f"# float32: estimate the rounding error after {label.split()[0]} "
                      "(docs/precision.md)\n"
                      f"track_precision({label!r},\n"
@@ -151,6 +151,12 @@ class KernelMap:
         return statement + ",\n" + "\n".join(
             f"{indent}{argument}{')' if i == len(keywords) - 1 else ','}  # {comment}"
             for i, (argument, comment) in enumerate(keywords))
+
+    @property
+    def fast_angle_rows(self) -> tuple[tuple, tuple]:
+        """(K⁺'s, K̇'s) rows of maps.FAST_MAP_BOUNDS ("acos", "asin") of the fast helpers the
+        printed maps call (track_precision's ``fast_angles``)."""
+        return tuple(_fast_angle_rows(code) for code in self.emit_jax("k11", "k12", "k22"))
 
     @property
     def precision_kind(self) -> str:

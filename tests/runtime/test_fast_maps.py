@@ -437,7 +437,7 @@ def test_the_fast_read_widens_the_ntk_window_only_where_kdot_reads_it():
             with maps.fast_maps(setting):  # jitted: ~4x quicker than op by op
                 jax.jit(lambda a, b, ns=namespace: maps.track_precision(
                     name, ns["nngp"], ns["kdot"], a, b, a, True, object(), False,
-                    kmap.precision_kind))(k11, k12)
+                    kmap.precision_kind, fast_angles=kmap.fast_angle_rows))(k11, k12)
             jax.effects_barrier()
             est[setting] = maps.PRECISION_ESTIMATES[(0, name)]  # e_k, e_t, slope, gain
         assert est[True][0] > est[False][0], name  # the NNGP's error grows in both
