@@ -225,7 +225,8 @@ class CompiledKernel:
 _IMPORTABLE = ("os", "sys", "time", "math", "functools", "warnings", "hashlib", "json", "numpy",
                "jax", "tqdm")
 #: ``from X import ...``: not os and sys, whose uses are checked by attribute name below.
-_FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax")
+_FROM_IMPORTABLE = ("time", "math", "functools", "numpy", "jax",
+                    "concurrent.futures")  # the driver compiles in a thread
 #: ``from X import names``: the runtime package's helper modules (and kernelc.errors, which a
 #: standalone module imports in a try/except ImportError block)
 #: kernelc.hostmem: the runtime's default memory budget reads the host's memory files through it
