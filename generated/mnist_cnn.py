@@ -121,4 +121,4 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs
 kernel_fn, plan_memory = tiled_kernel(
     _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_ENTRIES,
-    runtime_version=2, tile_working_set=TILE_WORKING_SET)
+    runtime_version=3, tile_working_set=TILE_WORKING_SET)

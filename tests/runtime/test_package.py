@@ -23,6 +23,7 @@ import kernelc
 from kernelc.api import check_generated_source
 from kernelc.codegen.standalone import RUNTIME_MODULES, runtime_table, standalone_module
 from kernelc.errors import InputError
+from kernelc.runtime import RUNTIME_VERSION
 from kernelc.runtime.driver import tiled_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,5 +167,6 @@ def test_standalone_is_deterministic_and_inlines_only_what_is_used():
 
 def test_a_module_for_another_runtime_version_is_refused():
     with pytest.raises(InputError, match="generated for kernelc runtime version 0, but the "
-                                         "installed runtime is version 2: regenerate it"):
+                                         f"installed runtime is version {RUNTIME_VERSION}: "
+                                         "regenerate it"):
         tiled_kernel(lambda *a: None, (1,), ("vector", 0, None), 4, 1, 1, runtime_version=0)
