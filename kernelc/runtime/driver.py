@@ -316,7 +316,9 @@ class CompiledPass:
         their sharding): from the cache, or compiled now (or when the compilation that
         :meth:`outputs` started ends)."""
         leaves, key = self._key(args)
-        compiled = self.compiled.get(key) or self._compile(args, leaves, key)
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            compiled = self._compile(args, leaves, key)
         if isinstance(compiled, Future):
             compiled = self.compiled[key] = compiled.result()
         return compiled
