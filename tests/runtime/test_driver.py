@@ -41,6 +41,45 @@ def test_a_long_compilation_is_announced_with_its_estimate(net, monkeypatch, cap
     assert capsys.readouterr().err == ""  # progress off: silent
 
 
+def test_xla_compiles_in_the_background_while_the_next_pass_is_traced(monkeypatch):
+    """The memory plan lowers the self and the cross pass before it reads either's report:
+    the self pass's XLA compilation (in a kernelc-compile thread) runs while the cross pass
+    is traced; a compilation's failure reaches the caller as itself."""
+    import threading
+    net = kernelc.compile(SPEC.replace("tiny", "tiny_background"))  # passes of its own
+    events, compile_lowered = [], driver.compile_lowered
+
+    def slow(lowered, leaves):  # long enough for the other pass to be traced meanwhile
+        events.append(("compile starts", threading.current_thread().name))
+        import time
+        time.sleep(0.3)
+        events.append(("compile ends", threading.current_thread().name))
+        return compile_lowered(lowered, leaves)
+
+    lower = jax.stages.Traced.lower
+
+    def traced_lower(self, *a, **k):
+        events.append(("lower", threading.current_thread().name))
+        return lower(self, *a, **k)
+    monkeypatch.setattr(driver, "compile_lowered", slow)
+    monkeypatch.setattr(jax.stages.Traced, "lower", traced_lower)
+    x = np.random.default_rng(0).normal(size=(3, 3, 3, 1))
+    net.kernel_fn(x, get="nngp", progress=False, check_precision=False)
+    main = threading.current_thread().name
+    assert [e for e in events if e[0] == "lower"] == [("lower", main)] * 2
+    assert {name for what, name in events if what != "lower"} <= \
+        {t.name for t in threading.enumerate() if t.name.startswith("kernelc-compile")}
+    # the second lowering (the cross pass) came before the first compilation ended
+    assert events.index(("lower", main), 1 + events.index(("lower", main))) < \
+        next(i for i, e in enumerate(events) if e[0] == "compile ends")
+
+    def failing(lowered, leaves):
+        raise RuntimeError("XLA refused this")
+    monkeypatch.setattr(driver, "compile_lowered", failing)
+    with pytest.raises(RuntimeError, match="XLA refused this"):
+        net.kernel_fn(x, get="nngp", progress=False, check_precision=True)  # new passes
+
+
 def test_tiles_take_few_sizes():
     """count·{2^k, 3·2^k} items: the largest not above the budget's tile, or the smallest
     holding all (less than 3/2 of the items)."""
