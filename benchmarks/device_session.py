@@ -11,6 +11,8 @@ measured, and ``DIR/summary.txt`` lists every step with its exit status and seco
 * ``scale``: ``benchmarks/scale.py``, pairs/s against N, image side and group, and the
   projection of the 10k×10k p4m 14×14 Gram matrix (target: ≤ 10 minutes on one H200);
 * ``devices``: ``benchmarks/devices.py``, only with ≥ 2 devices (target: ≥ 1.8× with two);
+* ``first_call``: ``benchmarks/first_call.py``, where CNN-GAP's and p4's first calls go
+  (build, trace, lower, XLA) on the accelerator;
 * ``qm9``: ``benchmarks/qm9_learning_curve.py`` at small sizes, the first points of the
   accurate-grid curve of issue 13 (its data file is an argument: ``../shared`` does not travel).
 
@@ -65,6 +67,9 @@ def steps(args):
          240, 1),
         ("devices", [py, f"{bench}/devices.py"] + (
             ["--n", "4", "--size", "4", "--repeats", "1"] if quick else []), 120, 2),
+        ("first_call", [py, f"{bench}/first_call.py"] + (
+            ["--workloads", "cnn_gap", "--n", "2", "--size", "4", "--repeats", "1"] if quick
+            else ["--repeats", "2"]), 90, 1),
         ("qm9", [py, f"{bench}/qm9_learning_curve.py", "--data", args.qm9_data,
                  "--out", str(Path(args.out) / "qm9")] + (
             ["--sizes", "4", "--test", "4"] if quick else ["--sizes", "16", "32", "64"]),
