@@ -12,6 +12,9 @@ derivations.
 import re
 import sys
 
+#: the sympy that derived the table (main() writes it; another one may simplify to another form of
+#: the same K̇, which the table then keeps: the generated code stays the same)
+PRICE_MEMO_SYMPY = '1.14.0'
 #: srepr(K⁺) -> srepr(K̇), one entry per closed form of kernelc.rules.nonlinearities (written by
 #: main(); do not edit by hand)
 PRICE_MEMO = {
@@ -49,7 +52,10 @@ def main():
     path = __file__
     with open(path, encoding="utf-8") as f:
         source = f.read()
+    import sympy
     head, rest = source.split("PRICE_MEMO = {\n", 1)
+    head = re.sub(r"^PRICE_MEMO_SYMPY = .*$", f"PRICE_MEMO_SYMPY = {sympy.__version__!r}", head,
+                  flags=re.M)
     tail = rest[re.search(r"^}\n", rest, re.M).end():]  # after the table's closing brace
     body = "".join(f"    {k!r}:\n        {v!r},\n" for k, v in derived().items())
     with open(path, "w", encoding="utf-8") as f:
