@@ -352,11 +352,10 @@ class CompiledPass:
         operations = self.operations = count_operations(traced.jaxpr.jaxpr)
         estimate = operations * COMPILE_SECONDS_PER_OPERATION[0]
         announce = progress_shown(self.progress) and estimate > COMPILE_NOTICE_SECONDS
-        dtype = leaves[0].dtype if leaves else ""
-        if announce:
-            sys.stderr.write(f"kernelc: compiling the {self.label} for {dtype} "
-                             f"({operations:,} array operations, ~{estimate:.0f} s estimated; "
-                             "once per tile size) ...")
+        if announce:  # whole lines: the other pass may announce itself meanwhile
+            sys.stderr.write(f"kernelc: compiling the {self.label} for "
+                             f"{leaves[0].dtype if leaves else ''} ({operations:,} array "
+                             f"operations, ~{estimate:.0f} s estimated; once per tile size)\n")
             sys.stderr.flush()
         compile_start = time.perf_counter()
         lowered = traced.lower()
@@ -368,14 +367,14 @@ class CompiledPass:
             if operations:
                 COMPILE_SECONDS_PER_OPERATION[0] = (time.perf_counter() - compile_start) / operations
             if announce:
-                sys.stderr.write(f" done in {time.perf_counter() - start:.1f} s\n")
+                sys.stderr.write(f"kernelc: compiled the {self.label} in "
+                                 f"{time.perf_counter() - start:.1f} s\n")
                 sys.stderr.flush()
             return compiled
-        # XLA compiles in a thread (it releases the GIL) while the caller traces the next pass;
-        # an announced compilation runs here, so that its message stays one line
+        # XLA compiles in a thread (it releases the GIL) while the caller traces the next pass
         if not COMPILE_THREADS:
             COMPILE_THREADS.append(ThreadPoolExecutor(2, "kernelc-compile"))
-        self.compiled[key] = finish() if announce else COMPILE_THREADS[0].submit(finish)
+        self.compiled[key] = COMPILE_THREADS[0].submit(finish)
         return self.compiled[key]
 
 
