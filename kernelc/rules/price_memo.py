@@ -4,7 +4,7 @@
 derives it otherwise (:func:`~kernelc.rules.nonlinearities.derive_price`: a user's φ,
 leaky_relu's slopes, a K⁺ another sympy writes in another canonical form). Why stored: the
 derivation simplifies, and sympy.simplify's first call in a process imports
-sympy.physics.units, ~0.15 s of every kernelc.compile of a relu network (0.5 -> 0.3 s).
+sympy.physics.units, ~0.15 s of every kernelc.compile of a relu network.
 tests/rules/test_price_memo.py derives every entry again and compares;
 ``python -c "from kernelc.rules.price_memo import main; main()"`` rewrites the table from the
 derivations.
@@ -57,8 +57,9 @@ def main():
     head = re.sub(r"^PRICE_MEMO_SYMPY = .*$", f"PRICE_MEMO_SYMPY = {sympy.__version__!r}", head,
                   flags=re.M)
     tail = rest[re.search(r"^}\n", rest, re.M).end():]  # after the table's closing brace
-    body = "".join(f"    {k!r}:\n        {v!r},\n" for k, v in derived().items())
+    table = derived()
+    body = "".join(f"    {k!r}:\n        {v!r},\n" for k, v in table.items())
     with open(path, "w", encoding="utf-8") as f:
         f.write(f"{head}PRICE_MEMO = {{\n{body}}}\n{tail}")
-    print(f"wrote {len(derived())} entries to {path}", file=sys.stderr)
+    print(f"wrote {len(table)} entries to {path}", file=sys.stderr)
 
