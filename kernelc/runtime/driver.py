@@ -898,18 +898,17 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         itemsize = np.dtype(dtype).itemsize
         per_device = 0
         sizes = {placement.tile(tile, n) for n in (n1, n2) if n}
+        singles = [placement.like((n,) + tuple(input_shape), dtype) for n in sorted(sizes)]
         # every pass lowered (and its XLA compilation started) before any report is read;
         # the variance maps' shapes per input come from a self pass's lowering
-        stats = [self_fn.outputs(placement.like((size,) + tuple(input_shape), dtype))[2]
-                 for size in sorted(sizes)][0]
+        stats = [self_fn.outputs(xs) for xs in singles][0][2]
         size = placement.tile(tile, n_pairs)
         x = placement.like((size,) + tuple(input_shape), dtype)
         sa = [placement.like((size,) + tuple(st.shape[1:]), st.dtype) for st in stats]
         if n_pairs:
             cross_fn.outputs(x, x, sa, sa)
-        for n in sizes:
-            per_device = max(per_device, self_fn.memory(
-                placement.like((n,) + tuple(input_shape), dtype)) or 0)
+        for xs in singles:
+            per_device = max(per_device, self_fn.memory(xs) or 0)
         if n_pairs:
             per_device = max(per_device, cross_fn.memory(x, x, sa, sa) or 0)
         per_device = int(per_device * XLA_RUNTIME_MARGIN)
