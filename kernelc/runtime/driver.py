@@ -38,7 +38,7 @@ __all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "forma
            "available_memory", "device_free_memory", "GramArrays",
            "COMPILE_SECONDS_PER_OPERATION", "COMPILE_NOTICE_SECONDS", "XLA_RUNTIME_MARGIN",
            "working_set_cap", "settle", "open_store", "merge_estimates", "compile_lowered",
-           "CPU_COMPILER_OPTIONS", "COMPILER_OPTIONS_UNKNOWN"]
+           "refused_options", "CPU_COMPILER_OPTIONS", "COMPILER_OPTIONS_UNKNOWN"]
 
 MAX_TILE = 4096  # pairs per tile at most: larger tiles stop paying off on CPU
 MIN_TILE = 8  # items per device per tile at least (when the budget allows): one shape for small N
@@ -378,6 +378,11 @@ class CompiledPass:
         return self.compiled[key]
 
 
+def refused_options(error, options):
+    """The names in ``options`` that a jaxlib's compile ``error`` refuses as unknown."""
+    return [k for k in options if f"No such compile option: '{k}'" in str(error)]
+
+
 def compile_lowered(lowered, leaves):
     """``lowered.compile()``, with CPU_COMPILER_OPTIONS when the arguments ``leaves`` live on
     CPU devices (those without a sharding: on JAX's default backend's). An option the
@@ -398,7 +403,7 @@ def compile_lowered(lowered, leaves):
         return lowered.compile(compiler_options=options)
     except Exception as exc:  # noqa: BLE001 - jaxlib's error type differs across versions
         refusal = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        unknown = [k for k in options if f"No such compile option: '{k}'" in str(exc)]
+        unknown = refused_options(exc, options)
         if unknown:
             COMPILER_OPTIONS_UNKNOWN.update((k, refusal) for k in unknown)
             return compile_lowered(lowered, leaves)

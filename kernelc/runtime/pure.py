@@ -30,7 +30,7 @@ import functools
 import numpy as np
 import jax.numpy as jnp
 
-from kernelc.runtime.driver import CPU_COMPILER_OPTIONS
+from kernelc.runtime.driver import CPU_COMPILER_OPTIONS, refused_options
 from kernelc.runtime.errors import InputError
 from kernelc.runtime.layouts import mirror_pairs
 from kernelc.runtime.maps import fast_maps as fast_maps_context
@@ -60,7 +60,7 @@ def _accepted_options(names):
             lowered.compile(compiler_options=options)
             break
         except Exception as exc:  # noqa: BLE001 - jaxlib's error type differs across versions
-            unknown = [k for k in options if f"No such compile option: '{k}'" in str(exc)]
+            unknown = refused_options(exc, options)
             if not unknown:
                 return {}
             options = {k: v for k, v in options.items() if k not in unknown}
