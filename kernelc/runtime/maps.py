@@ -233,6 +233,22 @@ def asin_poly(z):
     return z + z * (w * acc)
 
 
+def site_roots(a):
+    """(√a, 1/√a) of the per-site variances a, as safe_sqrt and safe_div(1, ·) (0 where a ≤ 0).
+
+    Taken over a as one column (a.size, 1) and reshaped back: XLA's CPU loop emitter lets LLVM
+    unroll and vectorize a loop whose innermost axis is a spatial one (16 wide: ~1,000 lines of
+    IR for 8,192 square roots, ~80 ms of compile time each, and a network has four such loops
+    per nonlinearity); over a column it is a short scalar loop. The arrays hold one entry per
+    site, so the run time does not notice (docs/performance.md, "A small network's first
+    call")."""
+    if not jnp.__name__.startswith("jax"):
+        root = safe_sqrt(a)
+        return root, safe_div(1, root)
+    column = safe_sqrt(jnp.reshape(a, (-1, 1)))
+    return jnp.reshape(column, jnp.shape(a)), jnp.reshape(safe_div(1, column), jnp.shape(a))
+
+
 def fast_correlation(n, a, b):
     """(√a, √b, ρ, |ρ|, σ) for ρ = n/√(ab) clipped to [−1, 1] and σ = √((1 − |ρ|)(1 + |ρ|)) =
     sin(arccos ρ). The square roots and reciprocals are taken of the per-site variances a, b
@@ -240,8 +256,8 @@ def fast_correlation(n, a, b):
     square root σ remain, so XLA fuses the map into one loop (a division or square root per
     entry with several users is written out as a full array on CPU). No product a·b is formed,
     so tiny variances do not underflow; a zero variance gives ρ = 0."""
-    sa, sb = safe_sqrt(a), safe_sqrt(b)
-    rho = jnp.clip(n * safe_div(1, sa) * safe_div(1, sb), -1, 1)
+    (sa, inv_a), (sb, inv_b) = site_roots(a), site_roots(b)
+    rho = jnp.clip(n * inv_a * inv_b, -1, 1)
     r = jnp.abs(rho)
     # 1 − r is exact for r ≥ 1/2 (Sterbenz), so σ keeps its relative accuracy near |ρ| = 1
     return sa, sb, rho, r, safe_sqrt((1 - r) * (1 + r))
@@ -624,12 +640,12 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     def column(e):
         return e.reshape((pairs,) + (1,) * (len(shape) - 1))
 
-    s1, s2 = safe_sqrt(k11), safe_sqrt(k22)
+    (s1, inv_s1), (s2, inv_s2) = site_roots(k11), site_roots(k22)  # fast_correlation's
     inexact = ~correlation_one(k12, k11, k22) if self_pairs else True
     if kind == "homogeneous":  # the slope and change depend on ρ alone
         # (ρ², the clip and the mask as a product: no abs and no full-size constant array next
         # to the reduction, which XLA would materialise: +20% on p4_histology)
-        rho = k12 * safe_div(1, s1) * safe_div(1, s2)
+        rho = k12 * inv_s1 * inv_s2
         max_rho2 = per_pair(rho * rho if self_pairs is False else rho * rho * inexact)
         step = (label, order, nngp, kdot, want_ntk, before, after, read_k)
         if two_slopes is not None:  # the host evaluates the run so far, this map included
