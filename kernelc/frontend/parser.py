@@ -9,6 +9,7 @@ to ``eval``/``sympify``. Constant expressions are folded to numbers here; only t
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 from importlib import resources
@@ -68,10 +69,34 @@ def grammar_text() -> str:
     return resources.files("kernelc.grammars").joinpath("kernelc.lark").read_text()
 
 
+def parser_cache_dir() -> Union[Path, None]:
+    """The folder where lark keeps the built LALR tables between processes: building them takes
+    ~0.4 s of a fresh process's first spec, loading them a few ms. ``$KERNELC_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/kernelc``, else ``~/.cache/kernelc``: a folder of the user's own (lark's
+    ``cache=True`` writes into the shared temporary folder, where another user could leave a
+    pickle for it to load). None where it cannot be made: then lark builds the tables each
+    time. The file is named by lark's own digest of the grammar, the options and the lark and
+    Python versions, and lark checks that digest before it uses a file."""
+    folder = os.environ.get("KERNELC_CACHE_DIR")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "kernelc")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return Path(folder) if os.access(folder, os.W_OK) else None
+
+
 @functools.lru_cache(maxsize=1)
 def _lark() -> lark.Lark:
-    return lark.Lark(grammar_text(), parser="lalr", propagate_positions=True,
-                     maybe_placeholders=True)
+    text = grammar_text()
+    options = dict(parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    folder = parser_cache_dir()
+    if folder is not None:  # lark writes it on the first build, and rebuilds what fails to load
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]  # one file per grammar
+        options["cache"] = str(folder / f"parser-{digest}-lark{lark.__version__}.cache")
+    return lark.Lark(text, **options)
 
 
 #: Longest spec text parsed (a network has at most 10,000 layers after unrolling anyway).

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from kernelc.errors import SpecError
 from kernelc.frontend import Spec, parse_spec
 from kernelc.frontend.ast import Argument, Branches, GroupDecl, InputDecl, Layer, Repeat, Word
+from kernelc.frontend import parser
 from kernelc.frontend.parser import X
 from kernelc.frontend.unparse import unparse, unparse_expr
 
@@ -368,3 +369,37 @@ def test_generated_asts_round_trip(statements, group, constants):
                 constants=tuple((f"c{i}", v) for i, v in enumerate(constants)),
                 body=tuple(statements))
     assert strip_spans(parse(unparse(spec))) == strip_spans(spec)
+
+
+P4_TEXT = next(p for p in SPEC_PATHS if p.name == "p4_histology.kc").read_text()
+
+
+@pytest.fixture
+def fresh_parser():
+    """parser._lark built anew inside the test, and anew again after it (it is lru-cached)."""
+    parser._lark.cache_clear()
+    yield
+    parser._lark.cache_clear()
+
+
+def test_the_built_parser_is_kept_in_the_users_cache_folder(tmp_path, monkeypatch, fresh_parser):
+    monkeypatch.setenv("KERNELC_CACHE_DIR", str(tmp_path / "kc"))
+    assert parser.parser_cache_dir() == tmp_path / "kc"
+    first = parse_spec(P4_TEXT)
+    (cached,) = (tmp_path / "kc").glob("parser-*.cache")
+    assert cached.read_bytes().split(b"\n", 1)[0]  # lark's digest of the grammar heads it
+    parser._lark.cache_clear()
+    assert parse_spec(P4_TEXT) == first  # the second process's parser: loaded from the file
+    # a damaged file is rebuilt, not trusted
+    cached.write_bytes(b"not lark's\n")
+    parser._lark.cache_clear()
+    assert parse_spec(P4_TEXT) == first
+    assert cached.read_bytes().split(b"\n", 1)[0] != b"not lark's"
+
+
+def test_no_cache_where_the_folder_cannot_be_made(tmp_path, monkeypatch, fresh_parser):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("KERNELC_CACHE_DIR", str(blocker / "kc"))
+    assert parser.parser_cache_dir() is None
+    assert parse_spec(P4_TEXT).name == "p4_histology"
