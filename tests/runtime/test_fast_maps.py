@@ -34,12 +34,17 @@ def remez():
 def test_the_coefficients_and_bounds_are_the_scripts(remez):
     coeffs = remez.coefficients()
     assert maps.FAST_ASIN_FLOAT32 == coeffs["float32"]
-    assert maps.FAST_ASIN_FLOAT64 == coeffs["float64"]
+    # the degree-15 float64 fit is ill-conditioned: its top coefficients follow the CPU's
+    # BLAS in the 6th digit (an AVX2 machine's fit differs from the AVX-512 one's that is
+    # stored), so the stored coefficients must prove the stored bounds, and this machine's
+    # fit must prove the same bounds to 1%
+    stored = {"float32": maps.FAST_ASIN_FLOAT32, "float64": maps.FAST_ASIN_FLOAT64}
     for dtype in ("float32", "float64"):
-        assert maps.FAST_MAP_BOUNDS["acos"][dtype] == remez.rounded(
-            remez.theorem(dtype, coeffs[dtype]))
-        assert maps.FAST_MAP_BOUNDS["asin"][dtype] == remez.rounded(
-            remez.asin_theorem(dtype, coeffs[dtype]))
+        for helper, theorem in (("acos", remez.theorem), ("asin", remez.asin_theorem)):
+            assert maps.FAST_MAP_BOUNDS[helper][dtype] == remez.rounded(
+                theorem(dtype, stored[dtype]))
+            np.testing.assert_allclose(remez.rounded(theorem(dtype, coeffs[dtype])),
+                                       maps.FAST_MAP_BOUNDS[helper][dtype], rtol=0.01)
     # the float64 bounds meet the 1e-13 on the kernel
     for helper in ("acos", "asin"):
         assert max(maps.FAST_MAP_BOUNDS[helper]["float64"][1:]) * 2.0**-53 < 1e-13
