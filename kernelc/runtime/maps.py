@@ -236,17 +236,19 @@ def asin_poly(z):
 def site_roots(a):
     """(√a, 1/√a) of the per-site variances a, as safe_sqrt and safe_div(1, ·) (0 where a ≤ 0).
 
-    Taken over a as one column (a.size, 1) and reshaped back: XLA's CPU loop emitter lets LLVM
-    unroll and vectorize a loop whose innermost axis is a spatial one (16 wide: ~1,000 lines of
-    IR for 8,192 square roots, ~80 ms of compile time each, and a network has four such loops
-    per nonlinearity); over a column it is a short scalar loop. The arrays hold one entry per
-    site, so the run time does not notice (docs/performance.md, "A small network's first
+    Taken over a's non-unit axes followed by one unit axis, then reshaped to a's shape (which
+    only inserts unit axes: the map's loop reads it with no index arithmetic). XLA's CPU loop
+    emitter lets LLVM unroll and vectorize a loop whose innermost axis is a spatial one (16
+    wide: ~1,000 lines of IR for 8,192 square roots, ~80 ms of compile time, and a network has
+    four per nonlinearity); behind a unit axis it is a short loop. The arrays hold one entry
+    per site, so the run time does not notice (docs/performance.md, "A small network's first
     call")."""
     if not jnp.__name__.startswith("jax"):
         root = safe_sqrt(a)
         return root, safe_div(1, root)
-    column = safe_sqrt(jnp.reshape(a, (-1, 1)))
-    return jnp.reshape(column, jnp.shape(a)), jnp.reshape(safe_div(1, column), jnp.shape(a))
+    shape = jnp.shape(a)
+    column = safe_sqrt(jnp.reshape(a, tuple(n for n in shape if n != 1) + (1,)))
+    return jnp.reshape(column, shape), jnp.reshape(safe_div(1, column), shape)
 
 
 def fast_correlation(n, a, b):
