@@ -447,3 +447,17 @@ def test_the_fast_read_widens_the_ntk_window_only_where_kdot_reads_it():
             est[setting] = maps.PRECISION_ESTIMATES[(0, name)]  # e_k, e_t, slope, gain
         assert est[True][0] > est[False][0], name  # the NNGP's error grows in both
         assert (est[True][3] > 1.2 * est[False][3]) == ntk_grows, (name, est)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 1, 1), (3, 1, 1, 4, 5), (3, 1, 4, 5, 1, 1), (6,)])
+def test_site_roots_are_safe_sqrt_and_its_reciprocal_bit_for_bit(shape):
+    """The per-site roots taken over a reshaped copy (maps.site_roots) are the plain
+    elementwise ones, zero and negative variances included, under jit."""
+    v = np.random.default_rng(3).normal(size=shape).astype(np.float32) ** 3
+    v.flat[:2] = 0.0
+    root, inv = jax.jit(maps.site_roots)(v)
+    want_root = maps.safe_sqrt(jnp.asarray(v))
+    assert root.shape == inv.shape == shape
+    np.testing.assert_array_equal(np.asarray(root), np.asarray(want_root))
+    np.testing.assert_array_equal(np.asarray(inv), np.asarray(maps.safe_div(1, want_root)))
+    assert np.all(np.asarray(inv)[v <= 0] == 0)
