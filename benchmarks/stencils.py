@@ -138,6 +138,9 @@ def main(argv=None):
     variants = {  # name: (function, arguments, bytes of compulsory traffic)
         "copy (2 in, 2 out)": (jit(lambda x, y: (x * 1.0001, y * 1.0001)), (k, t), 16),
         "relu map alone": (jit(relu), (k, k11, k22, t), 16),
+        # the form the network writes: one array, as with_theta's stacked filter sum reads it
+        "relu map alone, [K⁺; Θ⁺] stacked": (jit(lambda *a: jnp.concatenate(relu(*a))),
+                                             (k, k11, k22, t), 16),
         "stencil alone, per-q pads": (jit(lambda x, y: (per_q_pads(x, n), barrier(
             per_q_pads(y, n)))), (km, tm), 16),
         "stencil alone, pad once": (jit(lambda x, y: (pad_once(x, n), barrier(
