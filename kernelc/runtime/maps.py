@@ -241,8 +241,8 @@ def site_roots(a):
     emitter lets LLVM unroll and vectorize a loop whose innermost axis is a spatial one (16
     wide: ~1,000 lines of IR for 8,192 square roots, ~80 ms of compile time, and a network has
     four per nonlinearity); behind a unit axis it is a short loop. The arrays hold one entry
-    per site, so the run time does not notice (docs/performance.md, "A small network's first
-    call")."""
+    per site, so the run time does not notice (docs/performance.md, "The XLA programs made
+    smaller")."""
     if not jnp.__name__.startswith("jax"):
         root = safe_sqrt(a)
         return root, safe_div(1, root)

@@ -47,7 +47,7 @@ def stencil(k, terms, nslots, pads, out_box, mode):
         # the centre term (a slice of the pad inside the original) from the unpadded input,
         # which it then writes out as well, with the map that made it evaluated twice (CNN-GAP:
         # 4 fewer of each program's ~30 kernels, a first call 2.2 s -> 1.9 s, the steady call
-        # 0.24 s -> 0.20 s; p4 unchanged; docs/performance.md, "A small network's first call")
+        # 0.24 s -> 0.20 s; p4 unchanged; docs/performance.md, "The XLA programs made smaller")
         k = jax.lax.optimization_barrier(
             jnp.pad(k, widths, mode="constant" if mode == "same" else "wrap"))
     acc = None
