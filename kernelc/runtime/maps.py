@@ -243,9 +243,6 @@ def site_roots(a):
     four per nonlinearity); behind a unit axis it is a short loop. The arrays hold one entry
     per site, so the run time does not notice (docs/performance.md, "The XLA programs made
     smaller")."""
-    if not jnp.__name__.startswith("jax"):
-        root = safe_sqrt(a)
-        return root, safe_div(1, root)
     shape = jnp.shape(a)
     column = safe_sqrt(jnp.reshape(a, tuple(n for n in shape if n != 1) + (1,)))
     return jnp.reshape(column, shape), jnp.reshape(safe_div(1, column), shape)

@@ -128,7 +128,7 @@ def test_standalone_module_runs_with_only_jax_and_numpy(spec, tmp_path):
     # mixed stencils ~200 where used, the several-process placement and agreement ~90, the
     # precision chain's host half for relu-like maps and the smooth maps' bound ~170, the
     # on-disk Gram matrices of out= ~130, the XLA compilations in a background thread ~20,
-    # the per-site roots over one column ~15; C8 is the longest: 2,425 lines)
+    # the per-site roots over their non-unit axes ~15; C8 is the longest: 2,425 lines)
     assert len(source.splitlines()) < 2440
     x = np.random.default_rng(1).normal(size=(3,) + net.module.INPUT_SHAPE)
     (tmp_path / "net.py").write_text(source)
