@@ -14,7 +14,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 """
 import jax.numpy as jnp
 
-from kernelc.runtime.layouts import input_full, self_diagonal, variances
+from kernelc.runtime.layouts import input_full, pair_variances, variances
 from kernelc.runtime.stencils import pairwise_sum, reduced_stencil, with_theta
 from kernelc.runtime.maps import (fast_acos_ratio2, fast_sqrt_det2, gauss_hermite_2d, safe_div,
                                   track_precision)
@@ -30,7 +30,9 @@ OUTPUT_MIRROR = ('vector', 0, None)
 # a padded copy and the stencil accumulator
 BYTES_PER_PAIR = 1254400
 OUTPUT_ENTRIES = 1
-STATS_ENTRIES = 280
+# per input, the shape of the per-site variances each nonlinearity reads (the self
+# pass's stats)
+STATS_SHAPES = ((10, 14), (10, 14))
 # {platform: bytes} the working set of one tile stays under (XLA's report of the
 # compiled tile), the family's measured rule; None: the memory budget alone
 TILE_WORKING_SET = None
@@ -55,15 +57,18 @@ DEFAULT_PARAMS = {
 }
 
 
-def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
+def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None, self_pairs=None):
     """Kernels of the input pairs (xa[p], xb[p]), layer by layer.
 
     stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity
     needs; None means xa is xb and they are read off the diagonal (and returned).
     params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain
     arguments, so the kernels are differentiable in them (docs/jax.md).
+    self_pairs: with stats, a boolean per pair: True reads that pair's variances off
+    its own diagonal (a self pair), so one compiled pass serves both kinds of tile.
     """
     params = DEFAULT_PARAMS if params is None else params
+    self_pairs = stats_a is None or self_pairs  # True: all, None: none, or per pair
     stats = []
     # -- input: K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0
     #    layout box_full (10×14×10×14 per pair)
@@ -74,7 +79,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     k_lift1 = params['lift1.W_std'] ** 2 * lin_lift1 + params['lift1.b_std'] ** 2
     # -- leaky_relu1 (line 8): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = leaky_relu(0.2)
     #    layout group_reduced (4×10×14×10×14 per pair)
-    v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_lift1),) * 2
+    v_a, v_b = pair_variances('group_reduced', 2, k_lift1, stats_a, stats_b, 0, self_pairs)
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_leaky_relu1 = k_lift1/5 + 8*(k_lift1*(jnp.pi - fast_acos_ratio2(k_lift1, k11, k22)) + fast_sqrt_det2(k11, k22, k_lift1))/(25*jnp.pi)
@@ -82,7 +87,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('leaky_relu1 (line 8)',
                     lambda k11, k12, k22: k12/5 + 8*(k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(25*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (-8*fast_acos_ratio2(k12, k11, k22) + 13*jnp.pi)/(25*jnp.pi),  # K̇
-                    k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
+                    k11, k_lift1, k22, want_ntk, stats, self_pairs, 'homogeneous',
                     two_slopes=(0.52, 0.52, 0.20000000000000004),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
                     fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
@@ -95,7 +100,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_gconv1 = params['gconv1.W_std'] ** 2 * t_gconv1_lin + k_gconv1
     # -- phi1 (line 10): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = phi(x/(1 + exp(-x)))
     #    layout group_reduced (4×10×14×10×14 per pair)
-    v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_gconv1),) * 2
+    v_a, v_b = pair_variances('group_reduced', 2, k_gconv1, stats_a, stats_b, 1, self_pairs)
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_phi1 = gauss_hermite_2d(lambda x: safe_div(x, 1 + jnp.exp(-x)), k11, k_gconv1, k22, 24, 'K⁺ of phi(x/(1 + exp(-x)))')
@@ -103,7 +108,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('phi1 (line 10)',
                     lambda k11, k12, k22: gauss_hermite_2d(lambda x: safe_div(x, 1 + jnp.exp(-x)), k11, k12, k22, 24, 'K⁺ of phi(x/(1 + exp(-x)))'),  # K⁺
                     lambda k11, k12, k22: gauss_hermite_2d(lambda x: safe_div(x*jnp.exp(-x), (1 + jnp.exp(-x))**2) + safe_div(1, 1 + jnp.exp(-x)), k11, k12, k22, 24, 'K̇ of phi(x/(1 + exp(-x)))'),  # K̇
-                    k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'quadrature')
+                    k11, k_gconv1, k22, want_ntk, stats, self_pairs, 'quadrature')
     if want_ntk:
         t_phi1 = (gauss_hermite_2d(lambda x: safe_div(x*jnp.exp(-x), (1 + jnp.exp(-x))**2) + safe_div(1, 1 + jnp.exp(-x)), k11, k_gconv1, k22, 24, 'K̇ of phi(x/(1 + exp(-x)))')) * t_gconv1
     # -- group_pool1 (line 11): K⁺ = mean_{q,t,t'} K̃[t,t'](q)   (R)
@@ -121,5 +126,5 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs
 kernel_fn, plan_memory = tiled_kernel(
-    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_ENTRIES,
-    runtime_version=3, tile_working_set=TILE_WORKING_SET)
+    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_SHAPES,
+    runtime_version=4, tile_working_set=TILE_WORKING_SET)

@@ -14,7 +14,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 """
 import jax.numpy as jnp
 
-from kernelc.runtime.layouts import input_full, self_diagonal, variances
+from kernelc.runtime.layouts import input_full, pair_variances, self_diagonal, variances
 from kernelc.runtime.stencils import pairwise_sum, stencil, with_theta
 from kernelc.runtime.maps import fast_acos_ratio2, fast_sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
@@ -29,7 +29,9 @@ OUTPUT_MIRROR = ('vector', 0, None)
 # a padded copy and the stencil accumulator
 BYTES_PER_PAIR = 16777216
 OUTPUT_ENTRIES = 1
-STATS_ENTRIES = 2049
+# per input, the shape of the per-site variances each nonlinearity reads (the self
+# pass's stats)
+STATS_SHAPES = ((32, 32), (32, 32), ())
 # {platform: bytes} the working set of one tile stays under (XLA's report of the
 # compiled tile), the family's measured rule; None: the memory budget alone
 TILE_WORKING_SET = None
@@ -47,15 +49,18 @@ DEFAULT_PARAMS = {
 }
 
 
-def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
+def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None, self_pairs=None):
     """Kernels of the input pairs (xa[p], xb[p]), layer by layer.
 
     stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity
     needs; None means xa is xb and they are read off the diagonal (and returned).
     params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain
     arguments, so the kernels are differentiable in them (docs/jax.md).
+    self_pairs: with stats, a boolean per pair: True reads that pair's variances off
+    its own diagonal (a self pair), so one compiled pass serves both kinds of tile.
     """
     params = DEFAULT_PARAMS if params is None else params
+    self_pairs = stats_a is None or self_pairs  # True: all, None: none, or per pair
     stats = []
     # -- input: K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0
     #    layout box_full (32×32×32×32 per pair)
@@ -66,7 +71,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     k_conv1 = params['conv1.W_std'] ** 2 * lin_conv1 + params['conv1.b_std'] ** 2
     # -- relu1 (line 9): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout box_full (32×32×32×32 per pair)
-    v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('box_full', 2, k_conv1),) * 2
+    v_a, v_b = pair_variances('box_full', 2, k_conv1, stats_a, stats_b, 0, self_pairs)
     stats.append(v_a)
     k11, k22 = variances('box_full', 2, v_a, v_b)
     k_relu1 = (k_conv1*(jnp.pi - fast_acos_ratio2(k_conv1, k11, k22)) + fast_sqrt_det2(k11, k22, k_conv1))/(2*jnp.pi)
@@ -74,7 +79,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('relu1 (line 9)',
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
-                    k11, k_conv1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
+                    k11, k_conv1, k22, want_ntk, stats, self_pairs, 'homogeneous',
                     two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
                     fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
@@ -87,7 +92,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_conv2 = params['conv2.W_std'] ** 2 * t_conv2_lin + k_conv2
     # -- relu2 (line 11): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout box_full (32×32×32×32 per pair)
-    v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('box_full', 2, k_conv2),) * 2
+    v_a, v_b = pair_variances('box_full', 2, k_conv2, stats_a, stats_b, 1, self_pairs)
     stats.append(v_a)
     k11, k22 = variances('box_full', 2, v_a, v_b)
     k_relu2 = (k_conv2*(jnp.pi - fast_acos_ratio2(k_conv2, k11, k22)) + fast_sqrt_det2(k11, k22, k_conv2))/(2*jnp.pi)
@@ -95,7 +100,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('relu2 (line 11)',
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
-                    k11, k_conv2, k22, want_ntk, stats, stats_a is None, 'homogeneous',
+                    k11, k_conv2, k22, want_ntk, stats, self_pairs, 'homogeneous',
                     two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
                     fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
@@ -119,7 +124,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_dense1 = params['dense1.W_std'] ** 2 * t_flatten1 + k_dense1
     # -- relu3 (line 15): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = relu
     #    layout vector (1 per pair)
-    v_a, v_b = (stats_a[2], stats_b[2]) if stats_a is not None else (self_diagonal('vector', 0, k_dense1),) * 2
+    v_a, v_b = pair_variances('vector', 0, k_dense1, stats_a, stats_b, 2, self_pairs)
     stats.append(v_a)
     k11, k22 = variances('vector', 0, v_a, v_b)
     k_relu3 = (k_dense1*(jnp.pi - fast_acos_ratio2(k_dense1, k11, k22)) + fast_sqrt_det2(k11, k22, k_dense1))/(2*jnp.pi)
@@ -127,7 +132,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('relu3 (line 15)',
                     lambda k11, k12, k22: (k12*(jnp.pi - fast_acos_ratio2(k12, k11, k22)) + fast_sqrt_det2(k11, k22, k12))/(2*jnp.pi),  # K⁺
                     lambda k11, k12, k22: (jnp.pi - fast_acos_ratio2(k12, k11, k22))/(2*jnp.pi),  # K̇
-                    k11, k_dense1, k22, want_ntk, stats, stats_a is None, 'homogeneous',
+                    k11, k_dense1, k22, want_ntk, stats, self_pairs, 'homogeneous',
                     two_slopes=(0.5, 0.5, 0.0),  # K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)
                     fast_angles=(('acos',), ('acos',)))  # the fast angles K⁺ and K̇ call
     if want_ntk:
@@ -142,5 +147,5 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs
 kernel_fn, plan_memory = tiled_kernel(
-    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_ENTRIES,
-    runtime_version=3, tile_working_set=TILE_WORKING_SET)
+    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_SHAPES,
+    runtime_version=4, tile_working_set=TILE_WORKING_SET)

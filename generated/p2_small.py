@@ -14,7 +14,7 @@ Use: kernel_fn(x1, x2=None, get=("nngp", "ntk")) -> Gram matrices; x of shape
 """
 import jax.numpy as jnp
 
-from kernelc.runtime.layouts import input_full, self_diagonal, variances
+from kernelc.runtime.layouts import input_full, pair_variances, variances
 from kernelc.runtime.stencils import pairwise_sum, reduced_stencil, with_theta
 from kernelc.runtime.maps import fast_asin_ratio2, safe_div, sqrt_det2, track_precision
 from kernelc.runtime.driver import tiled_kernel
@@ -29,7 +29,9 @@ OUTPUT_MIRROR = ('vector', 0, None)
 # a padded copy and the stencil accumulator
 BYTES_PER_PAIR = 663552
 OUTPUT_ENTRIES = 1
-STATS_ENTRIES = 288
+# per input, the shape of the per-site variances each nonlinearity reads (the self
+# pass's stats)
+STATS_SHAPES = ((12, 12), (12, 12))
 # {platform: bytes} the working set of one tile stays under (XLA's report of the
 # compiled tile), the family's measured rule; None: the memory budget alone
 TILE_WORKING_SET = None
@@ -51,15 +53,18 @@ DEFAULT_PARAMS = {
 }
 
 
-def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
+def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None, self_pairs=None):
     """Kernels of the input pairs (xa[p], xb[p]), layer by layer.
 
     stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity
     needs; None means xa is xb and they are read off the diagonal (and returned).
     params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain
     arguments, so the kernels are differentiable in them (docs/jax.md).
+    self_pairs: with stats, a boolean per pair: True reads that pair's variances off
+    its own diagonal (a self pair), so one compiled pass serves both kinds of tile.
     """
     params = DEFAULT_PARAMS if params is None else params
+    self_pairs = stats_a is None or self_pairs  # True: all, None: none, or per pair
     stats = []
     # -- input: K0[t,t'] = (1/C) Σ_c f_c(t) f'_c(t'),  Θ0 = 0
     #    layout box_full (12×12×12×12 per pair)
@@ -70,7 +75,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     k_lift1 = params['lift1.W_std'] ** 2 * lin_lift1 + params['lift1.b_std'] ** 2
     # -- erf1 (line 7): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = erf
     #    layout group_reduced (2×12×12×12×12 per pair)
-    v_a, v_b = (stats_a[0], stats_b[0]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_lift1),) * 2
+    v_a, v_b = pair_variances('group_reduced', 2, k_lift1, stats_a, stats_b, 0, self_pairs)
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_erf1 = 2*fast_asin_ratio2(2*k_lift1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
@@ -78,7 +83,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('erf1 (line 7)',
                     lambda k11, k12, k22: 2*fast_asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
                     lambda k11, k12, k22: safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k12)),  # K̇
-                    k11, k_lift1, k22, want_ntk, stats, stats_a is None, 'smooth',
+                    k11, k_lift1, k22, want_ntk, stats, self_pairs, 'smooth',
                     fast_angles=(('asin',), ()))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_erf1 = (safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k_lift1))) * k_lift1
@@ -90,7 +95,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
         t_gconv1 = params['gconv1.W_std'] ** 2 * t_gconv1_lin + k_gconv1
     # -- erf2 (line 9): K⁺ = E[φ(u)φ(v)],  Θ⁺ = K̇ ⊙ Θ,  φ = erf
     #    layout group_reduced (2×12×12×12×12 per pair)
-    v_a, v_b = (stats_a[1], stats_b[1]) if stats_a is not None else (self_diagonal('group_reduced', 2, k_gconv1),) * 2
+    v_a, v_b = pair_variances('group_reduced', 2, k_gconv1, stats_a, stats_b, 1, self_pairs)
     stats.append(v_a)
     k11, k22 = variances('group_reduced', 2, v_a, v_b)
     k_erf2 = 2*fast_asin_ratio2(2*k_gconv1, 2*k11 + 1, 2*k22 + 1)/jnp.pi
@@ -98,7 +103,7 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
     track_precision('erf2 (line 9)',
                     lambda k11, k12, k22: 2*fast_asin_ratio2(2*k12, 2*k11 + 1, 2*k22 + 1)/jnp.pi,  # K⁺
                     lambda k11, k12, k22: safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k12)),  # K̇
-                    k11, k_gconv1, k22, want_ntk, stats, stats_a is None, 'smooth',
+                    k11, k_gconv1, k22, want_ntk, stats, self_pairs, 'smooth',
                     fast_angles=(('asin',), ()))  # the fast angles K⁺ and K̇ call
     if want_ntk:
         t_erf2 = (safe_div(4, jnp.pi*sqrt_det2(2*k11 + 1, 2*k22 + 1, 2*k_gconv1))) * t_gconv1
@@ -117,5 +122,5 @@ def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):
 
 # the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs
 kernel_fn, plan_memory = tiled_kernel(
-    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_ENTRIES,
-    runtime_version=3, tile_working_set=TILE_WORKING_SET)
+    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, STATS_SHAPES,
+    runtime_version=4, tile_working_set=TILE_WORKING_SET)

@@ -140,7 +140,7 @@ class CompiledKernel:
         m = self.module
         fn, _ = tiled_kernel(functools.partial(m._propagate, params=values), m.INPUT_SHAPE,
                              m.OUTPUT_MIRROR, m.BYTES_PER_PAIR, m.OUTPUT_ENTRIES,
-                             m.STATS_ENTRIES, runtime_version=RUNTIME_VERSION,
+                             m.STATS_SHAPES, runtime_version=RUNTIME_VERSION,
                              tile_working_set=m.TILE_WORKING_SET)
         return fn
 

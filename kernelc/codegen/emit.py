@@ -78,7 +78,9 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append("# a padded copy and the stencil accumulator")
     out.append(f"BYTES_PER_PAIR = {4 * peak * 4}")
     out.append(f"OUTPUT_ENTRIES = {der.output.layout.entries}")
-    out.append(f"STATS_ENTRIES = {sum(_stat_entries(lay) for lay in der.stats) or 1}")
+    out.append("# per input, the shape of the per-site variances each nonlinearity reads (the self")
+    out.append("# pass's stats)")
+    out.append(f"STATS_SHAPES = {tuple(lay.variance_shape for lay in der.stats)!r}")
     out.append("# {platform: bytes} the working set of one tile stays under (XLA's report of the")
     out.append("# compiled tile), the family's measured rule; None: the memory budget alone")
     out.append(f"TILE_WORKING_SET = {family_of(tg.group).tile_working_set!r}")
@@ -88,15 +90,18 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append(_params_table(der.params))
     out.append("")
     out.append("")
-    out.append("def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None):")
+    out.append("def _propagate(xa, xb, stats_a, stats_b, want_ntk, params=None, self_pairs=None):")
     out.append('    """Kernels of the input pairs (xa[p], xb[p]), layer by layer.')
     out.append("")
     out.append("    stats_a/stats_b hold the per-site variances K[g,g](f,f) that each nonlinearity")
     out.append("    needs; None means xa is xb and they are read off the diagonal (and returned).")
     out.append("    params: the hyperparameters by name, as in DEFAULT_PARAMS (None: those); plain")
     out.append("    arguments, so the kernels are differentiable in them (docs/jax.md).")
+    out.append("    self_pairs: with stats, a boolean per pair: True reads that pair's variances off")
+    out.append("    its own diagonal (a self pair), so one compiled pass serves both kinds of tile.")
     out.append('    """')
     out.append("    params = DEFAULT_PARAMS if params is None else params")
+    out.append("    self_pairs = stats_a is None or self_pairs  # True: all, None: none, or per pair")
     out.append("    stats = []")
     for nd in der.nodes:
         for op in nd.ops:
@@ -116,7 +121,7 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append("# the tiled driver: self pass (variances), then the Gram matrix in tiles of pairs")
     out.append("kernel_fn, plan_memory = tiled_kernel(")
     out.append("    _propagate, INPUT_SHAPE, OUTPUT_MIRROR, BYTES_PER_PAIR, OUTPUT_ENTRIES, "
-               "STATS_ENTRIES,")
+               "STATS_SHAPES,")
     out.append(f"    runtime_version={RUNTIME_VERSION}, tile_working_set=TILE_WORKING_SET)")
     out.append("")
     body = "\n".join(out)
@@ -170,14 +175,3 @@ def _from_import(module: str, names: List[str], width: int = 100) -> str:
         row += piece
     rows.append(row)
     return "\n".join(rows)
-
-
-def _stat_entries(layout) -> int:
-    """Entries per input of one variance map (per-site variances)."""
-    if layout.kind in ("vector", "so3_reduced"):
-        return 1  # so3_reduced: the one variance K̃(e)
-    if layout.kind == "so3_general":
-        return layout.sites
-    if layout.kind == "group_general":
-        return layout.order * layout.sites
-    return layout.sites

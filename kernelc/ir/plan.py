@@ -65,6 +65,15 @@ class Layout:
                 "so3_general": (self.sites, self.sites)}[self.kind]
 
     @property
+    def variance_shape(self) -> Tuple[int, ...]:
+        """Per input, the shape of the per-site variances K[g,g](f,f) a nonlinearity reads in
+        this layout (:func:`kernelc.runtime.layouts.self_diagonal` of a self pair's kernel)."""
+        b, H = self.box, self.order
+        return {"box_full": b, "box_diag": b, "group_reduced": b, "group_diag": b,
+                "group_general": (H,) + b, "vector": (), "so3_reduced": (),
+                "so3_general": (self.sites,)}[self.kind]
+
+    @property
     def is_diag(self) -> bool:
         return self.kind in ("box_diag", "group_diag")
 
@@ -353,8 +362,9 @@ _VARIANCE_LAYOUTS = ("box_full", "box_diag", "group_reduced", "group_diag", "gro
 @dataclass(frozen=True)
 class SelfVariances(LaidOut):
     """(v_a, v_b): the per-site variances K[g,g](f,f) of both inputs of a nonlinearity, from the
-    self pass (``stats_a[i]``, ``stats_b[i]``), or read off the diagonal of ``x`` when the pair
-    is a self pair (stats_a is None)."""
+    self pass (``stats_a[i]``, ``stats_b[i]``), or read off the diagonal of ``x`` for a self
+    pair (``self_pairs``: every pair when stats_a is None, else a flag per pair;
+    :func:`kernelc.runtime.layouts.pair_variances`)."""
 
     index: int
     x: Expr
@@ -363,9 +373,8 @@ class SelfVariances(LaidOut):
     layouts = _VARIANCE_LAYOUTS
 
     def source(self) -> str:
-        i = self.index
-        return (f"(stats_a[{i}], stats_b[{i}]) if stats_a is not None else "
-                f"(self_diagonal({self.layout.kind!r}, {self.layout.d}, {self.x.source()}),) * 2")
+        return (f"pair_variances({self.layout.kind!r}, {self.layout.d}, {self.x.source()}, "
+                f"stats_a, stats_b, {self.index}, self_pairs)")
 
     def children(self):
         return (self.x,)

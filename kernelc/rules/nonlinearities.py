@@ -122,13 +122,14 @@ class KernelMap:
 
     def emit_precision(self, k11: str, k12: str, k22: str, label: str,
                        want_ntk: str = "want_ntk", scope: str = "stats",
-                       self_pairs: str = "stats_a is None") -> str:
+                       self_pairs: str = "self_pairs") -> str:
         """JAX source of the statement that estimates the float32 rounding error after this map
         (:func:`kernelc.runtime.maps.track_precision`): ``label`` names the layer in kernel_fn's
         PrecisionWarning (e.g. ``"erf3 (line 9)"``); ``k11``, ``k12``, ``k22`` are the variable
         names the map reads; ``want_ntk`` and ``scope`` name _propagate's flag and an object made
         anew by each of its calls (its ``stats`` list), which chains the nonlinearities of one
-        call; ``self_pairs`` is true in the self pass (each input with itself). The statement
+        call; ``self_pairs`` names _propagate's flag of the self pairs (each input with itself:
+        True, None, or a boolean per pair). The statement
         does nothing in float64 (nothing is traced)."""
         nngp, kdot = self.emit_jax("k11", "k12", "k22")  # the lambda's own parameters
         indent = " " * len("track_precision(")

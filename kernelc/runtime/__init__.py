@@ -15,7 +15,7 @@ module states the version it was generated for and refuses to run on another one
 ``kernelc compile --standalone`` inlines the helpers a module uses instead of importing them.
 """
 
-RUNTIME_VERSION = 3  # 3: track_precision takes the fast angles the compiler states
+RUNTIME_VERSION = 4  # 4: one pass for self pairs and Gram tiles (self_pairs, STATS_SHAPES)
 
 #: The modules whose public helpers (``__all__``) generated code may import, in import order.
 HELPER_MODULES = ("kernelc.runtime.layouts", "kernelc.runtime.stencils", "kernelc.runtime.maps",

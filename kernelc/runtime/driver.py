@@ -1,10 +1,14 @@
 """The driver of every generated module: input checks, the memory plan, tiles, progress, and
 the tiled ``kernel_fn`` around a module's ``_propagate`` (jax and numpy only).
 
-A generated module defines ``_propagate(xa, xb, stats_a, stats_b, want_ntk, params=None)`` (the
-kernels of the input pairs (xa[p], xb[p]), layer by layer, at the hyperparameters ``params``,
-its DEFAULT_PARAMS when None) and its sizes, then calls :func:`tiled_kernel` once to get
-``kernel_fn`` and ``plan_memory``. :mod:`kernelc.runtime.pure` is the untiled, traceable form.
+A generated module defines ``_propagate(xa, xb, stats_a, stats_b, want_ntk, params=None,
+self_pairs=None)`` (the kernels of the input pairs (xa[p], xb[p]), layer by layer, at the
+hyperparameters ``params``, its DEFAULT_PARAMS when None) and its sizes, then calls
+:func:`tiled_kernel` once to get ``kernel_fn`` and ``plan_memory``. One compiled pass serves
+both the self pairs (x, x), whose per-site variances each nonlinearity reads off its own
+diagonal (``self_pairs`` True), and the Gram tiles, which read them from the self pairs'
+results: one program to trace, lower and compile, not two. :mod:`kernelc.runtime.pure` is the
+untiled, traceable form.
 """
 import json
 import os
@@ -241,8 +245,8 @@ class Progress:
 COMPILE_SECONDS_PER_OPERATION = [1e-3]
 #: a compilation estimated to take longer is announced (when progress is shown)
 COMPILE_NOTICE_SECONDS = 5.0
-#: the threads XLA compiles in (made on first use): tile_bytes lowers both passes first, so the
-#: first compiles while the second is traced (CNN-GAP's first call −0.1 to −0.2 s on 2 cores)
+#: the threads XLA compiles in (made on first use): tile_bytes lowers the pass at every size the
+#: call uses first (x1's and x2's self pairs may differ), so one compiles while the next is traced
 COMPILE_THREADS = []
 
 
@@ -283,7 +287,7 @@ def _sharding_key(leaf):
 
 
 class CompiledPass:
-    """One pass of ``_propagate`` (self or cross), traced and compiled ahead of time once per
+    """The pass of ``_propagate`` (self pairs and Gram tiles), traced and compiled ahead of time once per
     shapes of its arguments (and devices). Tracing first gives the number of array operations,
     so a long compilation is announced with its estimate (``operations × seconds per
     operation``, the rate measured by the compilations before it) before XLA starts, and its
@@ -491,8 +495,9 @@ class Placement:
         them, while a tiny N does not pay for a large tile; a Gram matrix that fits in one tile
         computes less than 3/2 of its pairs (powers of two alone: up to 2×). Below MIN_TILE
         items per device a tile is padded to MIN_TILE unless the budget forbids it: the work is
-        negligible there and every small N shares one compiled shape. The cross pass and
-        the on-disk store (which counts the tiles) both take it from here."""
+        negligible there and every small N shares one compiled shape. The Gram tiles take the
+        size of the larger input set's (one compiled pass for both), and the on-disk store
+        counts the tiles by it."""
         slices = max(int(tile) // self.count, 1)
         need = -(-max(int(n), 1) // self.count)
         return self.count * min(_size_at_most(slices), max(_size_at_least(need), MIN_TILE))
@@ -561,20 +566,22 @@ def settle(placement, error, row=()):
     return rows[:, 1:]
 
 
-def self_pass(fn, x, tile, progress, placement=None):
-    """The self pairs (x[i], x[i]) by tiles of ``placement.tile(tile, n)`` inputs (the last one
-    padded with x[0], a valid input: no zero-variance NaN): (K, Θ or None, per-site variances),
-    numpy arrays. ``x`` is a numpy array: every gather, slice and join is numpy's on the host,
-    so the only XLA executables are the compiled passes, whose memory XLA reports (JAX's own
-    indexing compiled a small executable per tile shape, ~60 MB more at the first call of a
-    network with many variance maps)."""
+def self_pass(fn, x, stats_shapes, size, progress, placement=None):
+    """The self pairs (x[i], x[i]) by tiles of ``size`` inputs (the last one padded with x[0], a
+    valid input: no zero-variance NaN) through the pass ``fn``, every pair flagged a self pair
+    (the stats it is given, zeros of ``stats_shapes``, are not read): (K, Θ or None, per-site
+    variances), numpy arrays. ``x`` is a numpy array: every gather, slice and join is numpy's
+    on the host, so the only XLA executables are the compiled passes, whose memory XLA reports
+    (JAX's own indexing compiled a small executable per tile shape, ~60 MB more)."""
     placement = placement or Placement([jax.devices()[0]])
     n = x.shape[0]
-    size = placement.tile(tile, n)
+    unread = [np.zeros((size,) + tuple(shape), x.dtype) for shape in stats_shapes]
+    flags = np.ones(size, bool)
 
     def run(start, stop):
         idx = padded(np.arange(start, stop), size)
-        k, t, stats = placement.fetch(fn(placement.put(x[idx])))
+        k, t, stats = placement.fetch(fn(*placement.put((x[idx], x[idx], unread, unread,
+                                                         flags))))
         keep = stop - start
         return k[:keep], None if t is None else t[:keep], [s[:keep] for s in stats]
     parts = run_chunks(run, n, size, "kernelc: diagonal", progress)
@@ -609,15 +616,16 @@ class GramArrays:
         return self.arrays
 
 
-def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirror=False,
+def cross_pass(fn, xa, xb, sa, sb, pairs, size, progress, placement, store, mirror=False,
                swap=None):
     """The pairs (xa[I[p]], xb[J[p]]) of numpy arrays (``I, J = pairs[start:stop]``, e.g. a
-    :class:`PairIndices`) by tiles of ``placement.tile(tile, len(pairs))`` pairs (the
-    last one padded by repeating its first pair), each written into ``store`` (a
+    :class:`PairIndices`) by tiles of ``size`` pairs through the compiled pass ``fn`` (no pair
+    flagged a self pair: the variances are those of the self pass, ``sa``, ``sb``; the
+    last tile padded by repeating its first pair), each written into ``store`` (a
     :class:`GramArrays` or an on-disk :class:`~kernelc.runtime.store.GramStore`) as it finishes,
     and mirrored to (J, I) when ``mirror`` (through ``swap`` for a feature-map output); tiles the
     store holds already are skipped."""
-    size = placement.tile(tile, len(pairs))
+    flags = np.zeros(size, bool)
 
     def run(start, stop):
         if store.done[start // size]:
@@ -627,8 +635,8 @@ def cross_pass(fn, xa, xb, sa, sb, pairs, tile, progress, placement, store, mirr
             store.write(start // size, {}, I, J, mirror, swap)
             return
         i, j = padded(I, size), padded(J, size)
-        k, t = placement.fetch(
-            fn(*placement.put((xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb]))))
+        k, t = placement.fetch(fn(*placement.put(
+            (xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb], flags)))[:2])
         keep = len(I)  # numpy slices: no XLA executable per tile shape (see self_pass)
         k, t = k[:keep], None if t is None else t[:keep]
         store.write(start // size, {name: v for name, v in (("nngp", k), ("ntk", t))
@@ -839,15 +847,16 @@ def working_set_cap(tile_working_set, devices):
 
 
 def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_entries,
-                 stats_entries, max_tile=MAX_TILE, runtime_version=RUNTIME_VERSION,
+                 stats_shapes, max_tile=MAX_TILE, runtime_version=RUNTIME_VERSION,
                  tile_working_set=None):
     """``(kernel_fn, plan_memory)`` of a network whose kernels of input pairs are computed by
     ``propagate``: ``input_shape`` is (*box, C); ``output_mirror`` is identity (S) (a generated
     module's OUTPUT_MIRROR): (layout kind, d, inverse), how the kernel of the pair (x_j, x_i)
     follows from that of (x_i, x_j) (:func:`~kernelc.runtime.layouts.mirror_pairs`), so that a
     Gram matrix of x1 with itself computes i < j only; None: every pair is computed; ``bytes_per_pair`` (float32) is held per pair
-    at the widest layer; ``output_entries`` and ``stats_entries`` are the entries of the result
-    and of the variance maps per pair and per input. ``runtime_version``: the version of
+    at the widest layer; ``output_entries`` are the entries of the result per pair and
+    ``stats_shapes`` the shapes of the variance maps per input (a generated module's
+    STATS_SHAPES: the self pass's arguments, which it does not read, have them). ``runtime_version``: the version of
     this package the module was generated for (another one is refused).
 
     ``tile_working_set``: {platform: bytes} or None, the family's declaration (a generated
@@ -869,15 +878,16 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
                 return fn(*args)
         return CompiledPass(run, label)
 
-    # (want_ntk, check_precision, fast_maps) -> (self pass, cross pass), each compiled once per
-    # shape (and only when used)
-    batches = {(want, check, fast): (
-        traced(check, fast, lambda x, w=want: propagate(x, x, None, None, w),
-               "diagonal pass" + " (NNGP+NTK)" * want),
-        traced(check, fast, lambda xa, xb, sa, sb, w=want: propagate(xa, xb, sa, sb, w)[:2],
-               "Gram-tile pass" + " (NNGP+NTK)" * want))
+    # (want_ntk, check_precision, fast_maps) -> the pass of the self pairs and the Gram tiles
+    # (self_pairs flags which are which), compiled once per shape (and only when used)
+    batches = {(want, check, fast): traced(
+        check, fast, lambda xa, xb, sa, sb, self_pairs, w=want:
+            propagate(xa, xb, sa, sb, w, self_pairs=self_pairs),
+        "pass" + " (NNGP+NTK)" * want)
         for want in (True, False) for check in (True, False) for fast in (None, True, False)}
 
+    stats_shapes = tuple(tuple(shape) for shape in stats_shapes)
+    stats_entries = sum(int(np.prod(shape)) for shape in stats_shapes) or 1
     input_entries = int(np.prod(input_shape))
 
     def driver_bytes(n1, n2, n_pairs, itemsize, kernels, results_on_disk):
@@ -892,36 +902,38 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
                 + 2 * inputs * (2 * output_entries + stats_entries) * itemsize
                 + (0 if results_on_disk else kernels * n1 * nb * output_entries * itemsize))
 
-    def tile_bytes(passes, placement, n1, n2, n_pairs, tile, dtype, kernels):
-        """Peak bytes of the tiles of size ``tile`` as XLA reports them for the compiled passes
-        (compiling them now, so this is also the compilation the run reuses): the larger of the
-        self passes (n1 and n2 inputs) and the cross pass, times XLA_RUNTIME_MARGIN, times the
-        devices when they share
-        the host's memory (CPU devices), plus the host copy of a cross tile's results; and the
-        per-device figure (against a GPU's/TPU's own memory)."""
-        self_fn, cross_fn = passes
-        itemsize = np.dtype(dtype).itemsize
-        per_device = 0
-        sizes = {placement.tile(tile, n) for n in (n1, n2) if n}
-        singles = [placement.like((n,) + tuple(input_shape), dtype) for n in sorted(sizes)]
-        # every pass lowered (and its XLA compilation started) before any report is read;
-        # the variance maps' shapes per input come from a self pass's lowering
-        stats = [self_fn.outputs(xs) for xs in singles][0][2]
-        size = placement.tile(tile, n_pairs)
+    def tile_sizes(placement, tile, n1, n2):
+        """(tile sizes of x1's and x2's (None) self pairs, of the Gram tiles): the Gram tiles
+        hold as many pairs as the larger input set's, so one compiled pass serves both."""
+        first = placement.tile(tile, n1)
+        second = None if n2 is None else placement.tile(tile, n2)
+        return first, second, max(first, second or 0)
+
+    def pass_like(placement, size, dtype):
+        """ShapeDtypeStructs of the pass's arguments on ``size`` pairs."""
         x = placement.like((size,) + tuple(input_shape), dtype)
-        sa = [placement.like((size,) + tuple(st.shape[1:]), st.dtype) for st in stats]
-        if n_pairs:
-            cross_fn.outputs(x, x, sa, sa)
-        for xs in singles:
-            per_device = max(per_device, self_fn.memory(xs) or 0)
-        if n_pairs:
-            per_device = max(per_device, cross_fn.memory(x, x, sa, sa) or 0)
+        stats = [placement.like((size,) + shape, dtype) for shape in stats_shapes]
+        return x, x, stats, stats, placement.like((size,), bool)
+
+    def tile_bytes(pass_fn, placement, n1, n2, n_pairs, tile, dtype, kernels):
+        """Peak bytes of the tiles of size ``tile`` as XLA reports them for the compiled pass
+        (compiling it now, so this is also the compilation the run reuses), at each size the
+        run uses (:func:`tile_sizes`), times XLA_RUNTIME_MARGIN, times the devices when they
+        share the host's memory (CPU devices), plus the host copy of a Gram tile's results; and
+        the per-device figure (against a GPU's/TPU's own memory)."""
+        itemsize = np.dtype(dtype).itemsize
+        first, second, size = tile_sizes(placement, tile, n1, n2)
+        sizes = sorted({first, second or first, size})
+        for each in sizes:  # every size lowered (its XLA compilation started) before a report
+            pass_fn.outputs(*pass_like(placement, each, dtype))
+        per_device = max(pass_fn.memory(*pass_like(placement, each, dtype)) or 0
+                         for each in sizes)
         per_device = int(per_device * XLA_RUNTIME_MARGIN)
         shared = all(d.platform == "cpu" for d in placement.local)
         # this process's devices only: other processes' slices are in their hosts' memory
         host = per_device * (len(placement.local) if shared else 1) \
             + (size if n_pairs else 0) * kernels * output_entries * itemsize
-        return host, per_device, max(sizes | {size if n_pairs else 0})
+        return host, per_device, max(sizes)
 
     def plan_memory(n1, n2=None, dtype="float32", max_memory=None, symmetric=True,
                     results_on_disk=False, *, get=("nngp", "ntk"), check_precision=True,
@@ -946,7 +958,7 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         ``compiled=False`` that cap is applied by the per-pair model only."""
         get = (get,) if isinstance(get, str) else tuple(get)
         placement = Placement(devices)
-        passes = batches["ntk" in get, bool(check_precision), fast_maps]
+        pass_fn = batches["ntk" in get, bool(check_precision), fast_maps]
         itemsize = np.dtype(dtype).itemsize
         budget = budget_bytes(max_memory)
         n_pairs = n1 * (n1 - 1) // 2 if (n2 is None and symmetric) else \
@@ -955,7 +967,7 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         result = 0 if results_on_disk else n1 * (n2 or n1) * output_entries * itemsize * kernels
         fixed = driver_bytes(n1, n2, n_pairs, itemsize, kernels, results_on_disk)
         per_pair = max(bytes_per_pair * itemsize // 4,
-                       *(f.bytes_per_item.get(str(np.dtype(dtype)), 0) for f in passes))
+                       pass_fn.bytes_per_item.get(str(np.dtype(dtype)), 0))
         device_free = device_free_memory(placement.local)
 
         def refuse(tile, pairs, measured):
@@ -979,12 +991,12 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         # (XLA's per-item report of an earlier compilation when larger)
         first = min(room // per_pair, max_tile,
                     max_tile if cap is None else placement.count * cap // per_pair)
-        tile = placement.tile(first, max(n_pairs, n1, n2 or 0))
+        tile = placement.tile(first, max(n1, n2 or 0))  # the larger self pass (tile_sizes)
         peak = per_pair * tile
         if compiled:
             with x64_context(dtype):
                 while True:
-                    host, per_device, items = tile_bytes(passes, placement, n1, n2, n_pairs, tile,
+                    host, per_device, items = tile_bytes(pass_fn, placement, n1, n2, n_pairs, tile,
                                                          dtype, kernels)
                     fits = fixed + host <= budget and (device_free is None or
                                                        per_device <= device_free)
@@ -1061,8 +1073,8 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
             x2 = None if x2 is None else check_inputs(x2, "x2", input_shape)
             if fast_maps not in (None, True, False):
                 raise InputError(f"fast_maps must be None, True or False, got {fast_maps!r}")
-            self_fn, cross_fn = batches["ntk" in get, bool(check_precision), fast_maps]
-            self_fn.progress = cross_fn.progress = progress  # the plan compiles them
+            pass_fn = batches["ntk" in get, bool(check_precision), fast_maps]
+            pass_fn.progress = progress  # the plan compiles it
             n1 = x1.shape[0]
             n2 = n1 if x2 is None else x2.shape[0]
             mirror = symmetric and x2 is None and output_mirror is not None
@@ -1100,15 +1112,15 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         with x64_context(dtype):
             xa = x1c  # gathered on the host per tile (self_pass)
             xb = xa if x2 is None else x2c
-            k1, t1, s1 = self_pass(self_fn, xa, tile, progress, placement)
+            first, second, size = tile_sizes(placement, tile, n1, None if x2 is None else n2)
+            k1, t1, s1 = self_pass(pass_fn, xa, stats_shapes, first, progress, placement)
             if x2 is None:
                 s2 = s1
             else:
-                _, _, s2 = self_pass(self_fn, xb, tile, progress, placement)
+                _, _, s2 = self_pass(pass_fn, xb, stats_shapes, second, progress, placement)
             # pairs of identical inputs come from the self pass: not computed again
             pairs = PairIndices(n1, n2, x2 is None, mirror, (SI, SJ))
             shape = (n1, n2) + tuple(k1.shape[1:])
-            size = placement.tile(tile, len(pairs))  # the cross pass's tiles
             n_tiles = -(-len(pairs) // size)
             shapes = {name: shape for name in get}
             if out is not None:
@@ -1121,7 +1133,7 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
             else:
                 store = GramArrays(shapes, dtype, n_tiles)
             if len(pairs):
-                cross_pass(cross_fn, xa, xb, s1, s2, pairs, tile, progress, placement, store,
+                cross_pass(pass_fn, xa, xb, s1, s2, pairs, size, progress, placement, store,
                            mirror, swap)
             error = None
             if store.writes:  # it holds the matrices (not a StoreFollower): self pairs, checks
@@ -1151,6 +1163,6 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
             check_grams(grams, dtype)
         return grams[get[0]] if single else grams
 
-    # (want_ntk, check, fast) -> (self, cross): for inspection
+    # (want_ntk, check, fast) -> the compiled pass: for inspection
     kernel_fn.compiled_passes = batches
     return kernel_fn, plan_memory

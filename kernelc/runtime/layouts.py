@@ -7,7 +7,7 @@ import numpy as np
 import jax.numpy as jnp
 
 __all__ = ["input_full", "input_diag", "diag_full", "diag_general", "variances",
-           "self_diagonal"]
+           "self_diagonal", "pair_variances"]
 
 LETTERS = "abcdefghijklmnopqrstuvw"
 
@@ -68,6 +68,22 @@ def self_diagonal(kind, d, k):
     if kind == "so3_general":
         return jnp.diagonal(k, axis1=1, axis2=2)
     return diag_general(k, d)
+
+
+def pair_variances(kind, d, k, stats_a, stats_b, index, self_pairs):
+    """(v_a, v_b): the per-site variances K[g,g](f,f) of both inputs of each pair, at the
+    nonlinearity ``index`` of a kernel ``k`` of layout ``kind``: a self pair (x, x) reads its
+    own diagonal (bit for bit its covariances: correlation-1 sites stay exact), any other pair
+    ``stats_a[index]``, ``stats_b[index]`` (from the self pass). ``self_pairs``: True (all),
+    None or False (none), or booleans (pairs,): one compiled pass serves both kinds of tile."""
+    if self_pairs is True:
+        v = self_diagonal(kind, d, k)
+        return v, v
+    if self_pairs is None or self_pairs is False:
+        return stats_a[index], stats_b[index]
+    v = self_diagonal(kind, d, k)
+    pick = jnp.reshape(self_pairs, (-1,) + (1,) * (v.ndim - 1))
+    return jnp.where(pick, v, stats_a[index]), jnp.where(pick, v, stats_b[index])
 
 
 def _swap_slots(values, first, second):

@@ -581,8 +581,10 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
     map, slope = |K̇| √(k11 k22) / √(K⁺(k11,k11,k11) K⁺(k22,k22,k22)) (χ(1) near ρ = 1: above 1
     the network is chaotic); the NTK gains the change of K̇ over the window [hi − e, hi],
     hi = min(|ρ| + e, 1) (K̇ increasing and convex in |ρ|), which stays finite at relu's
-    square-root edge. ``self_pairs``: the self pass, whose entries with k11 = k22 = |k12| are
-    exact in ρ. ``kind``: "homogeneous" (K⁺ of degree 1: relu, abs, leaky_relu; evaluated once
+    square-root edge. ``self_pairs``: which pairs are self pairs (x, x), whose entries with
+    k11 = k22 = |k12| are exact in ρ: True (all, the self pass), None or False (none), or a
+    boolean array (pairs,) (one pass serving both, :func:`~kernelc.runtime.layouts.pair_variances`).
+    ``kind``: "homogeneous" (K⁺ of degree 1: relu, abs, leaky_relu; evaluated once
     per pair at its largest |ρ|, :func:`_homogeneous_step`), "smooth" (bounded from the
     variances while that bound is below PRECISION_SMALL, else per entry), "quadrature" or
     "closed form". ``two_slopes``: (K⁺(1,1,1), K̇(1,1,1), K̇(1,−1,1)) of a homogeneous map,
@@ -640,12 +642,17 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
         return e.reshape((pairs,) + (1,) * (len(shape) - 1))
 
     (s1, inv_s1), (s2, inv_s2) = site_roots(k11), site_roots(k22)  # fast_correlation's
-    inexact = ~correlation_one(k12, k11, k22) if self_pairs else True
+    if self_pairs is None or self_pairs is False:
+        inexact = True
+    elif self_pairs is True:
+        inexact = ~correlation_one(k12, k11, k22)
+    else:
+        inexact = ~(correlation_one(k12, k11, k22) & column(jnp.asarray(self_pairs)))
     if kind == "homogeneous":  # the slope and change depend on ρ alone
         # (ρ², the clip and the mask as a product: no abs and no full-size constant array next
         # to the reduction, which XLA would materialise: +20% on p4_histology)
         rho = k12 * inv_s1 * inv_s2
-        max_rho2 = per_pair(rho * rho if self_pairs is False else rho * rho * inexact)
+        max_rho2 = per_pair(rho * rho if inexact is True else rho * rho * inexact)
         step = (label, order, nngp, kdot, want_ntk, before, after, read_k)
         if two_slopes is not None:  # the host evaluates the run so far, this map included
             chain[5].append((step, max_rho2, two_slopes))
@@ -671,7 +678,7 @@ def track_precision(label, nngp, kdot, k11, k12, k22, want_ntk, scope, self_pair
 
         def per_entry():  # every entry its own window; an exact one only its arguments' rounding
             a12, width = jnp.abs(k12), column(e_in)
-            if self_pairs:
+            if inexact is not True:
                 width = jnp.where(~inexact, before, width)
             # entries sharing their variances (e.g. the group axis of group_reduced): the largest
             free = tuple(ax for ax in range(1, len(shape)) if k11.ndim == k12.ndim == k22.ndim

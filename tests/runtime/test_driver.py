@@ -31,11 +31,9 @@ def test_a_long_compilation_is_announced_with_its_estimate(net, monkeypatch, cap
     monkeypatch.setattr(driver, "COMPILE_NOTICE_SECONDS", 0.0)  # every compilation is "long"
     net.kernel_fn(x, get="nngp", progress=True, check_precision=False)
     err = capsys.readouterr().err
-    assert "kernelc: compiling the diagonal pass for float32 (" in err
-    assert "kernelc: compiling the Gram-tile pass for float32 (" in err
+    assert err.count("kernelc: compiling the pass for float32 (") == 1  # self pairs and tiles
     assert "array operations, ~" in err and "s estimated; once per tile size)\n" in err
-    assert "kernelc: compiled the diagonal pass in " in err
-    assert "kernelc: compiled the Gram-tile pass in " in err
+    assert err.count("kernelc: compiled the pass in ") == 1
     assert driver.COMPILE_SECONDS_PER_OPERATION[0] > 0  # measured by these compilations
     net.kernel_fn(x, get="nngp", progress=True, check_precision=False)  # compiled: no notice
     assert "compiling" not in capsys.readouterr().err
@@ -44,9 +42,10 @@ def test_a_long_compilation_is_announced_with_its_estimate(net, monkeypatch, cap
 
 
 def test_xla_compiles_in_the_background_while_the_next_pass_is_traced(monkeypatch):
-    """The memory plan lowers the self and the cross pass before it reads either's report:
-    the self pass's XLA compilation (in a kernelc-compile thread) runs while the cross pass
-    is traced; a compilation's failure reaches the caller as itself."""
+    """The memory plan lowers the pass at every size the call uses before it reads any
+    report (here 8 inputs of x and 24 of x2 and the Gram tiles): the first size's XLA
+    compilation (in a kernelc-compile thread) runs while the second is traced; a
+    compilation's failure reaches the caller as itself."""
     import threading
     net = kernelc.compile(SPEC.replace("tiny", "tiny_background"))  # passes of its own
     events, compile_lowered = [], driver.compile_lowered
@@ -66,12 +65,13 @@ def test_xla_compiles_in_the_background_while_the_next_pass_is_traced(monkeypatc
     monkeypatch.setattr(driver, "compile_lowered", slow)
     monkeypatch.setattr(jax.stages.Traced, "lower", traced_lower)
     x = np.random.default_rng(0).normal(size=(3, 3, 3, 1))
-    net.kernel_fn(x, get="nngp", progress=False, check_precision=False)
+    x2 = np.random.default_rng(1).normal(size=(20, 3, 3, 1))
+    net.kernel_fn(x, x2, get="nngp", progress=False, check_precision=False)
     main = threading.current_thread().name
     assert [e for e in events if e[0] == "lower"] == [("lower", main)] * 2
     assert {name for what, name in events if what != "lower"} <= \
         {t.name for t in threading.enumerate() if t.name.startswith("kernelc-compile")}
-    # the second lowering (the cross pass) came before the first compilation ended
+    # the second lowering (24 pairs) came before the first compilation ended
     assert events.index(("lower", main), 1 + events.index(("lower", main))) < \
         next(i for i, e in enumerate(events) if e[0] == "compile ends")
 
@@ -114,21 +114,21 @@ def _unpadded(net, x):
 
 
 def test_a_learning_curve_reuses_the_compiled_tiles(net):
-    """N = 20, 19, 18, 17 (a learning curve): one compilation of each pass for the first N, none
-    after (the tiles are padded to 24 inputs and 192 pairs), and the padded results equal the
-    unpadded computation."""
-    self_fn, cross_fn = net.kernel_fn.compiled_passes[True, True, None]
+    """N = 20, 19, 18, 17 (a learning curve): one compilation of the pass for the first N (the
+    self pairs and the Gram tiles share it), none after (the tiles are padded to 24 inputs and
+    24 pairs), and the padded results equal the unpadded computation."""
+    pass_fn = net.kernel_fn.compiled_passes[True, True, None]
     x = np.random.default_rng(3).normal(size=(20, 3, 3, 1))
-    before = self_fn.compilations, cross_fn.compilations
+    before = pass_fn.compilations
     counts = []
     for n in (20, 19, 18, 17):
         grams = net.kernel_fn(x[:n], dtype="float64", progress=False)
-        counts.append((self_fn.compilations - before[0], cross_fn.compilations - before[1]))
-        if n == 17:  # the most padding: 17 of 24 inputs, 136 of 192 pairs
+        counts.append(pass_fn.compilations - before)
+        if n == 17:  # the most padding: 17 of 24 inputs, 136 pairs in 6 tiles of 24
             expected = _unpadded(net, x[:n])
             for name in ("nngp", "ntk"):
                 np.testing.assert_allclose(grams[name], expected[name], rtol=1e-13, atol=0)
-    assert counts == [(1, 1)] * 4  # compiled for N = 20, reused for 19, 18, 17
+    assert counts == [1] * 4  # compiled for N = 20, reused for 19, 18, 17
 
 
 def test_the_tile_fits_the_budget_by_xlas_own_report(net):
@@ -136,10 +136,10 @@ def test_the_tile_fits_the_budget_by_xlas_own_report(net):
     plus the driver's buffers: the predicted peak is within the budget, a budget just below it
     gets a smaller tile, and one below the driver's own buffers is refused with the numbers."""
     plan = net.module.plan_memory(40, None, "float64", "1GB", True, compiled=True)
-    assert plan["measured"] and plan["tile_pairs"] == 1024  # 780 pairs: one tile
-    cross = net.kernel_fn.compiled_passes[True, True, None][1]
-    sizes = {key[1][0][0][0]: driver.compiled_bytes(c) for key, c in cross.compiled.items()}
-    assert plan["tile_bytes"] >= sizes[1024] > 0  # XLA's report of the tile that runs
+    assert plan["measured"] and plan["tile_pairs"] == 48  # 40 inputs, 780 pairs: tiles of 48
+    pass_fn = net.kernel_fn.compiled_passes[True, True, None]
+    sizes = {key[1][0][0][0]: driver.compiled_bytes(c) for key, c in pass_fn.compiled.items()}
+    assert plan["tile_bytes"] >= sizes[48] > 0  # XLA's report of the tile that runs
     budget = plan["peak_bytes"] - 1
     smaller = net.module.plan_memory(40, None, "float64", budget, True, compiled=True)
     assert smaller["tile_pairs"] < plan["tile_pairs"] and smaller["peak_bytes"] <= budget
@@ -186,10 +186,12 @@ def test_kernel_fn_checks_its_gram_matrices_for_psd(net, monkeypatch):
     assert seen == [["nngp"]]
 
 
-def _inner_products(xa, xb, stats_a, stats_b, want_ntk, params=None):
-    """A module's _propagate in miniature: per pair Σ xa·xb, the variances Σ x² as its stats."""
+def _inner_products(xa, xb, stats_a, stats_b, want_ntk, params=None, self_pairs=None):
+    """A module's _propagate in miniature: per pair Σ xa·xb, the variances Σ x² as its stats
+    (of xa for a self pair, else stats_a's)."""
     k = jnp.sum(xa * xb, axis=(1, 2))
-    stats = [jnp.sum(xa * xa, axis=(1, 2))] if stats_a is None else stats_a
+    own = jnp.sum(xa * xa, axis=(1, 2))
+    stats = [own if stats_a is None else jnp.where(self_pairs[:, None], own, stats_a[0])]
     return k, (k if want_ntk else None), stats
 
 
@@ -201,25 +203,25 @@ def test_the_tile_keeps_the_familys_working_set():
     shape = (64, 64, 1)
 
     def driver_with(target):
-        return driver.tiled_kernel(_inner_products, shape, ("vector", 0, None), 4 * 64 * 64, 1, 1,
-                                   tile_working_set=target)
+        return driver.tiled_kernel(_inner_products, shape, ("vector", 0, None), 4 * 64 * 64, 1,
+                                   ((1,),), tile_working_set=target)
 
     kernel_fn, plan = driver_with(None)
-    self_fn, cross_fn = kernel_fn.compiled_passes[True, True, None]
+    pass_fn = kernel_fn.compiled_passes[True, True, None]
     one = driver.Placement()
 
-    def report(size):  # what the plan reads: the larger of the self and the cross pass
+    def report(size):  # what the plan reads: the pass's report at that size
         x = one.like((size,) + shape, "float32")
         sa = [one.like((size, 1), "float32")]
-        return max(self_fn.memory(x), cross_fn.memory(x, x, sa, sa))
+        return pass_fn.memory(x, x, sa, sa, one.like((size,), bool))
 
     target = report(64)
     assert report(96) > target
-    assert plan(60, compiled=True)["tile_pairs"] == 2048  # 1,770 pairs: one tile
+    assert plan(200, compiled=True)["tile_pairs"] == 256  # 200 inputs: tiles of 256
     _, plan = driver_with({"cpu": target, "gpu": 1})
-    assert plan(60, compiled=True)["tile_pairs"] == 64
+    assert plan(200, compiled=True)["tile_pairs"] == 64
     _, plan = driver_with({"cpu": 1})
-    assert plan(60, compiled=True)["tile_pairs"] == 1
+    assert plan(200, compiled=True)["tile_pairs"] == 1
     cpu = jax.devices("cpu")
     assert driver.working_set_cap({"cpu": 5, "gpu": 7}, cpu) == 5
     assert driver.working_set_cap({"gpu": 7}, cpu) is None

@@ -220,7 +220,9 @@ def test_the_switch_changes_the_traced_program(mlp):
                                  ("float64", True, True), ("float64", False, False)]:
         with x64_context(dtype):
             x = jnp.asarray(np.ones((2, 4, 1, 1)), dtype)
-            jaxpr = str(jax.make_jaxpr(batches[True, False, setting][0].jitted)(x))
+            stats = [jnp.zeros((2,) + shape, dtype) for shape in mlp.module.STATS_SHAPES]
+            jaxpr = str(jax.make_jaxpr(batches[True, False, setting].jitted)(
+                x, x, stats, stats, jnp.ones(2, bool)))
         assert ("atan2" not in jaxpr) == fast, (dtype, setting)
     from kernelc.errors import InputError
     with pytest.raises(InputError, match="fast_maps must be None, True or False"):

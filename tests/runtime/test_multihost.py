@@ -42,7 +42,7 @@ save("gram32", net.kernel_fn(x, dtype="float32"))
 from kernelc.runtime.maps import PRECISION_ESTIMATES
 report["precision"] = [list(key) + list(v) for key, v in sorted(PRECISION_ESTIMATES.items())]
 save("cross64", net.kernel_fn(x, x2, dtype="float64"))
-cross = net.kernel_fn.compiled_passes[True, True, None][1].compiled.values()
+cross = net.kernel_fn.compiled_passes[True, True, None].compiled.values()
 report["cross_processes"] = sorted({tuple(sorted({d.process_index for d in sh.device_set}))
                                     for c in cross
                                     for sh in jax.tree_util.tree_leaves(c.output_shardings)})
@@ -60,8 +60,8 @@ if pid == 0:  # an interrupted run: the tile unmarked and its entries lost
     done.flush(), gram.flush()
 multihost_utils.sync_global_devices("store damaged")
 save("store-resumed", net.kernel_fn(x, dtype="float64", out=store))
-# two tiles (N = 92: 4186 pairs, tiles of at most MAX_TILE = 4096), the second one lost: the
-# others follow process 0's marks, skip the first tile with it and recompute the second
+# many tiles (N = 92: 4186 pairs, tiles of as many pairs as the self pass's inputs), the
+# second one lost: the others follow process 0's marks, skip the rest with it and recompute it
 from kernelc.runtime.driver import PairIndices
 xl = np.random.default_rng(2).normal(size=(92, 3, 3, 2))
 large = os.path.join(folder, "large")
@@ -71,7 +71,9 @@ if pid == 0:
     done = np.load(os.path.join(large, "tiles_done.npy"), mmap_mode="r+")
     gram = np.load(os.path.join(large, "nngp.npy"), mmap_mode="r+")
     report["large_tiles"] = len(done)
-    I, J = PairIndices(92, 92, True, True)[4096:]
+    size = -(-4186 // len(done))  # the tile size (4186 pairs are not a multiple of it)
+    report["large_tile_pairs"] = size
+    I, J = PairIndices(92, 92, True, True)[size:2 * size]
     done[1], gram[I, J], gram[J, I] = False, 0.0, 0.0
     done.flush(), gram.flush()
 multihost_utils.sync_global_devices("large damaged")
@@ -159,8 +161,10 @@ def test_two_processes_give_the_one_process_numbers(tmp_path):
                                rtol=1e-3)
     xl = np.random.default_rng(2).normal(size=(92, 3, 3, 2))
     want = net.kernel_fn(xl, dtype="float64", get="nngp")
-    assert reports[0]["large_tiles"] == 2
-    assert [r["large_resumed_tiles"] for r in reports] == [2, 2]  # the done tile skipped by both
+    size = reports[0]["large_tile_pairs"]  # a multiple of the 2 processes' devices
+    assert reports[0]["large_tiles"] == -(-4186 // size) > 2 and size >= 92
+    # the self pairs' one tile and the lost Gram tile: the done tiles skipped by both
+    assert [r["large_resumed_tiles"] for r in reports] == [2, 2]
     for pid in (0, 1):
         got = np.load(tmp_path / f"{pid}-large.npy")
         assert np.max(np.abs(got - want)) <= 1e-13 * np.max(np.abs(want))

@@ -144,7 +144,7 @@ def test_the_emitted_statement_names_the_map_and_the_layer():
     comment, call = line.split("\n", 1)
     assert comment.startswith("# float32: estimate the rounding error after erf2")
     assert call.startswith("track_precision('erf2 (line 8)',\n")
-    assert "k11, k_dense2, k22, want_ntk, stats, stats_a is None, 'smooth',\n" in call
+    assert "k11, k_dense2, k22, want_ntk, stats, self_pairs, 'smooth',\n" in call
     # the FAST_MAP_BOUNDS rows of the fast helpers its K⁺ and K̇ call (erf's K̇: none)
     assert call.endswith("fast_angles=(('asin',), ()))  # the fast angles K⁺ and K̇ call")
     assert "fast_angles" not in kernel_map("sin").emit_precision("k11", "k12", "k22", "sin1")
