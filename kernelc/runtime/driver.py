@@ -287,8 +287,8 @@ def _sharding_key(leaf):
 
 
 class CompiledPass:
-    """The pass of ``_propagate`` (self pairs and Gram tiles), traced and compiled ahead of time once per
-    shapes of its arguments (and devices). Tracing first gives the number of array operations,
+    """The pass of ``_propagate`` (self pairs and Gram tiles alike), traced and compiled ahead
+    of time once per shapes of its arguments (and devices). Tracing first gives the number of array operations,
     so a long compilation is announced with its estimate (``operations × seconds per
     operation``, the rate measured by the compilations before it) before XLA starts, and its
     time is reported when it ends; compiling a deep network takes ~1 ms per operation on a
@@ -856,8 +856,9 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
     Gram matrix of x1 with itself computes i < j only; None: every pair is computed; ``bytes_per_pair`` (float32) is held per pair
     at the widest layer; ``output_entries`` are the entries of the result per pair and
     ``stats_shapes`` the shapes of the variance maps per input (a generated module's
-    STATS_SHAPES: the self pass's arguments, which it does not read, have them). ``runtime_version``: the version of
-    this package the module was generated for (another one is refused).
+    STATS_SHAPES; the self pass is given zeros of these shapes, which it does not read).
+    ``runtime_version``: the version of this package the module was generated for (another one
+    is refused).
 
     ``tile_working_set``: {platform: bytes} or None, the family's declaration (a generated
     module's TILE_WORKING_SET). On devices of a listed platform the tile is the largest size

@@ -56,3 +56,16 @@ def test_compiled_plans_hold_maps_and_means():
     # under (R) the pool reads K̃[t,t'](q): 4 rotations × 16² position pairs
     assert {m.layout.kind for m in means} == {"group_reduced"}
     assert means[0].mean() == Mean(means[0].x, None, 4.0 * 16 * 16)
+
+
+def test_variance_shape_is_the_shape_of_a_self_pairs_diagonal():
+    """Layout.variance_shape (a generated module's STATS_SHAPES) is the per-input shape that
+    runtime.layouts.self_diagonal gives for a self pair's kernel, in every variance layout."""
+    import numpy as np
+    from kernelc.ir.plan import _VARIANCE_LAYOUTS, Layout
+    from kernelc.runtime.layouts import self_diagonal
+    for kind in _VARIANCE_LAYOUTS:
+        layout = Layout(kind, box=(3, 2), order=4)
+        k = np.zeros((5,) + layout.pair_shape)
+        assert self_diagonal(kind, layout.d, k).shape == (5,) + layout.variance_shape, kind
+

@@ -272,3 +272,26 @@ def test_an_xla_option_value_this_jaxlib_refuses_drops_the_options(monkeypatch):
     lowered, a = _einsum_pass()
     assert driver.compile_lowered(lowered, [a, a])(a, a).shape == (2, 4, 4, 4, 4)
     assert set(driver.COMPILER_OPTIONS_UNKNOWN) == set(driver.CPU_COMPILER_OPTIONS)
+
+
+def test_one_pass_serves_self_pairs_and_gram_pairs_in_one_tile(net):
+    """The compiled pass on a tile that mixes self pairs (flagged: variances off their own
+    diagonal) and other pairs (variances from the self pass) gives each pair what the tiled
+    driver gives it: the Gram diagonal bit for bit for the self pairs, the off-diagonal
+    entries for the others; and a Gram matrix compiles the pass once (one shape)."""
+    x = np.random.default_rng(5).normal(size=(4, 3, 3, 1))
+    pass_fn = net.kernel_fn.compiled_passes[True, True, None]
+    before = pass_fn.compilations
+    with driver.x64_context("float64"):
+        grams = net.kernel_fn(x, dtype="float64", progress=False)
+        assert pass_fn.compilations - before == 1  # 4 inputs and 6 pairs: one tile size, 8
+        zeros = [np.zeros((4,) + shape) for shape in net.module.STATS_SHAPES]
+        _, _, stats = pass_fn(x, x, zeros, zeros, np.ones(4, bool))
+        stats = [np.asarray(s) for s in stats]
+        i, j = np.array([0, 1, 0, 2, 3, 2, 1, 3]), np.array([0, 1, 3, 2, 3, 0, 2, 1])
+        k, t, _ = pass_fn(x[i], x[j], [s[i] for s in stats], [s[j] for s in stats], i == j)
+    for name, values in (("nngp", np.asarray(k)), ("ntk", np.asarray(t))):
+        same = i == j
+        np.testing.assert_array_equal(values[same], grams[name][i[same], j[same]])
+        np.testing.assert_allclose(values[~same], grams[name][i[~same], j[~same]],
+                                   rtol=1e-14, atol=0)
