@@ -884,7 +884,7 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
     batches = {(want, check, fast): traced(
         check, fast, lambda xa, xb, sa, sb, self_pairs, w=want:
             propagate(xa, xb, sa, sb, w, self_pairs=self_pairs),
-        "pass" + " (NNGP+NTK)" * want)
+        "kernel pass" + " (NNGP+NTK)" * want)
         for want in (True, False) for check in (True, False) for fast in (None, True, False)}
 
     stats_shapes = tuple(tuple(shape) for shape in stats_shapes)

@@ -31,9 +31,9 @@ def test_a_long_compilation_is_announced_with_its_estimate(net, monkeypatch, cap
     monkeypatch.setattr(driver, "COMPILE_NOTICE_SECONDS", 0.0)  # every compilation is "long"
     net.kernel_fn(x, get="nngp", progress=True, check_precision=False)
     err = capsys.readouterr().err
-    assert err.count("kernelc: compiling the pass for float32 (") == 1  # self pairs and tiles
+    assert err.count("kernelc: compiling the kernel pass for float32 (") == 1  # self pairs, tiles
     assert "array operations, ~" in err and "s estimated; once per tile size)\n" in err
-    assert err.count("kernelc: compiled the pass in ") == 1
+    assert err.count("kernelc: compiled the kernel pass in ") == 1
     assert driver.COMPILE_SECONDS_PER_OPERATION[0] > 0  # measured by these compilations
     net.kernel_fn(x, get="nngp", progress=True, check_precision=False)  # compiled: no notice
     assert "compiling" not in capsys.readouterr().err
