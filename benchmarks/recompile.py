@@ -3,8 +3,8 @@ item 3: tiles padded to a few sizes, so a new N reuses the compiled passes).
 
     python benchmarks/recompile.py [--spec specs/mnist_p4.kc] [--n 20 19 18 17 16 15]
 
-Prints, per N, the pairs, the tile sizes (inputs of the diagonal pass, pairs of the Gram-tile
-pass), the XLA compilations during the call and its wall time.
+Prints, per N, the pairs, the tile size (inputs of the self pairs' tiles and pairs of the Gram
+tiles: one compiled pass serves both), the XLA compilations during the call and its wall time.
 """
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def _drivers(model, working_set):
 
 
 def prepared(kernel_fn, stats_shapes, x, size):
-    """(run, XLA bytes): one call of the Gram-tile pass on a tile of ``size`` random pairs of
+    """(run, XLA bytes): one call of the kernel pass on a Gram tile of ``size`` random pairs of
     rows of x (compiled and run once here), as the runtime places it."""
     pass_fn = kernel_fn.compiled_passes[True, True, None]
     n = x.shape[0]
