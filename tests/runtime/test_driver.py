@@ -50,10 +50,11 @@ def test_xla_compiles_in_the_background_while_the_next_pass_is_traced(monkeypatc
     net = kernelc.compile(SPEC.replace("tiny", "tiny_background"))  # passes of its own
     events, compile_lowered = [], driver.compile_lowered
 
-    def slow(lowered, leaves):  # long enough for the other pass to be traced meanwhile
+    both_lowered = threading.Event()
+
+    def slow(lowered, leaves):  # the first compilation lasts until the second size is lowered
         events.append(("compile starts", threading.current_thread().name))
-        import time
-        time.sleep(0.3)
+        both_lowered.wait(timeout=60)  # (a driver that waited for it first fails, not hangs)
         events.append(("compile ends", threading.current_thread().name))
         return compile_lowered(lowered, leaves)
 
@@ -61,7 +62,11 @@ def test_xla_compiles_in_the_background_while_the_next_pass_is_traced(monkeypatc
 
     def traced_lower(self, *a, **k):
         events.append(("lower", threading.current_thread().name))
-        return lower(self, *a, **k)
+        try:
+            return lower(self, *a, **k)
+        finally:
+            if sum(e[0] == "lower" for e in events) >= 2:
+                both_lowered.set()
     monkeypatch.setattr(driver, "compile_lowered", slow)
     monkeypatch.setattr(jax.stages.Traced, "lower", traced_lower)
     x = np.random.default_rng(0).normal(size=(3, 3, 3, 1))
