@@ -101,7 +101,9 @@ def emit_module(der: Derivation, source_name: str = "<spec>") -> str:
     out.append("    its own diagonal (a self pair), so one compiled pass serves both kinds of tile.")
     out.append('    """')
     out.append("    params = DEFAULT_PARAMS if params is None else params")
-    out.append("    self_pairs = stats_a is None or self_pairs  # True: all, None: none, or per pair")
+    if der.stats:  # a network without nonlinearities reads no variances
+        out.append("    self_pairs = stats_a is None or self_pairs  # True: all, None: none, or "
+                   "per pair")
     out.append("    stats = []")
     for nd in der.nodes:
         for op in nd.ops:
