@@ -288,14 +288,14 @@ def _sharding_key(leaf):
 
 class CompiledPass:
     """The pass of ``_propagate`` (self pairs and Gram tiles alike), traced and compiled ahead
-    of time once per shapes of its arguments (and devices). Tracing first gives the number of array operations,
-    so a long compilation is announced with its estimate (``operations × seconds per
-    operation``, the rate measured by the compilations before it) before XLA starts, and its
-    time is reported when it ends; compiling a deep network takes ~1 ms per operation on a
-    2-core CPU. The driver pads every tile to one of a few sizes (:meth:`Placement.tile`), so a
-    new N reuses the compiled passes; ``compilations`` counts the XLA compilations so far, and
-    ``bytes_per_item`` maps a dtype to the largest per-item memory XLA reported for a compiled
-    size (the memory plan's first guess of a tile)."""
+    of time once per shapes of its arguments (and devices). Tracing first gives the number of
+    array operations, so a long compilation is announced with its estimate (``operations ×
+    seconds per operation``, the rate measured by the compilations before it) before XLA
+    starts, and its time is reported when it ends; compiling a deep network takes ~1 ms per
+    operation on a 2-core CPU. The driver pads every tile to one of a few sizes
+    (:meth:`Placement.tile`), so a new N reuses the compiled passes; ``compilations`` counts
+    the XLA compilations so far, and ``bytes_per_item`` maps a dtype to the largest per-item
+    memory XLA reported for a compiled size (the memory plan's first guess of a tile)."""
 
     def __init__(self, fn, label):
         self.jitted, self.label, self.compiled = jax.jit(fn), label, {}  # key -> Compiled/Future
@@ -575,13 +575,13 @@ def self_pass(fn, x, stats_shapes, size, progress, placement=None):
     (JAX's own indexing compiled a small executable per tile shape, ~60 MB more)."""
     placement = placement or Placement([jax.devices()[0]])
     n = x.shape[0]
-    unread = [np.zeros((size,) + tuple(shape), x.dtype) for shape in stats_shapes]
-    flags = np.ones(size, bool)
+    # the same for every tile: placed once
+    unread, flags = placement.put(([np.zeros((size,) + tuple(shape), x.dtype)
+                                    for shape in stats_shapes], np.ones(size, bool)))
 
     def run(start, stop):
-        idx = padded(np.arange(start, stop), size)
-        k, t, stats = placement.fetch(fn(*placement.put((x[idx], x[idx], unread, unread,
-                                                         flags))))
+        xs = placement.put(x[padded(np.arange(start, stop), size)])  # xa and xb: placed once
+        k, t, stats = placement.fetch(fn(xs, xs, unread, unread, flags))
         keep = stop - start
         return k[:keep], None if t is None else t[:keep], [s[:keep] for s in stats]
     parts = run_chunks(run, n, size, "kernelc: diagonal", progress)
@@ -625,7 +625,7 @@ def cross_pass(fn, xa, xb, sa, sb, pairs, size, progress, placement, store, mirr
     :class:`GramArrays` or an on-disk :class:`~kernelc.runtime.store.GramStore`) as it finishes,
     and mirrored to (J, I) when ``mirror`` (through ``swap`` for a feature-map output); tiles the
     store holds already are skipped."""
-    flags = np.zeros(size, bool)
+    flags = placement.put(np.zeros(size, bool))  # the same for every tile: placed once
 
     def run(start, stop):
         if store.done[start // size]:
@@ -636,7 +636,7 @@ def cross_pass(fn, xa, xb, sa, sb, pairs, size, progress, placement, store, mirr
             return
         i, j = padded(I, size), padded(J, size)
         k, t = placement.fetch(fn(*placement.put(
-            (xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb], flags)))[:2])
+            (xa[i], xb[j], [s[i] for s in sa], [s[j] for s in sb])), flags)[:2])
         keep = len(I)  # numpy slices: no XLA executable per tile shape (see self_pass)
         k, t = k[:keep], None if t is None else t[:keep]
         store.write(start // size, {name: v for name, v in (("nngp", k), ("ntk", t))
@@ -923,18 +923,17 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         share the host's memory (CPU devices), plus the host copy of a Gram tile's results; and
         the per-device figure (against a GPU's/TPU's own memory)."""
         itemsize = np.dtype(dtype).itemsize
-        first, second, size = tile_sizes(placement, tile, n1, n2)
-        sizes = sorted({first, second or first, size})
-        for each in sizes:  # every size lowered (its XLA compilation started) before a report
-            pass_fn.outputs(*pass_like(placement, each, dtype))
-        per_device = max(pass_fn.memory(*pass_like(placement, each, dtype)) or 0
-                         for each in sizes)
+        first, second, size = tile_sizes(placement, tile, n1, n2)  # size: first or second
+        likes = [pass_like(placement, each, dtype) for each in sorted({first, second or first})]
+        for args in likes:  # every size lowered (its XLA compilation started) before a report
+            pass_fn.outputs(*args)
+        per_device = max(pass_fn.memory(*args) or 0 for args in likes)
         per_device = int(per_device * XLA_RUNTIME_MARGIN)
         shared = all(d.platform == "cpu" for d in placement.local)
         # this process's devices only: other processes' slices are in their hosts' memory
         host = per_device * (len(placement.local) if shared else 1) \
             + (size if n_pairs else 0) * kernels * output_entries * itemsize
-        return host, per_device, max(sizes)
+        return host, per_device, size
 
     def plan_memory(n1, n2=None, dtype="float32", max_memory=None, symmetric=True,
                     results_on_disk=False, *, get=("nngp", "ntk"), check_precision=True,
