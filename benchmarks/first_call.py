@@ -8,8 +8,9 @@ process (imports before the clock, as in benchmarks/peers.py). Per phase, the me
 processes (seconds of wall time):
 
 * build: ``kernelc.compile(spec)``;
-* trace, lower: both passes (diagonal and Gram tile), in the calling thread;
-* XLA: the two compilations, summed (they run in background threads, at once:
+* trace, lower: the kernel pass (one program for the self pairs and the Gram tiles), in the
+  calling thread;
+* XLA: its compilations, summed (one per tile size; they run in background threads:
   ``runtime.driver.CompiledPass``), and the time the call waited for them;
 * first call: ``kernel_fn`` from its call to its return (it contains the three above and the
   passes' first runs); steady: the best of three more calls;
@@ -30,7 +31,7 @@ from networks import B_STD, CNN, GCNN, W_STD  # noqa: E402
 
 SPECS = {"cnn_gap": CNN.replace("{name}", "first_call_cnn_gap"),
          "p4": GCNN.replace("{g}", "p4").replace("{name}", "first_call_p4")}
-PHASES = ("build", "trace", "lower", "XLA (both)", "waiting for XLA", "first call", "steady",
+PHASES = ("build", "trace", "lower", "XLA", "waiting for XLA", "first call", "steady",
           "compile")
 
 
@@ -41,7 +42,7 @@ def side(workload, n, size):
     import kernelc
     from kernelc.runtime import driver
 
-    spent = dict.fromkeys(("trace+lower", "lower", "XLA (both)", "executable", "nested"), 0.0)
+    spent = dict.fromkeys(("trace+lower", "lower", "XLA", "executable", "nested"), 0.0)
 
     def timed(owner, name, into, nested=False):
         original = getattr(owner, name)
@@ -58,7 +59,7 @@ def side(workload, n, size):
 
     depth = [0]
     timed(jax.stages.Traced, "lower", "lower")
-    timed(jax.stages.Lowered, "compile", "XLA (both)")
+    timed(jax.stages.Lowered, "compile", "XLA")
     timed(driver.CompiledPass, "_compile", "trace+lower", nested=True)
     executable = driver.CompiledPass.executable
 
@@ -85,7 +86,7 @@ def side(workload, n, size):
     first = call()
     steady = min(call() for _ in range(3))
     print(json.dumps({"build": build, "trace": spent["trace+lower"] - spent["lower"],
-                      "lower": spent["lower"], "XLA (both)": spent["XLA (both)"],
+                      "lower": spent["lower"], "XLA": spent["XLA"],
                       "waiting for XLA": spent["executable"] - spent["nested"],
                       "first call": first, "steady": steady,
                       "compile": build + first - steady}))
