@@ -7,6 +7,9 @@ K̃⁺[t,t'](q) = mean_{y∈S} K̃[t+y, t'+ρ(q)y](q), for K and for Θ; float32
 variant is timed in turn, ``--repeats`` times, best wall and median process CPU time; the
 traffic counted is the compulsory one (each input read once, each output written once), so
 "% copy" compares it with a plain elementwise op moving the same bytes (the copy bandwidth).
+The map is also timed in the form the network writes it, one array [K⁺; Θ⁺], beside a plain op
+with that same loop and traffic (two multiplications for the map): their difference is the
+map's arithmetic, which the machine's floating-point throughput sets.
 
 Stencil forms compared (all give the same numbers to float32 rounding, checked):
 
@@ -141,6 +144,10 @@ def main(argv=None):
         # the form the network writes: one array, as with_theta's stacked filter sum reads it
         "relu map alone, [K⁺; Θ⁺] stacked": (jit(lambda *a: jnp.concatenate(relu(*a))),
                                              (k, k11, k22, t), 16),
+        # the same loop and traffic with two multiplications for the map: the floor of the row
+        # above on this machine (the map's arithmetic is the difference)
+        "plain op, [K⁺; Θ⁺] stacked": (
+            jit(lambda k, a, b, t: jnp.concatenate([k * a * b, k * t])), (k, k11, k22, t), 16),
         "stencil alone, per-q pads": (jit(lambda x, y: (per_q_pads(x, n), barrier(
             per_q_pads(y, n)))), (km, tm), 16),
         "stencil alone, pad once": (jit(lambda x, y: (pad_once(x, n), barrier(
@@ -182,6 +189,11 @@ def main(argv=None):
     print("(% copy: the CPU time of the plain op moving the same compulsory bytes — read K "
           "and Θ, write two arrays — over the op's; CPU time of the process, steadier than wall "
           "on a shared machine)")
+    cpu = {name: statistics.median(c for _, c in times[name]) for name in times}
+    plain = cpu["plain op, [K⁺; Θ⁺] stacked"]
+    arithmetic = cpu["relu map alone, [K⁺; Θ⁺] stacked"] - plain
+    print(f"the relu map's arithmetic, stacked: {1e9 * arithmetic / entries:.2f} ns/entry of CPU "
+          f"over the plain op with its loop and traffic ({1e9 * plain / entries:.2f})")
     end_to_end(a.n, a.repeats)
 
 
