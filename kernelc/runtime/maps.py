@@ -372,7 +372,8 @@ def quadrature_estimate(phi, k, n, label):
     if jnp.__name__.startswith("jax"):
         import functools
         import jax
-        jax.debug.callback(functools.partial(record_quadrature, label, n), error, scale)
+        jax.debug.callback(functools.partial(record_quadrature, label, n), error, scale,
+                           partitioned=True)
     else:
         record_quadrature(label, n, error, scale)
 
@@ -457,7 +458,7 @@ class precision_tracking:
             import jax
             sizes = [len(arrays) for _, arrays in reports]
             jax.debug.callback(functools.partial(_call_reports, [f for f, _ in reports], sizes),
-                               *[a for _, arrays in reports for a in arrays])
+                               *[a for _, arrays in reports for a in arrays], partitioned=True)
 
 
 def _call_reports(functions, sizes, *arrays):
@@ -476,7 +477,7 @@ def _report(key, function, *arrays):
         _PRECISION_REPORTS[-1][key] = (function, arrays)
     else:
         import jax
-        jax.debug.callback(function, *arrays)
+        jax.debug.callback(function, *arrays, partitioned=True)
 
 
 def record_precision(label, order, e_k, e_t, slope, gain):

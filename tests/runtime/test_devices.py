@@ -34,6 +34,17 @@ out["cross"] = max(float(np.max(np.abs(c[k] - d[k]))) for k in c)
 cross = net.kernel_fn.compiled_passes[True, True, None].compiled.values()
 out["cross_devices"] = sorted({len(sh.device_set) for c in cross
                                for sh in jax.tree_util.tree_leaves(c.output_shardings)})
+# the float32 precision estimates (host callbacks of each device's own pairs) as on one device:
+# erf's per entry, a relu chain's on the host
+from kernelc.runtime.driver import precision_estimate
+relu = kernelc.compile("group p4\ninput 3 x 3 channels 2\nlift(size=3, b_std=0.1)\nrelu\n"
+                       "gconv(size=3, b_std=0.1)\nrelu\ngroup_pool\ndense(1)")
+for name, network in (("erf", net), ("relu", relu)):
+    rows = []
+    for devices in (one, None):
+        network.kernel_fn(x, dtype="float32", devices=devices)
+        rows.append(precision_estimate())
+    out["estimates_" + name] = rows
 json.dump(out, sys.stdout)
 """
 
@@ -50,6 +61,14 @@ def test_four_devices_give_the_one_device_numbers():
     assert out["cross_devices"] == [1, 4]  # one-device runs, and tiles split over all four
     # equal to rounding: a device's slice of a tile is vectorised differently (seen: 2e-17, 1.5e-8)
     assert max(out["float64"], out["cross"]) <= 1e-15 and out["float32"] <= 1e-6, out
+    # the precision callbacks run on each device's own pairs (partitioned): no gather of their
+    # operands to one device (which XLA warned about), the estimates as on one device
+    assert "rematerialization" not in done.stderr, done.stderr[-2000:]
+    for name in ("erf", "relu"):
+        (nngp1, ntk1, rows1), (nngp4, ntk4, rows4) = out["estimates_" + name]
+        assert nngp1 > 0 and [r[0] for r in rows1] == [r[0] for r in rows4], out
+        np.testing.assert_allclose([nngp4, ntk4], [nngp1, ntk1], rtol=1e-3)
+        np.testing.assert_allclose([r[1:] for r in rows4], [r[1:] for r in rows1], rtol=1e-3)
 
 
 def test_devices_must_be_jax_devices():
