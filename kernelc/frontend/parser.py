@@ -148,6 +148,11 @@ def load_spec(path_or_text: Union[str, Path]) -> Spec:
 def read_spec_text(path_or_text: Union[str, Path]) -> "tuple[str, str]":
     """``(text, filename)`` of a spec file or of spec text (``"<spec>"``), by the rule of
     :func:`load_spec`, without parsing it."""
+    if isinstance(path_or_text, os.PathLike) and not isinstance(path_or_text, Path):
+        path_or_text = Path(path_or_text)
+    if not isinstance(path_or_text, (str, Path)):  # str(42) parsed as a spec: 'unexpected 42'
+        raise SpecError(f"a spec must be spec text, the path of a .kc file or a parsed Spec, "
+                        f"got {type(path_or_text).__name__}")
     if isinstance(path_or_text, Path) or (isinstance(path_or_text, str)
                                           and looks_like_spec_path(path_or_text)):
         path = _spec_file(Path(path_or_text))

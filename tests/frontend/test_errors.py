@@ -514,3 +514,152 @@ def test_windowed_avg_pool_on_so3():
                        "layer 'avg_pool' is not defined for the SO3 family", 5, 1,
                        suggestion=None)
     assert "avg_pool" not in err.expected and "group_pool" in err.expected
+
+
+# -- the remaining error paths of the front end, each with its message -------------------------
+
+@pytest.mark.parametrize("value, type_name", [(42, "int"), (b"network t", "bytes"),
+                                              (None, "NoneType")])
+def test_a_spec_that_is_not_text_is_refused_by_name(value, type_name):
+    """Not str(value) parsed as spec text (which said "unexpected '42'" for 42, "the spec declares
+    no group" for None): the type is named, through check, compile, load_spec and parse_spec."""
+    import kernelc
+    from kernelc.frontend import load_spec, parse_spec
+
+    message = ("a spec must be spec text, the path of a .kc file or a parsed Spec, got "
+               + type_name)
+    for entry in (check, kernelc.compile, load_spec):
+        with pytest.raises(SpecError) as info:
+            entry(value)
+        assert type(info.value) is SpecError and info.value.message == message
+    with pytest.raises(SpecError, match=f"^error: a spec must be text, got {type_name}$"):
+        parse_spec(value)
+
+
+def test_a_spec_past_the_line_limit_is_refused_before_parsing():
+    from kernelc.frontend.parser import MAX_LINES
+    text = H + "relu\n" * (MAX_LINES - 2)
+    err = error_of(text, SpecError)
+    assert err.message == (f"the spec is too long ({MAX_LINES + 1} lines, {len(text)} characters; "
+                           f"at most {MAX_LINES} lines and 2000000 characters)")
+    assert (err.span.line, err.span.column) == (MAX_LINES + 1, 1)
+    assert err.suggestion == "use repeat N { ... } for long stacks of layers"
+
+
+def test_an_input_box_of_five_axes():
+    assert_error("group p4\ninput 2 x 2 x 2 x 2 x 2 channels 1\nlift\n", SpecError,
+                 "inputs of 5 spatial axes are not supported (1..4)", 2, 1)
+
+
+@pytest.mark.parametrize("band, channels", [(0, 1), (2, 0)])
+def test_a_sphere_input_of_band_or_channels_zero(band, channels):
+    assert_error(f"group SO3\ninput sphere bandlimit {band} channels {channels}\nlift\n",
+                 SpecError, "the band limit and channels of a sphere input must be positive",
+                 2, 1)
+
+
+def test_a_power_beyond_4096_bits():
+    assert_error(H + "lift(W_std=2^5000)\n", SpecError,
+                 "the number is too large (more than 4096 bits)", 4, 12, length=6)
+    assert_error(H + "lift\nphi(x * 10**2000)\n", SpecError,
+                 "the number is too large (more than 4096 bits)", 5, 9)
+
+
+def test_generator_entries_beyond_int64():
+    """det ±1 with an entry past int64: numpy's closure overflowed (OverflowError)."""
+    text = "group g = generators [[1, 99999999999999999999], [0, 1]]\ninput 4 x 4 channels 1\nconv\n"
+    assert_error(text, GroupError, "group 'g': generator entries are too large", 1, 1)
+
+
+def test_a_phi_nested_past_the_recursion_limit_of_sympy():
+    """Deep enough for sympy's rules to recurse past Python's limit, not for the parser."""
+    err = error_of(H + "lift\nphi(" + "sin(" * 150 + "x" + ")" * 150 + ")\ngroup_pool\n",
+                   SpecError)
+    assert err.message == "the spec is nested too deeply (blocks or expressions)"
+
+
+def test_a_flat_list_past_the_node_limit(monkeypatch):
+    """A flat list of layers counts as well as repeat blocks (the limit lowered to 5 here: the
+    real 10,000 layers take seconds to parse)."""
+    from kernelc.frontend import graph
+    monkeypatch.setattr(graph, "MAX_NODES", 5)
+    assert_error(H + "lift\n" + "relu\n" * 5, SpecError,
+                 "the network has more than 5 layers (after unrolling repeat blocks and adding "
+                 "the branch nodes); this one is past it", 8, 1)
+
+
+@pytest.mark.parametrize("layer", ["phi", "phi(x, x)", "phi([1, 2])"])
+def test_phi_without_exactly_one_expression(layer):
+    assert_error(H + f"lift\n{layer}\n", SpecError,
+                 "phi takes one expression in x, e.g. phi(x * sigmoid(x))", 5, 1)
+
+
+def test_a_rule_error_gets_the_span_of_its_layer():
+    """kernel_map raises without a span; the graph builder puts the layer's on it."""
+    assert_error(H + "lift\npoly\n", SpecError,
+                 "poly needs at least one numeric coefficient c0, c1, ..., cn", 5, 1,
+                 suggestion="e.g. poly(0, 1, 0.5) for x + x**2/2")
+
+
+@pytest.mark.parametrize("support, message", [
+    ("1", "expected a list of integer offsets like [(0,0), (1,0)]"),
+    ("[]", "expected a list of integer offsets like [(0,0), (1,0)]"),
+    ("[(0.5, 0)]", "offsets must be integers"),
+    ("[(0, 0), (1,)]", "all offsets need the same number of coordinates"),
+    ("[(0, 0), (1048577, 0)]", "offsets must lie within ±1048576"),
+])
+def test_bad_filter_supports(support, message):
+    assert_error(H + f"lift(support={support})\n", SpecError,
+                 f"bad value for 'support' of 'lift': {message}", 4, 6)
+
+
+def test_rotations_listing_an_element_twice():
+    assert_error(H + "lift\ngconv(rotations=[1, 1])\n", SpecError,
+                 "bad value for 'rotations' of 'gconv': an element is listed twice", 5, 7)
+
+
+def test_valid_padding_with_an_invariant_off_centre_support():
+    """{(0,0), (0,1)} is invariant under the mirror x -> -x but not centred on axis 1."""
+    text = ("group m = generators [[-1, 0], [0, 1]]\ninput 6 x 6 channels 1\n"
+            "lift(support=[(0, 0), (0, 1)], padding=valid)\n")
+    assert_error(text, ShapeError,
+                 "valid padding with an off-centre support breaks the box symmetry", 3, 1)
+
+
+def test_so3_gconv_after_the_group_pool():
+    assert_error("group SO3\ninput sphere bandlimit 2 channels 1\nlift\ngroup_pool\ngconv\n",
+                 ShapeError, "'gconv' takes a signal on SO(3), but gets an invariant vector", 5, 1)
+
+
+def test_a_spec_text_with_a_syntax_error_and_constants_or_features():
+    """The sklearn front door edits spec text before parsing it; its syntax errors keep their
+    place too."""
+    from kernelc.frontend.parser import with_constants, with_feature_input
+    text = "group Z1 = trivial 1\nlet a = 1\nconv(W_std=a\n"
+    for edit in (lambda: with_constants(text, {"a": 2}), lambda: with_feature_input(text, 3)):
+        with pytest.raises(SpecSyntaxError) as info:
+            edit()
+        err = info.value
+        assert err.message == "unexpected end of file" and "')'" in err.expected
+        assert (err.span.line, err.span.column) == (3, 13)
+
+
+def test_registering_a_layer_kind_wrongly():
+    """The registration decorators of family authors refuse before they change a table."""
+    from kernelc.families import family_of
+    from kernelc.frontend.layers import COMMON_KINDS, graph_defaults, input_type, layer_kind
+    from kernelc.groups import get_group
+
+    with pytest.raises(KernelcError, match="^error: layer kind 'k': unknown category 'linear'"):
+        layer_kind("k", category="linear")
+    name = "dense"
+    assert name in COMMON_KINDS  # else the call below would register a new kind
+    with pytest.raises(KernelcError, match=f"^error: layer kind '{name}' registered twice$"):
+        layer_kind(name)(lambda t, hp, group, layer: t)
+    lattice, so3 = family_of(get_group("p4")), family_of(get_group("SO3"))
+    with pytest.raises(KernelcError, match=f"^error: the input of family '{lattice.name}' is "
+                                           "typed twice$"):
+        input_type(lattice)(lambda decl, group: None)
+    with pytest.raises(KernelcError, match=f"^error: the graph defaults of family '{so3.name}' "
+                                           "are set twice$"):
+        graph_defaults(so3)(lambda layers: {})

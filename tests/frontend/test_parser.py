@@ -2,6 +2,7 @@
 through the canonical printer (``parse_spec(unparse(ast)) == ast``, spans excluded)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -403,3 +404,14 @@ def test_no_cache_where_the_folder_cannot_be_made(tmp_path, monkeypatch, fresh_p
     monkeypatch.setenv("KERNELC_CACHE_DIR", str(blocker / "kc"))
     assert parser.parser_cache_dir() is None
     assert parse_spec(P4_TEXT).name == "p4_histology"
+
+
+def test_the_printer_refuses_what_has_no_spec_syntax():
+    """A Spec built by hand (not by the parser) may hold values the language cannot write."""
+    from kernelc.frontend.unparse import unparse_value
+    with pytest.raises(TypeError, match="^booleans have no spec syntax$"):
+        unparse_value(True)
+    spec = parse(P4_HEADER + "lift\n")
+    bad = dataclasses.replace(spec, body=spec.body + ("relu",))
+    with pytest.raises(TypeError, match=r"^not a statement: 'relu'$"):
+        unparse(bad)

@@ -40,3 +40,8 @@ def test_register_new_group_is_one_line(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     g = register_group("pm", 2, [[[1, 0], [0, -1]]], description="mirror")
     assert get_group("pm") is g and g.order == 2
+
+
+def test_register_a_family_group_twice_is_an_error():
+    with pytest.raises(GroupError, match="^group error: group 'SO3' is already registered$"):
+        registry.register_family_group(get_group("SO3"))

@@ -180,3 +180,17 @@ def test_gauss_hermite_helper_under_jit():
     f = jax.jit(lambda k11, k12, k22: h["gauss_hermite_2d"](lambda t: t * t, k11, k12, k22, 8))
     out = f(jnp.ones((2, 3)), jnp.full((2, 3), 0.5), jnp.ones((1, 3)) * 2.0)
     np.testing.assert_allclose(np.asarray(out), 1 * 2 + 2 * 0.25, rtol=1e-5)
+
+
+def test_what_the_printer_refuses():
+    """The spec language cannot write these (the parser refuses complex numbers and has no
+    Piecewise); jax_code refuses them for any other caller."""
+    with pytest.raises(SpecError, match="^error: kernel maps must be real; cannot generate code "
+                                        "for the imaginary unit$"):
+        code(sympy.I * c)
+    with pytest.raises(SpecError, match="^error: a Piecewise expression needs an 'otherwise' "
+                                        "branch to become array code$"):
+        code(sympy.Piecewise((c, c > 0)))
+    with pytest.raises(ValueError, match=r"^no fast twin of \['acos'\]; known: \('acos_ratio2', "
+                                         r"'asin_ratio2', 'sqrt_det2'\)$"):
+        jax_code(c, NAMES, fast_angles=("acos",))

@@ -1,5 +1,6 @@
 """LatticeGroup: group axioms from the Cayley table, and the induced actions on offsets, sites, signals."""
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -224,3 +225,48 @@ def test_user_group_by_generators():
     assert sorted(perm[1]) == list(range(12))
     x = np.arange(12.0).reshape(3, 4)
     assert np.array_equal(g.transform_signal(x, 1, spatial_axes=(0, 1)), x[:, ::-1])
+
+
+def test_a_generator_numpy_cannot_read_is_not_a_matrix():
+    class Unreadable:  # a ragged list becomes an object array of the wrong shape instead
+        def __array__(self, *args, **kwargs):
+            raise ValueError("cannot convert")
+
+    with pytest.raises(GroupError, match=r"^group error: group 'g': generator 1 is not a matrix "
+                                         r"\(cannot convert\)$"):
+        LatticeGroup.from_generators("g", 2, [Unreadable()])
+
+
+def test_an_unknown_lattice():
+    with pytest.raises(GroupError, match="^group error: group 'g': unknown lattice 'triangular'") \
+            as info:
+        LatticeGroup.from_generators("g", 2, [], lattice="triangular")
+    assert info.value.expected == ["hexagonal", "square"]
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.0, True])
+def test_a_filter_size_that_is_not_a_positive_integer(size):
+    with pytest.raises(GroupError, match=f"^group error: filter size must be a positive integer, "
+                                         f"got {size!r}$"):
+        get_group("p4").default_support(size)
+
+
+def test_filter_offsets_with_duplicates():
+    with pytest.raises(GroupError, match="^group error: filter offsets contain duplicates$"):
+        get_group("p4").offset_permutation([[0, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("shape", [(5,), (5, 0)])
+def test_a_box_of_the_wrong_rank_or_an_empty_side(shape):
+    with pytest.raises(GroupError, match=re.escape(f"group error: a box for p4 needs 2 positive "
+                                                   f"sides, got {shape}")):
+        get_group("p4").site_permutation(shape)
+
+
+@pytest.mark.parametrize("axes", [(1,), (1, 1)])
+def test_transform_signal_needs_distinct_spatial_axes(axes):
+    x = np.zeros((1, 3, 3, 1))
+    with pytest.raises(GroupError, match=re.escape(f"transform_signal needs 2 distinct spatial "
+                                                   f"axes for p4 in an array of rank 4, got "
+                                                   f"{axes!r}")):
+        get_group("p4").transform_signal(x, 1, spatial_axes=axes)

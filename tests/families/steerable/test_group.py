@@ -54,3 +54,9 @@ def test_n_is_checked():
     with pytest.raises(GroupError, match=r"n must be an integer in 1\.\.64"):
         SteerableGroup("bad", 0, False)
     assert steerable_group("p4") is None
+
+
+def test_index_of_a_rotation_outside_the_group():
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)  # 30° is not in C8
+    with pytest.raises(GroupError, match=r"^group error: \[\[.*\]\] is not an element of C8$"):
+        get_group("C8").index_of([[c, -s], [s, c]])
