@@ -330,3 +330,15 @@ def test_kernel_random_inputs_alone_over_budget(files, capsys):
 def test_kernel_negative_seed(files, capsys):
     code, _, err = run(capsys, "kernel", "s.kc", "--random", 2, "--seed", -1)
     assert code == 2 and "--seed must be ≥ 0, got -1" in err
+
+
+def test_compile_default_folder_that_cannot_be_made(files, capsys, monkeypatch):
+    import pathlib
+
+    def denied(self, *a, **k):  # what mkdir raises in a read-only folder (root may write anywhere)
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(pathlib.Path, "mkdir", denied)
+    code, out, err = run(capsys, "compile", "s.kc")
+    assert code == 2 and out == ""
+    assert err.strip() == ("output error: compile (default output) generated/s.py: cannot create "
+                           "the folder generated: Permission denied")
