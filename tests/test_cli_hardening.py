@@ -342,3 +342,15 @@ def test_compile_default_folder_that_cannot_be_made(files, capsys, monkeypatch):
     assert code == 2 and out == ""
     assert err.strip() == ("output error: compile (default output) generated/s.py: cannot create "
                            "the folder generated: Permission denied")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--random", "0"], "input error: --random needs at least one input"),
+    (["--random", "2", "--x", "x"], "input error: --x and --x2 choose arrays of --data; --random "
+                                    "draws its inputs"),
+    (["--random", "2", "--x2", "x"], "input error: --x and --x2 choose arrays of --data; --random "
+                                     "draws its inputs"),
+])
+def test_kernel_random_input_options(files, capsys, argv, message):
+    code, out, err = run(capsys, "kernel", "s.kc", *argv)
+    assert code == 2 and out == "" and err.strip() == message
