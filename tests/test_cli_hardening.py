@@ -330,3 +330,27 @@ def test_kernel_random_inputs_alone_over_budget(files, capsys):
 def test_kernel_negative_seed(files, capsys):
     code, _, err = run(capsys, "kernel", "s.kc", "--random", 2, "--seed", -1)
     assert code == 2 and "--seed must be ≥ 0, got -1" in err
+
+
+def test_compile_default_folder_that_cannot_be_made(files, capsys, monkeypatch):
+    import pathlib
+
+    def denied(self, *a, **k):  # what mkdir raises in a read-only folder (root may write anywhere)
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(pathlib.Path, "mkdir", denied)
+    code, out, err = run(capsys, "compile", "s.kc")
+    assert code == 2 and out == ""
+    assert err.strip() == ("output error: compile (default output) generated/s.py: cannot create "
+                           "the folder generated: Permission denied")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--random", "0"], "input error: --random needs at least one input"),
+    (["--random", "2", "--x", "x"], "input error: --x and --x2 choose arrays of --data; --random "
+                                    "draws its inputs"),
+    (["--random", "2", "--x2", "x"], "input error: --x and --x2 choose arrays of --data; --random "
+                                     "draws its inputs"),
+])
+def test_kernel_random_input_options(files, capsys, argv, message):
+    code, out, err = run(capsys, "kernel", "s.kc", *argv)
+    assert code == 2 and out == "" and err.strip() == message

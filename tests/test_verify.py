@@ -118,3 +118,31 @@ def test_ntk_error_falls_with_width():
     assert -0.8 < rep.slopes["ntk_single"] < -0.3
     assert -0.8 < rep.slopes["nngp_single"] < -0.3
     assert rep.results[-1].ntk_error < rep.results[0].ntk_error
+
+
+def test_argument_messages(compiled):
+    x = np.zeros((2, 4, 4, 1))
+    with pytest.raises(InputError, match=r"widths must be positive integers, got \[4, 0\]"):
+        verify(compiled, x, widths=(4, 0), samples=2)
+    with pytest.raises(InputError, match=r"samples must be an integer ≥ 2 \(errors need a spread\), "
+                                         r"got 1"):
+        verify(compiled, x, widths=(4,), samples=1)
+    with pytest.raises(InputError, match=r"--widths takes comma-separated integers like 8,32,128, "
+                                         r"got '8,x'"):
+        parse_widths("8,x")
+    with pytest.raises(InputError, match=r"--widths takes positive integers, got '8,0'"):
+        parse_widths("8,0")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--widths", "8,0"], "--widths takes positive integers, got '8,0'"),
+    (["--x", "images"], "--x chooses an array of --data; --random draws its inputs"),
+    (["--random", "0"], "--random needs at least one input, got 0"),
+])
+def test_cli_input_options(tmp_path, capsys, argv, message):
+    from kernelc.cli import main
+    spec = tmp_path / "tiny.kc"
+    spec.write_text(SPEC)
+    code = main(["verify", str(spec)] + argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == "input error: " + message

@@ -359,6 +359,10 @@ class ConjugateGradientRegressor:
         if self.diag_reg == 0:
             raise InputError("the conjugate-gradient solver needs a positive ridge (diag_reg > 0, "
                              "CLI --reg): its convergence rests on it")
+        if not hasattr(k_train_train, "shape"):  # a list: arrays (memory-mapped too) are kept
+            k_train_train = _as_array("k_train_train", k_train_train, (2,))
+        if len(k_train_train.shape) != 2 or k_train_train.shape[0] != k_train_train.shape[1]:
+            raise InputError(f"k_train_train must be square (n, n), got shape {k_train_train.shape}")
         self.n = k_train_train.shape[0]
         self.y_train = _as_array("y_train", y_train, (1, 2))
         if self.y_train.shape[0] != self.n:
@@ -409,7 +413,9 @@ def kernel_regression(k_train_train, k_test_train, y_train, diag_reg: float = 1e
     Gram matrix); "auto" takes cg above ``solvers.DENSE_LIMIT`` training points
     (:func:`choose_solver`).
     """
-    if choose_solver(solver, k_train_train.shape[0]) == "dense":
+    if not hasattr(k_train_train, "shape"):
+        k_train_train = _as_array("k_train_train", k_train_train, (2,))
+    if choose_solver(solver, k_train_train.shape[0] if k_train_train.shape else 0) == "dense":
         return predict(k_train_train, k_test_train, y_train, np.inf, diag_reg)
     return ConjugateGradientRegressor(k_train_train, y_train, diag_reg=diag_reg, tol=tol,
                                       rank=rank).mean(k_test_train)

@@ -146,3 +146,48 @@ def test_a_group_that_does_not_permute_the_grid_is_refused(group):
     cnn = "network c\ngroup Z2\ninput 5 x 5 channels 1\nconv(3)\nrelu\navg_pool\nflatten\ndense(1)\n"
     with pytest.raises(SpecError, match=f"{group} is not a lattice point group"):
         augmented_kernel(cnn, group, np.zeros((2, 5, 5, 1)))
+
+
+# -- argument errors (before any kernel is computed) -------------------------------------------
+CNN5 = "network c5\ngroup Z2\ninput 5 x 5 channels 1\nconv(3)\nrelu\navg_pool\nflatten\ndense(1)\n"
+
+
+@pytest.fixture(scope="module")
+def cnn5():
+    return kernelc.compile(CNN5)
+
+
+def test_augmented_kernel_refuses_bad_groups_and_inputs(cnn5):
+    from kernelc.errors import InputError
+    x = np.zeros((2, 5, 5, 1))
+    with pytest.raises(InputError, match=r"^input error: no group given$"):
+        augmented_kernel(cnn5, None, x)
+    with pytest.raises(InputError, match=r"group must be a group name or a LatticeGroup, got 5"):
+        augmented_kernel(cnn5, 5, x)
+    with pytest.raises(SpecError, match=r"spec 'c5' works on Z\^2 but O acts on Z\^3"):
+        augmented_kernel(cnn5, "O", x)
+    with pytest.raises(SpecError, match=r"the input box of 'c6x5' cannot be transformed by p4: "):
+        augmented_kernel(CNN5.replace("c5", "c6x5").replace("5 x 5", "6 x 5"), "p4", x)
+    with pytest.raises(InputError, match=r"x1 has shape \(2, 4, 4, 1\), but spec 'c5' takes "
+                                         r"\(N, 5, 5, 1\) inputs"):
+        augmented_kernel(cnn5, "p4", np.zeros((2, 4, 4, 1)))
+    with pytest.raises(InputError, match=r"x1 must hold real numbers, got dtype <U1"):
+        augmented_kernel(cnn5, "p4", np.full((2, 5, 5, 1), "a"))
+
+
+def test_check_augmentation_refuses_bad_pairs_and_too_few_inputs(cnn5):
+    from kernelc.errors import InputError
+    with pytest.raises(SpecError, match=r"spec 'c5' has no point group to check against \(its group "
+                                        r"is trivial\): pass the GCNN spec to --check"):
+        check_augmentation(cnn5, cnn5, "p4")
+    g6 = gcnn_spec("p4", "relu")
+    with pytest.raises(SpecError, match=r"the specs take different inputs: 'c5' \(5, 5, 1\), "
+                                        r"'g_p4_relu' \(6, 6, 1\)"):
+        check_augmentation(cnn5, g6)
+    c6 = cnn_spec("relu")
+    with pytest.raises(InputError, match=r"^input error: check_augmentation needs at least 2 "
+                                         r"training inputs$"):
+        check_augmentation(c6, g6, n_random=1)
+    with pytest.raises(InputError, match=r"check_augmentation needs at least 2 training inputs, "
+                                         r"got 1"):
+        check_augmentation(c6, g6, x=_x(1))

@@ -307,3 +307,68 @@ def test_learning_curve_by_cg_refuses_finite_times():
     recs = learning_curve(grams, "classification", y, {"test": np.arange(3) % 2}, [8],
                           [np.inf], solver={"solver": "cg", "tol": 1e-8})
     assert [(r["kernel"], r["t"]) for r in recs] == [("ntk", "inf"), ("nngp", "posterior")]
+
+
+# -- error messages of the helpers and options (before any kernel is computed) ------------
+@pytest.mark.parametrize("argv, message", [
+    (["--t", "1,soon"], "--t must be numbers or 'inf' separated by commas, got 'soon'"),
+    (["--t", ","], "--t is empty"),
+    (["--sizes", "4,x"], "--sizes must be integers separated by commas, got '4,x'"),
+    (["--sizes", ","], "--sizes is empty"),
+])
+def test_cli_unreadable_times_and_sizes(files, capsys, argv, message):
+    err = _err(capsys, ["fit", files["cnn"], "--train", files["data"]] + argv)
+    assert err.strip() == "input error: " + message
+
+
+def test_cli_missing_test_data_and_mismatched_targets(files, capsys, tmp_path):
+    only = tmp_path / "only_train.npz"
+    np.savez(only, x_train=np.zeros((4, 5, 5)), y_train=np.arange(4) % 2)
+    err = _err(capsys, ["fit", files["cnn"], "--train", str(only)])
+    assert err.strip() == (f"input error: no test data: pass --test FILE.npz (the training file {only} "
+                           "has no 'x_test' array)")
+    two = tmp_path / "two_d.npz"
+    np.savez(two, x=np.zeros((2, 5, 5)), y=np.zeros((2, 3)))
+    err = _err(capsys, ["fit", files["cnn"], "--train", files["data"], "--test", str(two)])
+    assert "training targets 'y_train' have shape (10,) but test targets 'y' have (2, 3)" in err
+
+
+def test_python_fit_refuses_a_bad_task_and_bad_regression_targets(files):
+    from kernelc.methods.commands import fit
+    x = np.zeros((4, 5, 5, 1))
+    with pytest.raises(InputError, match=r"task must be auto, classification or regression, "
+                                         r"got 'clasification'"):
+        fit([files["cnn"]], x, np.arange(4), {}, {}, [2], task="clasification")
+    with pytest.raises(InputError, match=r"regression targets must be numeric, got dtype <U1"):
+        fit([files["cnn"]], x, np.array(list("abcd")), {}, {}, [2], task="regression")
+    with pytest.raises(InputError, match=r"regression targets must be \(N,\) or \(N, k\), got shape "
+                                         r"\(4, 1, 1\)"):
+        fit([files["cnn"]], x, np.zeros((4, 1, 1)), {}, {}, [2], task="regression")
+
+
+def test_time_in_mean_diag_units_needs_a_positive_diagonal():
+    # predict calls it on the computed NTK before any solve (an all-zero NTK: zero inputs, no bias)
+    from kernelc.methods.commands import time_scale
+    with pytest.raises(InputError, match=r"the training NTK has mean diagonal 0, so time in units of "
+                                         r"1/mean diag Θ is undefined; use raw time \(--t-unit raw\)"):
+        time_scale(np.zeros((3, 3)))
+    assert time_scale(np.zeros((3, 3)), "raw") == 1.0
+
+
+def test_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path):
+    import sys
+    from kernelc.errors import KernelcError
+    from kernelc.methods.tasks import plot_curves
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(KernelcError, match=r"--plot needs matplotlib \(pip install matplotlib\)"):
+        plot_curves([], tmp_path / "c.png", "classification")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--limit", "2"], "--limit takes the first N inputs of --data; with random inputs give their "
+                       "number: --random N"),
+    (["--random", "0"], "--random needs at least one input"),
+])
+def test_cli_augment_random_input_options(files, capsys, argv, message):
+    err = _err(capsys, ["augment", files["cnn"], "--group", "p4"] + argv)
+    assert err.strip() == "input error: " + message

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,21 @@ def test_load_mnist_shared():
     assert d.x_train.shape == (8000, 28, 28, 1) and d.x_test.shape == (2000, 28, 28, 1)
     assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0
     assert set(np.unique(d.y_test)) == set(range(10))
+
+
+def test_as_images_refuses_empty_and_non_numeric_stacks():
+    with pytest.raises(InputError, match=r"^input error: no images \(N = 0\)$"):
+        as_images(np.zeros((0, 4, 4)))
+    with pytest.raises(InputError, match=r"images must be numeric, got dtype <U1"):
+        as_images(np.full((1, 2, 2), "a"))
+
+
+def test_an_unreadable_data_file_is_named(tmp_path, monkeypatch):
+    f = tmp_path / "d.npz"
+    np.savez(f, x=np.ones((2, 3)))
+
+    def denied(*a, **k):  # what open() raises on a file without read permission (root reads all)
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(data_mod, "open", denied, raising=False)
+    with pytest.raises(InputError, match=rf"cannot read {re.escape(str(f))}: Permission denied"):
+        load_arrays(f)

@@ -280,3 +280,26 @@ def test_augment_time_units_and_data_options(folder, capsys, monkeypatch):
                          "--pool", "3", "--out", "aug.npz")
     assert code == 0, err
     assert np.load(folder / "aug.npz")["ntk"].shape == (2, 2)
+
+
+def test_preprocessing_refusals_of_python_values_and_too_few_axes():
+    with pytest.raises(InputError, match=r"crop=: a crop size must be ≥ 1, got 0"):
+        ImagePreprocessing.parse(crop=0)
+    with pytest.raises(InputError, match=r"crop=: cannot read 1\.5 as a size or a \(start, stop\) "
+                                         r"range"):
+        ImagePreprocessing.parse(crop=(1.5,))
+    box = SimpleNamespace(shape=(7, 7), channels=1)
+    with pytest.raises(InputError, match=r"x have shape \(28,\) per sample: fewer than the 2 "
+                                         r"spatial axes to crop or pool"):
+        prepare_images(np.zeros((1, 28)), box, "x", ImagePreprocessing.parse(crop=14))
+    with pytest.raises(InputError, match=r"x have shape \(28,\) per sample: fewer than the 2 "
+                                         r"spatial axes to pool"):
+        ImagePreprocessing.parse(pool=2).pooled(np.zeros((1, 28)), 2, "x")
+
+
+def test_prepare_images_refuses_complex_and_empty_inputs():
+    box = SimpleNamespace(shape=(2, 2), channels=1)
+    with pytest.raises(InputError, match=r"x must be real numbers, got dtype complex128"):
+        prepare_images(np.zeros((1, 2, 2), complex), box, "x")
+    with pytest.raises(InputError, match=r"x holds no samples \(shape \(0, 2, 2\)\)"):
+        prepare_images(np.zeros((0, 2, 2)), box, "x")

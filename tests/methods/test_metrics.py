@@ -36,3 +36,22 @@ def test_metric_errors():
         mae([1, 2, 3], [[1], [2], [3]])
     with pytest.raises(InputError, match=r"pred contains 1 NaN/inf"):
         rmse([np.nan, 1.0], [1.0, 1.0])
+
+
+def test_label_and_score_validation_messages():
+    with pytest.raises(InputError, match=r"labels is not an array \("):
+        one_hot([[0, 1], [2]])                       # ragged
+    with pytest.raises(InputError, match=r"labels must be 1-D class labels, got shape \(2, 1\)"):
+        one_hot([[0], [1]])
+    with pytest.raises(InputError, match=r"^input error: labels is empty$"):
+        one_hot([])
+    with pytest.raises(InputError, match=r"labels must be integer class labels, got dtype <U1"):
+        one_hot(["a", "b"])
+    with pytest.raises(InputError, match=r"got non-integer or NaN values"):
+        one_hot([0.0, np.nan])
+    with pytest.raises(InputError, match=r"pred is not a numeric array \("):
+        mae(["x", "y"], [1.0, 2.0])
+    with pytest.raises(InputError, match=r"pred must be 1-D or 2-D, got shape \(1, 1, 2\)"):
+        rmse(np.zeros((1, 1, 2)), [1.0, 2.0])
+    with pytest.raises(InputError, match=r"^input error: target is empty$"):
+        mae([1.0], [])

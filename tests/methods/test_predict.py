@@ -189,3 +189,32 @@ def test_a_ridge_that_covers_the_negative_eigenvalue_is_kept():
         warnings.simplefilter("error")
         pred = GradientFlowPredictor(k, np.ones(12), diag_reg=1e-4)
     assert pred.ridge == pytest.approx(1e-4 * np.mean(np.diag(k)))
+
+
+def test_error_missing_or_non_numeric_arrays():
+    k, ks, _, y = _gram()
+    _err(r"^input error: y_train is missing$", predict, k, ks, None)
+    _err(r"k_train_train is not a numeric array \(", predict, [["a", "b"], ["c", "d"]], ks, y)
+    _err(r"y_train must be 1-D or 2-D, got shape \(12, 3, 1\)", predict, k, ks, y[..., None])
+
+
+def test_error_bad_reg_rcond_and_times():
+    k, ks, _, y = _gram()
+    _err(r"diag_reg must be a number, got 'big'", predict, k, ks, y, diag_reg="big")
+    _err(r"rcond must be in \[0, 1\), got 1\.5", GradientFlowPredictor, k, y, rcond=1.5)
+    _err(r"t must be a number or a 1-D array of numbers, got 'soon'", predict, k, ks, y, t="soon")
+    _err(r"t must be a scalar or 1-D array of times, got shape \(2, 1\)", predict, k, ks, y,
+         t=[[1.0], [2.0]])
+
+
+def test_error_nngp_kernels_that_do_not_match():
+    k, ks, kss, y = _gram()
+    _err(r"nngp_train_train has shape \(11, 11\), expected \(12, 12\)", GradientFlowPredictor,
+         k, y, nngp_train_train=k[:11, :11])
+    _err(r"ntk_gp_covariance needs the NNGP training kernel: pass nngp_train_train=",
+         GradientFlowPredictor(k, y).ntk_gp_covariance, ks, ks, kss)
+    p = GradientFlowPredictor(k, y, nngp_train_train=k)
+    _err(r"nngp_test_train has 4 test rows but k_test_train has 5", p.ntk_gp_covariance,
+         ks, ks[:4], kss)
+    _err(r"nngp_test_test must be \(5,\) or \(5, 5\), got \(4,\)", p.ntk_gp_covariance,
+         ks, ks, np.ones(4))

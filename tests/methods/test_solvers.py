@@ -1,5 +1,7 @@
 """Conjugate-gradient kernel regression (kernelc.methods.solvers) against the dense solve, on an
 in-memory and on a memory-mapped Gram matrix, and its refusals."""
+import re
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,21 @@ def test_the_cg_regressor_refuses_what_it_cannot_solve(problem):
     with pytest.raises(InputError, match=r"nngp_test_test must be the \(3,\) prior variances, "
                                          r"got \(2,\)"):
         cg.nngp_posterior(k[:3], np.ones(2))
+
+
+def test_a_kernel_that_is_not_a_square_array_is_refused_before_the_solve():
+    # solve_regularised itself, and the regressor in front of it (which once failed with
+    # AttributeError on a list and numpy's ValueError on a 1-D array)
+    with pytest.raises(InputError, match=r"the training kernel must be square, got shape \(3, 4\)"):
+        solve_regularised(np.ones((3, 4)), np.ones(3), 1.0)
+    for k in (np.ones(3), np.ones((3, 4))):
+        with pytest.raises(InputError, match=rf"k_train_train must be square \(n, n\), got shape "
+                                             rf"{re.escape(str(k.shape))}"):
+            ConjugateGradientRegressor(k, np.ones(3))
+        with pytest.raises(InputError, match=r"k_train_train must be square"):
+            kernel_regression(k, np.ones((1, 3)), np.ones(3), solver="cg")
+    lst = [[2.0, 0.0], [0.0, 2.0]]
+    np.testing.assert_allclose(ConjugateGradientRegressor(lst, [1.0, 1.0], diag_reg=1e-3, tol=1e-10)
+                               .mean(np.eye(2)), 1 / (2 + 2e-3))
+    with pytest.raises(InputError, match=r"k_train_train is not a numeric array"):
+        ConjugateGradientRegressor([["a", "b"], ["c", "d"]], [1.0, 1.0])

@@ -107,3 +107,11 @@ def test_every_shipped_spec_builds(path):
     x = np.ones((1,) + tuple(typed.spec.input.shape) + (typed.spec.input.channels,))
     out = jax.eval_shape(net.apply, params, x)  # shapes only: no compilation
     assert out.shape == net.output_shape(1, 2)
+
+
+def test_readout_nngp_needs_a_dense_output_layer():
+    pooled = "network pooled\ngroup Z2\ninput 4 x 4 channels 1\nconv(size=3)\nrelu\navg_pool\nflatten\n"
+    net = network(kernelc.check(pooled))
+    with pytest.raises(KernelcError, match=r"^error: readout_nngp needs a network whose output "
+                                           r"layer is dense$"):
+        net.readout_nngp({}, np.zeros((1, 4, 4, 1)))

@@ -84,3 +84,16 @@ def test_float64_networks(net, data):
     with jax.enable_x64(True):
         params = jax.eval_shape(lambda k: net.init(k, None, 3, "float64"), jax.random.PRNGKey(0))
         assert params["lift1"]["W"].dtype == jnp.float64
+
+
+def test_argument_errors_name_the_argument(net, data):
+    # refused before any parameter or input is looked at
+    with pytest.raises(InputError, match=r"method must be 'auto', 'jacobian' or 'ntvp', got 'bogus'"):
+        empirical_ntk(net.apply, None, data, method="bogus")
+    with pytest.raises(InputError, match=r"reduce must be 'mean' or 'none', got 'sum'"):
+        empirical_ntk(net.apply, None, data, reduce="sum")
+    with pytest.raises(InputError, match=r"empirical_nngp needs at least one set of parameters"):
+        empirical_nngp(net.apply, [], data)
+    for bad in (0, True, 2.0):
+        with pytest.raises(InputError, match=rf"samples must be a positive integer, got {bad!r}"):
+            monte_carlo(net.init, net.apply, data, width=3, samples=bad)

@@ -103,3 +103,24 @@ def test_the_cli_writes_and_resumes_a_folder(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(folder / "nngp.npy"), first)
     assert main(argv[:-2] + ["--out-dir", str(folder), "--out", str(tmp_path / "k.npz")]) == 2
     assert "--out writes one .npz and --out-dir a folder" in capsys.readouterr().err
+
+
+def test_a_folder_that_cannot_be_made_or_written_is_named(net, x, tmp_path):
+    (tmp_path / "file").write_text("")
+    under_a_file = tmp_path / "file" / "grams"
+    with pytest.raises(OutputError, match=r"cannot make the folder '.*file/grams': Not a directory"):
+        net.kernel_fn(x[:4], get="nngp", out=under_a_file)
+    folder = tmp_path / "blocked"
+    (folder / "nngp.npy").mkdir(parents=True)  # where the Gram matrix's file would go
+    with pytest.raises(OutputError, match=r"cannot write the Gram matrices in '.*blocked': "
+                                          r"Is a directory"):
+        net.kernel_fn(x[:4], get="nngp", out=folder)
+
+
+def test_a_follower_process_that_cannot_see_the_folder_says_it_must_be_shared(tmp_path):
+    from kernelc.runtime.store import StoreFollower
+    follower = StoreFollower(tmp_path, {"nngp": (2, 2)}, [True])
+    with pytest.raises(OutputError, match=r"this process cannot read '.*nngp\.npy', which process 0 "
+                                          r"has written: with several processes, out= must be a "
+                                          r"folder every process sees"):
+        follower.finished()
