@@ -362,7 +362,8 @@ class ConjugateGradientRegressor:
         if not hasattr(k_train_train, "shape"):  # a list: arrays (memory-mapped too) are kept
             k_train_train = _as_array("k_train_train", k_train_train, (2,))
         if len(k_train_train.shape) != 2 or k_train_train.shape[0] != k_train_train.shape[1]:
-            raise InputError(f"k_train_train must be square (n, n), got shape {k_train_train.shape}")
+            raise InputError("k_train_train must be square (n, n), got shape "
+                             f"{k_train_train.shape}")
         self.n = k_train_train.shape[0]
         self.y_train = _as_array("y_train", y_train, (1, 2))
         if self.y_train.shape[0] != self.n:

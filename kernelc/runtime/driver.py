@@ -762,10 +762,9 @@ def warn_inexact_quadrature(dtype):
 
 
 def merge_estimates(placement):
-    """Over several processes: a process records only the estimates its devices' callbacks
-    report (jax.debug.callback runs where XLA places it: on the mesh's first device, so process
-    0 alone, as measured with JAX 0.10), so every process's quadrature and precision estimates
-    are merged (by the rules of ``record_quadrature`` and ``record_precision``) and each process
+    """Over several processes: a process records only the estimates its own devices' callbacks
+    report (partitioned: each device reports the pairs of its slice of the tile), so every
+    process's quadrature and precision estimates are merged (by the rules of ``record_quadrature`` and ``record_precision``) and each process
     warns alike. They travel as JSON text (labels and floats, exact) in an int64 row per
     process, padded to the longest. A collective (every process calls it); one process alone:
     nothing to do."""

@@ -441,8 +441,11 @@ class precision_tracking:
     traces nothing for them (False) inside the block: kernel_fn jit-compiles its passes once
     for each setting. The statements' reports to the host are gathered and made as one
     ``jax.debug.callback`` when the block (inside the traced function) closes: each callback
-    costs ~0.5–1 ms per call, which a ten-layer MLP paid per map. (A class, not a generator:
-    generated modules have no decorators.)"""
+    costs ~0.5–1 ms per call, which a ten-layer MLP paid per map. The callbacks are
+    partitioned: on several devices each reports its own pairs (the host keeps the worst
+    estimate over reports), where gathering the operands to the first device made XLA warn of
+    an "involuntary full rematerialization" on every multi-device run. (A class, not a
+    generator: generated modules have no decorators.)"""
 
     def __init__(self, enabled):
         self.enabled = bool(enabled)
