@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Dict, Optional, Union
 
 import jax
+import numpy as np
 
 from .codegen.emit import emit_module
 from .compiler.derive import Derivation, derive
-from .errors import GeneratedCodeError, KernelcError
+from .errors import GeneratedCodeError, InputError, KernelcError
 from .families import family_of
 from .frontend.ast import Spec
 from .frontend.infer import TypedGraph, check
@@ -24,7 +25,7 @@ from .frontend.parser import parse_spec
 from .frontend.unparse import unparse
 from .runtime import HELPER_MODULES, RUNTIME_VERSION
 from .runtime import pure
-from .runtime.driver import tiled_kernel
+from .runtime.driver import check_get, check_inputs, tiled_kernel
 
 
 @dataclass
@@ -104,9 +105,13 @@ class CompiledKernel:
         # checked here, outside jit, so that a list or a wrong shape gets kernelc's message
         x1 = pure.as_inputs(x1, "x1", shape)
         x2 = None if x2 is None else pure.as_inputs(x2, "x2", shape)
-        get = get if isinstance(get, str) else tuple(get)
+        single, names = check_get(get)
+        get = names[0] if single else names
         if fast_maps not in (None, True, False):
-            raise KernelcError(f"fast_maps must be None, True or False, got {fast_maps!r}")
+            raise InputError(f"fast_maps must be None, True or False, got {fast_maps!r}")
+        # names and types checked here too: under the jit below a text or complex value would
+        # fail inside JAX's argument handling, or run (σ_w = 1j gives σ_w² = -1)
+        pure.resolve_params(self.module.DEFAULT_PARAMS, params)
         traced = any(isinstance(leaf, jax.core.Tracer)
                      for leaf in jax.tree_util.tree_leaves((x1, x2, params)))
         if traced:  # inside the caller's jit/grad/vmap: traced into their program
@@ -137,6 +142,10 @@ class CompiledKernel:
         except Exception:  # noqa: BLE001 - a tracer or an array: not a constant
             raise KernelcError("kernel_fn_with takes plain numbers (the tiled driver compiles "
                               "them in); to differentiate, use .kernel(..., params=...)") from None
+        bad = sorted(k for k, v in values.items() if not np.isfinite(v))
+        if bad:
+            raise InputError(f"hyperparameter(s) {', '.join(bad)} must be finite, got "
+                             + ", ".join(f"{values[k]!r}" for k in bad))
         m = self.module
         fn, _ = tiled_kernel(functools.partial(m._propagate, params=values), m.INPUT_SHAPE,
                              m.OUTPUT_MIRROR, m.BYTES_PER_PAIR, m.OUTPUT_ENTRIES,
@@ -193,6 +202,12 @@ class CompiledKernel:
         """The same kernels by the orbit-average identity (O): mean_h k(x1, ρ(h) x2) with k
         the matching plain-CNN kernel. Raises SpecError where (O) does not apply."""
         from .families.lattice.orbit import orbit_average
+        # checked against this network's input here: the orbit is built before the matching
+        # CNN's kernel_fn sees the inputs (an empty or misshapen set failed inside numpy)
+        shape = self.module.INPUT_SHAPE
+        x1 = check_inputs(x1, "x1", shape)
+        x2 = None if x2 is None else check_inputs(x2, "x2", shape)
+        check_get(get)
         return orbit_average(self.matching_cnn.kernel_fn, self.typed.group, x1, x2, get,
                              **kwargs)
 

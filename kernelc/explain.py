@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional
 
 from .compiler.derive import Derivation
 from .ir.latex import latex_of_formula, latex_of_text, split_annotation
-from .errors import ExplainError
+from .errors import ExplainError, KernelcError
 from .rules.formulas import to_text
 
 #: Markdown's ASCII punctuation that can start markup inside a line of prose: ``[t,t'](q)`` is
@@ -101,6 +101,8 @@ def formula_equations(der: Derivation):
 
 
 def layer_formulas(der: Derivation, style: str = "unicode") -> "LayerFormulas":
+    if style not in ("unicode", "latex", "markdown"):
+        raise ExplainError(f"style must be 'unicode', 'latex' or 'markdown', got {style!r}")
     out = {}
     for nd in der.nodes:
         f = nd.formulas
@@ -250,6 +252,18 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
     pair × (tiles × tile pairs + N), compile time apart."""
     if style not in ("unicode", "latex", "markdown"):
         raise ExplainError(f"style must be 'unicode', 'latex' or 'markdown', got {style!r}")
+    if n is not None:
+        import numbers
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ExplainError(f"n (the number of inputs of the Gram matrix) must be a positive "
+                               f"integer, got {n!r}")
+        n = int(n)
+        if str(dtype) not in ("float32", "float64"):
+            from .runtime.driver import check_dtype
+            try:
+                dtype = check_dtype(dtype)
+            except KernelcError as exc:
+                raise ExplainError(exc.message) from None
     if calibrate is not None and (n is None or plan_memory is None):
         raise ExplainError("a time calibration needs the Gram matrix size n (CLI: --n N) and "
                            "the compiled network's memory plan")

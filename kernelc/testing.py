@@ -72,6 +72,13 @@ def assert_equivariant(apply_fn: Callable, group, x, params=None, atol: float = 
     a steerable C_n/D_n); otherwise raises AssertionError naming the element, the layout and the
     largest deviation.
     """
+    if isinstance(group, str):  # a name, as in a spec's group line
+        from .groups.registry import get_group
+        group = get_group(group)
+    for name, tol in (("atol", atol), ("rtol", rtol)):
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) \
+                or not tol >= 0:
+            raise InputError(f"{name} must be a number >= 0, got {tol!r}")
     x = np.asarray(x)
     d = group.dim
     if x.ndim == d + 1:

@@ -69,3 +69,15 @@ def test_transform_output_composes_like_the_group():
     a, b = 1, 5
     both = transform_output(group, transform_output(group, y, a, "group"), b, "group")
     np.testing.assert_allclose(both, transform_output(group, y, int(group.cayley[b, a]), "group"))
+
+
+def test_a_group_name_is_taken_and_bad_tolerances_are_refused():
+    """A name (as in a spec) failed with AttributeError ('str' has no .dim), a text tolerance
+    inside numpy's add."""
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 3))
+    invariant = lambda x: x.sum(axis=(1, 2))  # noqa: E731
+    assert_equivariant(invariant, "p4", x)
+    with pytest.raises(InputError, match=r"atol must be a number >= 0, got '1'"):
+        assert_equivariant(invariant, "p4", x, atol="1")
+    with pytest.raises(InputError, match=r"rtol must be a number >= 0, got nan"):
+        assert_equivariant(invariant, "p4", x, rtol=float("nan"))

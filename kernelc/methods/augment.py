@@ -168,8 +168,8 @@ def augmented_kernel(cnn, group, x1, x2=None, get=GET, *, dtype: str = "float64"
     cnn = _compiled(cnn, "cnn")
     group = _group(group)
     _require_da_cnn(cnn, group)
-    single = isinstance(get, str)
-    names = (get,) if single else tuple(get)
+    from ..runtime.driver import check_get
+    single, names = check_get(get)
     a = _inputs(cnn, x1, "x1")
     kw = dict(dtype=dtype, max_memory=max_memory, progress=progress)
     if x2 is not None:

@@ -30,13 +30,13 @@ Conventions
 """
 from __future__ import annotations
 
+import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
 import scipy.linalg  # a dependency of jax, so always present
-
-import warnings
 
 from ..errors import IndefiniteKernelWarning, InputError
 
@@ -55,6 +55,8 @@ def _as_array(name: str, a, ndims) -> np.ndarray:
     """``a`` as a finite float64 array with ``a.ndim in ndims``, else InputError."""
     if a is None:
         raise InputError(f"{name} is missing")
+    if np.iscomplexobj(a):  # the cast below would drop the imaginary part (a warning only)
+        raise InputError(f"{name} must hold real numbers, got a complex array")
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -185,7 +187,8 @@ class GradientFlowPredictor:
         lam_max = evals[-1]
         if rcond is None:
             rcond = n * _eps_of(k_train_train)
-        elif not (np.isfinite(rcond) and 0 <= rcond < 1):
+        elif isinstance(rcond, bool) or not isinstance(rcond, numbers.Real) \
+                or not (np.isfinite(rcond) and 0 <= rcond < 1):
             raise InputError(f"rcond must be in [0, 1), got {rcond!r}")
         keep = evals > rcond * lam_max
         self.rcond = float(rcond)
@@ -359,17 +362,18 @@ class ConjugateGradientRegressor:
         if self.diag_reg == 0:
             raise InputError("the conjugate-gradient solver needs a positive ridge (diag_reg > 0, "
                              "CLI --reg): its convergence rests on it")
-        if not hasattr(k_train_train, "shape"):  # a list: arrays (memory-mapped too) are kept
-            k_train_train = _as_array("k_train_train", k_train_train, (2,))
-        if len(k_train_train.shape) != 2 or k_train_train.shape[0] != k_train_train.shape[1]:
-            raise InputError("k_train_train must be square (n, n), got shape "
-                             f"{k_train_train.shape}")
+        _check_cg_options(tol, rank, max_iter)
+        k_train_train = _block_kernel("k_train_train", k_train_train)
         self.n = k_train_train.shape[0]
         self.y_train = _as_array("y_train", y_train, (1, 2))
         if self.y_train.shape[0] != self.n:
             raise InputError(f"y_train has {self.y_train.shape[0]} rows but k_train_train has "
                              f"{self.n} training points")
-        self._nngp = nngp_train_train
+        self._nngp = None if nngp_train_train is None else \
+            _block_kernel("nngp_train_train", nngp_train_train)
+        if self._nngp is not None and self._nngp.shape[0] != self.n:
+            raise InputError(f"nngp_train_train has shape {self._nngp.shape}, expected "
+                             f"({self.n}, {self.n})")
         self.solves = []
         self._alpha = self._run(k_train_train, self.y_train)
 
@@ -403,6 +407,56 @@ class ConjugateGradientRegressor:
         mean = ks @ solved[:, :y.shape[1]]
         var = np.maximum(kss - np.sum(ks * solved[:, y.shape[1]:].T, axis=1), 0.0)
         return GaussianPosterior(mean if self.y_train.ndim == 2 else mean[:, 0], var=var)
+
+
+def _check_cg_options(tol, rank, max_iter) -> None:
+    """The conjugate-gradient solver's options, checked before any solve."""
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < 1:
+        raise InputError(f"tol must be a number in (0, 1), got {tol!r}")
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank < 0:
+        raise InputError(f"rank (of the preconditioner) must be an integer >= 0, got {rank!r}")
+    if max_iter is not None and (isinstance(max_iter, bool)
+                                 or not isinstance(max_iter, numbers.Integral) or max_iter < 0):
+        raise InputError(f"max_iter must be an integer >= 0 or None, got {max_iter!r}")
+
+
+#: entries of a training kernel sampled for the symmetry check of the CG path (which reads a
+#: memory-mapped kernel by blocks of rows, so it does not compare K with Kᵀ whole)
+_SYMMETRY_SAMPLES = 4096
+
+
+def _block_kernel(name: str, k):
+    """A training kernel for the CG path: a list becomes a validated float64 array; an array
+    (memory-mapped too) is kept, its dtype, shape and values checked by blocks of rows (NaN/inf,
+    positive mean diagonal) and its symmetry on sampled entries, before any solve."""
+    if not hasattr(k, "shape") or not hasattr(k, "dtype"):  # a list: checked whole
+        k = _as_array(name, k, (2,))
+    if len(k.shape) != 2 or k.shape[0] != k.shape[1]:
+        raise InputError(f"{name} must be square (n, n), got shape {tuple(k.shape)}")
+    if np.dtype(k.dtype).kind not in "iuf":
+        raise InputError(f"{name} must hold real numbers, got dtype {k.dtype}")
+    n = k.shape[0]
+    if n == 0:
+        raise InputError(f"{name} has no training points")
+    for a in range(0, n, 2048):
+        if not np.all(np.isfinite(np.asarray(k[a:a + 2048]))):
+            raise InputError(f"{name} contains NaN or inf values (in rows {a}..."
+                             f"{min(a + 2048, n) - 1})")
+    diag = np.asarray(np.diagonal(k), np.float64)
+    if not np.mean(diag) > 0:
+        raise InputError(f"{name} has a mean diagonal {np.mean(diag):.3g} <= 0; it is not a "
+                         "valid kernel Gram matrix")
+    rng = np.random.default_rng(0)
+    I = np.sort(rng.integers(0, n, min(_SYMMETRY_SAMPLES, n * n)))
+    J = rng.integers(0, n, len(I))
+    kij = np.asarray([k[i, j] for i, j in zip(I, J)], np.float64)
+    kji = np.asarray([k[j, i] for i, j in zip(I, J)], np.float64)
+    tol = np.sqrt(_eps_of(k)) * max(float(np.abs(diag).max()), np.finfo(np.float64).tiny)
+    if np.any(np.abs(kij - kji) > tol):
+        p = int(np.argmax(np.abs(kij - kji)))
+        raise InputError(f"{name} is not symmetric: |K[{I[p]},{J[p]}] - K[{J[p]},{I[p]}]| = "
+                         f"{abs(kij[p] - kji[p]):.3g} > tolerance {tol:.3g}")
+    return k
 
 
 def kernel_regression(k_train_train, k_test_train, y_train, diag_reg: float = 1e-4, *,

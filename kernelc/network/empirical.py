@@ -205,8 +205,13 @@ def monte_carlo(init_fn: Callable, apply_fn: Callable, x1, x2=None, *, width: in
     """
     import jax
     import jax.numpy as jnp
-    get = tuple(get)
+    given = get
+    try:  # one name is one kernel (tuple("nngp") were its letters)
+        get = (get,) if isinstance(get, str) else tuple(get)
+    except TypeError:
+        get = ()
     if not set(get) <= {"nngp", "ntk", "nngp_readout"} or not get:
+        get = given
         raise InputError(f"get must name 'nngp', 'ntk' and/or 'nngp_readout', got {get!r}")
     if "nngp_readout" in get and readout_fn is None:
         raise InputError("get='nngp_readout' needs a readout_fn")

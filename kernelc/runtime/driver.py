@@ -35,7 +35,8 @@ from kernelc.runtime.maps import (PRECISION_ESTIMATES, PRECISION_ROUNDING, QUADR
                                   fast_maps, precision_tracking, record_quadrature)
 from kernelc.runtime.psd import check_grams
 
-__all__ = ["tiled_kernel", "x64_context", "check_inputs", "budget_bytes", "format_bytes",
+__all__ = ["tiled_kernel", "x64_context", "check_inputs", "check_get", "check_dtype",
+           "budget_bytes", "format_bytes",
            "Progress", "progress_shown", "in_notebook", "tqdm_bar", "run_chunks", "pair_indices", "PairIndices", "same_inputs", "QUADRATURE_TOLERANCE",
            "warn_inexact_quadrature", "PRECISION_TOLERANCE", "precision_estimate",
            "warn_imprecise", "CompiledPass", "Placement", "count_operations", "compiled_bytes",
@@ -106,6 +107,32 @@ def check_inputs(x, name, shape):
     return x
 
 
+def check_get(get):
+    """``(single, names)`` for a ``get`` argument: "nngp" or "ntk" (single), or a non-empty
+    iterable of them; InputError otherwise (None, a number, an unknown name)."""
+    single = isinstance(get, str)
+    try:
+        names = (get,) if single else tuple(get)
+    except TypeError:
+        names = None
+    if not names or isinstance(get, (bytes, dict)) or any(g not in ("nngp", "ntk") for g in names):
+        raise InputError(f"get must name 'nngp' and/or 'ntk' (a string, or a tuple of them), "
+                         f"got {get!r}")
+    return single, names
+
+
+def check_dtype(dtype, name="dtype"):
+    """``dtype`` as the text "float32" or "float64", or InputError (anything numpy cannot read
+    as a dtype, None included, or another dtype)."""
+    try:
+        text = None if dtype is None else str(np.dtype(dtype))
+    except (TypeError, ValueError):
+        text = None
+    if text not in ("float32", "float64"):
+        raise InputError(f"{name} must be float32 or float64, got {dtype!r}")
+    return text
+
+
 def available_memory():
     """Bytes this process may still allocate on the host: the least of the physical memory,
     the kernel's MemAvailable and the room left under the cgroup's memory limit
@@ -163,6 +190,8 @@ def budget_bytes(max_memory):
         except ValueError:
             raise InputError(f"cannot read the memory budget {max_memory!r}; "
                              "write e.g. 2GB or 512MiB") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # np.isfinite refuses an int beyond int64 (2**70)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not np.isfinite(value) or value <= 0:
         # inf, 1e400, nan, a list, 0 or a negative number: not a budget
@@ -464,13 +493,17 @@ class Placement:
     def __init__(self, devices=None):
         if devices is None:  # one process: its local devices; several: all of them
             devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
+        given = devices
         try:
-            devices = list(devices)
+            devices = None if isinstance(devices, str) else list(devices)
         except TypeError:
             devices = None
         if not devices or not all(isinstance(d, jax.Device) for d in devices):
             raise InputError("devices must be a non-empty list of JAX devices (e.g. "
-                             f"jax.devices()), got {devices!r}")
+                             f"jax.devices()), got {given!r}")
+        if len(set(devices)) != len(devices):
+            raise InputError(f"devices lists a device more than once: {devices!r}; give each "
+                             "device once")
         here = jax.process_index()
         owners = {d.process_index for d in devices}
         if owners != {here} and owners != set(range(jax.process_count())):
@@ -955,7 +988,8 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         {platform: bytes}) the tile's XLA report per device must also stay within the bytes of
         the devices' platform (:func:`working_set_cap`), down to the smallest tile; with
         ``compiled=False`` that cap is applied by the per-pair model only."""
-        get = (get,) if isinstance(get, str) else tuple(get)
+        _, get = check_get(get)
+        dtype = check_dtype(dtype)
         placement = Placement(devices)
         pass_fn = batches["ntk" in get, bool(check_precision), fast_maps]
         itemsize = np.dtype(dtype).itemsize
@@ -1058,13 +1092,10 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         float32 only (erf's and gelu's 7.5 roundoffs are above the ~2 a default takes); True:
         all of them, in float32 and float64; False: atan2 everywhere.
         """
-        single = isinstance(get, str)
-        get = (get,) if single else tuple(get)
-        unknown = [g for g in get if g not in ("nngp", "ntk")]
-        if unknown or not get:
-            raise InputError(f"get must name 'nngp' and/or 'ntk', got {get!r}")
-        if str(np.dtype(dtype)) not in ("float32", "float64"):
-            raise InputError(f"dtype must be float32 or float64, got {dtype!r}")
+        single, get = check_get(get)
+        dtype = check_dtype(dtype)
+        if out is not None and not isinstance(out, (str, os.PathLike)):
+            raise InputError(f"out must be a folder path (str or os.PathLike), got {out!r}")
         placement = Placement(devices)
         error, agreed, tile = None, np.zeros(32, np.uint8), 0
         try:  # several processes: an error here is shared at the agreement below
@@ -1147,7 +1178,9 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
                         if not all_finite(gram):
                             raise InputError(
                                 f"the {name} Gram matrix has non-finite entries; the inputs may "
-                                "be too large for float32 (try dtype='float64')")
+                                f"be too large for {dtype}" + (
+                                    " (try dtype='float64')" if dtype == "float32" else
+                                    " (scale them down)"))
                     grams = store.finished()
                 except InputError as exc:
                     error = exc

@@ -30,7 +30,7 @@ import functools
 import numpy as np
 import jax.numpy as jnp
 
-from kernelc.runtime.driver import CPU_COMPILER_OPTIONS, refused_options
+from kernelc.runtime.driver import CPU_COMPILER_OPTIONS, check_get, refused_options
 from kernelc.runtime.errors import InputError
 from kernelc.runtime.layouts import mirror_pairs
 from kernelc.runtime.maps import fast_maps as fast_maps_context
@@ -98,6 +98,10 @@ def resolve_params(defaults, params=None, dtype=None):
             raise InputError(f"hyperparameter {key} must be a number or a scalar array, got "
                              f"{type(value).__name__}")
         if not isinstance(value, (int, float)):
+            kind = getattr(getattr(value, "dtype", None), "kind", None)
+            if kind not in ("i", "u", "f"):  # complex, bool, text: no σ (σ² of 1j is -1)
+                raise InputError(f"hyperparameter {key} must be a real number, got "
+                                 f"{type(value).__name__} of dtype {getattr(value, 'dtype', '?')}")
             if np.shape(value) != ():
                 raise InputError(f"hyperparameter {key} must be a scalar, got shape "
                                  f"{tuple(np.shape(value))}")
@@ -142,10 +146,7 @@ def kernel(propagate, input_shape, output_mirror, defaults, x1, x2=None,
     :func:`~kernelc.runtime.layouts.mirror_pairs`). ``get``: "nngp" or "ntk" (an array), or a tuple of both (a dict).
     ``params``: hyperparameters replacing the defaults (see :func:`resolve_params`).
     ``fast_maps``: as kernel_fn's (None: the polynomial arc-cosine in float32 only)."""
-    single = isinstance(get, str)
-    get = (get,) if single else tuple(get)
-    if not get or any(g not in ("nngp", "ntk") for g in get):
-        raise InputError(f"get must name 'nngp' and/or 'ntk', got {get!r}")
+    single, get = check_get(get)
     if fast_maps not in (None, True, False):
         raise InputError(f"fast_maps must be None, True or False, got {fast_maps!r}")
     xa = as_inputs(x1, "x1", input_shape)

@@ -191,3 +191,10 @@ def test_check_augmentation_refuses_bad_pairs_and_too_few_inputs(cnn5):
     with pytest.raises(InputError, match=r"check_augmentation needs at least 2 training inputs, "
                                          r"got 1"):
         check_augmentation(c6, g6, x=_x(1))
+
+
+def test_augmented_kernel_refuses_a_get_it_cannot_read(cnn5):
+    from kernelc.errors import InputError
+    with pytest.raises(InputError, match=r"get must name 'nngp' and/or 'ntk' \(a string, or a "
+                                         r"tuple of them\), got None"):
+        augmented_kernel(cnn5, "p4", np.zeros((2, 5, 5, 1)), get=None)  # was a raw TypeError

@@ -218,3 +218,11 @@ def test_error_nngp_kernels_that_do_not_match():
          ks, ks[:4], kss)
     _err(r"nngp_test_test must be \(5,\) or \(5, 5\), got \(4,\)", p.ntk_gp_covariance,
          ks, ks, np.ones(4))
+
+
+def test_error_complex_arrays_are_refused_not_cast():
+    k, ks, _, y = _gram()
+    # np.asarray(..., float64) dropped the imaginary part with a warning only
+    _err(r"k_test_train must hold real numbers, got a complex array", predict, k, ks + 1j, y)
+    _err(r"y_train must hold real numbers, got a complex array", predict, k, ks, y + 0j)
+    _err(r"rcond must be in \[0, 1\), got 'x'", GradientFlowPredictor, k, y, rcond="x")

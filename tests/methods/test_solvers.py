@@ -145,3 +145,31 @@ def test_a_kernel_that_is_not_a_square_array_is_refused_before_the_solve():
                                .mean(np.eye(2)), 1 / (2 + 2e-3))
     with pytest.raises(InputError, match=r"k_train_train is not a numeric array"):
         ConjugateGradientRegressor([["a", "b"], ["c", "d"]], [1.0, 1.0])
+
+
+def test_the_cg_path_checks_its_training_kernels_and_options_first():
+    """The CG path keeps arrays (memory-mapped ones too) unread; their values, dtype and symmetry
+    (sampled) and the solver's options are now checked before a solve, which had ended in a
+    raw ValueError of scipy, or a message about the ridge for a NaN kernel."""
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(8, 12))
+    k, y, ks = f @ f.T + 0.1, rng.normal(size=8), rng.normal(size=(2, 8))
+
+    def refused(match, kk=k, **kw):
+        with pytest.raises(InputError, match=match):
+            ConjugateGradientRegressor(kk, y, **kw)
+    refused(r"k_train_train contains NaN or inf values \(in rows 0\.\.\.7\)",
+            np.where(k > 1, np.nan, k))
+    refused(r"k_train_train must hold real numbers, got dtype <U1", np.full((8, 8), "a"))
+    refused(r"k_train_train must hold real numbers, got dtype complex128", k + 1j)
+    refused(r"k_train_train is not symmetric: \|K\[", k + np.triu(np.ones((8, 8)), 1))
+    refused(r"k_train_train has a mean diagonal -\S+ <= 0; it is not a valid kernel", -k)
+    refused(r"k_train_train has no training points", k[:0, :0])
+    refused(r"nngp_train_train has shape \(7, 7\), expected \(8, 8\)", nngp_train_train=k[:7, :7])
+    refused(r"tol must be a number in \(0, 1\), got 'x'", tol="x")
+    refused(r"rank \(of the preconditioner\) must be an integer >= 0, got 1\.5", rank=1.5)
+    refused(r"max_iter must be an integer >= 0 or None, got 'x'", max_iter="x")
+    # a list as the NNGP kernel (its .ndim was read: AttributeError) is taken as an array
+    post = ConjugateGradientRegressor(k, y, nngp_train_train=k.tolist()).nngp_posterior(ks)
+    assert np.allclose(post.mean, ks @ np.linalg.solve(k + 1e-4 * np.mean(np.diag(k)) *
+                                                       np.eye(8), y), rtol=1e-5)

@@ -97,3 +97,12 @@ def test_argument_errors_name_the_argument(net, data):
     for bad in (0, True, 2.0):
         with pytest.raises(InputError, match=rf"samples must be a positive integer, got {bad!r}"):
             monte_carlo(net.init, net.apply, data, width=3, samples=bad)
+
+
+def test_monte_carlo_takes_one_kernel_name_as_a_string(net, data):
+    # tuple("nngp") was its letters: refused as "got ('n', 'n', 'g', 'p')"
+    out = monte_carlo(net.init, net.apply, data[:2], width=3, samples=2, get="nngp")
+    assert set(out) == {"nngp"} and out["nngp"].shape == (2, 2, 2)
+    with pytest.raises(InputError, match=r"get must name 'nngp', 'ntk' and/or 'nngp_readout', "
+                                         r"got None"):
+        monte_carlo(net.init, net.apply, data, width=3, samples=2, get=None)

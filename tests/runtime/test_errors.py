@@ -49,3 +49,70 @@ def test_a_gram_matrix_that_overflows_float32_is_refused(net):
                                          r"inputs may be too large for float32 \(try "
                                          r"dtype='float64'\)"):
         net.kernel_fn(x, dtype="float32")
+
+
+# -- arguments that used to end in a raw TypeError/ValueError, or a misleading message ----------
+def test_kernel_fn_refuses_get_and_dtype_values_it_cannot_read(net):
+    x = np.zeros((2, 3, 3, 1))
+    for get in (None, 1, b"ntk"):
+        with pytest.raises(InputError, match=r"get must name 'nngp' and/or 'ntk' \(a string, or "
+                                             r"a tuple of them\), got " + repr(get)[:2]):
+            net.kernel_fn(x, get=get)
+        with pytest.raises(InputError, match=r"get must name 'nngp' and/or 'ntk'"):
+            net.kernel(x, get=get)
+    for dtype in ("foo", 1, None, ["float32"]):  # None was numpy's float64, silently
+        with pytest.raises(InputError, match=r"dtype must be float32 or float64, got "):
+            net.kernel_fn(x, dtype=dtype)
+
+
+def test_kernel_fn_refuses_duplicate_devices_an_odd_out_and_names_what_it_got(net):
+    x = np.zeros((2, 3, 3, 1))
+    dev = jax.devices()[0]
+    with pytest.raises(InputError, match=r"devices lists a device more than once"):
+        net.kernel_fn(x, devices=[dev, dev])
+    with pytest.raises(InputError, match=r"devices must be a non-empty list of JAX devices "
+                                         r"\(e\.g\. jax\.devices\(\)\), got CpuDevice"):
+        net.kernel_fn(x, devices=dev)  # one device, not a list: the message said "got None"
+    with pytest.raises(InputError, match=r"out must be a folder path \(str or os\.PathLike\), "
+                                         r"got 3"):
+        net.kernel_fn(x, out=3)
+
+
+def test_a_memory_budget_beyond_int64_is_read(net):
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 1))
+    gram = net.kernel_fn(x, get="nngp", max_memory=2 ** 70)  # np.isfinite refused the int
+    assert gram.shape == (2, 2)
+
+
+def test_a_float64_overflow_does_not_suggest_float64(net):
+    with pytest.raises(InputError, match=r"inputs may be too large for float64 \(scale them "
+                                         r"down\)$"):
+        net.kernel_fn(np.full((2, 3, 3, 1), 1e200), get="nngp", dtype="float64")
+
+
+def test_kernel_checks_hyperparameter_values_before_its_jit(net):
+    x = np.zeros((1, 3, 3, 1))
+    # a text value failed inside jax.jit's argument handling; a complex one ran (σ² = -1)
+    with pytest.raises(InputError, match=r"hyperparameter conv1\.W_std must be a number or a "
+                                         r"scalar array, got str"):
+        net.kernel(x, params={"conv1.W_std": "1.0"})
+    with pytest.raises(InputError, match=r"hyperparameter conv1\.W_std must be a real number, "
+                                         r"got complex128"):
+        net.kernel(x, params={"conv1.W_std": np.complex128(1j)})
+    with pytest.raises(InputError, match=r"hyperparameter\(s\) conv1\.W_std must be finite, "
+                                         r"got nan"):
+        net.kernel_fn_with({"conv1.W_std": float("nan")})
+
+
+def test_explain_refuses_a_size_or_dtype_it_cannot_cost(net):
+    from kernelc.errors import ExplainError
+    for n in (0, -1, 1.5, "10", True):  # -1 and 1.5 printed a report, "10" a TypeError
+        with pytest.raises(ExplainError, match=r"n \(the number of inputs of the Gram matrix\) "
+                                               r"must be a positive integer, got "):
+            net.explain(n=n)
+    for dtype in ("foo", "float16", None):  # float16 was costed at 2 bytes an entry
+        with pytest.raises(ExplainError, match=r"dtype must be float32 or float64, got "):
+            net.explain(n=4, dtype=dtype)
+    with pytest.raises(ExplainError, match=r"style must be 'unicode', 'latex' or 'markdown', "
+                                           r"got 'x'"):
+        net.formulas(style="x")

@@ -102,3 +102,19 @@ def test_trivial_groups_refuse(group):
     assert not ok and "trivial" in reason
     with pytest.raises(SpecError, match="does not apply"):
         net.orbit_kernel_fn(np.zeros((1, *box, 1)))
+
+
+def test_orbit_kernel_fn_checks_its_inputs_against_the_network(nets):
+    """Checked before the orbit is built: an empty set failed in numpy's reshape, get=None in
+    Python, and a wrong box was blamed on the group ("not invariant under p2")."""
+    from kernelc.errors import InputError
+    net = _net(nets, "p2")
+    x = np.zeros((2, 7, 7, 2))
+    with pytest.raises(InputError, match=r"^input error: x1 holds no inputs$"):
+        net.orbit_kernel_fn(x[:0])
+    with pytest.raises(InputError, match=r"x2 must have shape \(N, 7, 7, 2\) \(N inputs, the box, "
+                                         r"channels last\), got \(2, 6, 7, 2\)"):
+        net.orbit_kernel_fn(x, x[:, 1:])
+    with pytest.raises(InputError, match=r"get must name 'nngp' and/or 'ntk' \(a string, or a "
+                                         r"tuple of them\), got None"):
+        net.orbit_kernel_fn(x, get=None)
