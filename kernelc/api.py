@@ -257,7 +257,8 @@ _FORBIDDEN_NAMES = {"__import__", "eval", "exec", "compile", "open", "breakpoint
 _MODULE_ATTRS = {
     "os": {"environ", "getenv", "sysconf", "sysconf_names", "cpu_count", "sched_getaffinity",
            "getpid", "path", "name", "sep", "linesep", "pathsep", "devnull", "fspath",
-           "get_terminal_size", "makedirs"},  # makedirs: kernel_fn(out=FOLDER) (runtime.store)
+           "get_terminal_size", "makedirs",  # makedirs: kernel_fn(out=FOLDER) (runtime.store)
+           "PathLike"},  # PathLike: isinstance check of kernel_fn(out=...) (runtime.driver)
     "sys": {"stderr", "stdout", "platform", "version_info", "hexversion", "maxsize", "float_info",
             "int_info", "byteorder", "flags", "implementation", "getrecursionlimit", "getsizeof"},
 }
