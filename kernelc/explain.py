@@ -7,6 +7,7 @@ N inputs, the predicted FLOPs and memory of the whole matrix and of one tile —
 """
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Callable, Dict, Optional
 
@@ -250,6 +251,10 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
     pair × (tiles × tile pairs + N), compile time apart."""
     if style not in ("unicode", "latex", "markdown"):
         raise ExplainError(f"style must be 'unicode', 'latex' or 'markdown', got {style!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+        # n = 0 or -5 gave a cost report of some other size, with no error
+        raise ExplainError(f"n (CLI: --n N), the number of inputs of the Gram matrix, must be a "
+                           f"whole number ≥ 1, got {n!r}")
     if calibrate is not None and (n is None or plan_memory is None):
         raise ExplainError("a time calibration needs the Gram matrix size n (CLI: --n N) and "
                            "the compiled network's memory plan")

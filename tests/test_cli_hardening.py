@@ -354,3 +354,45 @@ def test_compile_default_folder_that_cannot_be_made(files, capsys, monkeypatch):
 def test_kernel_random_input_options(files, capsys, argv, message):
     code, out, err = run(capsys, "kernel", "s.kc", *argv)
     assert code == 2 and out == "" and err.strip() == message
+
+
+# -- inputs that used to pass unchecked (a number of some other request, or a crash later) -----
+@pytest.mark.parametrize("n", [0, -5])
+def test_explain_n_must_be_positive(files, capsys, n):
+    # --n -5 printed the cost of a Gram matrix of 5 inputs, with exit status 0
+    code, out, err = run(capsys, "explain", "s.kc", "--n", n)
+    assert code == 2 and out == ""
+    assert err.strip() == ("explain error: n (CLI: --n N), the number of inputs of the Gram "
+                           f"matrix, must be a whole number ≥ 1, got {n}")
+
+
+@pytest.mark.parametrize("command", ["predict", "fit"])
+@pytest.mark.parametrize("reg", ["-1", "nan", "inf"])
+def test_reg_is_checked_before_the_kernels(files, capsys, command, reg):
+    code, out, err = run(capsys, command, "s.kc", "--train", "d.npz", "--reg", reg)
+    assert code == 2 and out == ""  # nothing computed: it was refused as diag_reg afterwards
+    assert err.strip() == f"input error: --reg must be a finite number >= 0, got {reg}"
+
+
+def test_predict_refuses_test_targets_of_another_width(files, capsys):
+    rng = np.random.default_rng(3)
+    np.savez(files / "w.npz", x_train=rng.normal(size=(4, 3, 3, 1)), y_train=rng.normal(size=(4, 2)),
+             x_test=rng.normal(size=(2, 3, 3, 1)), y_test=rng.normal(size=(2, 3)))
+    code, out, err = run(capsys, "predict", "s.kc", "--train", "w.npz")
+    assert code == 2 and out == ""  # was an internal error (a reshape) after the kernels
+    assert err.strip() == ("input error: training targets 'y_train' have shape (4, 2) but test "
+                           "targets 'y_test' have (2, 3)")
+
+
+def test_a_label_that_is_an_id_is_refused_before_allocating(files, capsys, monkeypatch):
+    monkeypatch.setenv("KERNELC_MAX_DATA", "1GB")
+    rng = np.random.default_rng(4)
+    np.savez(files / "ids.npz", x_train=rng.normal(size=(4, 3, 3, 1)),
+             y_train=np.array([0, 1, 0, 10 ** 9]), x_test=rng.normal(size=(2, 3, 3, 1)),
+             y_test=np.array([0, 1]))
+    code, out, err = run(capsys, "predict", "s.kc", "--train", "ids.npz")
+    assert code == 2 and out == ""  # was an internal MemoryError (45 GiB of one-hot targets)
+    assert err.startswith("memory error: the largest label is 1000000000, so there are "
+                          "1000000001 classes: one-hot targets and predictions of 6 examples "
+                          "need 48.0 GB, more than the budget of 1.0 GB (KERNELC_MAX_DATA sets "
+                          "it); class labels are indices 0..k-1: renumber them")
