@@ -396,3 +396,40 @@ def test_a_label_that_is_an_id_is_refused_before_allocating(files, capsys, monke
                           "1000000001 classes: one-hot targets and predictions of 6 examples "
                           "need 48.0 GB, more than the budget of 1.0 GB (KERNELC_MAX_DATA sets "
                           "it); class labels are indices 0..k-1: renumber them")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "input error: --seed must be ≥ 0, got -1"),  # was an internal error
+    # a tolerance ≤ 0 or NaN failed the check and blamed "a kernelc bug"
+    (["--check", "s.kc", "--tol", "-1"], "input error: --tol must be a positive number, got -1"),
+    (["--check", "s.kc", "--tol", "nan"], "input error: --tol must be a positive number, got nan"),
+    (["--check", "s.kc", "--noise", "-1"], "input error: --noise must be ≥ 0, got -1"),
+])
+def test_augment_numeric_options(files, capsys, argv, message):
+    code, out, err = run(capsys, "augment", "s.kc", "--group", "p4", *argv)
+    assert code == 2 and out == "" and err.strip() == message
+
+
+def test_check_augmentation_refuses_a_tolerance_that_fails_every_check():
+    import kernelc
+    from kernelc.groups import get_group
+    from kernelc.methods.augment import check_augmentation
+    cnn = kernelc.compile(TINY)
+    gcnn = kernelc.compile("group p4\ninput 3 x 3 channels 1\nlift(size=3, W_std=1.4, b_std=0.1, "
+                           "padding=same)\nrelu\ngroup_pool\ndense(2)")
+    for tol, shown in ((0, "0"), (float("nan"), "nan")):
+        with pytest.raises(InputError, match=rf"tol \(CLI: --tol\) must be a positive number, "
+                                             rf"got {shown}"):
+            check_augmentation(cnn, gcnn, get_group("p4"), np.zeros((2, 3, 3, 1)), tol=tol)
+
+
+def test_verify_negative_seed(files, capsys):
+    code, out, err = run(capsys, "verify", "s.kc", "--seed", "-1", "--quiet")
+    assert code == 2 and out == "" and err.strip() == "input error: --seed must be ≥ 0, got -1"
+
+
+def test_verify_reads_a_missing_spec_as_a_file_not_as_spec_text(files, capsys):
+    # verify took the spec as a str: a name of no file was parsed as spec text
+    code, out, err = run(capsys, "verify", "nosuch", "--quiet")
+    assert code == 2 and out == ""
+    assert err.startswith("error: no such spec file: nosuch\n")

@@ -482,6 +482,12 @@ def run_augment(args) -> int:
     from ..groups import get_group
     from .augment import augmented_kernel, check_augmentation
     _check_limit(args.limit, "--limit")
+    if args.seed < 0:  # numpy's default_rng refused it: an internal error
+        raise InputError(f"--seed must be ≥ 0, got {args.seed}")
+    if args.tol is not None and not 0 < args.tol < math.inf:
+        raise InputError(f"--tol must be a positive number, got {args.tol:g}")
+    if args.noise < 0:
+        raise InputError(f"--noise must be ≥ 0, got {args.noise}")
     out_path = None if args.out is None else \
         output_path(args.out, "--out", suffix=".npz", inputs=[args.spec, args.check, args.data])
     cnn = kc_compile(args.spec)
