@@ -433,3 +433,18 @@ def test_verify_reads_a_missing_spec_as_a_file_not_as_spec_text(files, capsys):
     code, out, err = run(capsys, "verify", "nosuch", "--quiet")
     assert code == 2 and out == ""
     assert err.startswith("error: no such spec file: nosuch\n")
+
+
+@pytest.mark.parametrize("get", ["", "NTK", "ntk,foo"])
+def test_kernel_get_names_the_option(files, capsys, get):
+    code, out, err = run(capsys, "kernel", "s.kc", "--random", "2", "--get", get)
+    assert code == 2 and out == ""  # was "get must name 'nngp' and/or 'ntk', got ()"
+    assert err.strip() == f"input error: --get takes nngp, ntk or nngp,ntk, got {get!r}"
+
+
+def test_pool_larger_than_the_images_gives_no_impossible_hint(files, capsys):
+    np.savez(files / "six.npz", x=np.zeros((2, 6, 6, 1)))
+    code, _, err = run(capsys, "kernel", "s.kc", "--data", "six.npz", "--pool", "7")
+    assert code == 2  # the hint was "crop to a multiple of 7 first, e.g. --crop 0 --pool 7"
+    assert err.strip() == ("input error: --pool 7: inputs six.npz:'x' are 6×6, smaller than the "
+                           "pooling factor 7")
