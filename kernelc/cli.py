@@ -206,6 +206,9 @@ def _kernel(args) -> int:
     preprocessing = image_preprocessing(args)
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be a positive number of inputs, got {args.limit}")
+    get = tuple(g.strip() for g in args.get.split(",") if g.strip())
+    if not get or any(g not in ("nngp", "ntk") for g in get):  # refused as "get" after loading
+        raise InputError(f"--get takes nngp, ntk or nngp,ntk, got {args.get!r}")
     net = compile(args.spec)
     from .methods.commands import map_setting
     fast_maps = map_setting(args, [net])
@@ -254,7 +257,6 @@ def _kernel(args) -> int:
                                 spec.name)
         if preprocessing.active:
             print(f"images: {preprocessing.describe()} -> {'×'.join(map(str, x1.shape[1:-1]))}")
-    get = tuple(g.strip() for g in args.get.split(",") if g.strip())
     grams = net.kernel_fn(x1, x2, get, dtype=args.dtype, max_memory=args.max_memory,
                           out=args.out_dir, fast_maps=fast_maps)
     if not first:  # every process holds the results; process 0 prints and writes them

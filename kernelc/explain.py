@@ -7,6 +7,7 @@ N inputs, the predicted FLOPs and memory of the whole matrix and of one tile —
 """
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Callable, Dict, Optional
 
@@ -253,10 +254,10 @@ def explain(der: Derivation, n: Optional[int] = None, style: str = "unicode",
     if style not in ("unicode", "latex", "markdown"):
         raise ExplainError(f"style must be 'unicode', 'latex' or 'markdown', got {style!r}")
     if n is not None:
-        import numbers
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ExplainError(f"n (the number of inputs of the Gram matrix) must be a positive "
-                               f"integer, got {n!r}")
+            # n = 0 or -5 gave a cost report of some other size, with no error
+            raise ExplainError(f"n (CLI: --n N), the number of inputs of the Gram matrix, must "
+                               f"be a whole number ≥ 1, got {n!r}")
         n = int(n)
         if str(dtype) not in ("float32", "float64"):
             from .runtime.driver import check_dtype

@@ -378,6 +378,9 @@ def verify_command(args) -> int:
     from .api import compile as kc_compile
     from .errors import OutputError
     from .methods.data import output_path
+    if getattr(args, "seed", 0) is not None and getattr(args, "seed", 0) < 0:
+        # numpy's default_rng refused it: an internal error
+        raise InputError(f"--seed must be ≥ 0, got {args.seed}")
     inputs = [args.spec, getattr(args, "data", None)]
     plot, json_out = getattr(args, "plot", None), getattr(args, "json", None)
     plot = None if plot is None else output_path(plot, "--plot", image=True, inputs=inputs)
@@ -404,7 +407,9 @@ def add_verify_parser(subparsers):
         "verify", help="Monte Carlo check: finite networks from the spec vs the analytic kernels",
         description="Draw random finite-width networks built from the spec, average their "
                     "empirical NNGP/NTK and compare with the exact kernels, width by width.")
-    p.add_argument("spec", help="the .kc spec file")
+    # a Path, as every command's spec: a str that names no file was parsed as spec text
+    # ("verify missing": "<spec>:1:1: error: the spec declares no group")
+    p.add_argument("spec", type=Path, help="the .kc spec file")
     p.add_argument("--widths", default="8,32,128,512",
                    help="comma-separated hidden widths (default 8,32,128,512)")
     p.add_argument("--samples", type=int, default=64, help="networks per width (default 64)")

@@ -354,3 +354,97 @@ def test_compile_default_folder_that_cannot_be_made(files, capsys, monkeypatch):
 def test_kernel_random_input_options(files, capsys, argv, message):
     code, out, err = run(capsys, "kernel", "s.kc", *argv)
     assert code == 2 and out == "" and err.strip() == message
+
+
+# -- inputs that used to pass unchecked (a number of some other request, or a crash later) -----
+@pytest.mark.parametrize("n", [0, -5])
+def test_explain_n_must_be_positive(files, capsys, n):
+    # --n -5 printed the cost of a Gram matrix of 5 inputs, with exit status 0
+    code, out, err = run(capsys, "explain", "s.kc", "--n", n)
+    assert code == 2 and out == ""
+    assert err.strip() == ("explain error: n (CLI: --n N), the number of inputs of the Gram "
+                           f"matrix, must be a whole number ≥ 1, got {n}")
+
+
+@pytest.mark.parametrize("command", ["predict", "fit"])
+@pytest.mark.parametrize("reg", ["-1", "nan", "inf"])
+def test_reg_is_checked_before_the_kernels(files, capsys, command, reg):
+    code, out, err = run(capsys, command, "s.kc", "--train", "d.npz", "--reg", reg)
+    assert code == 2 and out == ""  # nothing computed: it was refused as diag_reg afterwards
+    assert err.strip() == f"input error: --reg must be a finite number >= 0, got {reg}"
+
+
+def test_predict_refuses_test_targets_of_another_width(files, capsys):
+    rng = np.random.default_rng(3)
+    np.savez(files / "w.npz", x_train=rng.normal(size=(4, 3, 3, 1)), y_train=rng.normal(size=(4, 2)),
+             x_test=rng.normal(size=(2, 3, 3, 1)), y_test=rng.normal(size=(2, 3)))
+    code, out, err = run(capsys, "predict", "s.kc", "--train", "w.npz")
+    assert code == 2 and out == ""  # was an internal error (a reshape) after the kernels
+    assert err.strip() == ("input error: training targets 'y_train' have shape (4, 2) but test "
+                           "targets 'y_test' have (2, 3)")
+
+
+def test_a_label_that_is_an_id_is_refused_before_allocating(files, capsys, monkeypatch):
+    monkeypatch.setenv("KERNELC_MAX_DATA", "1GB")
+    rng = np.random.default_rng(4)
+    np.savez(files / "ids.npz", x_train=rng.normal(size=(4, 3, 3, 1)),
+             y_train=np.array([0, 1, 0, 10 ** 9]), x_test=rng.normal(size=(2, 3, 3, 1)),
+             y_test=np.array([0, 1]))
+    code, out, err = run(capsys, "predict", "s.kc", "--train", "ids.npz")
+    assert code == 2 and out == ""  # was an internal MemoryError (45 GiB of one-hot targets)
+    assert err.startswith("memory error: the largest label is 1000000000, so there are "
+                          "1000000001 classes: one-hot targets and predictions of 6 examples "
+                          "need 48.0 GB, more than the budget of 1.0 GB (KERNELC_MAX_DATA sets "
+                          "it); class labels are indices 0..k-1: renumber them")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "input error: --seed must be ≥ 0, got -1"),  # was an internal error
+    # a tolerance ≤ 0 or NaN failed the check and blamed "a kernelc bug"
+    (["--check", "s.kc", "--tol", "-1"], "input error: --tol must be a positive number, got -1"),
+    (["--check", "s.kc", "--tol", "nan"], "input error: --tol must be a positive number, got nan"),
+    (["--check", "s.kc", "--noise", "-1"], "input error: --noise must be ≥ 0, got -1"),
+])
+def test_augment_numeric_options(files, capsys, argv, message):
+    code, out, err = run(capsys, "augment", "s.kc", "--group", "p4", *argv)
+    assert code == 2 and out == "" and err.strip() == message
+
+
+def test_check_augmentation_refuses_a_tolerance_that_fails_every_check():
+    import kernelc
+    from kernelc.groups import get_group
+    from kernelc.methods.augment import check_augmentation
+    cnn = kernelc.compile(TINY)
+    gcnn = kernelc.compile("group p4\ninput 3 x 3 channels 1\nlift(size=3, W_std=1.4, b_std=0.1, "
+                           "padding=same)\nrelu\ngroup_pool\ndense(2)")
+    for tol, shown in ((0, "0"), (float("nan"), "nan")):
+        with pytest.raises(InputError, match=rf"tol \(CLI: --tol\) must be a positive number, "
+                                             rf"got {shown}"):
+            check_augmentation(cnn, gcnn, get_group("p4"), np.zeros((2, 3, 3, 1)), tol=tol)
+
+
+def test_verify_negative_seed(files, capsys):
+    code, out, err = run(capsys, "verify", "s.kc", "--seed", "-1", "--quiet")
+    assert code == 2 and out == "" and err.strip() == "input error: --seed must be ≥ 0, got -1"
+
+
+def test_verify_reads_a_missing_spec_as_a_file_not_as_spec_text(files, capsys):
+    # verify took the spec as a str: a name of no file was parsed as spec text
+    code, out, err = run(capsys, "verify", "nosuch", "--quiet")
+    assert code == 2 and out == ""
+    assert err.startswith("error: no such spec file: nosuch\n")
+
+
+@pytest.mark.parametrize("get", ["", "NTK", "ntk,foo"])
+def test_kernel_get_names_the_option(files, capsys, get):
+    code, out, err = run(capsys, "kernel", "s.kc", "--random", "2", "--get", get)
+    assert code == 2 and out == ""  # was "get must name 'nngp' and/or 'ntk', got ()"
+    assert err.strip() == f"input error: --get takes nngp, ntk or nngp,ntk, got {get!r}"
+
+
+def test_pool_larger_than_the_images_gives_no_impossible_hint(files, capsys):
+    np.savez(files / "six.npz", x=np.zeros((2, 6, 6, 1)))
+    code, _, err = run(capsys, "kernel", "s.kc", "--data", "six.npz", "--pool", "7")
+    assert code == 2  # the hint was "crop to a multiple of 7 first, e.g. --crop 0 --pool 7"
+    assert err.strip() == ("input error: --pool 7: inputs six.npz:'x' are 6×6, smaller than the "
+                           "pooling factor 7")

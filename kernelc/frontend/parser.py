@@ -157,7 +157,9 @@ def read_spec_text(path_or_text: Union[str, Path]) -> "tuple[str, str]":
                                           and looks_like_spec_path(path_or_text)):
         path = _spec_file(Path(path_or_text))
         try:
-            return path.read_text(), str(path)
+            # utf-8-sig: a byte-order mark (Windows editors write one) was 'unexpected
+            # character' at 1:1
+            return path.read_text(encoding="utf-8-sig"), str(path)
         except (OSError, ValueError) as exc:  # unreadable, not UTF-8...
             raise SpecError(f"cannot read spec file {path}: {exc}") from None
     return str(path_or_text), "<spec>"
@@ -204,8 +206,16 @@ def _spec_file(path: Path) -> Path:
         inside = sorted(str(p) for p in path.glob("*.kc"))[:20]
         raise SpecError(f"no such spec file: {path} is a folder",
                         suggestion=f"spec files in it: {', '.join(inside)}" if inside else None)
+    try:
+        if path.is_symlink() and not path.exists():
+            raise SpecError(f"no such spec file: {path} is a link to {os.readlink(path)}, "
+                            "which does not exist")
+        if path.exists():  # /dev/null, a pipe: not "no such file", and no suggestion of itself
+            raise SpecError(f"cannot read spec file {path}: not a regular file")
+    except OSError:
+        pass
     wanted = str(path) if path.suffix == ".kc" else str(with_suffix)
-    hint = did_you_mean(wanted, nearby)
+    hint = did_you_mean(wanted, [p for p in nearby if p != str(path)])
     if hint is None and not folder_exists:
         hint = f"the folder {path.parent} does not exist"
     raise SpecError(f"no such spec file: {path}", suggestion=hint)

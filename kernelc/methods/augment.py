@@ -22,6 +22,7 @@ several times (including t = ∞), and reports the largest relative differences.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -350,6 +351,10 @@ def check_augmentation(cnn_compiled, gcnn_compiled, group=None, x=None, *, y=Non
     if dtype not in ("float32", "float64"):
         raise InputError(f"dtype must be float32 or float64, got {dtype!r}")
     tol = (1e-8 if dtype == "float64" else 1e-4) if tol is None else float(tol)
+    if not 0 < tol < math.inf:  # tol ≤ 0 or NaN failed every check, "a kernelc bug"
+        raise InputError(f"tol (CLI: --tol) must be a positive number, got {tol:g}")
+    if n_noise < 0:
+        raise InputError(f"n_noise (CLI: --noise) must be ≥ 0, got {n_noise}")
     rng = np.random.default_rng(seed)
     shape = tuple(cnn.typed.spec.input.shape) + (cnn.typed.spec.input.channels,)
     if tuple(gcnn.typed.spec.input.shape) + (gcnn.typed.spec.input.channels,) != shape:

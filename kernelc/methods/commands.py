@@ -227,7 +227,7 @@ def _load_train_test(args, need_test_y: bool):
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise InputError(f"training inputs ({args.train}:'{xk}') have shape {x_tr.shape[1:]} per sample "
                          f"but test inputs ({test_path}:'{xk2}') have {x_te.shape[1:]}")
-    if y_te is not None and y_tr.ndim != y_te.ndim:
+    if y_te is not None and y_tr.shape[1:] != y_te.shape[1:]:  # (6, 2) and (3, 3): a crash late
         raise InputError(f"training targets '{yk}' have shape {y_tr.shape} but test targets '{yk2}' "
                          f"have {y_te.shape}")
     return (x_tr, y_tr, f"{args.train}:'{xk}'"), (x_te, y_te, f"{test_path}:'{xk2}'")
@@ -236,6 +236,13 @@ def _load_train_test(args, need_test_y: bool):
 def _check_limit(value, name):
     if value is not None and value < 1:
         raise InputError(f"{name} must be >= 1, got {value}")
+
+
+def _check_reg(reg):
+    """--reg before any kernel is computed (the solver refused it only afterwards, as
+    diag_reg)."""
+    if not (math.isfinite(reg) and reg >= 0):
+        raise InputError(f"--reg must be a finite number >= 0, got {reg:g}")
 
 
 # =========================================================================== predict
@@ -262,6 +269,7 @@ def run_predict(args) -> int:
     from .predict import ConjugateGradientRegressor, GradientFlowPredictor, choose_solver
     _check_limit(args.limit_train, "--limit-train")
     _check_limit(args.limit_test, "--limit-test")
+    _check_reg(args.reg)
     times = parse_times(args.t)
     if args.out is not None:
         out_path = output_path(args.out, "--out", suffix=".npz",
@@ -397,6 +405,7 @@ def fit(specs: Sequence, x_train, y_train, x_tests: Dict[str, np.ndarray], y_tes
 
 def run_fit(args) -> int:
     _check_limit(args.limit_test, "--limit-test")
+    _check_reg(args.reg)
     times = parse_times(args.t)
     inputs = list(args.specs) + [args.train, args.test]
     json_path = None if args.json is None else output_path(args.json, "--json", inputs=inputs)
@@ -473,6 +482,12 @@ def run_augment(args) -> int:
     from ..groups import get_group
     from .augment import augmented_kernel, check_augmentation
     _check_limit(args.limit, "--limit")
+    if args.seed < 0:  # numpy's default_rng refused it: an internal error
+        raise InputError(f"--seed must be ≥ 0, got {args.seed}")
+    if args.tol is not None and not 0 < args.tol < math.inf:
+        raise InputError(f"--tol must be a positive number, got {args.tol:g}")
+    if args.noise < 0:
+        raise InputError(f"--noise must be ≥ 0, got {args.noise}")
     out_path = None if args.out is None else \
         output_path(args.out, "--out", suffix=".npz", inputs=[args.spec, args.check, args.data])
     cnn = kc_compile(args.spec)

@@ -395,6 +395,9 @@ class ImagePreprocessing:
                              f"{spatial_axes} spatial axes to pool")
         if any(length % k for length in box):
             after = f" after {self.options(self._crop_text())}" if self.crop else ""
+            if any(length < k for length in box):  # the hint below was "--crop 0 --pool K"
+                raise InputError(f"{self.options(None, k)}: {source} are {_box_text(box)}{after}, "
+                                 f"smaller than the pooling factor {k}")
             fits = tuple(length - length % k for length in box)
             crop_hint = ",".join(map(str, fits)) if len(set(fits)) > 1 else str(fits[0])
             raise InputError(f"{self.options(None, k)}: {source} are {_box_text(box)}{after}, "

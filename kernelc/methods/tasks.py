@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import InputError, KernelcError
+from ..errors import InputError, KernelcError, MemoryBudgetError
 
 DEFAULT_REG = 1e-4
 DEFAULT_MEMORY = "2GB"
@@ -91,6 +91,17 @@ def make_targets(task: str, y_train, y_tests: Sequence = ()) -> Tuple[np.ndarray
         labs = [_labels("training labels", y_train)] + [_labels("test labels", y) for y in y_tests
                                                          if y is not None]
         k = max(2, max(int(lab.max()) for lab in labs) + 1)
+        # one-hot targets and predictions have k columns: a label such as 10**9 (an id, not a
+        # class index) asked for 45 GiB and died in numpy
+        from .data import _fmt_bytes, data_budget
+        need, budget = 8 * k * sum(len(lab) for lab in labs), data_budget()
+        if need > budget:
+            raise MemoryBudgetError(
+                f"the largest label is {k - 1}, so there are {k} classes: one-hot targets and "
+                f"predictions of {sum(len(lab) for lab in labs)} examples need {_fmt_bytes(need)}, "
+                f"more than the budget of {_fmt_bytes(budget)} (KERNELC_MAX_DATA sets it); class "
+                "labels are indices 0..k-1: renumber them (np.unique(y, return_inverse=True)[1]) "
+                "or use regression (--task regression, task=\"regression\")")
         return one_hot(labs[0], k), k
     y = np.asarray(y_train)
     if not np.issubdtype(y.dtype, np.number):

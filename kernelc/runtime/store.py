@@ -75,6 +75,10 @@ class GramStore:
             os.path.isfile(p) for p in
             [os.path.join(self.folder, DONE_FILE)] + [self._path(name) for name in shapes])
         mode = "w+" if fresh else "r+"
+        if not fresh:  # r+ would take any file's own shape and dtype, and pad a short one
+            self._check_file(os.path.join(self.folder, DONE_FILE), (n_tiles,), np.dtype(bool))
+            for name, shape in shapes.items():
+                self._check_file(self._path(name), tuple(shape), np.dtype(dtype))
         try:
             self.done = np.lib.format.open_memmap(os.path.join(self.folder, DONE_FILE), mode,
                                                   dtype=bool, shape=(n_tiles,))
@@ -88,6 +92,40 @@ class GramStore:
             self.done[:] = False
             self.done.flush()
             np.save(run_path, np.array(json.dumps(run)))  # last: then the arrays exist
+
+    def _check_file(self, path, shape, dtype):
+        """Refuse (OutputError) a file of a run being resumed that is not the .npy array the
+        run wrote: another shape or dtype, or shorter than its header says (a copy or a disk
+        that stopped half-way). Opened with mode r+, numpy would pad a short file with zeros
+        and take another shape or dtype as it is: tiles marked done would then read as zeros."""
+        problem = None
+        try:  # np.fromfile, not open(): this module is inlined into standalone modules
+            head = _Bytes(np.fromfile(path, dtype=np.uint8, count=1 << 16).tobytes())
+            version = np.lib.format.read_magic(head)
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is None:  # open_memmap writes versions 1.0 and 2.0 only
+                raise ValueError(f".npy format version {version}")
+            got_shape, fortran, got_dtype = read(head)
+            offset, in_c_order = head.at, not fortran or len(got_shape) < 2
+            size = os.path.getsize(path)
+        except (OSError, ValueError, EOFError) as exc:
+            problem = f"not a readable .npy array ({exc})"
+        else:
+            need = offset + int(np.prod(shape)) * dtype.itemsize
+            if tuple(got_shape) != shape or got_dtype != dtype:
+                problem = (f"an array of shape {tuple(got_shape)} and dtype {got_dtype}, not "
+                           f"the {shape} of {dtype} this run writes")
+            elif not in_c_order:
+                problem = "in Fortran order, not the C order this run writes"
+            elif size != need:
+                problem = (f"{size} bytes long instead of {need}"
+                           + (" (cut short?)" if size < need else ""))
+        if problem:
+            raise OutputError(
+                f"{self.folder!r} holds this computation, but {os.path.basename(path)} is "
+                f"{problem}; delete that file (or the folder) to compute the Gram matrices "
+                "again")
 
     @staticmethod
     def _read_run(path):
@@ -155,3 +193,15 @@ class StoreFollower:
                     "several processes, out= must be a folder every process sees (a shared "
                     "file system)") from None
         return grams
+
+
+class _Bytes:
+    """The first bytes of a file, read like one (numpy's .npy header readers call read(k))."""
+
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def read(self, k: int) -> bytes:
+        chunk = self.data[self.at:self.at + k]
+        self.at += len(chunk)
+        return chunk

@@ -7,6 +7,7 @@ without ``.kc`` was parsed as spec text (or not found by the CLI).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,23 @@ def test_cli_check_without_the_extension(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("error: no such spec file: specs/p2_smal\n"
                           "did you mean 'specs/p2_small.kc'")
+
+
+def test_a_byte_order_mark_is_read_as_utf8(tmp_path):
+    # Windows editors start UTF-8 files with one: it was "unexpected character '\ufeff'" at 1:1
+    path = tmp_path / "bom.kc"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + "flatten\ndense(1)\n").encode())
+    assert load_spec(path).input.shape == load_spec(HEADER + "flatten\ndense(1)\n").input.shape
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links and /dev/null")
+def test_a_dangling_link_or_a_device_is_not_called_missing(tmp_path):
+    (tmp_path / "gone.kc").symlink_to(tmp_path / "nowhere.kc")
+    with pytest.raises(SpecError) as info:  # suggested 'did you mean gone.kc?', itself
+        load_spec(tmp_path / "gone.kc")
+    assert info.value.message == (f"no such spec file: {tmp_path / 'gone.kc'} is a link to "
+                                  f"{tmp_path / 'nowhere.kc'}, which does not exist")
+    assert info.value.suggestion is None
+    with pytest.raises(SpecError) as info:
+        load_spec(Path("/dev/null"))
+    assert info.value.message == "cannot read spec file /dev/null: not a regular file"

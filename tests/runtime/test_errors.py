@@ -107,8 +107,8 @@ def test_kernel_checks_hyperparameter_values_before_its_jit(net):
 def test_explain_refuses_a_size_or_dtype_it_cannot_cost(net):
     from kernelc.errors import ExplainError
     for n in (0, -1, 1.5, "10", True):  # -1 and 1.5 printed a report, "10" a TypeError
-        with pytest.raises(ExplainError, match=r"n \(the number of inputs of the Gram matrix\) "
-                                               r"must be a positive integer, got "):
+        with pytest.raises(ExplainError, match=r"n \(CLI: --n N\), the number of inputs of the "
+                                               r"Gram matrix, must be a whole number ≥ 1, got "):
             net.explain(n=n)
     for dtype in ("foo", "float16", None):  # float16 was costed at 2 bytes an entry
         with pytest.raises(ExplainError, match=r"dtype must be float32 or float64, got "):

@@ -124,3 +124,31 @@ def test_a_follower_process_that_cannot_see_the_folder_says_it_must_be_shared(tm
                                           r"has written: with several processes, out= must be a "
                                           r"folder every process sees"):
         follower.finished()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f.write_bytes(f.read_bytes()[:-16]), r"nngp\.npy is \d+ bytes long instead of "
+                                                     r"\d+ \(cut short\?\)"),
+    (lambda f: np.save(f, np.zeros((2, 2))), r"nngp\.npy is an array of shape \(2, 2\) and dtype "
+                                             r"float64, not the \(4, 4\) of float64"),
+    (lambda f: np.save(f, np.zeros((4, 4), np.float32)), r"nngp\.npy is an array of shape "
+                                                         r"\(4, 4\) and dtype float32"),
+    (lambda f: f.with_name("tiles_done.npy").write_bytes(b""),
+     r"tiles_done\.npy is not a readable \.npy array"),
+])
+def test_a_damaged_file_of_a_finished_run_is_refused_not_read_as_zeros(net, x, tmp_path, damage,
+                                                                       message):
+    """A resumed run opens its files with mode r+, which pads a short file with zeros and takes
+    another shape or dtype as it is: tiles marked done then read as zeros (a Gram matrix with
+    zero entries and exit status 0). Refused, naming the file; deleting it recomputes."""
+    folder = tmp_path / "grams"
+    expected = np.array(net.kernel_fn(x[:4], get="nngp", dtype="float64", out=folder))
+    damage(folder / "nngp.npy")
+    with pytest.raises(OutputError, match=r"'.*grams' holds this computation, but " + message
+                       + r".*; delete that file \(or the folder\) to compute the Gram matrices "
+                         "again"):
+        net.kernel_fn(x[:4], get="nngp", dtype="float64", out=folder)
+    for name in ("nngp.npy", "tiles_done.npy"):
+        (folder / name).unlink(missing_ok=True)
+    again = net.kernel_fn(x[:4], get="nngp", dtype="float64", out=folder)
+    np.testing.assert_array_equal(again, expected)
