@@ -201,7 +201,17 @@ class FiniteNetwork:
         import jax.numpy as jnp
         c_in = self._check_input_shape(input_shape)
         shapes = self.param_shapes(width, c_in)
-        dtype = jnp.dtype(dtype)
+        try:  # None would read as float64
+            readable = None if dtype is None else jnp.dtype(dtype)
+        except TypeError:
+            readable = None
+        if readable is None or not jnp.issubdtype(readable, jnp.floating):
+            raise InputError(f"dtype must be a floating dtype (float32, float64, bfloat16, "
+                             f"float16), got {dtype!r}")
+        dtype = readable
+        if jax.dtypes.canonicalize_dtype(dtype) != dtype:  # jax would return float32 instead
+            raise InputError(f"dtype={dtype} needs JAX's 64-bit mode: draw the parameters "
+                             "inside `with jax.enable_x64(True):` (or set JAX_ENABLE_X64=1)")
         sizes = [int(np.prod(shape)) for layer in shapes.values() for shape, _ in layer.values()]
         flat = jax.random.normal(key, (max(1, sum(sizes)),), dtype)
         params: Dict[str, Dict[str, Any]] = {}

@@ -1156,6 +1156,8 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
             if out is not None:
                 run = {"runtime_version": RUNTIME_VERSION, "tile_pairs": size,
                        "pairs": len(pairs), "dtype": str(np.dtype(dtype)),
+                       # a resumed run evaluates its maps as the tiles already on disk were
+                       "fast_maps": {None: "default", True: "all", False: "none"}[fast_maps],
                        "fingerprint": fingerprint(
                            input_shape, x1c, x2c, sorted(get), mirror, k1, t1)}  # k1, t1:
                 # identify the network

@@ -3,8 +3,8 @@
 ``kernel_fn(x1, ..., out=FOLDER)`` keeps each requested Gram matrix in ``FOLDER/<name>.npy`` (a
 memory-mapped .npy file: numpy reads it, ``np.load(path, mmap_mode="r")`` without loading it)
 and records the finished tiles of input pairs in ``FOLDER/tiles_done.npy``, flushed after each
-tile. ``FOLDER/run.npy`` (JSON text) fingerprints the computation (network code and constants, inputs,
-dtype, kernels, tiling); running the same call again computes only the tiles not yet done, and
+tile. ``FOLDER/run.npy`` (JSON text) fingerprints the computation (network code and constants,
+inputs, dtype, kernels, map evaluation, tiling); running the same call again computes only the tiles not yet done, and
 a folder that holds another computation is refused.
 
 Several processes (``jax.distributed``, a global mesh): process 0 alone creates, writes and
@@ -69,8 +69,8 @@ class GramStore:
         if previous is not None and previous != run:
             raise OutputError(
                 f"{self.folder!r} holds the Gram matrices of another computation (other "
-                "inputs, network, dtype, kernels or memory budget); give an empty or new "
-                "folder, or delete this one")
+                "inputs, network, dtype, kernels, fast_maps or memory budget); give an empty or "
+                "new folder, or delete this one")
         fresh = previous is None or not all(
             os.path.isfile(p) for p in
             [os.path.join(self.folder, DONE_FILE)] + [self._path(name) for name in shapes])

@@ -69,6 +69,18 @@ def test_input_checks():
         init(jax.random.PRNGKey(0), None, 0)
     with pytest.raises(InputError, match="x must have shape"):
         apply(params, np.zeros((2, 5, 5, 3)))
+    # dtypes: unreadable ones were numpy's TypeError, integers JAX's ValueError, and float64
+    # outside the 64-bit mode came back as float32 with only a warning
+    for dtype in ("foo", None, "int32", 3):
+        with pytest.raises(InputError, match=r"dtype must be a floating dtype \(float32, "
+                                             r"float64, bfloat16, float16\), got "):
+            init(jax.random.PRNGKey(0), None, 2, dtype)
+    with pytest.raises(InputError, match=r"dtype=float64 needs JAX's 64-bit mode: draw the "
+                                         r"parameters inside `with jax.enable_x64\(True\):`"):
+        init(jax.random.PRNGKey(0), None, 2, "float64")
+    with jax.enable_x64(True):
+        drawn = jax.eval_shape(lambda k: init(k, None, 2, "float64"), jax.random.PRNGKey(0))
+    assert drawn["lift1"]["W"].dtype == np.float64
     one = network(kernelc.check(P4.replace("channels 3", "channels 1")))
     p1 = jax.eval_shape(lambda k: one.init(k, (4, 4), 2), jax.random.PRNGKey(0))
     assert jax.eval_shape(one.apply, p1, np.ones((2, 4, 4))).shape == (2, 5)  # no channel axis

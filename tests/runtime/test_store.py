@@ -72,6 +72,10 @@ def test_a_folder_of_another_computation_is_refused(net, x, tmp_path):
         net.kernel_fn(x[:5], get="nngp", out=folder)  # other inputs
     with pytest.raises(OutputError, match="another computation"):
         net.kernel_fn(x[:4], get="ntk", out=folder)  # another kernel
+    with pytest.raises(OutputError, match=r"another computation \(other inputs, network, "
+                                          r"dtype, kernels, fast_maps or memory budget\)"):
+        # the maps evaluated otherwise than the tiles on disk (float32: relu's fast by default)
+        net.kernel_fn(x[:4], get="nngp", out=folder, fast_maps=False)
     other = kernelc.compile(SPEC.replace("b_std=0.1", "b_std=0.2"))
     with pytest.raises(OutputError, match="another computation"):
         other.kernel_fn(x[:4], get="nngp", out=folder)  # another network
