@@ -168,6 +168,17 @@ def _as_value_error(exc: InputError) -> EstimatorInputError:
     return EstimatorInputError(exc.message, suggestion=exc.suggestion)
 
 
+def _real(value) -> Optional[float]:
+    """``value`` as a float when it is a real number a float64 holds (not a bool, not complex:
+    ``np.complex128`` is an ``np.number`` whose imaginary part ``float()`` drops); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float64
+        return None
+
+
 # --------------------------------------------------------------------------- estimators
 class _KernelcEstimator(BaseEstimator):
     """Shared parameters, ``constants__NAME`` parameters, fitting and the mean prediction."""
@@ -212,19 +223,19 @@ class _KernelcEstimator(BaseEstimator):
             raise EstimatorInputError(f"kernel must be 'ntk' or 'nngp', got {self.kernel!r}")
         if self.dtype not in DTYPES:
             raise EstimatorInputError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if isinstance(self.ridge, bool) or not isinstance(self.ridge, (int, float, np.number)) \
-                or not math.isfinite(self.ridge) or self.ridge < 0:
+        ridge = _real(self.ridge)
+        if ridge is None or not math.isfinite(ridge) or ridge < 0:
             raise EstimatorInputError(f"ridge must be a finite number >= 0, got {self.ridge!r}")
         if self.t is None:
             return math.inf
         if self.kernel == "nngp":
             raise EstimatorInputError("t applies to the NTK (gradient-flow time); the NNGP "
                                       "posterior mean has none: leave t=None with kernel='nngp'")
-        if isinstance(self.t, bool) or not isinstance(self.t, (int, float, np.number)) \
-                or math.isnan(self.t) or self.t < 0:
+        t = _real(self.t)
+        if t is None or math.isnan(t) or t < 0:
             raise EstimatorInputError(f"t must be a number >= 0 (or None for t = ∞), got "
                                       f"{self.t!r}")
-        return float(self.t)
+        return t
 
     def _fit_targets(self, X, targets):
         """Compile (cached), check X, the training Gram matrix and the predictor."""

@@ -241,6 +241,13 @@ def _error(cls, fn, *args, **kwargs) -> KernelcError:
     ({"t": -1.0}, "t must be a number >= 0 (or None for t = ∞), got -1.0"),
     ({"t": 1.0, "kernel": "nngp"}, "t applies to the NTK (gradient-flow time); the NNGP posterior "
                                    "mean has none: leave t=None with kernel='nngp'"),
+    # np.complex128 is an np.number: its imaginary part was dropped by float() (a ComplexWarning)
+    ({"ridge": np.complex128(1e-3 + 1j)},
+     "ridge must be a finite number >= 0, got np.complex128(0.001+1j)"),
+    ({"t": np.complex128(2 + 1j)}, "t must be a number >= 0 (or None for t = ∞), got "
+                                   "np.complex128(2+1j)"),
+    # an int beyond float64: OverflowError inside math.isfinite
+    ({"ridge": 10 ** 400}, f"ridge must be a finite number >= 0, got {10 ** 400!r}"),
 ])
 def test_bad_parameters_are_refused_in_fit(params, message):
     x, y, _, _ = regression_data()
@@ -301,6 +308,8 @@ def test_kernel_errors():
     assert err.message == "Y has 5 features, but KernelcKernel is expecting 4 features as input"
     err = _error(EstimatorInputError, KernelcKernel(MLP, kernel="rbf"), x)
     assert err.message == "kernel must be 'ntk' or 'nngp', got 'rbf'"
+    err = _error(EstimatorInputError, KernelcKernel(MLP, dtype="float16").diag, x)
+    assert err.message == "dtype must be 'float32' or 'float64', got 'float16'"
 
 
 def test_importing_kernelc_does_not_import_sklearn():
