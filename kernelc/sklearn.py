@@ -36,7 +36,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .errors import InputError, KernelcError, MissingDependencyError, SpecError
+from .errors import InputError, KernelcError, MissingDependencyError, SpecError, did_you_mean
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -179,6 +179,21 @@ def _real(value) -> Optional[float]:
         return None
 
 
+def _check_param_names(obj, params, owner: str) -> None:
+    """Refuse names ``set_params`` cannot set: an unknown one (scikit-learn's ValueError carries
+    the whole repr, spec text included) or ``NAME__SUB`` of a parameter that is no estimator (an
+    AttributeError of str or dict inside scikit-learn)."""
+    valid = sorted(obj.get_params(deep=False))
+    for key in params:
+        name, nested, _ = key.partition("__")
+        if name not in valid:
+            raise EstimatorInputError(f"invalid parameter {key!r} for {owner}", expected=valid,
+                                      suggestion=did_you_mean(name, valid))
+        if nested:
+            raise EstimatorInputError(f"invalid parameter {key!r} for {owner}: {name} has no "
+                                      "parameters of its own", expected=valid)
+
+
 # --------------------------------------------------------------------------- estimators
 class _KernelcEstimator(BaseEstimator):
     """Shared parameters, ``constants__NAME`` parameters, fitting and the mean prediction."""
@@ -207,6 +222,7 @@ class _KernelcEstimator(BaseEstimator):
         the one passed to the constructor is never modified)."""
         named = {key[len("constants__"):]: params.pop(key) for key in list(params)
                  if key.startswith("constants__")}
+        _check_param_names(self, params, type(self).__name__)
         super().set_params(**params)
         if named:
             if self.constants is not None and not isinstance(self.constants, Mapping):
@@ -412,6 +428,11 @@ class KernelcKernel(Kernel):
         return np.array([float(net.kernel_fn(x[i:i + 1], None, self.kernel, dtype=self.dtype,
                                              max_memory=self.max_memory)[0, 0])
                          for i in range(len(x))])
+
+    def set_params(self, **params):
+        """Set parameters (scikit-learn's), unknown or nested names refused."""
+        _check_param_names(self, params, type(self).__name__)
+        return super().set_params(**params)
 
     def is_stationary(self):
         """False: K(x, x') depends on x and x', not only on x − x'."""

@@ -300,6 +300,25 @@ def test_data_errors():
                            "(N, 9)")
 
 
+def test_set_params_refuses_unknown_and_nested_names():
+    # scikit-learn's ValueError (with the whole repr, spec text included) and, for NAME__SUB of a
+    # parameter that is a string, an AttributeError from inside scikit-learn
+    est = KernelRegressor(MLP)
+    err = _error(EstimatorInputError, est.set_params, ridge=1.0, ridgee=1.0)
+    assert err.message == "invalid parameter 'ridgee' for KernelRegressor"
+    assert err.suggestion == "did you mean 'ridge'?" and "constants" in err.expected
+    assert est.ridge != 1.0  # nothing set
+    err = _error(EstimatorInputError, KernelClassifier(MLP).set_params, kernel__x=1)
+    assert err.message == ("invalid parameter 'kernel__x' for KernelClassifier: kernel has no "
+                           "parameters of its own")
+    err = _error(EstimatorInputError, KernelcKernel(MLP).set_params, foo=1)
+    assert err.message == "invalid parameter 'foo' for KernelcKernel"
+    err = _error(EstimatorInputError, KernelcKernel(MLP).set_params, constants__ws=1.0)
+    assert err.message == ("invalid parameter 'constants__ws' for KernelcKernel: constants has no "
+                           "parameters of its own")
+    assert KernelcKernel(MLP).set_params(kernel="ntk").kernel == "ntk"
+
+
 def test_kernel_errors():
     x = np.ones((3, 4))
     err = _error(EstimatorInputError, KernelcKernel(MLP), x, x, eval_gradient=True)
