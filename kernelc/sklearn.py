@@ -194,6 +194,20 @@ def _check_param_names(obj, params, owner: str) -> None:
                                       "parameters of its own", expected=valid)
 
 
+def _scored(score, X, y, sample_weight):
+    """scikit-learn's ``score`` with the ValueError/TypeError of its metrics (y of another
+    length, NaN, labels of another type) raised as :class:`EstimatorInputError`/
+    :class:`EstimatorTypeError`; kernelc's own errors (predict's) pass unchanged."""
+    try:
+        return score(X, y, sample_weight=sample_weight)
+    except KernelcError:
+        raise
+    except TypeError as exc:
+        raise EstimatorTypeError(f"score(X, y): {exc}") from None
+    except ValueError as exc:
+        raise EstimatorInputError(f"score(X, y): {exc}") from None
+
+
 # --------------------------------------------------------------------------- estimators
 class _KernelcEstimator(BaseEstimator):
     """Shared parameters, ``constants__NAME`` parameters, fitting and the mean prediction."""
@@ -325,6 +339,10 @@ class KernelRegressor(RegressorMixin, _KernelcEstimator):
         """``f_t(X)``: ``(m,)`` for 1-D training targets, ``(m, k)`` for ``(n, k)`` ones."""
         return self._mean(X)
 
+    def score(self, X, y, sample_weight=None):
+        """R² of ``predict(X)`` against ``y`` (scikit-learn's)."""
+        return _scored(super().score, X, y, sample_weight)
+
     @staticmethod
     def _checked_xy(X, y):
         return _sklearn_checked(check_X_y, X, y, allow_nd=True, multi_output=True,
@@ -372,6 +390,10 @@ class KernelClassifier(ClassifierMixin, _KernelcEstimator):
         """``classes_[argmax_c f_t(X)_c]``."""
         scores = self._mean(X)  # first: raises EstimatorNotFittedError before fit
         return self.classes_[np.argmax(scores, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)`` against ``y`` (scikit-learn's)."""
+        return _scored(super().score, X, y, sample_weight)
 
 
 # --------------------------------------------------------------------------- GP kernel

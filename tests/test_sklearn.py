@@ -319,6 +319,21 @@ def test_set_params_refuses_unknown_and_nested_names():
     assert KernelcKernel(MLP).set_params(kernel="ntk").kernel == "ntk"
 
 
+def test_score_errors():
+    # scikit-learn's metrics raised their ValueError as it was
+    x, y, xt, yt = regression_data()
+    fitted = KernelRegressor(MLP).fit(x, y)
+    err = _error(EstimatorInputError, fitted.score, xt, y)
+    assert err.message == ("score(X, y): Found input variables with inconsistent numbers of "
+                           "samples: [24, 8]")
+    err = _error(EstimatorInputError, fitted.score, xt, np.full(8, np.nan))
+    assert err.message == "score(X, y): Input contains NaN."
+    clf = KernelClassifier(MLP).fit(x, np.where(y > 0, "a", "b"))
+    err = _error(EstimatorInputError, clf.score, xt, np.arange(8))
+    assert err.message.startswith("score(X, y): Mix of label input types (string and number)")
+    _error(EstimatorNotFittedError, KernelClassifier(MLP).score, xt, yt)  # passes unchanged
+
+
 def test_kernel_errors():
     x = np.ones((3, 4))
     err = _error(EstimatorInputError, KernelcKernel(MLP), x, x, eval_gradient=True)
