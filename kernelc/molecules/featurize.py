@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -265,13 +266,51 @@ class AtomData:
         return len(self.offsets) - 1
 
 
+DATASET_KEYS = ("Z", "R", "n_atoms", "U0_atomization")
+
+
 def _load(path_or_npz):
     if isinstance(path_or_npz, (str, os.PathLike)):
-        if not os.path.exists(path_or_npz):
-            raise InputError(f"dataset file not found: {os.fspath(path_or_npz)}")
-        with np.load(path_or_npz) as data:
-            return {k: data[k] for k in ("Z", "R", "n_atoms", "U0_atomization") if k in data}
+        path = os.fspath(path_or_npz)
+        if not os.path.exists(path):
+            raise InputError(f"dataset file not found: {path}")
+        if os.path.isdir(path):
+            raise InputError(f"dataset path is a folder, not an .npz file: {path}")
+        try:
+            data = np.load(path)
+        except (OSError, ValueError, EOFError) as exc:  # a text file, an empty one, a bad zip
+            raise InputError(f"cannot read dataset file {path} as an .npz archive of arrays "
+                             f"{', '.join(DATASET_KEYS)} ({type(exc).__name__}: {exc})") from None
+        if not isinstance(data, Mapping):  # np.load of an .npy file: one array
+            raise InputError(f"dataset file {path} holds a single array {getattr(data, 'shape', '')}"
+                             f", not an .npz archive of arrays {', '.join(DATASET_KEYS)}")
+        with data:
+            return {k: data[k] for k in DATASET_KEYS if k in data}
+    if not isinstance(path_or_npz, Mapping):
+        raise InputError(f"path_or_npz must be the path of an .npz file, an NpzFile or a dict of "
+                         f"arrays, got {type(path_or_npz).__name__}")
     return path_or_npz  # an NpzFile or a dict of arrays
+
+
+def _check_dataset(Zs, Rs, counts, energy, indices):
+    """The dataset's arrays fit together and the selected molecules' atom counts fit Z and R
+    (Z[k, :n] of an n beyond the padded width, or negative, silently dropped atoms)."""
+    if Zs.ndim != 2 or Rs.shape != Zs.shape + (3,) or counts.shape != Zs.shape[:1] \
+            or energy.shape != Zs.shape[:1]:
+        raise InputError(f"dataset arrays do not fit together: expected Z (n_mol, max_atoms), "
+                         f"R (n_mol, max_atoms, 3), n_atoms (n_mol,), U0_atomization (n_mol,); "
+                         f"got Z {Zs.shape}, R {Rs.shape}, n_atoms {counts.shape}, "
+                         f"U0_atomization {energy.shape}")
+    if energy.dtype.kind not in "iuf":
+        raise InputError(f"U0_atomization must be real numbers, got dtype {energy.dtype}")
+    if counts.dtype.kind not in "iuf":
+        raise InputError(f"n_atoms must be integers, got dtype {counts.dtype}")
+    selected = counts[indices]
+    fits = (selected == np.round(selected)) & (selected >= 1) & (selected <= Zs.shape[1])
+    if not np.all(fits):
+        bad = indices[~fits][:5]
+        raise InputError(f"n_atoms must be integers from 1 to {Zs.shape[1]} (the atom slots of Z "
+                         f"and R); molecule(s) {bad.tolist()} have {counts[bad].tolist()}")
 
 
 def featurize_dataset(path_or_npz, indices, band, powers=DEFAULT_POWERS, bandwidth=None,
@@ -282,10 +321,10 @@ def featurize_dataset(path_or_npz, indices, band, powers=DEFAULT_POWERS, bandwid
     Z_iZ_j/r^p values are ~10–40); pass the training set's ``AtomData.scale`` for a test set so
     both live in the same units."""
     data = _load(path_or_npz)
-    missing = [k for k in ("Z", "R", "n_atoms", "U0_atomization") if k not in data]
+    missing = [k for k in DATASET_KEYS if k not in data]
     if missing:
         raise InputError(f"dataset lacks array(s) {missing}; expected Z, R, n_atoms, U0_atomization")
-    Zs, Rs, counts, energy = (np.asarray(data[k]) for k in ("Z", "R", "n_atoms", "U0_atomization"))
+    Zs, Rs, counts, energy = (np.asarray(data[k]) for k in DATASET_KEYS)
     indices = np.asarray(indices)
     if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
         raise InputError(f"indices must be a 1-d array of integers, got shape {indices.shape} "
@@ -294,13 +333,17 @@ def featurize_dataset(path_or_npz, indices, band, powers=DEFAULT_POWERS, bandwid
         raise InputError("indices is empty: select at least one molecule")
     if indices.min() < -len(counts) or indices.max() >= len(counts):
         raise InputError(f"indices out of range for a dataset of {len(counts)} molecules")
-    if scale is not None and not (np.isfinite(scale) and scale > 0):
+    _check_dataset(Zs, Rs, counts, energy, indices)
+    if scale is not None and (np.ndim(scale) != 0 or np.asarray(scale).dtype.kind not in "iuf"
+                              or not (np.isfinite(scale) and scale > 0)):
+        # a complex scale made complex signals, a bool was 1, strings and arrays died in numpy
         raise InputError(f"scale must be a positive finite number, got {scale!r}")
     blocks, zs = [], []
     for k in indices:
         n = int(counts[k])
+        # checked as given: .astype(int64) first made 6.5 a carbon
+        blocks.append(atom_signals(Zs[k, :n], Rs[k, :n], band, powers, bandwidth))
         zs.append(Zs[k, :n].astype(np.int64))
-        blocks.append(atom_signals(zs[-1], Rs[k, :n], band, powers, bandwidth))
     sizes = np.array([len(z) for z in zs])
     signals = np.concatenate(blocks)
     if scale is None:

@@ -338,3 +338,57 @@ def test_synthesize_needs_a_large_enough_grid():
     with pytest.raises(InputError, match="band 3 needs a grid of bandwidth ≥ 3, got 2"):
         F.synthesize(np.ones((3, 5)), 2)
 
+
+def test_dataset_files_that_are_not_npz_archives(tmp_path):
+    data = padded_dataset(toy_molecules())
+    with pytest.raises(InputError, match="dataset path is a folder, not an .npz file"):
+        F.featurize_dataset(tmp_path, [0], BAND)  # IsADirectoryError
+    (tmp_path / "text.npz").write_text("Z R n_atoms\n")
+    with pytest.raises(InputError, match=r"cannot read dataset file .*text.npz as an .npz archive "
+                                         r"of arrays Z, R, n_atoms, U0_atomization \(ValueError"):
+        F.featurize_dataset(tmp_path / "text.npz", [0], BAND)  # numpy's "pickled data" error
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(InputError, match=r"cannot read dataset file .*empty.npz .*\(EOFError"):
+        F.featurize_dataset(tmp_path / "empty.npz", [0], BAND)
+    np.save(tmp_path / "z.npy", data["Z"])
+    with pytest.raises(InputError, match=r"dataset file .*z.npy holds a single array \(3, 29\), "
+                                         r"not an .npz archive"):
+        F.featurize_dataset(tmp_path / "z.npy", [0], BAND)  # TypeError: not a context manager
+    for value in (None, 3, b"qm9.npz", [1, 2]):
+        with pytest.raises(InputError, match="path_or_npz must be the path of an .npz file, an "
+                                             f"NpzFile or a dict of arrays, got {type(value).__name__}"):
+            F.featurize_dataset(value, [0], BAND)
+
+
+@pytest.mark.parametrize("change, message", [
+    # Z[k, :n] with n beyond the slots, or negative, silently dropped atoms; 2.7 became 2
+    ({"n_atoms": [7, 30, 3]}, r"n_atoms must be integers from 1 to 29 \(the atom slots of Z and "
+                              r"R\); molecule\(s\) \[1\] have \[30\]"),
+    ({"n_atoms": [7, -1, 3]}, r"molecule\(s\) \[1\] have \[-1\]"),
+    ({"n_atoms": [7, 4.5, 3]}, r"molecule\(s\) \[1\] have \[4.5\]"),
+    ({"n_atoms": ["7", "5", "3"]}, "n_atoms must be integers, got dtype <U1"),
+    # IndexError / a numpy conversion error / the imaginary part dropped
+    ({"n_atoms": [7, 5]}, r"dataset arrays do not fit together: expected Z \(n_mol, max_atoms\), "
+                          r"R \(n_mol, max_atoms, 3\), n_atoms \(n_mol,\), U0_atomization "
+                          r"\(n_mol,\); got Z \(3, 29\), R \(3, 29, 3\), n_atoms \(2,\), "
+                          r"U0_atomization \(3,\)"),
+    ({"R": np.zeros((3, 29, 2))}, r"dataset arrays do not fit together.*R \(3, 29, 2\)"),
+    ({"Z": np.zeros(29, int)}, r"dataset arrays do not fit together.*got Z \(29,\)"),
+    ({"U0_atomization": ["a", "b", "c"]}, "U0_atomization must be real numbers, got dtype <U1"),
+    ({"U0_atomization": [1j, 2, 3]}, "U0_atomization must be real numbers, got dtype complex128"),
+    ({"Z": np.full((3, 29), 6.5)}, r"Z must be integer atomic numbers, got non-integer"),
+])
+def test_dataset_arrays_that_do_not_fit(change, message):
+    data = {**padded_dataset(toy_molecules()), **{k: np.asarray(v) for k, v in change.items()}}
+    with pytest.raises(InputError, match=message):
+        F.featurize_dataset(data, [1, 0], BAND)
+
+
+@pytest.mark.parametrize("scale", ["1", 1 + 1j, np.complex128(2), True, np.array([1.0, 2.0])])
+def test_scale_must_be_a_real_number(scale):
+    # a complex scale made complex signals, True was 1; a string or an array died in numpy
+    with pytest.raises(InputError, match="scale must be a positive finite number, got " +
+                       re.escape(repr(scale))):
+        F.featurize_dataset(padded_dataset(toy_molecules()), [0], BAND, scale=scale)
+    out = F.featurize_dataset(padded_dataset(toy_molecules()), [2], BAND, scale=np.array(2.0))
+    assert out.scale == 2.0
