@@ -144,6 +144,14 @@ def _checked(X, owner: str, n_features: Optional[int] = None, what: str = "X") -
     if n_features is not None and _features(arr) != n_features:
         raise EstimatorInputError(f"{what} has {_features(arr)} features, but {owner} is "
                                   f"expecting {n_features} features as input")
+    with np.errstate(over="ignore"):
+        squares = np.sum(arr.reshape(len(arr), -1) ** 2, axis=1)
+    if not np.all(np.isfinite(squares)):
+        # the kernels see x·x'; beyond float64 the NNGP of erf came back as ±W_std² (predictions
+        # 0) without a word
+        raise EstimatorInputError(f"{what} has values too large for float64: the sum of squares "
+                                  f"of a sample overflows (largest |value| "
+                                  f"{np.abs(arr).max():.3g}); scale them down")
     return arr
 
 

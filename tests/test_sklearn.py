@@ -344,6 +344,13 @@ def test_kernel_errors():
     assert err.message == "kernel must be 'ntk' or 'nngp', got 'rbf'"
     err = _error(EstimatorInputError, KernelcKernel(MLP, dtype="float16").diag, x)
     assert err.message == "dtype must be 'float32' or 'float64', got 'float16'"
+    # x·x' beyond float64: the erf NNGP came back as ±W_std², a GP/regressor predicted 0
+    err = _error(EstimatorInputError, KernelcKernel(MLP), x * 1e200)
+    assert err.message == ("X has values too large for float64: the sum of squares of a sample "
+                           "overflows (largest |value| 1e+200); scale them down")
+    fitted = KernelRegressor(MLP, kernel="nngp").fit(regression_data()[0], regression_data()[1])
+    err = _error(EstimatorInputError, fitted.predict, np.full((2, 4), 1e160))
+    assert err.message.startswith("X has values too large for float64")
 
 
 def test_importing_kernelc_does_not_import_sklearn():
