@@ -138,7 +138,8 @@ def _real_array(value, what):
     try:
         arr = np.asarray(value)
     except ValueError:  # ragged nested sequences
-        raise InputError(f"{what} must be an array of real numbers, got a ragged sequence") from None
+        raise InputError(f"{what} must be an array of real numbers, got a ragged "
+                         "sequence") from None
     if arr.dtype.kind not in "iuf":
         raise InputError(f"{what} must be real numbers, got dtype {arr.dtype}")
     return arr.astype(np.float64)
@@ -282,8 +283,9 @@ def _load(path_or_npz):
             raise InputError(f"cannot read dataset file {path} as an .npz archive of arrays "
                              f"{', '.join(DATASET_KEYS)} ({type(exc).__name__}: {exc})") from None
         if not isinstance(data, Mapping):  # np.load of an .npy file: one array
-            raise InputError(f"dataset file {path} holds a single array {getattr(data, 'shape', '')}"
-                             f", not an .npz archive of arrays {', '.join(DATASET_KEYS)}")
+            raise InputError(f"dataset file {path} holds a single array "
+                             f"{getattr(data, 'shape', '')}, not an .npz archive of arrays "
+                             f"{', '.join(DATASET_KEYS)}")
         with data:
             return {k: data[k] for k in DATASET_KEYS if k in data}
     if not isinstance(path_or_npz, Mapping):

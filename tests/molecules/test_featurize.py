@@ -277,7 +277,8 @@ def test_other_input_errors():
 
 # -- hostile inputs: each a clear InputError, never a wrong number -----------------------------
 @pytest.mark.parametrize("Z, message", [
-    (np.array([6.5, 1, 8]), r"Z must be integer atomic numbers, got non-integer value\(s\) \[6.5\]"),
+    (np.array([6.5, 1, 8]),
+     r"Z must be integer atomic numbers, got non-integer value\(s\) \[6.5\]"),
     (np.array([np.nan, 1, 8]), r"got non-integer value\(s\) \[nan\]"),
     (np.array(["C", "H", "O"]), "Z must be integer atomic numbers, got dtype <U1"),
     (np.array([True, True, True]), "Z must be integer atomic numbers, got dtype bool"),
@@ -328,8 +329,8 @@ def test_conj_harmonics_and_zonal_coefficients_check_their_arguments():
     with pytest.raises(InputError, match=r"beta must be a positive finite number \(the squared "
                                          r"width of the bump in t\), got 0.0"):
         F.zonal_coefficients(BAND, 0.0)
-    with pytest.raises(InputError, match=r"order must be an integer ≥ 1 \(Gauss–Legendre nodes\), "
-                                         r"got 0"):
+    with pytest.raises(InputError,
+                       match=r"order must be an integer ≥ 1 \(Gauss–Legendre nodes\), got 0"):
         F.zonal_coefficients(BAND, F.BETA, 0)
 
 
@@ -356,7 +357,8 @@ def test_dataset_files_that_are_not_npz_archives(tmp_path):
         F.featurize_dataset(tmp_path / "z.npy", [0], BAND)  # TypeError: not a context manager
     for value in (None, 3, b"qm9.npz", [1, 2]):
         with pytest.raises(InputError, match="path_or_npz must be the path of an .npz file, an "
-                                             f"NpzFile or a dict of arrays, got {type(value).__name__}"):
+                                             "NpzFile or a dict of arrays, got "
+                                             + type(value).__name__):
             F.featurize_dataset(value, [0], BAND)
 
 
