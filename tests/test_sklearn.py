@@ -328,6 +328,9 @@ def test_score_errors():
                            "samples: [24, 8]")
     err = _error(EstimatorInputError, fitted.score, xt, np.full(8, np.nan))
     assert err.message == "score(X, y): Input contains NaN."
+    err = _error(EstimatorTypeError, fitted.score, xt, np.array([{"a": 1}] * 8, dtype=object))
+    assert err.message == ("score(X, y): float() argument must be a string or a real number, not "
+                           "'dict'")
     clf = KernelClassifier(MLP).fit(x, np.where(y > 0, "a", "b"))
     err = _error(EstimatorInputError, clf.score, xt, np.arange(8))
     assert err.message.startswith("score(X, y): Mix of label input types (string and number)")
