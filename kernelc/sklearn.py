@@ -36,7 +36,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .errors import InputError, KernelcError, MissingDependencyError, SpecError
+from .errors import InputError, KernelcError, MissingDependencyError, SpecError, did_you_mean
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -144,6 +144,14 @@ def _checked(X, owner: str, n_features: Optional[int] = None, what: str = "X") -
     if n_features is not None and _features(arr) != n_features:
         raise EstimatorInputError(f"{what} has {_features(arr)} features, but {owner} is "
                                   f"expecting {n_features} features as input")
+    with np.errstate(over="ignore"):
+        squares = np.sum(arr.reshape(len(arr), -1) ** 2, axis=1)
+    if not np.all(np.isfinite(squares)):
+        # the kernels see x·x'; beyond float64 the NNGP of erf came back as ±W_std² (predictions
+        # 0) without a word
+        raise EstimatorInputError(f"{what} has values too large for float64: the sum of squares "
+                                  f"of a sample overflows (largest |value| "
+                                  f"{np.abs(arr).max():.3g}); scale them down")
     return arr
 
 
@@ -166,6 +174,46 @@ def _shaped(arr: np.ndarray, net, owner: str, what: str = "X") -> np.ndarray:
 
 def _as_value_error(exc: InputError) -> EstimatorInputError:
     return EstimatorInputError(exc.message, suggestion=exc.suggestion)
+
+
+def _real(value) -> Optional[float]:
+    """``value`` as a float when it is a real number a float64 holds (not a bool, not complex:
+    ``np.complex128`` is an ``np.number`` whose imaginary part ``float()`` drops); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float64
+        return None
+
+
+def _check_param_names(obj, params, owner: str) -> None:
+    """Refuse names ``set_params`` cannot set: an unknown one (scikit-learn's ValueError carries
+    the whole repr, spec text included) or ``NAME__SUB`` of a parameter that is no estimator (an
+    AttributeError of str or dict inside scikit-learn)."""
+    valid = sorted(obj.get_params(deep=False))
+    for key in params:
+        name, nested, _ = key.partition("__")
+        if name not in valid:
+            raise EstimatorInputError(f"invalid parameter {key!r} for {owner}", expected=valid,
+                                      suggestion=did_you_mean(name, valid))
+        if nested:
+            raise EstimatorInputError(f"invalid parameter {key!r} for {owner}: {name} has no "
+                                      "parameters of its own", expected=valid)
+
+
+def _scored(score, X, y, sample_weight):
+    """scikit-learn's ``score`` with the ValueError/TypeError of its metrics (y of another
+    length, NaN, labels of another type) raised as :class:`EstimatorInputError`/
+    :class:`EstimatorTypeError`; kernelc's own errors (predict's) pass unchanged."""
+    try:
+        return score(X, y, sample_weight=sample_weight)
+    except KernelcError:
+        raise
+    except TypeError as exc:
+        raise EstimatorTypeError(f"score(X, y): {exc}") from None
+    except ValueError as exc:
+        raise EstimatorInputError(f"score(X, y): {exc}") from None
 
 
 # --------------------------------------------------------------------------- estimators
@@ -196,6 +244,7 @@ class _KernelcEstimator(BaseEstimator):
         the one passed to the constructor is never modified)."""
         named = {key[len("constants__"):]: params.pop(key) for key in list(params)
                  if key.startswith("constants__")}
+        _check_param_names(self, params, type(self).__name__)
         super().set_params(**params)
         if named:
             if self.constants is not None and not isinstance(self.constants, Mapping):
@@ -212,19 +261,19 @@ class _KernelcEstimator(BaseEstimator):
             raise EstimatorInputError(f"kernel must be 'ntk' or 'nngp', got {self.kernel!r}")
         if self.dtype not in DTYPES:
             raise EstimatorInputError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if isinstance(self.ridge, bool) or not isinstance(self.ridge, (int, float, np.number)) \
-                or not math.isfinite(self.ridge) or self.ridge < 0:
+        ridge = _real(self.ridge)
+        if ridge is None or not math.isfinite(ridge) or ridge < 0:
             raise EstimatorInputError(f"ridge must be a finite number >= 0, got {self.ridge!r}")
         if self.t is None:
             return math.inf
         if self.kernel == "nngp":
             raise EstimatorInputError("t applies to the NTK (gradient-flow time); the NNGP "
                                       "posterior mean has none: leave t=None with kernel='nngp'")
-        if isinstance(self.t, bool) or not isinstance(self.t, (int, float, np.number)) \
-                or math.isnan(self.t) or self.t < 0:
+        t = _real(self.t)
+        if t is None or math.isnan(t) or t < 0:
             raise EstimatorInputError(f"t must be a number >= 0 (or None for t = ∞), got "
                                       f"{self.t!r}")
-        return float(self.t)
+        return t
 
     def _fit_targets(self, X, targets):
         """Compile (cached), check X, the training Gram matrix and the predictor."""
@@ -298,6 +347,10 @@ class KernelRegressor(RegressorMixin, _KernelcEstimator):
         """``f_t(X)``: ``(m,)`` for 1-D training targets, ``(m, k)`` for ``(n, k)`` ones."""
         return self._mean(X)
 
+    def score(self, X, y, sample_weight=None):
+        """R² of ``predict(X)`` against ``y`` (scikit-learn's)."""
+        return _scored(super().score, X, y, sample_weight)
+
     @staticmethod
     def _checked_xy(X, y):
         return _sklearn_checked(check_X_y, X, y, allow_nd=True, multi_output=True,
@@ -345,6 +398,10 @@ class KernelClassifier(ClassifierMixin, _KernelcEstimator):
         """``classes_[argmax_c f_t(X)_c]``."""
         scores = self._mean(X)  # first: raises EstimatorNotFittedError before fit
         return self.classes_[np.argmax(scores, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)`` against ``y`` (scikit-learn's)."""
+        return _scored(super().score, X, y, sample_weight)
 
 
 # --------------------------------------------------------------------------- GP kernel
@@ -401,6 +458,11 @@ class KernelcKernel(Kernel):
         return np.array([float(net.kernel_fn(x[i:i + 1], None, self.kernel, dtype=self.dtype,
                                              max_memory=self.max_memory)[0, 0])
                          for i in range(len(x))])
+
+    def set_params(self, **params):
+        """Set parameters (scikit-learn's), unknown or nested names refused."""
+        _check_param_names(self, params, type(self).__name__)
+        return super().set_params(**params)
 
     def is_stationary(self):
         """False: K(x, x') depends on x and x', not only on x − x'."""

@@ -241,6 +241,13 @@ def _error(cls, fn, *args, **kwargs) -> KernelcError:
     ({"t": -1.0}, "t must be a number >= 0 (or None for t = ∞), got -1.0"),
     ({"t": 1.0, "kernel": "nngp"}, "t applies to the NTK (gradient-flow time); the NNGP posterior "
                                    "mean has none: leave t=None with kernel='nngp'"),
+    # np.complex128 is an np.number: its imaginary part was dropped by float() (a ComplexWarning)
+    ({"ridge": np.complex128(1e-3 + 1j)},
+     "ridge must be a finite number >= 0, got np.complex128(0.001+1j)"),
+    ({"t": np.complex128(2 + 1j)}, "t must be a number >= 0 (or None for t = ∞), got "
+                                   "np.complex128(2+1j)"),
+    # an int beyond float64: OverflowError inside math.isfinite
+    ({"ridge": 10 ** 400}, f"ridge must be a finite number >= 0, got {10 ** 400!r}"),
 ])
 def test_bad_parameters_are_refused_in_fit(params, message):
     x, y, _, _ = regression_data()
@@ -293,6 +300,43 @@ def test_data_errors():
                            "(N, 9)")
 
 
+def test_set_params_refuses_unknown_and_nested_names():
+    # scikit-learn's ValueError (with the whole repr, spec text included) and, for NAME__SUB of a
+    # parameter that is a string, an AttributeError from inside scikit-learn
+    est = KernelRegressor(MLP)
+    err = _error(EstimatorInputError, est.set_params, ridge=1.0, ridgee=1.0)
+    assert err.message == "invalid parameter 'ridgee' for KernelRegressor"
+    assert err.suggestion == "did you mean 'ridge'?" and "constants" in err.expected
+    assert est.ridge != 1.0  # nothing set
+    err = _error(EstimatorInputError, KernelClassifier(MLP).set_params, kernel__x=1)
+    assert err.message == ("invalid parameter 'kernel__x' for KernelClassifier: kernel has no "
+                           "parameters of its own")
+    err = _error(EstimatorInputError, KernelcKernel(MLP).set_params, foo=1)
+    assert err.message == "invalid parameter 'foo' for KernelcKernel"
+    err = _error(EstimatorInputError, KernelcKernel(MLP).set_params, constants__ws=1.0)
+    assert err.message == ("invalid parameter 'constants__ws' for KernelcKernel: constants has no "
+                           "parameters of its own")
+    assert KernelcKernel(MLP).set_params(kernel="ntk").kernel == "ntk"
+
+
+def test_score_errors():
+    # scikit-learn's metrics raised their ValueError as it was
+    x, y, xt, yt = regression_data()
+    fitted = KernelRegressor(MLP).fit(x, y)
+    err = _error(EstimatorInputError, fitted.score, xt, y)
+    assert err.message == ("score(X, y): Found input variables with inconsistent numbers of "
+                           "samples: [24, 8]")
+    err = _error(EstimatorInputError, fitted.score, xt, np.full(8, np.nan))
+    assert err.message == "score(X, y): Input contains NaN."
+    err = _error(EstimatorTypeError, fitted.score, xt, np.array([{"a": 1}] * 8, dtype=object))
+    assert err.message == ("score(X, y): float() argument must be a string or a real number, not "
+                           "'dict'")
+    clf = KernelClassifier(MLP).fit(x, np.where(y > 0, "a", "b"))
+    err = _error(EstimatorInputError, clf.score, xt, np.arange(8))
+    assert err.message.startswith("score(X, y): Mix of label input types (string and number)")
+    _error(EstimatorNotFittedError, KernelClassifier(MLP).score, xt, yt)  # passes unchanged
+
+
 def test_kernel_errors():
     x = np.ones((3, 4))
     err = _error(EstimatorInputError, KernelcKernel(MLP), x, x, eval_gradient=True)
@@ -301,6 +345,15 @@ def test_kernel_errors():
     assert err.message == "Y has 5 features, but KernelcKernel is expecting 4 features as input"
     err = _error(EstimatorInputError, KernelcKernel(MLP, kernel="rbf"), x)
     assert err.message == "kernel must be 'ntk' or 'nngp', got 'rbf'"
+    err = _error(EstimatorInputError, KernelcKernel(MLP, dtype="float16").diag, x)
+    assert err.message == "dtype must be 'float32' or 'float64', got 'float16'"
+    # x·x' beyond float64: the erf NNGP came back as ±W_std², a GP/regressor predicted 0
+    err = _error(EstimatorInputError, KernelcKernel(MLP), x * 1e200)
+    assert err.message == ("X has values too large for float64: the sum of squares of a sample "
+                           "overflows (largest |value| 1e+200); scale them down")
+    fitted = KernelRegressor(MLP, kernel="nngp").fit(regression_data()[0], regression_data()[1])
+    err = _error(EstimatorInputError, fitted.predict, np.full((2, 4), 1e160))
+    assert err.message.startswith("X has values too large for float64")
 
 
 def test_importing_kernelc_does_not_import_sklearn():

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,13 @@ def zonal_coefficients(band, beta=BETA, order=200):
 
     g is smooth (width √β ≈ 0.17 in t), so 200 nodes integrate g·P_ℓ to machine precision for
     every band the harmonic tables support."""
+    _check_band(band)
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(beta) and beta > 0):
+        raise InputError(f"beta must be a positive finite number (the squared width of the bump "
+                         f"in t), got {beta!r}")
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise InputError(f"order must be an integer ≥ 1 (Gauss–Legendre nodes), got {order!r}")
     t, w = np.polynomial.legendre.leggauss(order)
     values = 2 * np.pi * legendre_table(band, t) @ (w * bump(t, beta))
     values.setflags(write=False)
@@ -88,7 +96,17 @@ def conj_harmonics(directions, band):
     """conj(Y_ℓm(r̂)) of unit vectors r̂ (..., 3), dense zero-padded: (..., band, 2·band − 1).
 
     Y_ℓm(θ, φ) = sqrt((2ℓ+1)/4π) e^{imφ} d^ℓ_m0(θ), the convention of kernelc.runtime.harmonic."""
-    directions = np.asarray(directions, dtype=np.float64)
+    _check_band(band)
+    directions = _real_array(directions, "directions")
+    if directions.ndim == 0 or directions.shape[-1] != 3:
+        raise InputError(f"directions must be unit vectors of shape (..., 3), got shape "
+                         f"{directions.shape}")
+    norms = np.linalg.norm(directions, axis=-1)
+    if norms.size and not np.all(np.abs(norms - 1.0) <= 1e-6):
+        # θ = arccos(clip(z)) of a longer vector was silently another direction
+        raise InputError(f"directions must be unit vectors (norm 1), got norms from "
+                         f"{norms.min():.6g} to {norms.max():.6g}: divide by "
+                         "np.linalg.norm(directions, axis=-1, keepdims=True)")
     theta = np.arccos(np.clip(directions[..., 2], -1.0, 1.0))
     phi = np.arctan2(directions[..., 1], directions[..., 0])
     out = np.zeros(directions.shape[:-1] + (band, 2 * band - 1), dtype=np.complex128)
@@ -104,7 +122,7 @@ def conj_harmonics(directions, band):
 
 
 def n_channels(powers=DEFAULT_POWERS):
-    return len(ELEMENTS) * len(powers)
+    return len(ELEMENTS) * len(_check_powers(powers))
 
 
 def _check_band(band):
@@ -114,10 +132,41 @@ def _check_band(band):
         raise InputError(f"band {band} exceeds the largest supported {harmonic.MAX_BANDWIDTH}")
 
 
+def _real_array(value, what):
+    """``value`` as a float64 array; an InputError naming ``what`` for complex numbers (whose
+    imaginary part a float64 cast drops), strings, bools, objects and ragged sequences."""
+    try:
+        arr = np.asarray(value)
+    except ValueError:  # ragged nested sequences
+        raise InputError(f"{what} must be an array of real numbers, got a ragged "
+                         "sequence") from None
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"{what} must be real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _check_powers(powers):
+    """``powers`` as a tuple of finite real numbers (not bools, not complex)."""
+    try:
+        values = tuple(powers)
+    except TypeError:  # a number, None
+        values = ()
+    if not values or any(isinstance(p, (bool, np.bool_))
+                         or not isinstance(p, (int, float, np.integer, np.floating))
+                         or not np.isfinite(p) for p in values):
+        raise InputError(f"powers must be a non-empty sequence of finite numbers, got {powers!r}")
+    return values
+
+
 def _check_molecule(Z, R, band, powers):
     Z = np.asarray(Z)
-    R = np.asarray(R, dtype=np.float64)
+    R = _real_array(R, "positions R")
     _check_band(band)
+    if Z.dtype.kind not in "iuf" or (Z.dtype.kind == "f" and not np.all(Z == np.round(Z))):
+        # int(6.5) was 6 (a silent carbon), int('C') / int(nan) / a bool (hydrogen) got through
+        shown = f"dtype {Z.dtype}" if Z.dtype.kind != "f" else \
+            f"non-integer value(s) {Z[Z != np.round(Z)][:3].tolist()}"
+        raise InputError(f"Z must be integer atomic numbers, got {shown}")
     if Z.ndim != 1 or R.ndim != 2 or R.shape != (Z.shape[0], 3):
         raise InputError(f"shapes mismatch: Z must be (n,) and R (n, 3), got Z {Z.shape} and "
                          f"R {R.shape}")
@@ -130,10 +179,7 @@ def _check_molecule(Z, R, band, powers):
         supported = ", ".join(f"{ELEMENT_SYMBOLS[e]} ({e})" for e in ELEMENTS)
         raise InputError(f"unknown element(s) with atomic number {unknown}; supported elements: "
                          f"{supported}")
-    powers = tuple(powers)
-    if not powers or any(not np.isfinite(p) for p in powers):
-        raise InputError(f"powers must be a non-empty sequence of finite numbers, got {powers!r}")
-    return Z.astype(np.int64), R, powers
+    return Z.astype(np.int64), R, _check_powers(powers)
 
 
 def atom_coefficients(Z, R, band, powers=DEFAULT_POWERS):
@@ -145,7 +191,11 @@ def atom_coefficients(Z, R, band, powers=DEFAULT_POWERS):
     Z, R, powers = _check_molecule(Z, R, band, powers)
     n = Z.shape[0]
     diff = R[None, :, :] - R[:, None, :]  # [i, j] = R_j − R_i
-    dist = np.linalg.norm(diff, axis=-1)
+    with np.errstate(over="ignore"):  # refused just below, with its own message
+        dist = np.linalg.norm(diff, axis=-1)
+    if not np.all(np.isfinite(dist)):  # |R| ~1e155 and more: r̂ = diff / inf was 0, no direction
+        raise InputError(f"positions R are too large: interatomic distances overflow float64 "
+                         f"(largest |coordinate| {np.abs(R).max():.3g}; positions are in Å)")
     off = ~np.eye(n, dtype=bool)
     close = off & (dist < MIN_DISTANCE)
     if np.any(close):
@@ -217,13 +267,52 @@ class AtomData:
         return len(self.offsets) - 1
 
 
+DATASET_KEYS = ("Z", "R", "n_atoms", "U0_atomization")
+
+
 def _load(path_or_npz):
     if isinstance(path_or_npz, (str, os.PathLike)):
-        if not os.path.exists(path_or_npz):
-            raise InputError(f"dataset file not found: {os.fspath(path_or_npz)}")
-        with np.load(path_or_npz) as data:
-            return {k: data[k] for k in ("Z", "R", "n_atoms", "U0_atomization") if k in data}
+        path = os.fspath(path_or_npz)
+        if not os.path.exists(path):
+            raise InputError(f"dataset file not found: {path}")
+        if os.path.isdir(path):
+            raise InputError(f"dataset path is a folder, not an .npz file: {path}")
+        try:
+            data = np.load(path)
+        except (OSError, ValueError, EOFError) as exc:  # a text file, an empty one, a bad zip
+            raise InputError(f"cannot read dataset file {path} as an .npz archive of arrays "
+                             f"{', '.join(DATASET_KEYS)} ({type(exc).__name__}: {exc})") from None
+        if not isinstance(data, Mapping):  # np.load of an .npy file: one array
+            raise InputError(f"dataset file {path} holds a single array "
+                             f"{getattr(data, 'shape', '')}, not an .npz archive of arrays "
+                             f"{', '.join(DATASET_KEYS)}")
+        with data:
+            return {k: data[k] for k in DATASET_KEYS if k in data}
+    if not isinstance(path_or_npz, Mapping):
+        raise InputError(f"path_or_npz must be the path of an .npz file, an NpzFile or a dict of "
+                         f"arrays, got {type(path_or_npz).__name__}")
     return path_or_npz  # an NpzFile or a dict of arrays
+
+
+def _check_dataset(Zs, Rs, counts, energy, indices):
+    """The dataset's arrays fit together and the selected molecules' atom counts fit Z and R
+    (Z[k, :n] of an n beyond the padded width, or negative, silently dropped atoms)."""
+    if Zs.ndim != 2 or Rs.shape != Zs.shape + (3,) or counts.shape != Zs.shape[:1] \
+            or energy.shape != Zs.shape[:1]:
+        raise InputError(f"dataset arrays do not fit together: expected Z (n_mol, max_atoms), "
+                         f"R (n_mol, max_atoms, 3), n_atoms (n_mol,), U0_atomization (n_mol,); "
+                         f"got Z {Zs.shape}, R {Rs.shape}, n_atoms {counts.shape}, "
+                         f"U0_atomization {energy.shape}")
+    if energy.dtype.kind not in "iuf":
+        raise InputError(f"U0_atomization must be real numbers, got dtype {energy.dtype}")
+    if counts.dtype.kind not in "iuf":
+        raise InputError(f"n_atoms must be integers, got dtype {counts.dtype}")
+    selected = counts[indices]
+    fits = (selected == np.round(selected)) & (selected >= 1) & (selected <= Zs.shape[1])
+    if not np.all(fits):
+        bad = indices[~fits][:5]
+        raise InputError(f"n_atoms must be integers from 1 to {Zs.shape[1]} (the atom slots of Z "
+                         f"and R); molecule(s) {bad.tolist()} have {counts[bad].tolist()}")
 
 
 def featurize_dataset(path_or_npz, indices, band, powers=DEFAULT_POWERS, bandwidth=None,
@@ -234,10 +323,10 @@ def featurize_dataset(path_or_npz, indices, band, powers=DEFAULT_POWERS, bandwid
     Z_iZ_j/r^p values are ~10–40); pass the training set's ``AtomData.scale`` for a test set so
     both live in the same units."""
     data = _load(path_or_npz)
-    missing = [k for k in ("Z", "R", "n_atoms", "U0_atomization") if k not in data]
+    missing = [k for k in DATASET_KEYS if k not in data]
     if missing:
         raise InputError(f"dataset lacks array(s) {missing}; expected Z, R, n_atoms, U0_atomization")
-    Zs, Rs, counts, energy = (np.asarray(data[k]) for k in ("Z", "R", "n_atoms", "U0_atomization"))
+    Zs, Rs, counts, energy = (np.asarray(data[k]) for k in DATASET_KEYS)
     indices = np.asarray(indices)
     if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
         raise InputError(f"indices must be a 1-d array of integers, got shape {indices.shape} "
@@ -246,13 +335,17 @@ def featurize_dataset(path_or_npz, indices, band, powers=DEFAULT_POWERS, bandwid
         raise InputError("indices is empty: select at least one molecule")
     if indices.min() < -len(counts) or indices.max() >= len(counts):
         raise InputError(f"indices out of range for a dataset of {len(counts)} molecules")
-    if scale is not None and not (np.isfinite(scale) and scale > 0):
+    _check_dataset(Zs, Rs, counts, energy, indices)
+    if scale is not None and (np.ndim(scale) != 0 or np.asarray(scale).dtype.kind not in "iuf"
+                              or not (np.isfinite(scale) and scale > 0)):
+        # a complex scale made complex signals, a bool was 1, strings and arrays died in numpy
         raise InputError(f"scale must be a positive finite number, got {scale!r}")
     blocks, zs = [], []
     for k in indices:
         n = int(counts[k])
+        # checked as given: .astype(int64) first made 6.5 a carbon
+        blocks.append(atom_signals(Zs[k, :n], Rs[k, :n], band, powers, bandwidth))
         zs.append(Zs[k, :n].astype(np.int64))
-        blocks.append(atom_signals(zs[-1], Rs[k, :n], band, powers, bandwidth))
     sizes = np.array([len(z) for z in zs])
     signals = np.concatenate(blocks)
     if scale is None:

@@ -39,6 +39,9 @@ def molecule_gram(atom_gram, offsets1, offsets2=None):
     k = np.asarray(atom_gram)
     if k.ndim < 2:
         raise InputError(f"atom_gram must be at least 2-d (N1, N2, ...), got shape {k.shape}")
+    if k.dtype.kind not in "iufc":
+        # np.add.reduceat of bools is a logical or (1, not the count); strings/objects died in it
+        raise InputError(f"atom_gram must be numbers, got dtype {k.dtype}")
     offsets1 = _check_offsets(offsets1, k.shape[0], "offsets1")
     offsets2 = offsets1 if offsets2 is None else offsets2
     offsets2 = _check_offsets(offsets2, k.shape[1], "offsets2")
@@ -61,6 +64,10 @@ def molecule_kernel_fn(atom_kernel_fn, data1, data2=None, get="ntk", **kwargs):
     Calls ``atom_kernel_fn(data1.signals, data2.signals or None, get=get, **kwargs)`` (the
     signature of compiled kernelc kernels), then sums atom blocks with :func:`molecule_gram`.
     Returns an (n1, n2) array when ``get`` is a string, else a dict {name: (n1, n2) array}."""
+    if not callable(atom_kernel_fn):
+        raise InputError(f"atom_kernel_fn must be a function (x1, x2, get=..., **kwargs) -> Gram "
+                         f"matrix, such as a compiled kernel's kernel_fn, got "
+                         f"{type(atom_kernel_fn).__name__}")
     x1, off1 = _signals_offsets(data1, "data1")
     if data2 is None:
         x2, off2 = None, None

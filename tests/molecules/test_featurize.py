@@ -1,5 +1,6 @@
 """Per-atom spherical signals: Funk–Hecke coefficients, exact projection, symmetries, errors."""
 import os
+import re
 
 import jax
 import numpy as np
@@ -272,3 +273,124 @@ def test_other_input_errors():
         F.featurize_dataset({k: v for k, v in data.items() if k != "U0_atomization"}, [0], BAND)
     with pytest.raises(InputError, match="dataset file not found"):
         F.featurize_dataset("/nonexistent/qm9.npz", [0], BAND)
+
+
+# -- hostile inputs: each a clear InputError, never a wrong number -----------------------------
+@pytest.mark.parametrize("Z, message", [
+    (np.array([6.5, 1, 8]),
+     r"Z must be integer atomic numbers, got non-integer value\(s\) \[6.5\]"),
+    (np.array([np.nan, 1, 8]), r"got non-integer value\(s\) \[nan\]"),
+    (np.array(["C", "H", "O"]), "Z must be integer atomic numbers, got dtype <U1"),
+    (np.array([True, True, True]), "Z must be integer atomic numbers, got dtype bool"),
+    (np.array([6 + 1j, 1, 8]), "Z must be integer atomic numbers, got dtype complex128"),
+])
+def test_atomic_numbers_must_be_integers(Z, message):
+    # int(6.5) made a carbon, a bool a hydrogen; 'C', nan and complex died in int()
+    with pytest.raises(InputError, match=message):
+        F.atom_coefficients(Z, R_TOY[:3], BAND)
+    assert F.atom_coefficients(np.array([6.0, 1.0, 8.0]), R_TOY[:3], BAND).shape[0] == 3
+
+
+@pytest.mark.parametrize("R, message", [
+    (R_TOY[:3] + 1j, "positions R must be real numbers, got dtype complex128"),  # imag dropped
+    ([["a", "b", "c"]] * 3, "positions R must be real numbers, got dtype <U1"),
+    ([[0, 0], [1, 2, 3], [1, 1, 1]], "positions R must be an array of real numbers, got a ragged"),
+    (R_TOY[:3] * 1e200, r"positions R are too large: interatomic distances overflow float64 "
+                        r"\(largest \|coordinate\| 1.09e\+200; positions are in Å\)"),
+])
+def test_positions_must_be_real(R, message):
+    with pytest.raises(InputError, match=message):
+        F.atom_coefficients(Z_TOY[:3], R, BAND)
+
+
+@pytest.mark.parametrize("powers", [2, None, "ab", (1 + 1j,), (np.complex128(2),), (True,),
+                                    [[1, 2]]])
+def test_powers_must_be_real_numbers(powers):
+    # a number or None: TypeError of tuple(); complex: imaginary part dropped or a TypeError
+    with pytest.raises(InputError, match=r"powers must be a non-empty sequence of finite numbers, "
+                                         r"got " + re.escape(repr(powers))):
+        F.atom_coefficients(Z_TOY, R_TOY, BAND, powers=powers)
+    with pytest.raises(InputError, match="powers must be a non-empty sequence"):
+        F.n_channels(powers)
+
+
+def test_conj_harmonics_and_zonal_coefficients_check_their_arguments():
+    with pytest.raises(InputError, match=r"directions must be unit vectors \(norm 1\), got norms "
+                                         r"from 1.73205 to 1.73205: divide by np.linalg.norm"):
+        F.conj_harmonics(np.array([1.0, 1.0, 1.0]), BAND)  # was silently another direction
+    with pytest.raises(InputError, match=r"unit vectors of shape \(\.\.\., 3\), got shape \(2,\)"):
+        F.conj_harmonics(np.array([0.0, 1.0]), BAND)
+    with pytest.raises(InputError, match="directions must be real numbers, got dtype complex128"):
+        F.conj_harmonics(np.array([0, 0, 1 + 1j]), BAND)
+    for fn in (lambda b: F.conj_harmonics(np.array([0.0, 0, 1]), b), F.zonal_coefficients):
+        for band in (0, -1, 2.0):
+            with pytest.raises(InputError, match="band must be an integer ≥ 1"):
+                fn(band)
+    with pytest.raises(InputError, match=r"beta must be a positive finite number \(the squared "
+                                         r"width of the bump in t\), got 0.0"):
+        F.zonal_coefficients(BAND, 0.0)
+    with pytest.raises(InputError,
+                       match=r"order must be an integer ≥ 1 \(Gauss–Legendre nodes\), got 0"):
+        F.zonal_coefficients(BAND, F.BETA, 0)
+
+
+def test_synthesize_needs_a_large_enough_grid():
+    # unreachable through atom_signals (its bandwidth check comes first): synthesize directly
+    with pytest.raises(InputError, match="band 3 needs a grid of bandwidth ≥ 3, got 2"):
+        F.synthesize(np.ones((3, 5)), 2)
+
+
+def test_dataset_files_that_are_not_npz_archives(tmp_path):
+    data = padded_dataset(toy_molecules())
+    with pytest.raises(InputError, match="dataset path is a folder, not an .npz file"):
+        F.featurize_dataset(tmp_path, [0], BAND)  # IsADirectoryError
+    (tmp_path / "text.npz").write_text("Z R n_atoms\n")
+    with pytest.raises(InputError, match=r"cannot read dataset file .*text.npz as an .npz archive "
+                                         r"of arrays Z, R, n_atoms, U0_atomization \(ValueError"):
+        F.featurize_dataset(tmp_path / "text.npz", [0], BAND)  # numpy's "pickled data" error
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(InputError, match=r"cannot read dataset file .*empty.npz .*\(EOFError"):
+        F.featurize_dataset(tmp_path / "empty.npz", [0], BAND)
+    np.save(tmp_path / "z.npy", data["Z"])
+    with pytest.raises(InputError, match=r"dataset file .*z.npy holds a single array \(3, 29\), "
+                                         r"not an .npz archive"):
+        F.featurize_dataset(tmp_path / "z.npy", [0], BAND)  # TypeError: not a context manager
+    for value in (None, 3, b"qm9.npz", [1, 2]):
+        with pytest.raises(InputError, match="path_or_npz must be the path of an .npz file, an "
+                                             "NpzFile or a dict of arrays, got "
+                                             + type(value).__name__):
+            F.featurize_dataset(value, [0], BAND)
+
+
+@pytest.mark.parametrize("change, message", [
+    # Z[k, :n] with n beyond the slots, or negative, silently dropped atoms; 2.7 became 2
+    ({"n_atoms": [7, 30, 3]}, r"n_atoms must be integers from 1 to 29 \(the atom slots of Z and "
+                              r"R\); molecule\(s\) \[1\] have \[30\]"),
+    ({"n_atoms": [7, -1, 3]}, r"molecule\(s\) \[1\] have \[-1\]"),
+    ({"n_atoms": [7, 4.5, 3]}, r"molecule\(s\) \[1\] have \[4.5\]"),
+    ({"n_atoms": ["7", "5", "3"]}, "n_atoms must be integers, got dtype <U1"),
+    # IndexError / a numpy conversion error / the imaginary part dropped
+    ({"n_atoms": [7, 5]}, r"dataset arrays do not fit together: expected Z \(n_mol, max_atoms\), "
+                          r"R \(n_mol, max_atoms, 3\), n_atoms \(n_mol,\), U0_atomization "
+                          r"\(n_mol,\); got Z \(3, 29\), R \(3, 29, 3\), n_atoms \(2,\), "
+                          r"U0_atomization \(3,\)"),
+    ({"R": np.zeros((3, 29, 2))}, r"dataset arrays do not fit together.*R \(3, 29, 2\)"),
+    ({"Z": np.zeros(29, int)}, r"dataset arrays do not fit together.*got Z \(29,\)"),
+    ({"U0_atomization": ["a", "b", "c"]}, "U0_atomization must be real numbers, got dtype <U1"),
+    ({"U0_atomization": [1j, 2, 3]}, "U0_atomization must be real numbers, got dtype complex128"),
+    ({"Z": np.full((3, 29), 6.5)}, r"Z must be integer atomic numbers, got non-integer"),
+])
+def test_dataset_arrays_that_do_not_fit(change, message):
+    data = {**padded_dataset(toy_molecules()), **{k: np.asarray(v) for k, v in change.items()}}
+    with pytest.raises(InputError, match=message):
+        F.featurize_dataset(data, [1, 0], BAND)
+
+
+@pytest.mark.parametrize("scale", ["1", 1 + 1j, np.complex128(2), True, np.array([1.0, 2.0])])
+def test_scale_must_be_a_real_number(scale):
+    # a complex scale made complex signals, True was 1; a string or an array died in numpy
+    with pytest.raises(InputError, match="scale must be a positive finite number, got " +
+                       re.escape(repr(scale))):
+        F.featurize_dataset(padded_dataset(toy_molecules()), [0], BAND, scale=scale)
+    out = F.featurize_dataset(padded_dataset(toy_molecules()), [2], BAND, scale=np.array(2.0))
+    assert out.scale == 2.0

@@ -119,3 +119,24 @@ def test_other_kernel_errors():
         molecule_gram(np.ones(4), np.array([0, 4]))
     with pytest.raises(InputError, match="data1 must be an AtomData"):
         molecule_kernel_fn(power_spectrum_kernel, np.ones((3, 8, 8, 10)))
+
+
+def test_atom_gram_must_be_numbers():
+    # np.add.reduceat of bools is a logical or: a block of four True summed to True, not 4
+    with pytest.raises(InputError, match="atom_gram must be numbers, got dtype bool"):
+        molecule_gram(np.ones((4, 4), bool), np.array([0, 2, 4]))
+    with pytest.raises(InputError, match="atom_gram must be numbers, got dtype <U1"):
+        molecule_gram(np.full((4, 4), "a"), np.array([0, 2, 4]))
+    np.testing.assert_array_equal(molecule_gram(np.ones((4, 4), np.int64), np.array([0, 2, 4])),
+                                  np.full((2, 2), 4))
+
+
+def test_molecule_kernel_fn_checks_the_kernel_and_data2():
+    data = featurize_dataset(padded_dataset([(Z_TOY[:2], R_TOY[:2])]), np.arange(1), BAND)
+    with pytest.raises(InputError, match=r"atom_kernel_fn must be a function \(x1, x2, get=\.\.\., "
+                                         r"\*\*kwargs\) -> Gram matrix, such as a compiled "
+                                         r"kernel's kernel_fn, got int"):
+        molecule_kernel_fn(3, data)  # TypeError: 'int' object is not callable
+    with pytest.raises(InputError, match=r"data2 must be an AtomData \(fields signals and "
+                                         r"offsets\), got ndarray"):
+        molecule_kernel_fn(power_spectrum_kernel, data, np.ones((2, 8, 8, 10)))
