@@ -84,8 +84,11 @@ class _NullContext:
         return False
 
 
-def check_inputs(x, name, shape):
-    """``x`` as a numpy array of ``shape`` (box and channels), or InputError saying why not."""
+def check_inputs(x, name, shape, dtype=None):
+    """``x`` as a numpy array of ``shape`` (box and channels), or InputError saying why not.
+    With ``dtype`` ("float32"/"float64"), also refused: an input whose sum of squares
+    Σ x² overflows that dtype (the kernels start from x·x'; an overflowed variance made the
+    bounded maps of erf and gelu give ±W_std² without a word)."""
     if x is None:
         raise InputError(f"{name} is missing")
     try:
@@ -104,7 +107,31 @@ def check_inputs(x, name, shape):
     if not np.all(np.isfinite(x)):
         bad = int(np.sum(~np.isfinite(x)))
         raise InputError(f"{name} contains {bad} NaN or infinite values")
+    if dtype is not None:
+        check_magnitude(x, name, dtype)
     return x
+
+
+def check_magnitude(x, name, dtype, rows=4096):
+    """InputError when log Σ x² of an input exceeds log(max of ``dtype``). Each input is scaled
+    by its largest |value| m first, log Σ x² = 2 log m + log Σ (x/m)², so nothing overflows
+    here; float64 blocks of ``rows`` inputs keep the copy small."""
+    limit = np.log(np.finfo(dtype).max)
+    flat = x.reshape(len(x), -1)
+    for start in range(0, len(flat), rows):
+        block = np.abs(flat[start:start + rows]).astype(np.float64)
+        largest = np.max(block, axis=1)
+        scale = np.where(largest > 0, largest, 1.0)
+        squares = np.sum((block / scale[:, None]) ** 2, axis=1)
+        log_sum = 2 * np.log(scale) + np.log(np.maximum(squares, 1.0))
+        if np.any(log_sum > limit):
+            k = start + int(np.argmax(log_sum))
+            hint = "try dtype='float64' or scale them down" if dtype == "float32" else \
+                "scale them down"
+            raise InputError(f"{name} has values too large for {dtype}: the sum of squares of "
+                             f"input {k} is ~1e{log_sum.max() / np.log(10):.0f}, beyond the "
+                             f"largest {dtype} ({np.finfo(dtype).max:.3g}), and the kernels "
+                             f"start from x·x' ({hint})")
 
 
 def check_get(get):
@@ -1099,8 +1126,8 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
         placement = Placement(devices)
         error, agreed, tile = None, np.zeros(32, np.uint8), 0
         try:  # several processes: an error here is shared at the agreement below
-            x1 = check_inputs(x1, "x1", input_shape)
-            x2 = None if x2 is None else check_inputs(x2, "x2", input_shape)
+            x1 = check_inputs(x1, "x1", input_shape, dtype)
+            x2 = None if x2 is None else check_inputs(x2, "x2", input_shape, dtype)
             if fast_maps not in (None, True, False):
                 raise InputError(f"fast_maps must be None, True or False, got {fast_maps!r}")
             pass_fn = batches["ntk" in get, bool(check_precision), fast_maps]

@@ -44,11 +44,30 @@ def test_kernel_fn_with_refuses_traced_values(net):
 
 
 def test_a_gram_matrix_that_overflows_float32_is_refused(net):
-    x = np.full((2, 3, 3, 1), 1e25)  # finite inputs whose squares overflow float32
+    # Σ x² = 2.25e38 fits float32; W_std = 1000 makes the first layer's variance overflow
+    x = np.full((2, 3, 3, 1), 5e18)
     with pytest.raises(InputError, match=r"the (nngp|ntk) Gram matrix has non-finite entries; the "
                                          r"inputs may be too large for float32 \(try "
                                          r"dtype='float64'\)"):
-        net.kernel_fn(x, dtype="float32")
+        net.kernel_fn_with({"conv1.W_std": 1e3})(x, dtype="float32")
+
+
+def test_inputs_whose_sum_of_squares_overflows_the_dtype_are_refused():
+    # erf is bounded: an overflowed variance gave the NNGP [[1, -1], [-1, 1]] (± W_std²) without
+    # a word, in float32 from |x| ~1e19 and in float64 from ~1e154
+    erf_net = kernelc.compile("network erf_big\ngroup Z2\ninput 2 x 2 channels 1\nflatten\n"
+                              "dense(4)\nerf\ndense(1)\n")
+    x = np.random.default_rng(0).normal(size=(2, 2, 2, 1))
+    small = erf_net.kernel_fn(x * 1e18, get="nngp", dtype="float32")
+    assert abs(small[0, 1]) < 0.99  # a real correlation, not the ±1 of an overflow
+    with pytest.raises(InputError, match=r"^input error: x1 has values too large for float32: the "
+                                         r"sum of squares of input 1 is ~1e40, beyond the largest "
+                                         r"float32 \(3\.4e\+38\), and the kernels start from "
+                                         r"x·x' \(try dtype='float64' or scale them down\)$"):
+        erf_net.kernel_fn(x * 1e20, get="nngp", dtype="float32")
+    with pytest.raises(InputError, match=r"^input error: x2 has values too large for float64: .* "
+                                         r"\(scale them down\)$"):
+        erf_net.kernel_fn(x, x * 1e160, get="nngp", dtype="float64")
 
 
 # -- arguments that used to end in a raw TypeError/ValueError, or a misleading message ----------
@@ -87,7 +106,9 @@ def test_a_memory_budget_beyond_int64_is_read(net):
 def test_a_float64_overflow_does_not_suggest_float64(net):
     with pytest.raises(InputError, match=r"inputs may be too large for float64 \(scale them "
                                          r"down\)$"):
-        net.kernel_fn(np.full((2, 3, 3, 1), 1e200), get="nngp", dtype="float64")
+        # Σ x² = 9e306 fits float64; W_std = 1000 makes the first layer's variance overflow
+        net.kernel_fn_with({"conv1.W_std": 1e3})(np.full((2, 3, 3, 1), 1e153), get="nngp",
+                                                 dtype="float64")
 
 
 def test_kernel_checks_hyperparameter_values_before_its_jit(net):
