@@ -1206,8 +1206,8 @@ def tiled_kernel(propagate, input_shape, output_mirror, bytes_per_pair, output_e
                             gram[SI, SJ] = np.asarray(diag)[SK]
                         if not all_finite(gram):
                             raise InputError(
-                                f"the {name} Gram matrix has non-finite entries; the inputs may "
-                                f"be too large for {dtype}" + (
+                                f"the {name} Gram matrix has non-finite entries; the inputs or "
+                                f"the weight variances may be too large for {dtype}" + (
                                     " (try dtype='float64')" if dtype == "float32" else
                                     " (scale them down)"))
                     grams = store.finished()

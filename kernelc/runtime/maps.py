@@ -90,8 +90,10 @@ def pair_scale(a, b):
 def correlation_one(n, a, b):
     """a = b = |n| bit for bit: a self pair, correlation exactly +-1. Tested explicitly because
     XLA's vectorised float64 division on CPU is not correctly rounded (v / v gave
-    0.9999999999999999), so the scaled forms below cannot rely on a/c == 1."""
-    return (a == b) & (jnp.abs(n) == a)
+    0.9999999999999999), so the scaled forms below cannot rely on a/c == 1. Not for a = inf:
+    an overflowed variance is no self pair, and its NaN must reach the driver's finiteness
+    check (as ±1 it made a bounded map such as erf's return ±W_std² without a word)."""
+    return (a == b) & (jnp.abs(n) == a) & (a < jnp.inf)
 
 
 def sqrt_det2(a, b, m):

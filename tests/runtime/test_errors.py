@@ -47,7 +47,8 @@ def test_a_gram_matrix_that_overflows_float32_is_refused(net):
     # Σ x² = 2.25e38 fits float32; W_std = 1000 makes the first layer's variance overflow
     x = np.full((2, 3, 3, 1), 5e18)
     with pytest.raises(InputError, match=r"the (nngp|ntk) Gram matrix has non-finite entries; the "
-                                         r"inputs may be too large for float32 \(try "
+                                         r"inputs or the weight variances may be too large for "
+                                         r"float32 \(try "
                                          r"dtype='float64'\)"):
         net.kernel_fn_with({"conv1.W_std": 1e3})(x, dtype="float32")
 
@@ -68,6 +69,14 @@ def test_inputs_whose_sum_of_squares_overflows_the_dtype_are_refused():
     with pytest.raises(InputError, match=r"^input error: x2 has values too large for float64: .* "
                                          r"\(scale them down\)$"):
         erf_net.kernel_fn(x, x * 1e160, get="nngp", dtype="float64")
+    # the same overflow inside the network (W_std² = 1e40 is inf in float32): the NaN of the
+    # overflowed variance reaches the finiteness check, as atan2 and as the fast polynomial
+    for fast_maps in (False, True):
+        with pytest.raises(InputError, match=r"^input error: the nngp Gram matrix has non-finite "
+                                             r"entries; the inputs or the weight variances may be "
+                                             r"too large for float32"):
+            erf_net.kernel_fn_with({"dense1.W_std": 1e20})(x, get="nngp", dtype="float32",
+                                                           fast_maps=fast_maps)
 
 
 # -- arguments that used to end in a raw TypeError/ValueError, or a misleading message ----------
@@ -104,7 +113,8 @@ def test_a_memory_budget_beyond_int64_is_read(net):
 
 
 def test_a_float64_overflow_does_not_suggest_float64(net):
-    with pytest.raises(InputError, match=r"inputs may be too large for float64 \(scale them "
+    with pytest.raises(InputError, match=r"inputs or the weight variances may be too large "
+                                         r"for float64 \(scale them "
                                          r"down\)$"):
         # Σ x² = 9e306 fits float64; W_std = 1000 makes the first layer's variance overflow
         net.kernel_fn_with({"conv1.W_std": 1e3})(np.full((2, 3, 3, 1), 1e153), get="nngp",
