@@ -353,8 +353,12 @@ class KernelRegressor(RegressorMixin, _KernelcEstimator):
 
     @staticmethod
     def _checked_xy(X, y):
-        return _sklearn_checked(check_X_y, X, y, allow_nd=True, multi_output=True,
+        X, y = _sklearn_checked(check_X_y, X, y, allow_nd=True, multi_output=True,
                                 y_numeric=True, dtype=np.float64, accept_sparse=False)
+        if y.dtype.kind not in "biuf":  # y_numeric converts only objects: dates were regressed
+            raise EstimatorInputError(f"y must be real numbers for a regression, got dtype "
+                                      f"{y.dtype}")
+        return X, y
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6
         tags = super().__sklearn_tags__()

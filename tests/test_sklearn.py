@@ -294,6 +294,9 @@ def test_data_errors():
     objects[0, 0] = {"a": 1}
     err = _error(EstimatorTypeError, KernelRegressor(MLP).fit, objects, y)
     assert "argument must be a string or a real number" in err.message
+    dates = np.arange(len(x)).astype("datetime64[D]")  # scikit-learn's y_numeric lets them by
+    err = _error(EstimatorInputError, KernelRegressor(MLP).fit, x, dates)
+    assert err.message == "y must be real numbers for a regression, got dtype datetime64[D]"
     err = _error(EstimatorInputError, KernelRegressor(P4).fit, np.ones((4, 5)), np.arange(4.0))
     assert err.message == ("X of KernelRegressor have shape (5,) per sample, but spec 'p4_tiny' "
                            "takes 3×3 with 1 channel(s), i.e. (N, 3, 3, 1); or flattened, shape "

@@ -62,12 +62,12 @@ def legendre_table(band, t):
     return out
 
 
-@functools.lru_cache(maxsize=None)
 def zonal_coefficients(band, beta=BETA, order=200):
     """g_ℓ = 2π ∫_{-1}^{1} g(t) P_ℓ(t) dt for ℓ < band (Funk–Hecke), by Gauss–Legendre quadrature.
 
     g is smooth (width √β ≈ 0.17 in t), so 200 nodes integrate g·P_ℓ to machine precision for
     every band the harmonic tables support."""
+    # checked before the cache: a list as band was "unhashable type: 'list'" from lru_cache
     _check_band(band)
     if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) \
             or not (np.isfinite(beta) and beta > 0):
@@ -75,6 +75,12 @@ def zonal_coefficients(band, beta=BETA, order=200):
                          f"in t), got {beta!r}")
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
         raise InputError(f"order must be an integer ≥ 1 (Gauss–Legendre nodes), got {order!r}")
+    return _zonal_coefficients(int(band), float(beta), int(order))
+
+
+@functools.lru_cache(maxsize=None)
+def _zonal_coefficients(band, beta, order):
+    """:func:`zonal_coefficients` of checked arguments, computed once per (band, beta, order)."""
     t, w = np.polynomial.legendre.leggauss(order)
     values = 2 * np.pi * legendre_table(band, t) @ (w * bump(t, beta))
     values.setflags(write=False)
@@ -305,6 +311,10 @@ def _check_dataset(Zs, Rs, counts, energy, indices):
                          f"U0_atomization {energy.shape}")
     if energy.dtype.kind not in "iuf":
         raise InputError(f"U0_atomization must be real numbers, got dtype {energy.dtype}")
+    unknown = indices[~np.isfinite(energy[indices].astype(np.float64))]
+    if len(unknown):  # NaN targets passed through to the regression's solve
+        raise InputError(f"U0_atomization is NaN or infinite for molecule(s) "
+                         f"{unknown[:5].tolist()}; leave them out of indices")
     if counts.dtype.kind not in "iuf":
         raise InputError(f"n_atoms must be integers, got dtype {counts.dtype}")
     selected = counts[indices]

@@ -42,6 +42,8 @@ def molecule_gram(atom_gram, offsets1, offsets2=None):
     if k.dtype.kind not in "iufc":
         # np.add.reduceat of bools is a logical or (1, not the count); strings/objects died in it
         raise InputError(f"atom_gram must be numbers, got dtype {k.dtype}")
+    if k.dtype.kind in "iu":  # summed in its own width, an int8 block of 100s wrapped around
+        k = k.astype(np.int64 if k.dtype.kind == "i" else np.uint64)
     offsets1 = _check_offsets(offsets1, k.shape[0], "offsets1")
     offsets2 = offsets1 if offsets2 is None else offsets2
     offsets2 = _check_offsets(offsets2, k.shape[1], "offsets2")

@@ -323,7 +323,7 @@ def test_conj_harmonics_and_zonal_coefficients_check_their_arguments():
     with pytest.raises(InputError, match="directions must be real numbers, got dtype complex128"):
         F.conj_harmonics(np.array([0, 0, 1 + 1j]), BAND)
     for fn in (lambda b: F.conj_harmonics(np.array([0.0, 0, 1]), b), F.zonal_coefficients):
-        for band in (0, -1, 2.0):
+        for band in (0, -1, 2.0, [3]):  # [3]: unhashable, refused before the cache
             with pytest.raises(InputError, match="band must be an integer ≥ 1"):
                 fn(band)
     with pytest.raises(InputError, match=r"beta must be a positive finite number \(the squared "
@@ -379,6 +379,9 @@ def test_dataset_files_that_are_not_npz_archives(tmp_path):
     ({"U0_atomization": ["a", "b", "c"]}, "U0_atomization must be real numbers, got dtype <U1"),
     ({"U0_atomization": [1j, 2, 3]}, "U0_atomization must be real numbers, got dtype complex128"),
     ({"Z": np.full((3, 29), 6.5)}, r"Z must be integer atomic numbers, got non-integer"),
+    # NaN targets went through to the regression
+    ({"U0_atomization": [1.0, np.nan, 3.0]}, r"U0_atomization is NaN or infinite for "
+                                             r"molecule\(s\) \[1\]; leave them out of indices"),
 ])
 def test_dataset_arrays_that_do_not_fit(change, message):
     data = {**padded_dataset(toy_molecules()), **{k: np.asarray(v) for k, v in change.items()}}

@@ -129,6 +129,9 @@ def test_atom_gram_must_be_numbers():
         molecule_gram(np.full((4, 4), "a"), np.array([0, 2, 4]))
     np.testing.assert_array_equal(molecule_gram(np.ones((4, 4), np.int64), np.array([0, 2, 4])),
                                   np.full((2, 2), 4))
+    # summed in 64 bits: four int8 entries of 100 are 400, not 400 - 256
+    np.testing.assert_array_equal(molecule_gram(np.full((4, 4), 100, np.int8),
+                                                np.array([0, 2, 4])), np.full((2, 2), 400))
 
 
 def test_molecule_kernel_fn_checks_the_kernel_and_data2():
