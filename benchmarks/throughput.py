@@ -6,9 +6,9 @@ most CALIBRATION_FLOPS, best of 2 compiled runs), and their median.
 
     python benchmarks/throughput.py [SPEC ...]
 """
+import argparse
 import os
 import statistics
-import sys
 import time
 
 import jax
@@ -44,4 +44,7 @@ def main(specs):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or SPECS)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("specs", nargs="*", metavar="SPEC",
+                        help="spec files to measure (default: " + ", ".join(SPECS) + ")")
+    main(parser.parse_args().specs or SPECS)

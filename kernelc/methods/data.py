@@ -496,8 +496,13 @@ def prepare_images(x, spec_input, source: str = "inputs",
             # class that takes these parameters; command-line users at the flags
             where = "" if preprocessing.flags[0].startswith("--") else \
                 " (kernelc.methods.data.ImagePreprocessing)"
-            fix = (f"pass {' or '.join(options)}{where} to crop/pool the {_box_text(data_box)} "
-                   f"images to {_box_text(box)}, " if options else "")
+            if preprocessing.active and tuple(data_box) == box:
+                # the images fit as stored: the crop/pool given is what makes them not fit
+                names = "/".join(flag.rstrip("=") for flag in preprocessing.flags)
+                fix = f"leave out {names} (the {_box_text(data_box)} images fit as stored), "
+            else:
+                fix = (f"pass {' or '.join(options)}{where} to crop/pool the "
+                       f"{_box_text(data_box)} images to {_box_text(box)}, " if options else "")
             hint = (f"; the images are {_box_text(per[:len(box)])}, the spec's input is "
                     f"{_box_text(box)}: {fix}or use a spec with 'input "
                     f"{' x '.join(map(str, per[:len(box)]))} channels "

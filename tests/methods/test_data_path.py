@@ -138,6 +138,19 @@ def test_fitting_options():
         prepare_images(np.zeros((1, 28, 28)), SimpleNamespace(shape=(7, 7), channels=1), "x")
 
 
+
+def test_images_that_fit_as_stored_are_told_to_drop_crop_and_pool():
+    # 12×12 images for a 12×12 spec, shrunk by --crop/--pool: the hint named no option and read
+    # "...the spec's input is 12×12: or use a spec with ..."
+    spec = SimpleNamespace(shape=(12, 12), channels=2)
+    cli = ImagePreprocessing.parse("9", 3, CLI_FLAGS)
+    with pytest.raises(InputError, match=r"the images are 3×3, the spec's input is 12×12: leave "
+                                         r"out --crop/--pool \(the 12×12 images fit as stored\), "
+                                         r"or use a spec with 'input 3 x 3 channels 2'"):
+        prepare_images(np.zeros((1, 12, 12, 2)), spec, "x", cli)
+    with pytest.raises(InputError, match=r"leave out crop/pool \(the 12×12 images fit"):
+        prepare_images(np.zeros((1, 12, 12, 2)), spec, "x", ImagePreprocessing.parse(None, 2))
+
 # -- CLI users see flags, Python users parameters ------------------------------------------------
 def test_missing_keys_name_the_flag_on_the_command_line(folder, capsys, monkeypatch):
     code, _, err = run(capsys, folder, monkeypatch, "kernel", "tiny7.kc", "--data", "d28.npz")
